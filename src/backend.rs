@@ -1,0 +1,36 @@
+//! The contract both backends fulfil: answer a chat request whole or as a
+//! stream, and say whether they can serve at all.
+
+use crate::error::ApiError;
+use crate::http::{Incoming, Reply};
+use crate::router::Mode;
+
+/// One chat completion request as the route hands it to a backend.
+pub struct ChatRequest<'a> {
+    pub incoming: &'a Incoming,
+    /// The body exactly as received (the passthrough relays these bytes).
+    pub raw: &'a [u8],
+    /// The same body parsed; always a JSON object.
+    pub json: &'a serde_json::Map<String, serde_json::Value>,
+}
+
+impl ChatRequest<'_> {
+    pub fn wants_stream(&self) -> bool {
+        self.json.get("stream").and_then(|v| v.as_bool()) == Some(true)
+    }
+}
+
+pub trait Backend: Send + Sync {
+    fn mode(&self) -> Mode;
+    /// A whole `chat.completion` (or the upstream's answer, relayed).
+    fn complete(&self, request: &ChatRequest) -> Result<Reply, ApiError>;
+    /// A streaming reply. Errors found before the first event come back as
+    /// `Err` and become a normal JSON error response.
+    fn stream(&self, request: &ChatRequest) -> Result<Reply, ApiError>;
+    /// `/health` status word for this backend (`ok`, or why not).
+    fn health(&self) -> &'static str;
+    /// True when `health()` means requests can be served.
+    fn can_serve(&self) -> bool {
+        self.health() == "ok"
+    }
+}

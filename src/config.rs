@@ -1,0 +1,518 @@
+//! Server settings, read from the environment once at start-up.
+//!
+//! This is the only module that looks at environment variables. Every value
+//! is parsed into the type it is used as; every problem is collected and
+//! reported with the variable's name, so a misconfigured server stops before
+//! it binds its port. The environment the `claude` child gets is decided
+//! here too (an allowlist), so secrets of the server never reach it.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A value that must never show up in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    /// `sk-cca-****7f3a`: enough to tell keys apart in a log, not to use one.
+    pub fn masked(&self) -> String {
+        mask_key(&self.0)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({})", self.masked())
+    }
+}
+
+/// Masks a key for logs: a known prefix and the last four characters.
+pub fn mask_key(key: &str) -> String {
+    let prefix = ["sk-cca-", "sk-ant-", "sk-proj-", "sk-"]
+        .iter()
+        .find(|p| key.starts_with(*p))
+        .copied()
+        .unwrap_or("");
+    let chars: Vec<char> = key.chars().collect();
+    if chars.len() < prefix.len() + 8 {
+        return format!("{prefix}****");
+    }
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    format!("{prefix}****{tail}")
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+/// Environment handed to each `claude` child: names and values.
+#[derive(Clone, Default)]
+pub struct ChildEnv(pub Vec<(String, String)>);
+
+impl fmt::Debug for ChildEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
+        write!(f, "ChildEnv{names:?}")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    // Server
+    pub host: String,
+    pub port: u16,
+    pub log_level: log::LevelFilter,
+    pub log_format: LogFormat,
+    pub api_keys: Vec<Secret>,
+    pub cors_allowed_origins: Vec<String>,
+    pub worker_threads: usize,
+    pub trust_proxy: bool,
+    pub headers_timeout: Duration,
+    pub body_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    pub state_dir: PathBuf,
+
+    // Claude Code
+    pub anthropic_key_set: bool,
+    pub claude_path: PathBuf,
+    pub default_model: String,
+    pub request_timeout: Duration,
+    pub max_concurrent_processes: usize,
+    pub pool_queue_timeout: Duration,
+    pub session_ttl: Duration,
+    pub max_session_age: Duration,
+    pub session_cleanup_interval: Duration,
+    pub claude_work_dir: PathBuf,
+    pub claude_max_retries: u32,
+    pub claude_skip_permissions: bool,
+    pub child_env: ChildEnv,
+
+    // Passthrough
+    pub openai_api_key: Option<Secret>,
+    pub openai_base_url: String,
+    pub openai_passthrough_enabled: bool,
+    pub allow_client_openai_key: bool,
+    pub upstream_connect_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub upstream_idle_timeout: Duration,
+
+    // Limits
+    pub rate_limit_per_ip: u32,
+    pub rate_limit_per_session: u32,
+    pub max_concurrent_per_key: u32,
+    pub rate_limit_window: Duration,
+}
+
+/// One problem with one variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.var, self.message)
+    }
+}
+
+/// Names the `claude` child may inherit besides those listed in
+/// `CLAUDE_ENV_PASSTHROUGH`.
+const CHILD_ENV_ALLOWLIST: &[&str] = &[
+    "PATH",
+    "HOME",
+    "LANG",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+];
+
+/// Never handed to the child, whatever `CLAUDE_ENV_PASSTHROUGH` says.
+fn child_env_forbidden(name: &str) -> bool {
+    name.starts_with("OPENAI_") || name == "API_KEY" || name == "API_KEYS" || name == "CLAUDECODE"
+}
+
+struct Reader<'a> {
+    vars: &'a HashMap<String, String>,
+    errors: Vec<ConfigError>,
+}
+
+impl Reader<'_> {
+    fn raw(&self, var: &str) -> Option<&str> {
+        self.vars
+            .get(var)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn fail(&mut self, var: &'static str, message: String) {
+        self.errors.push(ConfigError { var, message });
+    }
+
+    fn string(&self, var: &str, default: &str) -> String {
+        self.raw(var).unwrap_or(default).to_string()
+    }
+
+    fn bool(&mut self, var: &'static str, default: bool) -> bool {
+        match self.raw(var).map(|v| v.to_ascii_lowercase()) {
+            None => default,
+            Some(v) => match v.as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => {
+                    self.fail(
+                        var,
+                        format!("expected true/false (or 1/0, yes/no), got {v:?}"),
+                    );
+                    default
+                }
+            },
+        }
+    }
+
+    fn number(&mut self, var: &'static str, default: u64, min: u64, max: u64) -> u64 {
+        let Some(raw) = self.raw(var) else {
+            return default;
+        };
+        match raw.parse::<u64>() {
+            Ok(n) if (min..=max).contains(&n) => n,
+            _ => {
+                let raw = raw.to_string();
+                self.fail(var, format!("expected an integer {min}-{max}, got {raw:?}"));
+                default
+            }
+        }
+    }
+
+    fn millis(&mut self, var: &'static str, default: u64, min: u64) -> Duration {
+        Duration::from_millis(self.number(var, default, min, 7 * 24 * 3600 * 1000))
+    }
+
+    fn list(&self, var: &str) -> Vec<String> {
+        self.raw(var)
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, Vec<ConfigError>> {
+        Self::from_vars(std::env::vars())
+    }
+
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, Vec<ConfigError>> {
+        let vars: HashMap<String, String> = vars.into_iter().collect();
+        let mut r = Reader {
+            vars: &vars,
+            errors: Vec::new(),
+        };
+
+        let port = r.number("PORT", 3456, 1, 65535) as u16;
+        let host = r.string("HOST", "127.0.0.1");
+        let log_level = match r.raw("LOG_LEVEL").map(|v| v.to_ascii_lowercase()) {
+            None => log::LevelFilter::Info,
+            Some(v) => match v.as_str() {
+                "trace" => log::LevelFilter::Trace,
+                "debug" => log::LevelFilter::Debug,
+                "info" => log::LevelFilter::Info,
+                "warn" | "warning" => log::LevelFilter::Warn,
+                "error" | "fatal" => log::LevelFilter::Error,
+                "off" | "silent" => log::LevelFilter::Off,
+                _ => {
+                    r.fail(
+                        "LOG_LEVEL",
+                        format!(
+                            "expected one of trace, debug, info, warn, error, fatal, silent, got {v:?}"
+                        ),
+                    );
+                    log::LevelFilter::Info
+                }
+            },
+        };
+        let log_format = match r.raw("LOG_FORMAT").map(|v| v.to_ascii_lowercase()) {
+            None => LogFormat::Json,
+            Some(v) if v == "json" => LogFormat::Json,
+            Some(v) if v == "pretty" => LogFormat::Pretty,
+            Some(v) => {
+                r.fail("LOG_FORMAT", format!("expected json or pretty, got {v:?}"));
+                LogFormat::Json
+            }
+        };
+
+        let mut api_keys: Vec<Secret> = Vec::new();
+        for key in r
+            .raw("API_KEY")
+            .map(|k| vec![k.to_string()])
+            .unwrap_or_default()
+            .into_iter()
+            .chain(r.list("API_KEYS"))
+        {
+            if !key.starts_with("sk-cca-") || key.len() < 16 {
+                let masked = mask_key(&key);
+                r.fail(
+                    "API_KEY",
+                    format!(
+                        "every key in API_KEY/API_KEYS must start with 'sk-cca-' and be at least \
+                         16 characters (got {masked})"
+                    ),
+                );
+                continue;
+            }
+            let key = Secret::new(key);
+            if !api_keys.contains(&key) {
+                api_keys.push(key);
+            }
+        }
+
+        let home = r.string("HOME", "/tmp");
+        let state_default = match r.raw("XDG_STATE_HOME") {
+            Some(x) => format!("{x}/claude-cli-api"),
+            None => format!("{home}/.local/state/claude-cli-api"),
+        };
+        let state_dir = PathBuf::from(r.string("STATE_DIR", &state_default));
+        let work_default = state_dir.join("work");
+        let claude_work_dir = r
+            .raw("CLAUDE_WORK_DIR")
+            .map(PathBuf::from)
+            .unwrap_or(work_default);
+
+        let max_concurrent_processes = r.number("MAX_CONCURRENT_PROCESSES", 10, 1, 10_000) as usize;
+        let worker_threads = r.number("WORKER_THREADS", 256, 1, 10_000) as usize;
+
+        let openai_base_url = r
+            .string("OPENAI_BASE_URL", "https://api.openai.com/v1")
+            .trim_end_matches('/')
+            .to_string();
+        if !(openai_base_url.starts_with("http://") || openai_base_url.starts_with("https://")) {
+            r.fail(
+                "OPENAI_BASE_URL",
+                format!("expected an http:// or https:// URL, got {openai_base_url:?}"),
+            );
+        }
+
+        let mut child_env: Vec<(String, String)> = Vec::new();
+        let extra = r.list("CLAUDE_ENV_PASSTHROUGH");
+        for name in CHILD_ENV_ALLOWLIST
+            .iter()
+            .map(|s| s.to_string())
+            .chain(extra)
+        {
+            if child_env_forbidden(&name) || child_env.iter().any(|(k, _)| *k == name) {
+                continue;
+            }
+            if let Some(v) = vars.get(&name) {
+                child_env.push((name, v.clone()));
+            }
+        }
+        if !child_env.iter().any(|(k, _)| k == "PATH") {
+            child_env.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+        }
+        if !child_env.iter().any(|(k, _)| k == "HOME") {
+            child_env.push(("HOME".into(), home.clone()));
+        }
+        if !child_env.iter().any(|(k, _)| k == "LANG") {
+            child_env.push(("LANG".into(), "C.UTF-8".into()));
+        }
+        child_env.push(("TERM".into(), "dumb".into()));
+
+        let config = Config {
+            host,
+            port,
+            log_level,
+            log_format,
+            api_keys,
+            cors_allowed_origins: r.list("CORS_ALLOWED_ORIGINS"),
+            worker_threads,
+            trust_proxy: r.bool("TRUST_PROXY", false),
+            headers_timeout: r.millis("HEADERS_TIMEOUT_MS", 30_000, 100),
+            body_timeout: r.millis("BODY_TIMEOUT_MS", 30_000, 100),
+            keepalive_timeout: r.millis("KEEPALIVE_TIMEOUT_MS", 5_000, 100),
+            shutdown_timeout: r.millis("SHUTDOWN_TIMEOUT_MS", 10_000, 0),
+            state_dir,
+            anthropic_key_set: r.raw("ANTHROPIC_API_KEY").is_some(),
+            claude_path: PathBuf::from(r.string("CLAUDE_PATH", "claude")),
+            default_model: r.string("DEFAULT_MODEL", "sonnet"),
+            request_timeout: r.millis("REQUEST_TIMEOUT_MS", 300_000, 100),
+            max_concurrent_processes,
+            pool_queue_timeout: r.millis("POOL_QUEUE_TIMEOUT_MS", 5_000, 0),
+            session_ttl: r.millis("SESSION_TTL_MS", 3_600_000, 1_000),
+            max_session_age: r.millis("MAX_SESSION_AGE_MS", 86_400_000, 1_000),
+            session_cleanup_interval: r.millis("SESSION_CLEANUP_INTERVAL_MS", 60_000, 100),
+            claude_work_dir,
+            claude_max_retries: r.number("CLAUDE_MAX_RETRIES", 2, 0, 20) as u32,
+            claude_skip_permissions: r.bool("CLAUDE_SKIP_PERMISSIONS", false),
+            child_env: ChildEnv(child_env),
+            openai_api_key: r.raw("OPENAI_API_KEY").map(Secret::new),
+            openai_base_url,
+            openai_passthrough_enabled: r.bool("OPENAI_PASSTHROUGH_ENABLED", true),
+            allow_client_openai_key: r.bool("ALLOW_CLIENT_OPENAI_KEY", true),
+            upstream_connect_timeout: r.millis("UPSTREAM_CONNECT_TIMEOUT_MS", 10_000, 1),
+            upstream_timeout: r.millis("UPSTREAM_TIMEOUT_MS", 600_000, 1),
+            upstream_idle_timeout: r.millis("UPSTREAM_IDLE_TIMEOUT_MS", 120_000, 1),
+            rate_limit_per_ip: r.number("RATE_LIMIT_PER_IP", 60, 0, 1_000_000) as u32,
+            rate_limit_per_session: r.number("RATE_LIMIT_PER_SESSION", 10, 0, 1_000_000) as u32,
+            max_concurrent_per_key: r.number("MAX_CONCURRENT_PER_KEY", 5, 0, 1_000_000) as u32,
+            rate_limit_window: r.millis("RATE_LIMIT_WINDOW_MS", 60_000, 1),
+        };
+        if r.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(r.errors)
+        }
+    }
+
+    /// True when the server listens only on a loopback address.
+    pub fn is_loopback(&self) -> bool {
+        matches!(self.host.as_str(), "127.0.0.1" | "localhost" | "::1")
+            || self.host.starts_with("127.")
+    }
+
+    /// Settings for tests: loopback, ephemeral port, quiet, no keys, state
+    /// under the given directory.
+    pub fn for_tests(state_dir: impl Into<PathBuf>) -> Config {
+        let state_dir: PathBuf = state_dir.into();
+        let vars = vec![
+            ("PORT".to_string(), "1".to_string()),
+            ("STATE_DIR".to_string(), state_dir.display().to_string()),
+        ];
+        match Config::from_vars(vars) {
+            Ok(mut c) => {
+                c.port = 0;
+                c
+            }
+            Err(errors) => panic!("test defaults must parse: {errors:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Config, Vec<ConfigError>> {
+        Config::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn defaults() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.port, 3456);
+        assert_eq!(c.host, "127.0.0.1");
+        assert_eq!(c.max_concurrent_processes, 10);
+        assert_eq!(c.request_timeout, Duration::from_secs(300));
+        assert_eq!(c.openai_base_url, "https://api.openai.com/v1");
+        assert!(c.openai_passthrough_enabled && c.allow_client_openai_key);
+        assert_eq!(c.rate_limit_per_ip, 60);
+        assert_eq!(c.rate_limit_per_session, 10);
+        assert_eq!(c.max_concurrent_per_key, 5);
+        assert_eq!(c.rate_limit_window, Duration::from_secs(60));
+        assert_eq!(c.max_session_age, Duration::from_secs(86_400));
+        assert_eq!(c.session_cleanup_interval, Duration::from_secs(60));
+        assert_eq!(c.default_model, "sonnet");
+        assert!(!c.claude_skip_permissions);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("PORT", "0"),
+            ("PORT", "70000"),
+            ("PORT", "abc"),
+            ("LOG_LEVEL", "loud"),
+            ("MAX_CONCURRENT_PROCESSES", "0"),
+            ("OPENAI_PASSTHROUGH_ENABLED", "maybe"),
+            ("LOG_FORMAT", "xml"),
+            ("OPENAI_BASE_URL", "ftp://x"),
+        ] {
+            let errors = parse(&[(var, value)]).unwrap_err();
+            assert_eq!(errors.len(), 1, "{var}={value}");
+            assert_eq!(errors[0].var, var);
+            assert!(errors[0].to_string().starts_with(var));
+        }
+    }
+
+    #[test]
+    fn all_errors_are_collected() {
+        let errors = parse(&[("PORT", "x"), ("LOG_LEVEL", "y")]).unwrap_err();
+        assert_eq!(errors.len(), 2);
+    }
+
+    #[test]
+    fn keys_merge_dedupe_and_need_prefix() {
+        let c = parse(&[
+            ("API_KEY", "sk-cca-aaaaaaaaaaaa"),
+            ("API_KEYS", "sk-cca-bbbbbbbbbbbb, sk-cca-aaaaaaaaaaaa"),
+        ])
+        .unwrap();
+        assert_eq!(c.api_keys.len(), 2);
+        let errors = parse(&[("API_KEYS", "plainkey1234567890")]).unwrap_err();
+        assert!(errors[0].message.contains("sk-cca-"));
+        assert!(!errors[0].message.contains("plainkey1234567890"));
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let c = parse(&[
+            ("API_KEY", "sk-cca-secretsecret1234"),
+            ("OPENAI_API_KEY", "sk-proj-openaisecret9999"),
+            ("ANTHROPIC_API_KEY", "sk-ant-anthropicsecret77"),
+        ])
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("secretsecret"));
+        assert!(!dbg.contains("openaisecret"));
+        assert!(!dbg.contains("anthropicsecret"));
+        assert!(dbg.contains("sk-cca-****1234"));
+    }
+
+    #[test]
+    fn child_env_is_an_allowlist() {
+        let c = parse(&[
+            ("PATH", "/bin"),
+            ("OPENAI_API_KEY", "sk-x"),
+            ("ANTHROPIC_API_KEY", "sk-ant-1"),
+            ("CLAUDECODE", "1"),
+            ("AWS_REGION", "eu"),
+            ("SECRET_THING", "x"),
+            (
+                "CLAUDE_ENV_PASSTHROUGH",
+                "AWS_REGION,OPENAI_API_KEY,CLAUDECODE",
+            ),
+        ])
+        .unwrap();
+        let names: Vec<&str> = c.child_env.0.iter().map(|(k, _)| k.as_str()).collect();
+        assert!(names.contains(&"ANTHROPIC_API_KEY"));
+        assert!(names.contains(&"AWS_REGION"));
+        assert!(names.contains(&"TERM"));
+        assert!(!names.contains(&"OPENAI_API_KEY"));
+        assert!(!names.contains(&"CLAUDECODE"));
+        assert!(!names.contains(&"SECRET_THING"));
+    }
+
+    #[test]
+    fn masks_keys() {
+        assert_eq!(mask_key("sk-cca-0123456789abcdef7f3a"), "sk-cca-****7f3a");
+        assert_eq!(mask_key("short"), "****");
+    }
+}

@@ -1,0 +1,448 @@
+//! The one error type every handler returns, and the only place an error
+//! body is rendered. Each variant maps to a status, an OpenAI `type`, a
+//! `code` and an optional `param`; the message is what a client reads, so it
+//! says how to fix the problem and never carries paths, keys or upstream
+//! internals.
+
+use serde_json::json;
+
+/// Every error this server answers with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// A required body field (`model`, `messages`) is absent.
+    MissingRequiredParameter { param: &'static str },
+    /// A field is present but its value is unusable.
+    InvalidValue { param: String, message: String },
+    /// A parameter the Claude backend cannot honour (tools, n>1, ...).
+    UnsupportedParameter { param: String, message: String },
+    /// The body is not JSON, or not a JSON object.
+    InvalidJson { detail: String },
+    /// Claude mode got a model name it cannot map.
+    ModelNotFound {
+        model: String,
+        valid: Vec<&'static str>,
+    },
+    /// Keys are configured and the request carries no `Authorization`.
+    MissingApiKey,
+    /// `Authorization` is present but malformed or not a configured key.
+    InvalidApiKey { hint: &'static str },
+    /// The claude CLI's own credentials were refused by Anthropic.
+    BackendAuthFailed,
+    /// Another request is running on this session.
+    SessionBusy,
+    /// A per-IP, per-key or per-session limit was hit.
+    RateLimitExceeded {
+        retry_after_secs: u64,
+        scope: &'static str,
+    },
+    /// No free CLI process slot within the queue timeout.
+    CapacityExceeded { retry_after_secs: u64 },
+    /// Passthrough has no OpenAI key from any allowed source.
+    PassthroughNotConfigured,
+    /// `OPENAI_PASSTHROUGH_ENABLED=false`.
+    PassthroughDisabled,
+    /// The claude CLI cannot be started (not installed, not executable).
+    BackendUnavailable { reason: String },
+    /// The CLI crashed or produced something we cannot use.
+    InternalError { message: String },
+    /// The Anthropic API (through the CLI) failed with a 5xx/529.
+    BackendError { message: String },
+    /// The conversation no longer fits the model's context.
+    ContextLengthExceeded { message: String },
+    /// The passthrough upstream cannot be reached.
+    UpstreamUnreachable,
+    /// A child or the upstream took longer than allowed.
+    Timeout { what: &'static str },
+    /// The CLI wrote more than the output limits allow.
+    OutputLimitExceeded,
+    /// `X-Claude-Code` (or another header) has a value we do not accept.
+    InvalidHeaderValue {
+        header: &'static str,
+        message: String,
+    },
+    /// `X-Claude-Session-ID` is not a UUID v4.
+    InvalidSessionId,
+    /// The session is unknown, expired, or belongs to another key.
+    SessionNotFound { id: String },
+    /// Body larger than the limit.
+    PayloadTooLarge { limit: usize },
+    /// POST without `Content-Type: application/json`.
+    UnsupportedMediaType,
+    /// No such route.
+    NotFound { path: String },
+    /// Route exists, method does not.
+    MethodNotAllowed { allow: &'static str },
+    /// The server is draining after SIGTERM/SIGINT.
+    ServerShuttingDown,
+    /// The request body could not be read in time or at all.
+    RequestTimeout,
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        use ApiError::*;
+        match self {
+            MissingRequiredParameter { .. }
+            | InvalidValue { .. }
+            | UnsupportedParameter { .. }
+            | InvalidJson { .. }
+            | ModelNotFound { .. }
+            | InvalidHeaderValue { .. }
+            | InvalidSessionId
+            | ContextLengthExceeded { .. } => 400,
+            MissingApiKey | InvalidApiKey { .. } | BackendAuthFailed => 401,
+            SessionNotFound { .. } | NotFound { .. } => 404,
+            MethodNotAllowed { .. } => 405,
+            RequestTimeout => 408,
+            PayloadTooLarge { .. } => 413,
+            UnsupportedMediaType => 415,
+            SessionBusy | RateLimitExceeded { .. } | CapacityExceeded { .. } => 429,
+            InternalError { .. } => 500,
+            BackendError { .. } | UpstreamUnreachable | OutputLimitExceeded => 502,
+            PassthroughNotConfigured
+            | PassthroughDisabled
+            | BackendUnavailable { .. }
+            | ServerShuttingDown => 503,
+            Timeout { .. } => 504,
+        }
+    }
+
+    /// The OpenAI error `type`.
+    pub fn kind(&self) -> &'static str {
+        match self.status() {
+            401 => "authentication_error",
+            429 => "rate_limit_error",
+            s if s >= 500 => "server_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            MissingRequiredParameter { .. } => "missing_required_parameter",
+            InvalidValue { .. } => "invalid_value",
+            UnsupportedParameter { .. } => "unsupported_parameter",
+            InvalidJson { .. } => "invalid_json",
+            ModelNotFound { .. } => "model_not_found",
+            MissingApiKey => "missing_api_key",
+            InvalidApiKey { .. } => "invalid_api_key",
+            BackendAuthFailed => "backend_auth_failed",
+            SessionBusy => "session_busy",
+            RateLimitExceeded { .. } => "rate_limit_exceeded",
+            CapacityExceeded { .. } => "capacity_exceeded",
+            PassthroughNotConfigured => "passthrough_not_configured",
+            PassthroughDisabled => "passthrough_disabled",
+            BackendUnavailable { .. } => "backend_unavailable",
+            InternalError { .. } => "internal_error",
+            BackendError { .. } => "backend_error",
+            ContextLengthExceeded { .. } => "context_length_exceeded",
+            UpstreamUnreachable => "upstream_unreachable",
+            Timeout { .. } => "timeout",
+            OutputLimitExceeded => "output_limit_exceeded",
+            InvalidHeaderValue { .. } => "invalid_header_value",
+            InvalidSessionId => "invalid_session_id",
+            SessionNotFound { .. } => "session_not_found",
+            PayloadTooLarge { .. } => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            NotFound { .. } => "not_found",
+            MethodNotAllowed { .. } => "method_not_allowed",
+            ServerShuttingDown => "server_shutting_down",
+            RequestTimeout => "request_timeout",
+        }
+    }
+
+    pub fn param(&self) -> Option<&str> {
+        use ApiError::*;
+        match self {
+            MissingRequiredParameter { param } => Some(param),
+            InvalidValue { param, .. } | UnsupportedParameter { param, .. } => Some(param),
+            ModelNotFound { .. } => Some("model"),
+            InvalidHeaderValue { header, .. } => Some(header),
+            InvalidSessionId | SessionNotFound { .. } => Some("X-Claude-Session-ID"),
+            ContextLengthExceeded { .. } => Some("messages"),
+            _ => None,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        use ApiError::*;
+        match self {
+            MissingRequiredParameter { param } => {
+                format!("Missing required parameter: '{param}'.")
+            }
+            InvalidValue { message, .. } | UnsupportedParameter { message, .. } => message.clone(),
+            InvalidJson { detail } => {
+                format!("The request body is not valid JSON ({detail}). Send a JSON object.")
+            }
+            ModelNotFound { model, valid } => format!(
+                "The model '{model}' is not available in Claude Code mode. Use one of: {}.",
+                valid.join(", ")
+            ),
+            MissingApiKey => "Missing API key. Send 'Authorization: Bearer sk-cca-...'.".into(),
+            InvalidApiKey { hint } => format!("Invalid API key. {hint}"),
+            BackendAuthFailed => "The claude CLI could not authenticate with Anthropic. \
+                 Check ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN or the `claude login` \
+                 credentials on the server."
+                .into(),
+            SessionBusy => "Session is busy with another request. Wait for it to finish \
+                 or start a new session."
+                .into(),
+            RateLimitExceeded {
+                retry_after_secs,
+                scope,
+            } => {
+                format!("Rate limit exceeded ({scope}). Retry after {retry_after_secs} second(s).")
+            }
+            CapacityExceeded { retry_after_secs } => format!(
+                "All Claude Code processes are busy. Retry after {retry_after_secs} second(s)."
+            ),
+            PassthroughNotConfigured => "OpenAI passthrough is not configured. Set \
+                 OPENAI_API_KEY on the server or send an X-OpenAI-API-Key header."
+                .into(),
+            PassthroughDisabled => "OpenAI passthrough is disabled on this server \
+                 (OPENAI_PASSTHROUGH_ENABLED=false). Send 'X-Claude-Code: true' to use \
+                 Claude Code mode."
+                .into(),
+            BackendUnavailable { reason } => {
+                format!("Claude Code backend is unavailable: {reason}")
+            }
+            InternalError { message } => message.clone(),
+            BackendError { message } => message.clone(),
+            ContextLengthExceeded { message } => message.clone(),
+            UpstreamUnreachable => {
+                "The OpenAI upstream could not be reached. Try again later.".into()
+            }
+            Timeout { what } => format!("The {what} did not finish in time."),
+            OutputLimitExceeded => {
+                "The claude CLI produced more output than this server allows.".into()
+            }
+            InvalidHeaderValue { message, .. } => message.clone(),
+            InvalidSessionId => "Invalid X-Claude-Session-ID: expected a UUID v4 such as \
+                 '3f2a7c1e-5b4d-4e8a-9c3b-2d1e0f9a8b7c'."
+                .into(),
+            SessionNotFound { id } => format!(
+                "Session {id} not found. It may have expired or belong to another key. Start \
+                 a new session by omitting X-Claude-Session-ID, or send the whole conversation \
+                 in messages."
+            ),
+            PayloadTooLarge { limit } => {
+                format!("Request body too large: the limit is {limit} bytes.")
+            }
+            UnsupportedMediaType => "Content-Type must be application/json.".into(),
+            NotFound { path } => format!(
+                "No route for '{path}'. Available: POST /v1/chat/completions, GET /v1/models, \
+                 GET /health."
+            ),
+            MethodNotAllowed { allow } => {
+                format!("Method not allowed for this route. Allowed: {allow}.")
+            }
+            ServerShuttingDown => {
+                "The server is shutting down. Retry against another instance.".into()
+            }
+            RequestTimeout => "The request was not received in time.".into(),
+        }
+    }
+
+    /// Headers an error response must carry besides the common ones.
+    pub fn extra_headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            ApiError::RateLimitExceeded {
+                retry_after_secs, ..
+            }
+            | ApiError::CapacityExceeded { retry_after_secs } => {
+                vec![("Retry-After", retry_after_secs.to_string())]
+            }
+            ApiError::SessionBusy => vec![("Retry-After", "1".to_string())],
+            ApiError::MethodNotAllowed { allow } => vec![("Allow", allow.to_string())],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The `{"error":{...}}` body.
+    pub fn body(&self) -> serde_json::Value {
+        json!({
+            "error": {
+                "message": self.message(),
+                "type": self.kind(),
+                "param": self.param(),
+                "code": self.code(),
+            }
+        })
+    }
+
+    pub fn to_json_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.body()).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.code(), self.status())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// PRODUCT_SPEC §9.6, one row each: status, type, code.
+    #[test]
+    fn every_row_of_the_error_table() {
+        let rows: Vec<(ApiError, u16, &str, &str)> = vec![
+            (
+                ApiError::MissingRequiredParameter { param: "model" },
+                400,
+                "invalid_request_error",
+                "missing_required_parameter",
+            ),
+            (
+                ApiError::UnsupportedParameter {
+                    param: "tools".into(),
+                    message: "x".into(),
+                },
+                400,
+                "invalid_request_error",
+                "unsupported_parameter",
+            ),
+            (
+                ApiError::ModelNotFound {
+                    model: "o1".into(),
+                    valid: vec!["sonnet"],
+                },
+                400,
+                "invalid_request_error",
+                "model_not_found",
+            ),
+            (
+                ApiError::MissingApiKey,
+                401,
+                "authentication_error",
+                "missing_api_key",
+            ),
+            (
+                ApiError::BackendAuthFailed,
+                401,
+                "authentication_error",
+                "backend_auth_failed",
+            ),
+            (
+                ApiError::SessionBusy,
+                429,
+                "rate_limit_error",
+                "session_busy",
+            ),
+            (
+                ApiError::RateLimitExceeded {
+                    retry_after_secs: 3,
+                    scope: "ip",
+                },
+                429,
+                "rate_limit_error",
+                "rate_limit_exceeded",
+            ),
+            (
+                ApiError::CapacityExceeded {
+                    retry_after_secs: 1,
+                },
+                429,
+                "rate_limit_error",
+                "capacity_exceeded",
+            ),
+            (
+                ApiError::PassthroughNotConfigured,
+                503,
+                "server_error",
+                "passthrough_not_configured",
+            ),
+            (
+                ApiError::BackendUnavailable { reason: "x".into() },
+                503,
+                "server_error",
+                "backend_unavailable",
+            ),
+            (
+                ApiError::InternalError {
+                    message: "x".into(),
+                },
+                500,
+                "server_error",
+                "internal_error",
+            ),
+            (
+                ApiError::Timeout { what: "request" },
+                504,
+                "server_error",
+                "timeout",
+            ),
+            (
+                ApiError::InvalidHeaderValue {
+                    header: "X-Claude-Code",
+                    message: "x".into(),
+                },
+                400,
+                "invalid_request_error",
+                "invalid_header_value",
+            ),
+            (
+                ApiError::InvalidSessionId,
+                400,
+                "invalid_request_error",
+                "invalid_session_id",
+            ),
+            (
+                ApiError::SessionNotFound { id: "x".into() },
+                404,
+                "invalid_request_error",
+                "session_not_found",
+            ),
+            (
+                ApiError::PayloadTooLarge { limit: 1 },
+                413,
+                "invalid_request_error",
+                "payload_too_large",
+            ),
+            (
+                ApiError::UnsupportedMediaType,
+                415,
+                "invalid_request_error",
+                "unsupported_media_type",
+            ),
+            (
+                ApiError::PassthroughDisabled,
+                503,
+                "server_error",
+                "passthrough_disabled",
+            ),
+            (
+                ApiError::ServerShuttingDown,
+                503,
+                "server_error",
+                "server_shutting_down",
+            ),
+        ];
+        for (err, status, kind, code) in rows {
+            assert_eq!(err.status(), status, "{err:?}");
+            assert_eq!(err.kind(), kind, "{err:?}");
+            assert_eq!(err.code(), code, "{err:?}");
+            let body = err.body();
+            assert_eq!(body["error"]["code"], code);
+            assert!(!body["error"]["message"].as_str().unwrap_or("").is_empty());
+            assert!(body["error"]
+                .as_object()
+                .is_some_and(|o| o.contains_key("param")));
+        }
+    }
+
+    #[test]
+    fn retry_after_is_carried() {
+        let e = ApiError::RateLimitExceeded {
+            retry_after_secs: 7,
+            scope: "ip",
+        };
+        assert_eq!(e.extra_headers(), vec![("Retry-After", "7".to_string())]);
+    }
+}

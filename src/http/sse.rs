@@ -1,0 +1,170 @@
+//! Writes one SSE response straight to the client's socket: the status line
+//! and headers, one chunked frame per event flushed at once, an error event
+//! when a stream breaks, and `data: [DONE]` exactly once at the end.
+//!
+//! tiny_http's own response path buffers and copies to the end before
+//! flushing, so streaming responses take the raw writer instead. A failed
+//! write or flush is how a client that went away shows up; after the first
+//! one the writer is `broken` and every later call is a cheap no-op.
+
+use std::io::{self, Write};
+
+pub struct SseWriter {
+    out: Box<dyn Write + Send>,
+    frame: Vec<u8>,
+    done: bool,
+    broken: bool,
+    events: usize,
+}
+
+impl SseWriter {
+    /// Sends the response head (status 200, chunked) and flushes it, so the
+    /// client sees the stream open before the first event exists.
+    pub fn start(mut out: Box<dyn Write + Send>, headers: &[(String, String)]) -> io::Result<Self> {
+        let mut head = Vec::with_capacity(512);
+        head.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        for (name, value) in headers {
+            if name.eq_ignore_ascii_case("content-length")
+                || name.eq_ignore_ascii_case("transfer-encoding")
+                || name.eq_ignore_ascii_case("connection")
+            {
+                continue;
+            }
+            head.extend_from_slice(name.as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(
+            b"Connection: keep-alive\r\nTransfer-Encoding: chunked\r\nX-Accel-Buffering: no\r\n\r\n",
+        );
+        out.write_all(&head)?;
+        out.flush()?;
+        Ok(SseWriter {
+            out,
+            frame: Vec::with_capacity(1024),
+            done: false,
+            broken: false,
+            events: 0,
+        })
+    }
+
+    /// True once a write failed: the client is gone.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    pub fn events_sent(&self) -> usize {
+        self.events
+    }
+
+    /// One `data:` event carrying `payload` (a JSON document).
+    pub fn data(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.frame_event(&[b"data: ", payload, b"\n\n"])
+    }
+
+    /// One event given as its raw lines (without the blank line that ends
+    /// it), as an upstream sent it.
+    pub fn raw_event(&mut self, lines: &[u8]) -> io::Result<()> {
+        self.frame_event(&[lines, b"\n\n"])
+    }
+
+    /// The error event a broken stream ends with; `[DONE]` still follows
+    /// from [`SseWriter::finish`].
+    pub fn error(&mut self, message: &str) -> io::Result<()> {
+        let body = serde_json::json!({
+            "error": {
+                "message": format!("Stream interrupted: {message}"),
+                "type": "server_error",
+                "param": null,
+                "code": "stream_error",
+            }
+        });
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        self.data(&bytes)
+    }
+
+    /// `data: [DONE]` (once, however often this is called) and the chunked
+    /// terminator.
+    pub fn finish(&mut self) -> io::Result<()> {
+        if self.done {
+            return Ok(());
+        }
+        self.done = true;
+        if self.broken {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        self.frame_parts(&[b"data: [DONE]\n\n"], true)
+    }
+
+    fn frame_event(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        if self.done {
+            return Ok(());
+        }
+        if self.broken {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        self.events += 1;
+        self.frame_parts(parts, false)
+    }
+
+    /// Builds the chunk in one buffer so each event is one write and one
+    /// flush, with no allocation once the buffer has grown.
+    fn frame_parts(&mut self, parts: &[&[u8]], last: bool) -> io::Result<()> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        self.frame.clear();
+        let _ = write!(self.frame, "{len:x}\r\n");
+        for part in parts {
+            self.frame.extend_from_slice(part);
+        }
+        self.frame.extend_from_slice(b"\r\n");
+        if last {
+            self.frame.extend_from_slice(b"0\r\n\r\n");
+        }
+        let result = self
+            .out
+            .write_all(&self.frame)
+            .and_then(|_| self.out.flush());
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| io::ErrorKind::Other)?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn frames_events_and_done_once() {
+        let sink = Shared::default();
+        let mut sse = SseWriter::start(Box::new(sink.clone()), &[]).unwrap();
+        sse.data(b"{\"a\":1}").unwrap();
+        sse.finish().unwrap();
+        sse.finish().unwrap();
+        sse.data(b"late").unwrap();
+        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("Transfer-Encoding: chunked\r\n"));
+        assert!(text.contains("f\r\ndata: {\"a\":1}\n\n\r\n"));
+        assert_eq!(text.matches("[DONE]").count(), 1);
+        assert!(text.ends_with("0\r\n\r\n"));
+        assert!(!text.contains("late"));
+    }
+}

@@ -1,0 +1,186 @@
+//! claude-cli-api: one OpenAI Chat Completions endpoint with two backends,
+//! an OpenAI-compatible upstream (relayed as is) and the `claude` CLI
+//! (converted to OpenAI responses, with sessions).
+//!
+//! [`start`] runs a server on the address in its [`Config`] and returns a
+//! [`ServerHandle`]; tests and benchmarks start one on port 0. The binary
+//! adds the environment, the logger and signal handling around it.
+
+pub mod app;
+pub mod auth;
+pub mod backend;
+pub mod claude;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod logging;
+pub mod passthrough;
+pub mod router;
+pub mod routes;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+pub use app::App;
+pub use config::Config;
+
+/// A running server.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    app: Arc<App>,
+    http: Arc<tiny_http::Server>,
+    workers: Arc<http::pool::Workers>,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+pub enum StartError {
+    Bind(String, std::io::Error),
+    Setup(String),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            StartError::Setup(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+pub fn start(config: Config) -> Result<ServerHandle, StartError> {
+    let bind = if config.host.contains(':') && !config.host.starts_with('[') {
+        format!("[{}]:{}", config.host, config.port)
+    } else {
+        format!("{}:{}", config.host, config.port)
+    };
+    let listener = TcpListener::bind(&bind).map_err(|e| StartError::Bind(bind.clone(), e))?;
+    set_send_timeout(&listener, config.body_timeout);
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(bind.clone(), e))?;
+    let app = App::new(config).map_err(StartError::Setup)?;
+    let http = tiny_http::Server::from_listener(listener, None)
+        .map(Arc::new)
+        .map_err(|e| StartError::Setup(e.to_string()))?;
+    let workers = Arc::new(http::pool::Workers::new(app.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acceptor = http::pool::start_acceptor(http.clone(), workers.clone(), stop.clone())
+        .map_err(|e| StartError::Setup(format!("cannot start the accept thread: {e}")))?;
+    Ok(ServerHandle {
+        addr,
+        app,
+        http,
+        workers,
+        stop,
+        acceptor: Some(acceptor),
+    })
+}
+
+/// Accepted sockets inherit the listener's send timeout on Linux, so a
+/// client that stops reading cannot pin a worker in a blocked write.
+fn set_send_timeout(listener: &TcpListener, timeout: Duration) {
+    use std::os::fd::AsRawFd;
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: a valid socket fd and a correctly sized timeval.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            &tv as *const libc::timeval as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        log::warn!("could not set the socket send timeout");
+    }
+}
+
+/// How a drain ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Requests still running when the grace period ran out.
+    pub abandoned: usize,
+    pub took: Duration,
+}
+
+impl ServerHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Worker threads started so far.
+    pub fn worker_threads(&self) -> usize {
+        self.workers.threads()
+    }
+
+    /// Starts refusing new work (503 `server_shutting_down`) and asks every
+    /// running `claude` child to stop.
+    pub fn begin_drain(&self) {
+        self.app.draining.store(true, Ordering::SeqCst);
+        self.app.claude.terminate_all();
+    }
+
+    /// Force-kills whatever children are left.
+    pub fn kill_children(&self) {
+        self.app.claude.kill_all();
+    }
+
+    /// Drains: refuse new work, let running requests finish for up to
+    /// `grace`, kill what is left, then stop accepting.
+    pub fn shutdown(mut self, grace: Duration) -> DrainReport {
+        let started = Instant::now();
+        self.begin_drain();
+        let deadline = started + grace;
+        while self.app.inflight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let abandoned = self.app.inflight.load(Ordering::SeqCst);
+        if abandoned > 0 {
+            self.kill_children();
+            // Killed children end their requests; give them a moment to
+            // write their final error event.
+            let cutoff = Instant::now() + Duration::from_millis(500);
+            while self.app.inflight.load(Ordering::SeqCst) > 0 && Instant::now() < cutoff {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        self.stop_accepting();
+        DrainReport {
+            abandoned,
+            took: started.elapsed(),
+        }
+    }
+
+    fn stop_accepting(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.http.unblock();
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        if self.acceptor.is_some() {
+            self.app.draining.store(true, Ordering::SeqCst);
+            self.app.claude.kill_all();
+            self.stop_accepting();
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The `claude-cli-api` binary: settings from the environment, the logger,
+//! the server, and the signals that drain it.
+
+use std::process::ExitCode;
+
+use claude_cli_api::{logging, start, Config};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+fn main() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("claude-cli-api: invalid configuration: {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    logging::init(&config);
+    let mut signals = match Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("claude-cli-api: cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if config.api_keys.is_empty() && !config.is_loopback() {
+        log::warn!(
+            "no API_KEY/API_KEYS configured while listening on {}: anyone who can reach it \
+             can use it",
+            config.host
+        );
+    }
+    let grace = config.shutdown_timeout;
+    let server = match start(config) {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("claude-cli-api: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let app = server.app().clone();
+    log::info!(
+        "{}",
+        serde_json::json!({
+            "event": "listening",
+            "addr": server.addr().to_string(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "claude_cli": app.claude.cli_path().map(|p| p.display().to_string()),
+            "openai_passthrough": claude_cli_api::backend::Backend::health(&app.passthrough),
+        })
+    );
+
+    if signals.forever().next().is_none() {
+        return ExitCode::from(1);
+    }
+    log::info!(
+        "shutdown signal received: draining for up to {} ms",
+        grace.as_millis()
+    );
+    // A second signal cuts the drain short: kill the children and leave.
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            log::warn!("second signal: killing children and exiting now");
+            app.claude.kill_all();
+            std::process::exit(0);
+        }
+    });
+    let report = server.shutdown(grace);
+    log::info!(
+        "{}",
+        serde_json::json!({
+            "event": "stopped",
+            "abandoned_requests": report.abandoned,
+            "drain_ms": report.took.as_millis() as u64,
+        })
+    );
+    ExitCode::SUCCESS
+}

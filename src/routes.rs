@@ -1,0 +1,131 @@
+//! The route table and the three handlers: chat completions (mode router
+//! then backend), the static model list and the health report.
+
+use serde_json::{json, Value};
+
+use crate::app::App;
+use crate::backend::ChatRequest;
+use crate::error::ApiError;
+use crate::http::pipeline::Meta;
+use crate::http::{Incoming, Reply};
+use crate::router;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    ChatCompletions,
+    Models,
+    Health,
+}
+
+impl Route {
+    /// Probes and model discovery stay open (load balancers, SDKs).
+    pub fn needs_auth(self) -> bool {
+        self == Route::ChatCompletions
+    }
+}
+
+pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
+    let (route, allow) = match path {
+        "/v1/chat/completions" => (Route::ChatCompletions, "POST"),
+        "/v1/models" => (Route::Models, "GET"),
+        "/health" => (Route::Health, "GET"),
+        _ => {
+            return Err(ApiError::NotFound {
+                path: path.chars().take(200).collect(),
+            })
+        }
+    };
+    if method == allow || (method == "HEAD" && allow == "GET") {
+        Ok(route)
+    } else {
+        Err(ApiError::MethodNotAllowed { allow })
+    }
+}
+
+pub fn handle(app: &App, route: Route, rq: &Incoming, meta: &mut Meta) -> Result<Reply, ApiError> {
+    match route {
+        Route::ChatCompletions => chat(app, rq, meta),
+        Route::Models => Ok(Reply::json(200, &models())),
+        Route::Health => Ok(health(app)),
+    }
+}
+
+fn chat(app: &App, rq: &Incoming, meta: &mut Meta) -> Result<Reply, ApiError> {
+    let mode = router::select(rq.header("X-Claude-Code"), rq.header("X-Claude-Session-ID"))?;
+    meta.mode = Some(mode.header_value());
+    let parsed: Value = serde_json::from_slice(&rq.body).map_err(|e| ApiError::InvalidJson {
+        detail: format!("line {} column {}", e.line(), e.column()),
+    })?;
+    let Value::Object(json) = parsed else {
+        return Err(ApiError::InvalidJson {
+            detail: "the top level must be an object".into(),
+        });
+    };
+    let request = ChatRequest {
+        incoming: rq,
+        raw: &rq.body,
+        json: &json,
+    };
+    let backend = app.backend(mode);
+    let reply = if request.wants_stream() {
+        backend.stream(&request)
+    } else {
+        backend.complete(&request)
+    }?;
+    if let Some(sid) = reply.header("X-Claude-Session-ID") {
+        meta.session_id = Some(sid.to_string());
+    }
+    Ok(reply)
+}
+
+/// Claude models served in Claude Code mode; passthrough accepts any name.
+pub const LISTED_MODELS: &[&str] = &["claude-opus-4-6", "claude-sonnet-4-6", "claude-haiku-4-5"];
+
+fn models() -> Value {
+    let data: Vec<Value> = LISTED_MODELS
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": 1_700_000_000u64, "owned_by": "anthropic"}))
+        .collect();
+    json!({"object": "list", "data": data})
+}
+
+fn health(app: &App) -> Reply {
+    let draining = app.draining.load(std::sync::atomic::Ordering::SeqCst);
+    let claude = app.backend(router::Mode::ClaudeCode);
+    let passthrough = app.backend(router::Mode::Passthrough);
+    let serving = claude.can_serve() || passthrough.can_serve();
+    let status = match (draining, serving) {
+        (true, _) => "draining",
+        (false, true) => "ready",
+        (false, false) => "unavailable",
+    };
+    let body = json!({
+        "status": status,
+        "version": env!("CARGO_PKG_VERSION"),
+        "checks": {
+            "claude_cli": claude.health(),
+            "anthropic_key": if app.config.anthropic_key_set { "ok" } else { "missing" },
+            "openai_passthrough": passthrough.health(),
+            "capacity": app.capacity(),
+        }
+    });
+    Reply::json(if serving && !draining { 200 } else { 503 }, &body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_table() {
+        assert_eq!(
+            resolve("POST", "/v1/chat/completions").unwrap(),
+            Route::ChatCompletions
+        );
+        assert_eq!(resolve("GET", "/health").unwrap(), Route::Health);
+        assert_eq!(resolve("GET", "/nope").unwrap_err().status(), 404);
+        let e = resolve("GET", "/v1/chat/completions").unwrap_err();
+        assert_eq!(e.status(), 405);
+        assert_eq!(e.extra_headers()[0].1, "POST");
+    }
+}
