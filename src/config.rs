@@ -96,6 +96,8 @@ pub struct Config {
     pub claude_work_dir: PathBuf,
     pub claude_max_retries: u32,
     pub claude_skip_permissions: bool,
+    /// Time between SIGTERM and SIGKILL for a child that must stop.
+    pub kill_grace: Duration,
     pub child_env: ChildEnv,
 
     // Passthrough
@@ -362,6 +364,7 @@ impl Config {
             claude_work_dir,
             claude_max_retries: r.number("CLAUDE_MAX_RETRIES", 2, 0, 20) as u32,
             claude_skip_permissions: r.bool("CLAUDE_SKIP_PERMISSIONS", false),
+            kill_grace: r.millis("CLAUDE_KILL_GRACE_MS", 5_000, 0),
             child_env: ChildEnv(child_env),
             openai_api_key: r.raw("OPENAI_API_KEY").map(Secret::new),
             openai_base_url,

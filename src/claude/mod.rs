@@ -1,20 +1,43 @@
-//! Claude Code backend: runs the `claude` CLI for a chat request.
+//! Claude Code backend: turns an OpenAI chat request into one run of the
+//! `claude` CLI and its output back into an OpenAI answer.
+//!
+//! The order of a request: session id format, body validation, CLI
+//! present, session lease (new or resumed, owner checked, busy refused),
+//! a process slot (FIFO wait), spawn, then read. A stream sends its head
+//! only once the model starts answering, so failures the CLI reports first
+//! (refused credentials, unknown session) are still plain HTTP errors.
 
 pub mod pool;
+pub mod run;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
 
 use crate::backend::{Backend, ChatRequest};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::http::Reply;
+use crate::http::{Reply, SseWriter, StreamBody};
 use crate::router::Mode;
-use pool::{Capacity, ProcessPool};
+use crate::supervisor::{StopReason, Supervisor};
+use adapter::Adapter;
+use pool::{Capacity, ProcessPool, Slot};
+use prompt::{build_invocation, SessionArg};
+use run::{CliRun, Progress, RunSpec};
+use sessions::{SessionLease, SessionStore};
+use validate::validate;
 
 pub struct ClaudeBackend {
+    config: Config,
     cli: Option<PathBuf>,
     pool: Arc<ProcessPool>,
+    supervisor: Arc<Supervisor>,
+    sessions: Arc<OnceLock<Result<Arc<SessionStore>, String>>>,
+    shutting_down: AtomicBool,
+    sweeper_stop: Arc<AtomicBool>,
 }
 
 impl ClaudeBackend {
@@ -26,35 +49,331 @@ impl ClaudeBackend {
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.as_str())
             .unwrap_or("");
-        Ok(ClaudeBackend {
+        let backend = ClaudeBackend {
+            config: config.clone(),
             cli: locate_cli(&config.claude_path, path_var),
             pool: ProcessPool::new(config.max_concurrent_processes),
-        })
+            supervisor: Supervisor::start(config.kill_grace),
+            sessions: Arc::new(OnceLock::new()),
+            shutting_down: AtomicBool::new(false),
+            sweeper_stop: Arc::new(AtomicBool::new(false)),
+        };
+        backend.start_sweeper();
+        Ok(backend)
+    }
+
+    /// The registry is opened off the start-up path (by the sweeper, or by
+    /// the first request, whichever comes first).
+    fn sessions(&self) -> Result<Arc<SessionStore>, ApiError> {
+        open_sessions(&self.sessions, &self.config)
+            .clone()
+            .map_err(|e| ApiError::BackendUnavailable {
+                reason: format!("the session store cannot be used ({e})."),
+            })
+    }
+
+    fn start_sweeper(&self) {
+        let cell = self.sessions.clone();
+        let config = self.config.clone();
+        let stop = self.sweeper_stop.clone();
+        let _ = std::thread::Builder::new()
+            .name("session-sweeper".into())
+            .stack_size(128 * 1024)
+            .spawn(move || {
+                if let Ok(store) = open_sessions(&cell, &config) {
+                    sessions::run_sweeper(store.clone(), config.session_cleanup_interval, stop);
+                }
+            });
     }
 
     pub fn capacity(&self) -> Capacity {
         self.pool.capacity()
     }
+
+    pub fn cli_path(&self) -> Option<&Path> {
+        self.cli.as_deref()
+    }
+
+    /// Children alive right now.
+    pub fn live_children(&self) -> usize {
+        self.supervisor.live()
+    }
+
+    /// SIGTERM to every running child and no new ones (drain).
+    pub fn terminate_all(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.supervisor.stop_all(StopReason::Shutdown);
+    }
+
+    /// SIGKILL to every running child (end of drain, second signal).
+    pub fn kill_all(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        self.supervisor.kill_all();
+    }
+
+    fn prepare(&self, request: &ChatRequest) -> Result<Prepared, ApiError> {
+        let resume_id = request.incoming.header("X-Claude-Session-ID");
+        if let Some(id) = resume_id {
+            if !sessions::is_uuid_v4(id) {
+                return Err(ApiError::InvalidSessionId);
+            }
+        }
+        let chat = validate(request.json)?;
+        let Some(cli) = self.cli.clone() else {
+            return Err(ApiError::BackendUnavailable {
+                reason: "the claude CLI was not found. Install it or set CLAUDE_PATH.".into(),
+            });
+        };
+        let store = self.sessions()?;
+        let owner = request.incoming.api_key.as_ref();
+        let lease = match resume_id {
+            Some(id) => store.resume(id, owner, chat.cli_model)?,
+            None => store.create(owner, chat.cli_model)?,
+        };
+        let Some(slot) = self.pool.acquire(self.config.pool_queue_timeout) else {
+            forget_if_new(lease);
+            return Err(ApiError::CapacityExceeded { retry_after_secs: 1 });
+        };
+        if self.shutting_down.load(Ordering::SeqCst) {
+            forget_if_new(lease);
+            return Err(ApiError::ServerShuttingDown);
+        }
+        let session_arg = if lease.created() {
+            SessionArg::New(lease.id().to_string())
+        } else {
+            SessionArg::Resume(lease.id().to_string())
+        };
+        let invocation =
+            build_invocation(&chat, &session_arg, self.config.claude_skip_permissions);
+        let meta = ChunkMeta {
+            id: format!("chatcmpl-{}", uuid::Uuid::new_v4()),
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            model: chat.requested_model.clone(),
+        };
+        let adapter = Adapter::new(
+            meta.id.clone(),
+            meta.created,
+            meta.model.clone(),
+            chat.include_usage,
+        );
+        let spawned = CliRun::spawn(
+            RunSpec {
+                cli: &cli,
+                config: &self.config,
+                invocation,
+                work_dir: lease.work_dir(),
+                session_id: lease.id(),
+                request_id: &request.incoming.request_id,
+            },
+            &self.supervisor,
+            adapter,
+        );
+        let run = match spawned {
+            Ok(run) => run,
+            Err(e) => {
+                forget_if_new(lease);
+                return Err(e);
+            }
+        };
+        let mut headers = vec![("X-Claude-Session-ID".to_string(), lease.id().to_string())];
+        if lease.created() {
+            headers.push(("X-Claude-Session-Created".into(), "true".into()));
+        }
+        if !chat.ignored_params.is_empty() {
+            headers.push(("X-Claude-Ignored-Params".into(), chat.ignored_params.join(",")));
+        }
+        Ok(Prepared {
+            run,
+            lease,
+            _slot: slot,
+            headers,
+            meta,
+        })
+    }
+}
+
+/// A run in progress with what it holds: its session lease and process
+/// slot are released when this is dropped, on every path.
+struct Prepared {
+    run: CliRun,
+    lease: SessionLease,
+    _slot: Slot,
+    headers: Vec<(String, String)>,
+    meta: ChunkMeta,
+}
+
+struct ChunkMeta {
+    id: String,
+    created: u64,
+    model: String,
+}
+
+impl ChunkMeta {
+    /// The finish chunk a broken stream still ends with.
+    fn finish_chunk(&self) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+        }))
+        .unwrap_or_default()
+    }
+}
+
+impl Prepared {
+    /// A failed run leaves no registry entry for a session the client never
+    /// learnt about, nor for one the CLI says does not exist.
+    fn settle_error(self, error: ApiError) -> ApiError {
+        let unknown = matches!(error, ApiError::SessionNotFound { .. });
+        if self.lease.created() || unknown {
+            let Prepared { lease, .. } = self;
+            lease.forget();
+        }
+        error
+    }
+
+    fn with_headers(&self, reply: Reply) -> Reply {
+        self.headers
+            .iter()
+            .fold(reply, |r, (k, v)| r.with_header(k.clone(), v.clone()))
+    }
+}
+
+fn forget_if_new(lease: SessionLease) {
+    if lease.created() {
+        lease.forget();
+    }
+}
+
+fn open_sessions<'a>(
+    cell: &'a OnceLock<Result<Arc<SessionStore>, String>>,
+    config: &Config,
+) -> &'a Result<Arc<SessionStore>, String> {
+    cell.get_or_init(|| {
+        SessionStore::open(
+            &config.state_dir,
+            &config.claude_work_dir,
+            config.session_ttl,
+            config.max_session_age,
+        )
+        .map(Arc::new)
+        .inspect_err(|e| log::error!("session store unavailable: {e}"))
+    })
 }
 
 impl Backend for ClaudeBackend {
     fn mode(&self) -> Mode {
         Mode::ClaudeCode
     }
-    fn complete(&self, _request: &ChatRequest) -> Result<Reply, ApiError> {
-        Err(ApiError::BackendUnavailable {
-            reason: "not implemented".into(),
-        })
+
+    fn complete(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
+        let mut prepared = self.prepare(request)?;
+        while let Progress::Chunks(_) = prepared.run.step() {}
+        match prepared.run.finish() {
+            Ok(finished) => {
+                let reply = Reply::json(200, &finished.completion);
+                Ok(prepared.with_headers(reply))
+            }
+            Err(error) => Err(prepared.settle_error(error)),
+        }
     }
+
     fn stream(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
-        self.complete(request)
+        let mut prepared = self.prepare(request)?;
+        let mut pending: Vec<Vec<u8>> = Vec::new();
+        while !prepared.run.adapter.started() {
+            match prepared.run.step() {
+                Progress::Chunks(chunks) => pending.extend(chunks),
+                Progress::Ended => break,
+            }
+        }
+        if !prepared.run.adapter.started() {
+            // Over before the model said anything: a plain answer or error.
+            return match prepared.run.finish() {
+                Ok(finished) => {
+                    pending.extend(finished.final_chunks);
+                    let reply = Reply::stream(Box::new(ClaudeStream {
+                        prepared: None,
+                        pending,
+                    }));
+                    Ok(prepared.with_headers(reply))
+                }
+                Err(error) => Err(prepared.settle_error(error)),
+            };
+        }
+        let headers = std::mem::take(&mut prepared.headers);
+        let reply = Reply::stream(Box::new(ClaudeStream {
+            prepared: Some(prepared),
+            pending,
+        }));
+        Ok(headers
+            .into_iter()
+            .fold(reply, |r, (k, v)| r.with_header(k, v)))
     }
+
     fn health(&self) -> &'static str {
         if self.cli.is_some() {
             "ok"
         } else {
             "error"
         }
+    }
+}
+
+/// The rest of a stream after its head: queued chunks, then whatever the
+/// CLI still writes, then the ending (final chunks, or finish + error).
+struct ClaudeStream {
+    prepared: Option<Prepared>,
+    pending: Vec<Vec<u8>>,
+}
+
+impl StreamBody for ClaudeStream {
+    fn write_events(self: Box<Self>, sse: &mut SseWriter) {
+        let ClaudeStream { prepared, pending } = *self;
+        let mut client_gone = pending.iter().any(|c| sse.data(c).is_err());
+        let Some(mut prepared) = prepared else {
+            return;
+        };
+        while !client_gone {
+            match prepared.run.step() {
+                Progress::Chunks(chunks) => {
+                    client_gone = chunks.iter().any(|c| sse.data(c).is_err());
+                }
+                Progress::Ended => break,
+            }
+        }
+        if client_gone {
+            prepared.run.client_gone();
+            let _ = prepared.run.finish();
+            return;
+        }
+        match prepared.run.finish() {
+            Ok(finished) => {
+                for chunk in &finished.final_chunks {
+                    if sse.data(chunk).is_err() {
+                        break;
+                    }
+                }
+            }
+            Err(error) => {
+                let _ = sse.data(&prepared.meta.finish_chunk());
+                let _ = sse.error(&error.message());
+                let _ = prepared.settle_error(error);
+            }
+        }
+    }
+}
+
+impl Drop for ClaudeBackend {
+    fn drop(&mut self) {
+        self.sweeper_stop.store(true, Ordering::SeqCst);
+        self.supervisor.kill_all();
+        self.supervisor.shutdown();
     }
 }
 
@@ -75,17 +394,4 @@ pub fn locate_cli(claude_path: &Path, path_var: &str) -> Option<PathBuf> {
         .filter(|d| !d.is_empty())
         .map(|d| Path::new(d).join(claude_path))
         .find(|p| executable(p))
-}
-
-impl ClaudeBackend {
-    /// SIGTERM to every running child (drain).
-    pub fn terminate_all(&self) {}
-    /// SIGKILL to every running child (end of drain, second signal).
-    pub fn kill_all(&self) {}
-}
-
-impl ClaudeBackend {
-    pub fn cli_path(&self) -> Option<&Path> {
-        self.cli.as_deref()
-    }
 }

@@ -1,0 +1,413 @@
+//! One run of the `claude` CLI: spawn it (argument vector, own process
+//! group, allowlisted environment, its session's working directory), feed
+//! the prompt, read stdout line by line into the adapter within the output
+//! limits, drain stderr on a helper thread, and reap it. Knows nothing of
+//! HTTP: callers get chunks and a final result or an `ApiError`.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use super::adapter::{failure_from_stderr, sanitize_message, Adapter, Outcome, Step};
+use super::prompt::Invocation;
+use super::redact::redact;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::supervisor::{StopReason, Supervisor, Watch};
+
+/// Stdout beyond this is refused (the child is stopped).
+pub const STDOUT_LIMIT: usize = 10 * 1024 * 1024;
+/// Stderr beyond this is refused (the child is stopped).
+pub const STDERR_LIMIT: usize = 1024 * 1024;
+/// How much of stderr is kept for error messages and the log.
+const STDERR_KEEP: usize = 4096;
+
+/// A running child and everything read from it so far.
+pub struct CliRun {
+    child: Child,
+    reaped: bool,
+    watch: Option<Watch>,
+    lines: Option<LineReader<ChildStdout>>,
+    stderr: Option<JoinHandle<StderrTail>>,
+    pub adapter: Adapter,
+    session_id: String,
+    request_id: String,
+    started: Instant,
+}
+
+/// What reading one more line produced.
+pub enum Progress {
+    /// Chunks to send (possibly none).
+    Chunks(Vec<Vec<u8>>),
+    /// Stdout ended (or the run was stopped); call [`CliRun::finish`].
+    Ended,
+}
+
+/// Everything needed to start one run.
+pub struct RunSpec<'a> {
+    pub cli: &'a Path,
+    pub config: &'a Config,
+    pub invocation: Invocation,
+    pub work_dir: &'a Path,
+    pub session_id: &'a str,
+    pub request_id: &'a str,
+}
+
+impl CliRun {
+    pub fn spawn(
+        spec: RunSpec,
+        supervisor: &Arc<Supervisor>,
+        adapter: Adapter,
+    ) -> Result<CliRun, ApiError> {
+        let RunSpec {
+            cli,
+            config,
+            invocation,
+            work_dir,
+            session_id,
+            request_id,
+        } = spec;
+        let mut command = Command::new(cli);
+        command
+            .args(&invocation.args)
+            .current_dir(work_dir)
+            .env_clear()
+            .envs(config.child_env.0.iter().map(|(k, v)| (k, v)))
+            .env("CLAUDE_CODE_MAX_RETRIES", config.claude_max_retries.to_string())
+            .stdin(if invocation.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own group, so a signal reaches everything the CLI starts.
+            .process_group(0);
+        let mut child = command.spawn().map_err(|e| {
+            log::error!("cannot start the claude CLI: {e}");
+            ApiError::BackendUnavailable {
+                reason: "the claude CLI could not be started. Check CLAUDE_PATH.".into(),
+            }
+        })?;
+        let watch = supervisor.watch(child.id(), Instant::now() + config.request_timeout);
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            watch.stop(StopReason::Shutdown);
+            let _ = child.wait();
+            return Err(ApiError::InternalError {
+                message: "The claude CLI could not be started.".into(),
+            });
+        };
+        if let (Some(text), Some(mut stdin)) = (invocation.stdin, child.stdin.take()) {
+            // A thread, so a child that answers before reading all of its
+            // input cannot deadlock us.
+            let _ = thread::Builder::new()
+                .name("cli-stdin".into())
+                .stack_size(64 * 1024)
+                .spawn(move || {
+                    let _ = stdin.write_all(text.as_bytes());
+                });
+        }
+        let stderr = spawn_stderr_reader(stderr, watch_handle(&watch));
+        Ok(CliRun {
+            child,
+            reaped: false,
+            watch: Some(watch),
+            lines: Some(LineReader::new(stdout, STDOUT_LIMIT)),
+            stderr,
+            adapter,
+            session_id: session_id.to_string(),
+            request_id: request_id.to_string(),
+            started: Instant::now(),
+        })
+    }
+
+    /// Reads one stdout line and feeds it to the adapter.
+    pub fn step(&mut self) -> Progress {
+        let Some(lines) = self.lines.as_mut() else {
+            return Progress::Ended;
+        };
+        match lines.next_line() {
+            LineRead::Line(line) => match self.adapter.push_line(line) {
+                Step::Nothing => Progress::Chunks(Vec::new()),
+                Step::Chunks(chunks) => Progress::Chunks(chunks),
+                Step::AuthFailed => {
+                    // The CLI would retry a refused key for minutes.
+                    self.stop(StopReason::AuthFailed);
+                    Progress::Ended
+                }
+            },
+            LineRead::OverLimit => {
+                self.stop(StopReason::OutputLimit);
+                Progress::Ended
+            }
+            LineRead::Eof => Progress::Ended,
+            LineRead::Error(e) => {
+                log::warn!("reading the claude CLI's output failed: {e}");
+                Progress::Ended
+            }
+        }
+    }
+
+    /// Stops the child because nobody is listening any more.
+    pub fn client_gone(&self) {
+        self.stop(StopReason::ClientGone);
+    }
+
+    fn stop(&self, reason: StopReason) {
+        if let Some(watch) = &self.watch {
+            watch.stop(reason);
+        }
+    }
+
+    /// Reaps the child and decides the result: the adapter's outcome unless
+    /// the run was stopped, crashed or its stderr says why it failed.
+    pub fn finish(&mut self) -> Result<Finished, ApiError> {
+        // Closing our end first means a child blocked on a full pipe gets
+        // EPIPE instead of holding us in wait().
+        self.lines = None;
+        let status = self.child.wait();
+        self.reaped = true;
+        let reason = self.watch.as_ref().and_then(Watch::reason);
+        self.watch = None;
+        let tail = self
+            .stderr
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
+        let outcome = self.adapter.finish();
+        let exit_code = status.as_ref().ok().and_then(|s| s.code());
+        let elapsed_ms = self.started.elapsed().as_millis() as u64;
+        if !tail.text.is_empty() {
+            log::warn!(
+                "{}",
+                serde_json::json!({
+                    "event": "cli_stderr",
+                    "request_id": self.request_id,
+                    "exit_code": exit_code,
+                    "stderr": redact(&tail.text),
+                })
+            );
+        }
+        log::debug!(
+            "{}",
+            serde_json::json!({"event": "cli_exit", "request_id": self.request_id,
+                "exit_code": exit_code, "ms": elapsed_ms, "bad_lines": self.adapter.bad_lines()})
+        );
+        match reason {
+            Some(StopReason::Timeout) => {
+                return Err(ApiError::Timeout {
+                    what: "claude CLI request",
+                })
+            }
+            Some(StopReason::AuthFailed) => return Err(ApiError::BackendAuthFailed),
+            Some(StopReason::OutputLimit) => return Err(ApiError::OutputLimitExceeded),
+            Some(StopReason::Shutdown) => return Err(ApiError::ServerShuttingDown),
+            Some(StopReason::ClientGone) => {
+                return Err(ApiError::InternalError {
+                    message: "The client went away.".into(),
+                })
+            }
+            None => {}
+        }
+        if tail.over_limit {
+            return Err(ApiError::OutputLimitExceeded);
+        }
+        match outcome {
+            Outcome::Success {
+                final_chunks,
+                completion,
+                ..
+            } => Ok(Finished {
+                final_chunks,
+                completion,
+            }),
+            Outcome::Failed(error) => Err(error),
+            Outcome::NoResult => {
+                if let Some(error) = failure_from_stderr(&tail.text, &self.session_id) {
+                    return Err(error);
+                }
+                let message = if self.adapter.bad_lines() > 0 {
+                    "The claude CLI produced output this server could not read.".to_string()
+                } else {
+                    match exit_code {
+                        Some(code) => {
+                            let detail = sanitize_message(tail.text.trim());
+                            if detail.is_empty() {
+                                format!("The claude CLI exited with status {code} without an answer.")
+                            } else {
+                                format!(
+                                    "The claude CLI exited with status {code} without an answer: {detail}"
+                                )
+                            }
+                        }
+                        None => "The claude CLI was killed before it answered.".to_string(),
+                    }
+                };
+                Err(ApiError::InternalError { message })
+            }
+        }
+    }
+}
+
+impl Drop for CliRun {
+    /// A run abandoned without `finish` (a panic on the way) must not leave
+    /// a child behind: kill its group and reap it.
+    fn drop(&mut self) {
+        if !self.reaped {
+            if let Some(watch) = &self.watch {
+                watch.kill_now();
+            }
+            self.lines = None;
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A successful run.
+pub struct Finished {
+    /// Streaming: what follows the content (finish chunk, usage chunk).
+    pub final_chunks: Vec<Vec<u8>>,
+    /// Non-streaming: the whole `chat.completion`.
+    pub completion: serde_json::Value,
+}
+
+#[derive(Default)]
+struct StderrTail {
+    text: String,
+    over_limit: bool,
+}
+
+/// What the stderr thread may do to the run: stop it when stderr floods.
+type StopHandle = Box<dyn Fn() + Send>;
+
+fn watch_handle(watch: &Watch) -> StopHandle {
+    let stopper = watch.stopper();
+    Box::new(move || stopper(StopReason::OutputLimit))
+}
+
+fn spawn_stderr_reader(
+    mut stderr: std::process::ChildStderr,
+    on_flood: StopHandle,
+) -> Option<JoinHandle<StderrTail>> {
+    thread::Builder::new()
+        .name("cli-stderr".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let mut kept: Vec<u8> = Vec::new();
+            let mut total = 0usize;
+            let mut buf = [0u8; 8192];
+            let mut over_limit = false;
+            loop {
+                match stderr.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        total += n;
+                        if kept.len() < STDERR_KEEP {
+                            let room = STDERR_KEEP - kept.len();
+                            kept.extend_from_slice(&buf[..n.min(room)]);
+                        }
+                        if total > STDERR_LIMIT && !over_limit {
+                            over_limit = true;
+                            on_flood();
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            }
+            StderrTail {
+                text: String::from_utf8_lossy(&kept).into_owned(),
+                over_limit,
+            }
+        })
+        .ok()
+}
+
+enum LineRead<'a> {
+    Line(&'a [u8]),
+    Eof,
+    OverLimit,
+    Error(io::Error),
+}
+
+/// Splits a byte stream into lines without ever holding more than the
+/// remaining output budget, however long a line is.
+struct LineReader<R> {
+    inner: BufReader<R>,
+    budget: usize,
+    line: Vec<u8>,
+}
+
+impl<R: Read> LineReader<R> {
+    fn new(inner: R, budget: usize) -> Self {
+        LineReader {
+            inner: BufReader::with_capacity(16 * 1024, inner),
+            budget,
+            line: Vec::with_capacity(4096),
+        }
+    }
+
+    fn next_line(&mut self) -> LineRead<'_> {
+        self.line.clear();
+        loop {
+            let available = match self.inner.fill_buf() {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return LineRead::Error(e),
+            };
+            if available.is_empty() {
+                return if self.line.is_empty() {
+                    LineRead::Eof
+                } else {
+                    LineRead::Line(&self.line)
+                };
+            }
+            let (take, complete) = match available.iter().position(|b| *b == b'\n') {
+                Some(i) => (i + 1, true),
+                None => (available.len(), false),
+            };
+            if take > self.budget {
+                return LineRead::OverLimit;
+            }
+            self.budget -= take;
+            self.line.extend_from_slice(&available[..take]);
+            self.inner.consume(take);
+            if complete {
+                return LineRead::Line(&self.line);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_across_reads_and_limits() {
+        struct Drip(Vec<u8>, usize);
+        impl Read for Drip {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.1 >= self.0.len() {
+                    return Ok(0);
+                }
+                buf[0] = self.0[self.1];
+                self.1 += 1;
+                Ok(1)
+            }
+        }
+        let mut r = LineReader::new(Drip(b"{\"a\":1}\n\n{\"b\":2}".to_vec(), 0), 1000);
+        assert!(matches!(r.next_line(), LineRead::Line(l) if l == b"{\"a\":1}\n"));
+        assert!(matches!(r.next_line(), LineRead::Line(l) if l == b"\n"));
+        assert!(matches!(r.next_line(), LineRead::Line(l) if l == b"{\"b\":2}"));
+        assert!(matches!(r.next_line(), LineRead::Eof));
+
+        let mut r = LineReader::new(&b"0123456789\n0123456789\n"[..], 15);
+        assert!(matches!(r.next_line(), LineRead::Line(_)));
+        assert!(matches!(r.next_line(), LineRead::OverLimit));
+    }
+}

@@ -1,0 +1,233 @@
+//! The one thread that watches every live `claude` child: its deadline, the
+//! SIGTERM → SIGKILL escalation, and the drain's "stop everything".
+//!
+//! Workers own their `Child` and reap it; they register its process group
+//! here and hold a [`Watch`] until the child is reaped. Signals always go to
+//! the whole group (`kill(-pgid, …)`), so whatever the CLI started dies with
+//! it. An entry leaves the registry when its `Watch` is dropped, which the
+//! worker does only after `wait()` returned, so a signal is never sent to a
+//! reaped (and possibly reused) process group.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+/// Why a child was told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Timeout,
+    ClientGone,
+    Shutdown,
+    AuthFailed,
+    OutputLimit,
+}
+
+struct Entry {
+    pgid: i32,
+    deadline: Instant,
+    reason: Option<StopReason>,
+    kill_at: Option<Instant>,
+}
+
+struct State {
+    entries: HashMap<u64, Entry>,
+    next_id: u64,
+}
+
+pub struct Supervisor {
+    state: Mutex<State>,
+    wake: Condvar,
+    grace: Duration,
+    stop: AtomicBool,
+}
+
+/// A registered child. Dropping it unregisters the child: do that only
+/// after the child has been reaped.
+pub struct Watch {
+    id: u64,
+    supervisor: Arc<Supervisor>,
+}
+
+impl Watch {
+    /// Why the child was stopped, if it was.
+    pub fn reason(&self) -> Option<StopReason> {
+        self.supervisor
+            .state
+            .lock()
+            .entries
+            .get(&self.id)
+            .and_then(|e| e.reason)
+    }
+
+    /// SIGTERM now, SIGKILL after the grace period unless it exits first.
+    pub fn stop(&self, reason: StopReason) {
+        self.supervisor.stop_one(self.id, reason);
+    }
+
+    /// SIGKILL to the group now.
+    pub fn kill_now(&self) {
+        let mut state = self.supervisor.state.lock();
+        if let Some(entry) = state.entries.get_mut(&self.id) {
+            entry.reason.get_or_insert(StopReason::Shutdown);
+            entry.kill_at = None;
+            signal_group(entry.pgid, libc::SIGKILL);
+        }
+    }
+
+    /// The same as [`Watch::stop`], for another thread (a no-op once the
+    /// child is unregistered).
+    pub fn stopper(&self) -> impl Fn(StopReason) + Send + 'static {
+        let (supervisor, id) = (self.supervisor.clone(), self.id);
+        move |reason| supervisor.stop_one(id, reason)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.supervisor.state.lock().entries.remove(&self.id);
+        self.supervisor.wake.notify_one();
+    }
+}
+
+impl Supervisor {
+    /// Starts the supervisor thread. `grace` is the SIGTERM → SIGKILL gap.
+    pub fn start(grace: Duration) -> Arc<Supervisor> {
+        let supervisor = Arc::new(Supervisor {
+            state: Mutex::new(State {
+                entries: HashMap::new(),
+                next_id: 0,
+            }),
+            wake: Condvar::new(),
+            grace,
+            stop: AtomicBool::new(false),
+        });
+        let watcher = supervisor.clone();
+        let spawned = thread::Builder::new()
+            .name("supervisor".into())
+            .stack_size(128 * 1024)
+            .spawn(move || watcher.run());
+        if let Err(e) = spawned {
+            log::error!("cannot start the supervisor thread: {e}");
+        }
+        supervisor
+    }
+
+    pub fn watch(self: &Arc<Self>, pid: u32, deadline: Instant) -> Watch {
+        let mut state = self.state.lock();
+        let id = state.next_id;
+        state.next_id += 1;
+        state.entries.insert(
+            id,
+            Entry {
+                pgid: pid as i32,
+                deadline,
+                reason: None,
+                kill_at: None,
+            },
+        );
+        drop(state);
+        self.wake.notify_one();
+        Watch {
+            id,
+            supervisor: self.clone(),
+        }
+    }
+
+    pub fn live(&self) -> usize {
+        self.state.lock().entries.len()
+    }
+
+    /// SIGTERM to every child (the drain); SIGKILL follows after the grace.
+    pub fn stop_all(&self, reason: StopReason) {
+        let mut state = self.state.lock();
+        let now = Instant::now();
+        for entry in state.entries.values_mut() {
+            if entry.reason.is_none() {
+                entry.reason = Some(reason);
+                entry.kill_at = Some(now + self.grace);
+                signal_group(entry.pgid, libc::SIGTERM);
+            }
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    /// SIGKILL to every child now.
+    pub fn kill_all(&self) {
+        let mut state = self.state.lock();
+        for entry in state.entries.values_mut() {
+            entry.reason.get_or_insert(StopReason::Shutdown);
+            entry.kill_at = None;
+            signal_group(entry.pgid, libc::SIGKILL);
+        }
+    }
+
+    /// Ends the supervisor thread (server shutdown).
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    fn stop_one(&self, id: u64, reason: StopReason) {
+        let mut state = self.state.lock();
+        if let Some(entry) = state.entries.get_mut(&id) {
+            if entry.reason.is_none() {
+                entry.reason = Some(reason);
+                entry.kill_at = Some(Instant::now() + self.grace);
+                signal_group(entry.pgid, libc::SIGTERM);
+            }
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    fn run(&self) {
+        let mut state = self.state.lock();
+        while !self.stop.load(Ordering::SeqCst) {
+            let now = Instant::now();
+            let mut next: Option<Instant> = None;
+            for entry in state.entries.values_mut() {
+                if entry.reason.is_none() && entry.deadline <= now {
+                    entry.reason = Some(StopReason::Timeout);
+                    entry.kill_at = Some(now + self.grace);
+                    signal_group(entry.pgid, libc::SIGTERM);
+                }
+                if let Some(kill_at) = entry.kill_at {
+                    if kill_at <= now {
+                        signal_group(entry.pgid, libc::SIGKILL);
+                        entry.kill_at = None;
+                    }
+                }
+                let due = entry.kill_at.or(entry.reason.is_none().then_some(entry.deadline));
+                if let Some(due) = due {
+                    next = Some(next.map_or(due, |n| n.min(due)));
+                }
+            }
+            match next {
+                Some(at) => {
+                    self.wake.wait_until(&mut state, at);
+                }
+                None => self.wake.wait(&mut state),
+            }
+        }
+    }
+}
+
+fn signal_group(pgid: i32, signal: i32) {
+    if pgid <= 1 {
+        return;
+    }
+    // SAFETY: kill(2) with a negative pid signals that process group; the
+    // group belongs to a child we spawned and have not reaped yet.
+    let rc = unsafe { libc::kill(-pgid, signal) };
+    if rc != 0 {
+        log::debug!("signal {signal} to process group {pgid} failed");
+    }
+}
+
+/// Default SIGTERM → SIGKILL gap.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
