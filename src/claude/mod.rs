@@ -1,6 +1,7 @@
 //! Claude Code backend: runs the `claude` CLI for a chat request.
 
 pub mod pool;
+pub mod sessions;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
