@@ -7,8 +7,14 @@
 //! only once the model starts answering, so failures the CLI reports first
 //! (refused credentials, unknown session) are still plain HTTP errors.
 
+pub mod adapter;
+pub mod models;
 pub mod pool;
+pub mod prompt;
+pub mod redact;
 pub mod run;
+pub mod sessions;
+pub mod validate;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,7 +87,7 @@ impl ClaudeBackend {
             .stack_size(128 * 1024)
             .spawn(move || {
                 if let Ok(store) = open_sessions(&cell, &config) {
-                    sessions::run_sweeper(store.clone(), config.session_cleanup_interval, stop);
+                    sessions::spawn_sweeper(store.clone(), config.session_cleanup_interval, stop);
                 }
             });
     }
@@ -114,9 +120,7 @@ impl ClaudeBackend {
     fn prepare(&self, request: &ChatRequest) -> Result<Prepared, ApiError> {
         let resume_id = request.incoming.header("X-Claude-Session-ID");
         if let Some(id) = resume_id {
-            if !sessions::is_uuid_v4(id) {
-                return Err(ApiError::InvalidSessionId);
-            }
+            sessions::parse_session_id(id)?;
         }
         let chat = validate(request.json)?;
         let Some(cli) = self.cli.clone() else {
