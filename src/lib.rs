@@ -160,6 +160,7 @@ impl ServerHandle {
             }
         }
         self.stop_accepting();
+        self.app.claude.flush_sessions();
         DrainReport {
             abandoned,
             took: started.elapsed(),

@@ -111,6 +111,13 @@ impl ClaudeBackend {
         self.supervisor.stop_all(StopReason::Shutdown);
     }
 
+    /// Writes the session registry now (end of drain).
+    pub fn flush_sessions(&self) {
+        if let Some(Ok(store)) = self.sessions.get() {
+            store.flush();
+        }
+    }
+
     /// SIGKILL to every running child (end of drain, second signal).
     pub fn kill_all(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
@@ -375,6 +382,7 @@ impl StreamBody for ClaudeStream {
 
 impl Drop for ClaudeBackend {
     fn drop(&mut self) {
+        self.flush_sessions();
         self.sweeper_stop.store(true, Ordering::SeqCst);
         self.supervisor.kill_all();
         self.supervisor.shutdown();

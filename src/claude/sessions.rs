@@ -159,7 +159,8 @@ impl SessionStore {
             );
             state.generation += 1;
         }
-        inner.persist();
+        // Written by the sweeper within a tick (and on shutdown), which
+        // keeps the file write and its fsync off the request path.
         Ok(SessionLease::new(inner, id, dir, true))
     }
 
@@ -247,14 +248,20 @@ impl SessionStore {
             inner.remove_dir(id);
         }
         let orphans = inner.sweep_orphan_dirs(now);
-        if !expired.is_empty() {
-            inner.persist();
-        }
+        // Also writes the last-used times that finished requests left
+        // behind (see `release`); a no-op when nothing changed.
+        inner.persist();
         let removed = expired.len() + orphans;
         if removed > 0 {
             log::info!("session sweep removed {removed} session(s)");
         }
         removed
+    }
+
+    /// Writes pending registry changes now (a no-op when the file is
+    /// current). The sweeper calls this every tick; shutdown calls it last.
+    pub fn flush(&self) {
+        self.inner.persist();
     }
 
     /// Sessions in the registry.
@@ -479,7 +486,9 @@ impl Inner {
             entry.last_used_ms = now;
             state.generation += 1;
         }
-        self.persist();
+        // Only the last-used time changed: the sweeper writes it on its next
+        // round, which keeps a disk write and fsync off every request. A
+        // crash loses at most one cleanup interval of idle-time credit.
     }
 
     fn forget(&self, id: &str) {
@@ -582,8 +591,11 @@ pub fn spawn_sweeper(
                 if Instant::now() >= next && !stop.load(Ordering::Relaxed) {
                     store.sweep();
                     next = Instant::now() + every;
+                } else {
+                    store.flush();
                 }
             }
+            store.flush();
         });
     match spawned {
         Ok(handle) => Some(handle),
