@@ -11,11 +11,12 @@ use crate::auth::KeyRing;
 use crate::backend::Backend;
 use crate::claude::pool::Capacity;
 use crate::claude::ClaudeBackend;
-use crate::config::{Config, Secret};
+use crate::config::{mask_key, Config, Secret};
 use crate::error::ApiError;
 use crate::http::pipeline::Meta;
 use crate::http::Incoming;
 use crate::passthrough::Passthrough;
+use crate::ratelimit::{self, LimitInfo, RateLimiter};
 use crate::router::Mode;
 
 pub struct App {
@@ -27,6 +28,7 @@ pub struct App {
     pub keys: KeyRing,
     pub passthrough: Passthrough,
     pub claude: ClaudeBackend,
+    pub limiter: RateLimiter,
 }
 
 impl App {
@@ -35,6 +37,7 @@ impl App {
         let claude = ClaudeBackend::new(&config)?;
         Ok(Arc::new(App {
             keys: KeyRing::new(&config.api_keys),
+            limiter: RateLimiter::new(&config),
             passthrough,
             claude,
             draining: AtomicBool::new(false),
@@ -78,8 +81,66 @@ impl App {
         }
     }
 
-    /// Rate limits shared by both backends (per IP, per key).
-    pub fn admit(&self, _rq: &Incoming, _meta: &mut Meta) -> Result<(), ApiError> {
-        Ok(())
+    /// The per-IP request rate. It runs before auth, so that a client
+    /// guessing keys is throttled too and every answer of a limited route,
+    /// refusals included, carries the `X-RateLimit-*` headers.
+    pub fn admit(&self, rq: &Incoming, meta: &mut Meta) -> Result<(), ApiError> {
+        match self.limiter.check_ip(rq.client_ip) {
+            Ok(info) => {
+                meta.limit_headers = info.headers();
+                Ok(())
+            }
+            Err(err) => {
+                if let Some(secs) = ratelimit::retry_after(&err) {
+                    meta.limit_headers =
+                        LimitInfo::exhausted(self.limiter.ip_limit(), secs).headers();
+                }
+                let presented = rq
+                    .header("Authorization")
+                    .map(|v| v.trim().rsplit(' ').next().unwrap_or(""))
+                    .map(mask_key);
+                audit_rate_limited(rq, &err, presented);
+                Err(err)
+            }
+        }
     }
+
+    /// The per-key concurrency cap, after auth. The slot is held by a guard
+    /// that `on_finish` drops once the answer is complete; if the request
+    /// dies some other way, dropping `meta` frees it all the same.
+    pub fn admit_key(&self, rq: &Incoming, meta: &mut Meta) -> Result<(), ApiError> {
+        let Some(key) = &rq.api_key else {
+            return Ok(());
+        };
+        match self.limiter.acquire_key(key) {
+            Ok(Some(slot)) => {
+                meta.on_finish.push(Box::new(move || drop(slot)));
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(err) => {
+                audit_rate_limited(rq, &err, Some(key.masked()));
+                Err(err)
+            }
+        }
+    }
+}
+
+/// The audit line for a refused request: who, which limit, how long to wait.
+fn audit_rate_limited(rq: &Incoming, err: &ApiError, key: Option<String>) {
+    let scope = match err {
+        ApiError::RateLimitExceeded { scope, .. } => *scope,
+        _ => "unknown",
+    };
+    log::warn!(
+        "{}",
+        json!({
+            "event": "rate_limited",
+            "scope": scope,
+            "client_ip": rq.client_ip.to_string(),
+            "key": key,
+            "request_id": rq.request_id,
+            "retry_after": ratelimit::retry_after(err),
+        })
+    );
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod logging;
 pub mod passthrough;
+pub mod ratelimit;
 pub mod router;
 pub mod routes;
 

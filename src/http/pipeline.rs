@@ -125,6 +125,7 @@ pub fn serve(app: &App, mut rq: Request) {
 
     let stream_events = match reply.body {
         Body::Full(bytes) => {
+            run_on_finish(&mut meta);
             let mut response = Response::from_data(bytes).with_status_code(status);
             for (k, v) in &reply_headers {
                 if let Ok(h) = Header::from_bytes(k.as_bytes(), v.as_bytes()) {
@@ -141,6 +142,7 @@ pub fn serve(app: &App, mut rq: Request) {
             match SseWriter::start(writer, &reply_headers) {
                 Ok(mut sse) => {
                     body.write_events(&mut sse);
+                    run_on_finish(&mut meta);
                     let _ = sse.finish();
                     Some((sse.events_sent(), sse.is_broken()))
                 }
@@ -151,9 +153,7 @@ pub fn serve(app: &App, mut rq: Request) {
             }
         }
     };
-    for f in meta.on_finish.drain(..) {
-        f();
-    }
+    run_on_finish(&mut meta);
 
     let mut line = json!({
         "event": "request",
@@ -218,14 +218,25 @@ fn handle(
     };
 
     if route.needs_auth() {
-        incoming.api_key = app.check_auth(&incoming, meta)?;
         app.admit(&incoming, meta)?;
+        incoming.api_key = app.check_auth(&incoming, meta)?;
+        app.admit_key(&incoming, meta)?;
     }
     if incoming.method == "POST" {
         check_content_type(incoming.header("Content-Type"))?;
         incoming.body = read_body(rq, BODY_LIMIT)?;
     }
     routes::handle(app, route, &incoming, meta)
+}
+
+/// Runs the finish hooks (once). The work is done by then and only the
+/// last bytes are left to write; freeing slots before that write means a
+/// client that sends its next request the moment it has read this answer
+/// never finds its own previous request still counted.
+fn run_on_finish(meta: &mut Meta) {
+    for f in meta.on_finish.drain(..) {
+        f();
+    }
 }
 
 fn check_content_type(value: Option<&str>) -> Result<(), ApiError> {
