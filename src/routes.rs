@@ -53,6 +53,12 @@ pub fn handle(app: &App, route: Route, rq: &Incoming, meta: &mut Meta) -> Result
 fn chat(app: &App, rq: &Incoming, meta: &mut Meta) -> Result<Reply, ApiError> {
     let mode = router::select(rq.header("X-Claude-Code"), rq.header("X-Claude-Session-ID"))?;
     meta.mode = Some(mode.header_value());
+    if mode == router::Mode::ClaudeCode {
+        if let Some(raw) = rq.header("X-Claude-Session-ID") {
+            let id = crate::claude::sessions::parse_session_id(raw)?;
+            app.limiter.check_session(&id)?;
+        }
+    }
     let parsed: Value = serde_json::from_slice(&rq.body).map_err(|e| ApiError::InvalidJson {
         detail: format!("line {} column {}", e.line(), e.column()),
     })?;

@@ -303,8 +303,10 @@ fn client_ip(app: &App, rq: &Request) -> IpAddr {
     if !app.config.trust_proxy {
         return peer;
     }
+    // The trusted proxy appends the address it saw; entries to its left
+    // came from the client and can be forged.
     header(rq, "X-Forwarded-For")
-        .and_then(|v| v.split(',').next())
+        .and_then(|v| v.rsplit(',').next())
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(peer)
 }
