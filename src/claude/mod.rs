@@ -1,6 +1,13 @@
 //! Claude Code backend: runs the `claude` CLI for a chat request.
 
+pub mod adapter;
+pub mod events;
+pub mod failure;
+pub mod models;
 pub mod pool;
+pub mod prompt;
+pub mod redact;
+pub mod validate;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
