@@ -8,6 +8,8 @@
 //! (refused credentials, unknown session) are still plain HTTP errors.
 
 pub mod adapter;
+pub mod events;
+pub mod failure;
 pub mod models;
 pub mod pool;
 pub mod prompt;
