@@ -123,7 +123,7 @@ fn queued_requests_run_in_order_when_slots_free() {
 
 #[test]
 fn timeout_answers_504_and_the_child_is_gone() {
-    let s = start(&[("REQUEST_TIMEOUT_MS", "400")]);
+    let s = start(&[("REQUEST_TIMEOUT_MS", "1000")]);
     let r = chat(s.server.addr, &[CLAUDE], &body("[[fake:sleep:30]]", false));
     assert_eq!((r.status, r.error_code().as_str()), (504, "timeout"));
     s.assert_nothing_left();
@@ -131,19 +131,20 @@ fn timeout_answers_504_and_the_child_is_gone() {
 
 #[test]
 fn a_child_ignoring_sigterm_is_killed_after_the_grace() {
-    let s = start(&[("REQUEST_TIMEOUT_MS", "300"), ("CLAUDE_KILL_GRACE_MS", "400")]);
+    // The timeout leaves the fake time to install its SIGTERM handler.
+    let s = start(&[("REQUEST_TIMEOUT_MS", "1000"), ("CLAUDE_KILL_GRACE_MS", "400")]);
     let started = Instant::now();
     let r = chat(s.server.addr, &[CLAUDE], &body("[[fake:ignore-term]]", false));
     assert_eq!(r.status, 504);
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(650), "SIGKILL waited for the grace: {took:?}");
+    assert!(took >= Duration::from_millis(1350), "SIGKILL waited for the grace: {took:?}");
     assert!(took < Duration::from_secs(5), "{took:?}");
     s.assert_nothing_left();
 }
 
 #[test]
 fn grandchildren_die_with_the_cli() {
-    let s = start(&[("REQUEST_TIMEOUT_MS", "500")]);
+    let s = start(&[("REQUEST_TIMEOUT_MS", "2000")]);
     let r = chat(s.server.addr, &[CLAUDE], &body("[[fake:grandchild]]", false));
     assert_eq!(r.status, 504);
     assert_eq!(s.pids().len(), 2, "fake and its grandchild recorded");
@@ -163,7 +164,7 @@ fn output_limits_stop_the_child() {
 #[test]
 fn a_client_that_leaves_mid_stream_frees_its_slot() {
     let s = start(&[]);
-    let mut stream = SseClient::open(s.server.addr, &[CLAUDE], &body("[[fake:slow:300]]", true));
+    let mut stream = SseClient::open(s.server.addr, &[CLAUDE], &body("[[fake:slow:150]]", true));
     assert_eq!(stream.status, 200);
     assert!(stream.next_data().is_some());
     stream.disconnect();

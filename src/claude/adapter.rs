@@ -152,6 +152,23 @@ impl Adapter {
         self.bad_lines
     }
 
+    /// Text still held back for redaction, as chunks: a stream that breaks
+    /// still shows what the model said before it broke.
+    pub fn release_held(&mut self) -> Vec<Vec<u8>> {
+        let tail = self.redactor.flush();
+        if tail.is_empty() {
+            return Vec::new();
+        }
+        let mut chunks = Vec::new();
+        if !self.role_sent {
+            self.role_sent = true;
+            chunks.push(self.role_chunk());
+        }
+        chunks.push(self.content_chunk(&tail));
+        self.content.push_str(&tail);
+        chunks
+    }
+
     pub fn finish(&mut self) -> Outcome {
         let Some(result) = self.result.take() else {
             return Outcome::NoResult;

@@ -374,6 +374,9 @@ impl StreamBody for ClaudeStream {
                 }
             }
             Err(error) => {
+                for chunk in prepared.run.adapter.release_held() {
+                    let _ = sse.data(&chunk);
+                }
                 let _ = sse.data(&prepared.meta.finish_chunk());
                 let _ = sse.error(&error.message());
                 let _ = prepared.settle_error(error);
