@@ -145,7 +145,9 @@ impl ClaudeBackend {
         };
         let Some(slot) = self.pool.acquire(self.config.pool_queue_timeout) else {
             forget_if_new(lease);
-            return Err(ApiError::CapacityExceeded { retry_after_secs: 1 });
+            return Err(ApiError::CapacityExceeded {
+                retry_after_secs: 1,
+            });
         };
         if self.shutting_down.load(Ordering::SeqCst) {
             forget_if_new(lease);
@@ -156,8 +158,7 @@ impl ClaudeBackend {
         } else {
             SessionArg::Resume(lease.id().to_string())
         };
-        let invocation =
-            build_invocation(&chat, &session_arg, self.config.claude_skip_permissions);
+        let invocation = build_invocation(&chat, &session_arg, self.config.claude_skip_permissions);
         let meta = ChunkMeta {
             id: format!("chatcmpl-{}", uuid::Uuid::new_v4()),
             created: SystemTime::now()
@@ -196,7 +197,10 @@ impl ClaudeBackend {
             headers.push(("X-Claude-Session-Created".into(), "true".into()));
         }
         if !chat.ignored_params.is_empty() {
-            headers.push(("X-Claude-Ignored-Params".into(), chat.ignored_params.join(",")));
+            headers.push((
+                "X-Claude-Ignored-Params".into(),
+                chat.ignored_params.join(","),
+            ));
         }
         Ok(Prepared {
             run,
