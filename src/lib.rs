@@ -18,6 +18,7 @@ pub mod passthrough;
 pub mod ratelimit;
 pub mod router;
 pub mod routes;
+pub mod supervisor;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -202,7 +202,9 @@ impl Supervisor {
                         entry.kill_at = None;
                     }
                 }
-                let due = entry.kill_at.or(entry.reason.is_none().then_some(entry.deadline));
+                let due = entry
+                    .kill_at
+                    .or(entry.reason.is_none().then_some(entry.deadline));
                 if let Some(due) = due {
                     next = Some(next.map_or(due, |n| n.min(due)));
                 }

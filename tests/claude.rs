@@ -123,10 +123,16 @@ fn non_streaming_answer_with_session_headers_and_usage() {
     ] {
         assert!(args.contains(&flag.to_string()), "{flag} in {args:?}");
     }
-    assert_eq!(flag_value(&args, "--output-format").as_deref(), Some("stream-json"));
+    assert_eq!(
+        flag_value(&args, "--output-format").as_deref(),
+        Some("stream-json")
+    );
     assert_eq!(flag_value(&args, "--tools").as_deref(), Some(""));
     assert_eq!(flag_value(&args, "--model").as_deref(), Some("sonnet"));
-    assert_eq!(flag_value(&args, "--session-id").as_deref(), Some(sid.as_str()));
+    assert_eq!(
+        flag_value(&args, "--session-id").as_deref(),
+        Some(sid.as_str())
+    );
     assert!(!args.contains(&"--dangerously-skip-permissions".to_string()));
     assert!(run["cwd"].as_str().unwrap().ends_with(&sid));
     let env = run["env"].as_object().unwrap();
@@ -202,19 +208,28 @@ fn session_errors_are_told_apart() {
         &[("X-Claude-Session-ID", "not-a-uuid")],
         &body("sonnet", "x"),
     );
-    assert_eq!((r.status, r.error_code().as_str()), (400, "invalid_session_id"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (400, "invalid_session_id")
+    );
     let unknown = uuid::Uuid::new_v4().to_string();
     let r = chat(
         c.addr(),
         &[("X-Claude-Session-ID", &unknown)],
         &body("sonnet", "x"),
     );
-    assert_eq!((r.status, r.error_code().as_str()), (404, "session_not_found"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "session_not_found")
+    );
 }
 
 #[test]
 fn a_session_belongs_to_the_key_that_created_it() {
-    let c = Claude::start(&[("API_KEYS", "sk-cca-owner-key-000001,sk-cca-other-key-000002")]);
+    let c = Claude::start(&[(
+        "API_KEYS",
+        "sk-cca-owner-key-000001,sk-cca-other-key-000002",
+    )]);
     let owner = ("Authorization", "Bearer sk-cca-owner-key-000001");
     let other = ("Authorization", "Bearer sk-cca-other-key-000002");
     let r = chat(c.addr(), &[CLAUDE, owner], &body("sonnet", "hi"));
@@ -225,7 +240,10 @@ fn a_session_belongs_to_the_key_that_created_it() {
         &[other, ("X-Claude-Session-ID", &sid)],
         &body("sonnet", "hi"),
     );
-    assert_eq!((r.status, r.error_code().as_str()), (404, "session_not_found"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "session_not_found")
+    );
     let r = chat(
         c.addr(),
         &[owner, ("X-Claude-Session-ID", &sid)],
@@ -288,7 +306,9 @@ fn assert_well_formed(data: &[String], finish: &str) -> Vec<Value> {
     assert_eq!(finishes.len(), 1, "one finish chunk");
     assert_eq!(finishes[0]["choices"][0]["finish_reason"], finish);
     let id = &chunks[0]["id"];
-    assert!(chunks.iter().all(|c| &c["id"] == id && c["created"] == chunks[0]["created"]));
+    assert!(chunks
+        .iter()
+        .all(|c| &c["id"] == id && c["created"] == chunks[0]["created"]));
     chunks
 }
 
@@ -303,11 +323,18 @@ fn streams_follow_the_recordings() {
     let c = Claude::start(&[]);
     for (scenario, text) in [
         ("replay:stream-new", "Hello from fake upstream."),
-        ("replay:stream-max-tokens", "Hello from fake upstream.Hello from fake upstream."),
+        (
+            "replay:stream-max-tokens",
+            "Hello from fake upstream.Hello from fake upstream.",
+        ),
         ("replay:stream-thinking", "Hello from fake upstream."),
         ("replay:stream-unicode", "Grüße 🚀 日本語\n\"quoted\""),
     ] {
-        let s = SseClient::open(c.addr(), &[CLAUDE], &stream_body(&format!("[[fake:{scenario}]]")));
+        let s = SseClient::open(
+            c.addr(),
+            &[CLAUDE],
+            &stream_body(&format!("[[fake:{scenario}]]")),
+        );
         assert_eq!(s.status, 200, "{scenario}");
         assert_eq!(s.header("Content-Type"), Some("text/event-stream"));
         assert!(s.header("X-Claude-Session-ID").is_some());
@@ -357,8 +384,17 @@ fn errors_are_mapped_by_cause() {
         assert_eq!(r.status, status, "{scenario}: {}", r.text());
         assert_eq!(r.error_code(), code, "{scenario}");
         let message = r.json()["error"]["message"].as_str().unwrap().to_string();
-        for leak in ["/usr/lib", "/home/app", "sk-ant-", "127.0.0.1", "ANTHROPIC_API_KEY="] {
-            assert!(!message.contains(leak), "{scenario} leaks {leak}: {message}");
+        for leak in [
+            "/usr/lib",
+            "/home/app",
+            "sk-ant-",
+            "127.0.0.1",
+            "ANTHROPIC_API_KEY=",
+        ] {
+            assert!(
+                !message.contains(leak),
+                "{scenario} leaks {leak}: {message}"
+            );
         }
     }
 }
@@ -367,9 +403,20 @@ fn errors_are_mapped_by_cause() {
 fn auth_retries_are_cut_short() {
     let c = Claude::start(&[]);
     let started = Instant::now();
-    let r = chat(c.addr(), &[CLAUDE], &body("sonnet", "[[fake:authfail-hang]]"));
-    assert_eq!((r.status, r.error_code().as_str()), (401, "backend_auth_failed"));
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let r = chat(
+        c.addr(),
+        &[CLAUDE],
+        &body("sonnet", "[[fake:authfail-hang]]"),
+    );
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (401, "backend_auth_failed")
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let pid = c.last_run()["pid"].as_i64().unwrap();
     assert!(wait_until(Duration::from_secs(2), || !pid_alive(pid)));
 }
@@ -393,16 +440,66 @@ fn validation_rejects_what_claude_mode_cannot_do() {
     let c = Claude::start(&[]);
     let user = json!([{"role": "user", "content": "hi"}]);
     let cases = [
-        (json!({"messages": user}), 400, "missing_required_parameter", Some("model")),
-        (json!({"model": "sonnet"}), 400, "missing_required_parameter", Some("messages")),
-        (json!({"model": "o1", "messages": user}), 400, "model_not_found", Some("model")),
-        (json!({"model": "sonnet", "messages": user, "tools": [{"type": "function"}]}), 400, "unsupported_parameter", Some("tools")),
-        (json!({"model": "sonnet", "messages": user, "n": 2}), 400, "unsupported_parameter", Some("n")),
-        (json!({"model": "sonnet", "messages": user, "response_format": {"type": "json_object"}}), 400, "unsupported_parameter", Some("response_format")),
-        (json!({"model": "sonnet", "messages": [{"role": "tool", "content": "x"}]}), 400, "unsupported_parameter", None),
-        (json!({"model": "sonnet", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]}), 400, "unsupported_parameter", None),
-        (json!({"model": "sonnet", "messages": []}), 400, "invalid_value", None),
-        (json!({"model": "sonnet", "messages": [{"role": "wizard", "content": "x"}]}), 400, "invalid_value", None),
+        (
+            json!({"messages": user}),
+            400,
+            "missing_required_parameter",
+            Some("model"),
+        ),
+        (
+            json!({"model": "sonnet"}),
+            400,
+            "missing_required_parameter",
+            Some("messages"),
+        ),
+        (
+            json!({"model": "o1", "messages": user}),
+            400,
+            "model_not_found",
+            Some("model"),
+        ),
+        (
+            json!({"model": "sonnet", "messages": user, "tools": [{"type": "function"}]}),
+            400,
+            "unsupported_parameter",
+            Some("tools"),
+        ),
+        (
+            json!({"model": "sonnet", "messages": user, "n": 2}),
+            400,
+            "unsupported_parameter",
+            Some("n"),
+        ),
+        (
+            json!({"model": "sonnet", "messages": user, "response_format": {"type": "json_object"}}),
+            400,
+            "unsupported_parameter",
+            Some("response_format"),
+        ),
+        (
+            json!({"model": "sonnet", "messages": [{"role": "tool", "content": "x"}]}),
+            400,
+            "unsupported_parameter",
+            None,
+        ),
+        (
+            json!({"model": "sonnet", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]}),
+            400,
+            "unsupported_parameter",
+            None,
+        ),
+        (
+            json!({"model": "sonnet", "messages": []}),
+            400,
+            "invalid_value",
+            None,
+        ),
+        (
+            json!({"model": "sonnet", "messages": [{"role": "wizard", "content": "x"}]}),
+            400,
+            "invalid_value",
+            None,
+        ),
     ];
     for (req, status, code, param) in cases {
         let r = chat(c.addr(), &[CLAUDE], &req.to_string());
@@ -412,9 +509,16 @@ fn validation_rejects_what_claude_mode_cannot_do() {
             assert_eq!(r.json()["error"]["param"], param, "{req}");
         }
     }
-    let r = chat(c.addr(), &[CLAUDE], &json!({"model": "o1", "messages": user}).to_string());
+    let r = chat(
+        c.addr(),
+        &[CLAUDE],
+        &json!({"model": "o1", "messages": user}).to_string(),
+    );
     let message = r.json()["error"]["message"].as_str().unwrap().to_string();
-    assert!(message.contains("sonnet") && message.contains("gpt-4o"), "{message}");
+    assert!(
+        message.contains("sonnet") && message.contains("gpt-4o"),
+        "{message}"
+    );
     assert!(c.runs().is_empty(), "no CLI run for a rejected request");
 
     let ok = json!({"model": "gpt-4o-2024-11-20", "temperature": 0.2, "max_tokens": 5, "messages": user});
@@ -432,8 +536,14 @@ fn text_parts_are_joined() {
         {"type": "text", "text": "[[fake:say]]one"}, {"type": "text", "text": "two"}]}]});
     let r = chat(c.addr(), &[CLAUDE], &req.to_string());
     assert_eq!(r.status, 200, "{}", r.text());
-    let content = r.json()["choices"][0]["message"]["content"].as_str().unwrap().to_string();
-    assert!(content.contains("one") && content.contains("two"), "{content}");
+    let content = r.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        content.contains("one") && content.contains("two"),
+        "{content}"
+    );
 }
 
 #[test]
@@ -450,8 +560,14 @@ fn shell_metacharacters_reach_the_cli_literally() {
     let r = chat(c.addr(), &[CLAUDE], &req.to_string());
     assert_eq!(r.status, 200, "{}", r.text());
     let args = argv(&c.last_run());
-    assert!(args.contains(&nasty), "prompt is one argv entry, byte-identical");
-    assert_eq!(flag_value(&args, "--system-prompt").as_deref(), Some(nasty.as_str()));
+    assert!(
+        args.contains(&nasty),
+        "prompt is one argv entry, byte-identical"
+    );
+    assert_eq!(
+        flag_value(&args, "--system-prompt").as_deref(),
+        Some(nasty.as_str())
+    );
     assert!(!canary.exists(), "nothing was executed");
 }
 
@@ -472,21 +588,30 @@ fn secrets_in_answers_are_redacted_even_when_split() {
     let secret = "sk-ant-api03-abcdefghijklmnopqrstuvwxyz0123456789";
     let user = format!("[[fake:say]]the key is {secret} ok");
     let r = chat(c.addr(), &[CLAUDE], &body("sonnet", &user));
-    let content = r.json()["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    let content = r.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(!content.contains("abcdefghij"), "{content}");
     assert!(content.contains("[REDACTED]"), "{content}");
 
     let data = SseClient::open(c.addr(), &[CLAUDE], &stream_body(&user)).collect();
     let streamed = content_of(&chunks(&data));
     assert!(!streamed.contains("abcdefghij"), "{streamed}");
-    assert!(streamed.contains("[REDACTED]") && streamed.ends_with(" ok"), "{streamed}");
+    assert!(
+        streamed.contains("[REDACTED]") && streamed.ends_with(" ok"),
+        "{streamed}"
+    );
 }
 
 #[test]
 fn missing_cli_is_503_backend_unavailable() {
     let c = Claude::start(&[("CLAUDE_PATH", "/nonexistent/claude")]);
     let r = chat(c.addr(), &[CLAUDE], &body("sonnet", "hi"));
-    assert_eq!((r.status, r.error_code().as_str()), (503, "backend_unavailable"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (503, "backend_unavailable")
+    );
     let h = get(c.addr(), "/health").json();
     assert_eq!(h["checks"]["claude_cli"], "error");
 }
@@ -508,11 +633,22 @@ fn sessions_survive_a_restart() {
         ("API_KEYS", "sk-cca-restart-key-0001,sk-cca-intruder-key-02"),
     ]);
     let intruder = ("Authorization", "Bearer sk-cca-intruder-key-02");
-    let r = chat(second.addr(), &[intruder, ("X-Claude-Session-ID", &sid)], &body("sonnet", "x"));
+    let r = chat(
+        second.addr(),
+        &[intruder, ("X-Claude-Session-ID", &sid)],
+        &body("sonnet", "x"),
+    );
     assert_eq!(r.status, 404);
-    let r = chat(second.addr(), &[auth, ("X-Claude-Session-ID", &sid)], &body("sonnet", "again"));
+    let r = chat(
+        second.addr(),
+        &[auth, ("X-Claude-Session-ID", &sid)],
+        &body("sonnet", "again"),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
-    let content = r.json()["choices"][0]["message"]["content"].as_str().unwrap().to_string();
+    let content = r.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(content.contains("turns=2"), "{content}");
     let registry = std::fs::read_to_string(Path::new(&state).join("sessions.json")).unwrap();
     assert!(!registry.contains("sk-cca-restart-key-0001"));

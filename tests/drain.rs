@@ -104,13 +104,16 @@ fn drain_stops_children_finishes_streams_and_exits_zero() {
         ],
     );
     let addr = server.addr;
-    let plain = std::thread::spawn(move || chat(addr, &[CLAUDE], &body("[[fake:sleep:30]]", false)));
+    let plain =
+        std::thread::spawn(move || chat(addr, &[CLAUDE], &body("[[fake:sleep:30]]", false)));
     let stubborn =
         std::thread::spawn(move || chat(addr, &[CLAUDE], &body("[[fake:ignore-term]]", false)));
     let mut stream = SseClient::open(addr, &[CLAUDE], &body("[[fake:slow:500]]", true));
     assert_eq!(stream.status, 200);
     assert!(stream.next_data().is_some());
-    assert!(wait_until(Duration::from_secs(10), || fake_pids(&records).len() == 3));
+    assert!(wait_until(Duration::from_secs(10), || fake_pids(&records)
+        .len()
+        == 3));
     // ignore-term installs its handler after start-up; give it the moment.
     std::thread::sleep(Duration::from_millis(300));
     let pids = fake_pids(&records);
@@ -157,7 +160,9 @@ fn second_signal_exits_at_once() {
     let addr = server.addr;
     let stubborn =
         std::thread::spawn(move || chat(addr, &[CLAUDE], &body("[[fake:ignore-term]]", false)));
-    assert!(wait_until(Duration::from_secs(10), || fake_pids(&records).len() == 1));
+    assert!(wait_until(Duration::from_secs(10), || fake_pids(&records)
+        .len()
+        == 1));
     std::thread::sleep(Duration::from_millis(300));
     let pid = server.child.id() as i32;
     // SAFETY: signalling the server process this test started.
@@ -174,6 +179,8 @@ fn second_signal_exits_at_once() {
     assert!(status.success());
     assert!(second.elapsed() < Duration::from_secs(2));
     let pids = fake_pids(&records);
-    assert!(wait_until(Duration::from_secs(2), || pids.iter().all(|p| !alive(*p))));
+    assert!(wait_until(Duration::from_secs(2), || pids
+        .iter()
+        .all(|p| !alive(*p))));
     let _ = stubborn.join();
 }

@@ -65,7 +65,9 @@ impl Setup {
             "processes left: {:?}",
             pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
         );
-        assert!(wait_until(Duration::from_secs(2), || self.capacity()["active"] == 0));
+        assert!(wait_until(Duration::from_secs(2), || self.capacity()
+            ["active"]
+            == 0));
         assert_eq!(self.server.app().claude.live_children(), 0);
     }
 }
@@ -88,12 +90,21 @@ fn body(user: &str, stream: bool) -> String {
 
 #[test]
 fn full_pool_queues_then_refuses_with_retry_after() {
-    let s = start(&[("MAX_CONCURRENT_PROCESSES", "1"), ("POOL_QUEUE_TIMEOUT_MS", "200")]);
+    let s = start(&[
+        ("MAX_CONCURRENT_PROCESSES", "1"),
+        ("POOL_QUEUE_TIMEOUT_MS", "200"),
+    ]);
     let addr = s.server.addr;
-    let holder = std::thread::spawn(move || chat(addr, &[CLAUDE], &body("[[fake:sleep:1.5]]", false)));
-    assert!(wait_until(Duration::from_secs(5), || s.capacity()["active"] == 1));
+    let holder =
+        std::thread::spawn(move || chat(addr, &[CLAUDE], &body("[[fake:sleep:1.5]]", false)));
+    assert!(wait_until(Duration::from_secs(5), || s.capacity()
+        ["active"]
+        == 1));
     let r = chat(addr, &[CLAUDE], &body("hi", false));
-    assert_eq!((r.status, r.error_code().as_str()), (429, "capacity_exceeded"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (429, "capacity_exceeded")
+    );
     assert!(r.header("Retry-After").is_some());
     assert_eq!(holder.join().unwrap().status, 200);
     s.assert_nothing_left();
@@ -101,29 +112,41 @@ fn full_pool_queues_then_refuses_with_retry_after() {
 
 #[test]
 fn queued_requests_run_in_order_when_slots_free() {
-    let s = start(&[("MAX_CONCURRENT_PROCESSES", "1"), ("POOL_QUEUE_TIMEOUT_MS", "10000")]);
+    let s = start(&[
+        ("MAX_CONCURRENT_PROCESSES", "1"),
+        ("POOL_QUEUE_TIMEOUT_MS", "10000"),
+    ]);
     let addr = s.server.addr;
-    let holder = std::thread::spawn(move || chat(addr, &[CLAUDE], &body("[[fake:sleep:0.5]]", false)));
-    assert!(wait_until(Duration::from_secs(5), || s.capacity()["active"] == 1));
+    let holder =
+        std::thread::spawn(move || chat(addr, &[CLAUDE], &body("[[fake:sleep:0.5]]", false)));
+    assert!(wait_until(Duration::from_secs(5), || s.capacity()
+        ["active"]
+        == 1));
     let mut waiters = Vec::new();
     for i in 0..3 {
         waiters.push(std::thread::spawn(move || {
             let r = chat(addr, &[CLAUDE], &body(&format!("[[fake:say]]w{i}"), false));
             (i, r.status, Instant::now())
         }));
-        assert!(wait_until(Duration::from_secs(5), || s.capacity()["queued"] == i + 1));
+        assert!(wait_until(Duration::from_secs(5), || s.capacity()
+            ["queued"]
+            == i + 1));
     }
     assert_eq!(holder.join().unwrap().status, 200);
-    let mut done: Vec<(i32, u16, Instant)> = waiters.into_iter().map(|w| w.join().unwrap()).collect();
+    let mut done: Vec<(i32, u16, Instant)> =
+        waiters.into_iter().map(|w| w.join().unwrap()).collect();
     assert!(done.iter().all(|(_, status, _)| *status == 200));
     done.sort_by_key(|(_, _, at)| *at);
-    assert_eq!(done.iter().map(|(i, _, _)| *i).collect::<Vec<_>>(), vec![0, 1, 2]);
+    assert_eq!(
+        done.iter().map(|(i, _, _)| *i).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
     s.assert_nothing_left();
 }
 
 #[test]
 fn timeout_answers_504_and_the_child_is_gone() {
-    let s = start(&[("REQUEST_TIMEOUT_MS", "400")]);
+    let s = start(&[("REQUEST_TIMEOUT_MS", "1000")]);
     let r = chat(s.server.addr, &[CLAUDE], &body("[[fake:sleep:30]]", false));
     assert_eq!((r.status, r.error_code().as_str()), (504, "timeout"));
     s.assert_nothing_left();
@@ -131,20 +154,35 @@ fn timeout_answers_504_and_the_child_is_gone() {
 
 #[test]
 fn a_child_ignoring_sigterm_is_killed_after_the_grace() {
-    let s = start(&[("REQUEST_TIMEOUT_MS", "300"), ("CLAUDE_KILL_GRACE_MS", "400")]);
+    // The timeout leaves the fake time to install its SIGTERM handler.
+    let s = start(&[
+        ("REQUEST_TIMEOUT_MS", "1000"),
+        ("CLAUDE_KILL_GRACE_MS", "400"),
+    ]);
     let started = Instant::now();
-    let r = chat(s.server.addr, &[CLAUDE], &body("[[fake:ignore-term]]", false));
+    let r = chat(
+        s.server.addr,
+        &[CLAUDE],
+        &body("[[fake:ignore-term]]", false),
+    );
     assert_eq!(r.status, 504);
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(650), "SIGKILL waited for the grace: {took:?}");
+    assert!(
+        took >= Duration::from_millis(1350),
+        "SIGKILL waited for the grace: {took:?}"
+    );
     assert!(took < Duration::from_secs(5), "{took:?}");
     s.assert_nothing_left();
 }
 
 #[test]
 fn grandchildren_die_with_the_cli() {
-    let s = start(&[("REQUEST_TIMEOUT_MS", "500")]);
-    let r = chat(s.server.addr, &[CLAUDE], &body("[[fake:grandchild]]", false));
+    let s = start(&[("REQUEST_TIMEOUT_MS", "2000")]);
+    let r = chat(
+        s.server.addr,
+        &[CLAUDE],
+        &body("[[fake:grandchild]]", false),
+    );
     assert_eq!(r.status, 504);
     assert_eq!(s.pids().len(), 2, "fake and its grandchild recorded");
     s.assert_nothing_left();
@@ -154,22 +192,38 @@ fn grandchildren_die_with_the_cli() {
 fn output_limits_stop_the_child() {
     let s = start(&[]);
     let r = chat(s.server.addr, &[CLAUDE], &body("[[fake:huge:20]]", false));
-    assert_eq!((r.status, r.error_code().as_str()), (502, "output_limit_exceeded"));
-    let r = chat(s.server.addr, &[CLAUDE], &body("[[fake:huge-stderr]]", false));
-    assert_eq!((r.status, r.error_code().as_str()), (502, "output_limit_exceeded"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (502, "output_limit_exceeded")
+    );
+    let r = chat(
+        s.server.addr,
+        &[CLAUDE],
+        &body("[[fake:huge-stderr]]", false),
+    );
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (502, "output_limit_exceeded")
+    );
     s.assert_nothing_left();
 }
 
 #[test]
 fn a_client_that_leaves_mid_stream_frees_its_slot() {
     let s = start(&[]);
-    let mut stream = SseClient::open(s.server.addr, &[CLAUDE], &body("[[fake:slow:300]]", true));
+    let mut stream = SseClient::open(s.server.addr, &[CLAUDE], &body("[[fake:slow:150]]", true));
     assert_eq!(stream.status, 200);
     assert!(stream.next_data().is_some());
     stream.disconnect();
     let gone = Instant::now();
-    assert!(wait_until(Duration::from_secs(2), || s.capacity()["active"] == 0));
-    assert!(gone.elapsed() < Duration::from_secs(1), "{:?}", gone.elapsed());
+    assert!(wait_until(Duration::from_secs(2), || s.capacity()
+        ["active"]
+        == 0));
+    assert!(
+        gone.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        gone.elapsed()
+    );
     s.assert_nothing_left();
 }
 
@@ -181,7 +235,12 @@ fn slots_come_back_after_many_failures() {
         .map(|i| {
             let scenario = ["crash", "garbage", "stderr-exit", "replay:json-overload"][i % 4];
             std::thread::spawn(move || {
-                chat(addr, &[CLAUDE], &body(&format!("[[fake:{scenario}]]"), i % 2 == 1)).status
+                chat(
+                    addr,
+                    &[CLAUDE],
+                    &body(&format!("[[fake:{scenario}]]"), i % 2 == 1),
+                )
+                .status
             })
         })
         .collect();

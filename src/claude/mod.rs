@@ -8,6 +8,8 @@
 //! (refused credentials, unknown session) are still plain HTTP errors.
 
 pub mod adapter;
+pub mod events;
+pub mod failure;
 pub mod models;
 pub mod pool;
 pub mod prompt;
@@ -143,7 +145,9 @@ impl ClaudeBackend {
         };
         let Some(slot) = self.pool.acquire(self.config.pool_queue_timeout) else {
             forget_if_new(lease);
-            return Err(ApiError::CapacityExceeded { retry_after_secs: 1 });
+            return Err(ApiError::CapacityExceeded {
+                retry_after_secs: 1,
+            });
         };
         if self.shutting_down.load(Ordering::SeqCst) {
             forget_if_new(lease);
@@ -154,8 +158,7 @@ impl ClaudeBackend {
         } else {
             SessionArg::Resume(lease.id().to_string())
         };
-        let invocation =
-            build_invocation(&chat, &session_arg, self.config.claude_skip_permissions);
+        let invocation = build_invocation(&chat, &session_arg, self.config.claude_skip_permissions);
         let meta = ChunkMeta {
             id: format!("chatcmpl-{}", uuid::Uuid::new_v4()),
             created: SystemTime::now()
@@ -194,7 +197,10 @@ impl ClaudeBackend {
             headers.push(("X-Claude-Session-Created".into(), "true".into()));
         }
         if !chat.ignored_params.is_empty() {
-            headers.push(("X-Claude-Ignored-Params".into(), chat.ignored_params.join(",")));
+            headers.push((
+                "X-Claude-Ignored-Params".into(),
+                chat.ignored_params.join(","),
+            ));
         }
         Ok(Prepared {
             run,
@@ -372,6 +378,9 @@ impl StreamBody for ClaudeStream {
                 }
             }
             Err(error) => {
+                for chunk in prepared.run.adapter.release_held() {
+                    let _ = sse.data(&chunk);
+                }
                 let _ = sse.data(&prepared.meta.finish_chunk());
                 let _ = sse.error(&error.message());
                 let _ = prepared.settle_error(error);

@@ -77,7 +77,10 @@ impl CliRun {
             .current_dir(work_dir)
             .env_clear()
             .envs(config.child_env.0.iter().map(|(k, v)| (k, v)))
-            .env("CLAUDE_CODE_MAX_RETRIES", config.claude_max_retries.to_string())
+            .env(
+                "CLAUDE_CODE_MAX_RETRIES",
+                config.claude_max_retries.to_string(),
+            )
             .stdin(if invocation.stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -237,7 +240,9 @@ impl CliRun {
                         Some(code) => {
                             let detail = sanitize_message(tail.text.trim());
                             if detail.is_empty() {
-                                format!("The claude CLI exited with status {code} without an answer.")
+                                format!(
+                                    "The claude CLI exited with status {code} without an answer."
+                                )
                             } else {
                                 format!(
                                     "The claude CLI exited with status {code} without an answer: {detail}"

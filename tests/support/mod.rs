@@ -3,6 +3,8 @@
 //! (status, headers, body, and SSE events as they arrive).
 #![allow(dead_code)]
 
+pub mod fake_openai;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;

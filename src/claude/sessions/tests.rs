@@ -55,10 +55,15 @@ fn mode(path: &Path) -> u32 {
 }
 
 /// Creates a session and frees it again; returns its id.
+/// Creates a session and writes the registry, as the sweeper's next tick
+/// would.
 fn new_session(store: &SessionStore, owner: Option<&Secret>) -> String {
     let lease = store.create(owner, "sonnet").unwrap();
     assert!(lease.created());
-    lease.id().to_string()
+    let id = lease.id().to_string();
+    drop(lease);
+    store.flush();
+    id
 }
 
 #[test]

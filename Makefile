@@ -1,0 +1,49 @@
+# Entry points for people and CI. `make run` and `make test` are the two a
+# new user needs; `make check` is what CI runs.
+
+TARGET      := x86_64-unknown-linux-gnu
+RELEASE_BIN := target/$(TARGET)/release/claude-cli-api
+# crt-static links glibc into the binary. The flag must reach only the
+# target crates, not build scripts and proc-macros (those are loaded by
+# rustc and cannot be static), which is why the target is named
+# explicitly: with --target, RUSTFLAGS skip host artifacts.
+STATIC_FLAGS := -C target-feature=+crt-static
+
+.PHONY: all build run test lint check fmt tools clean
+
+all: build
+
+## build: stripped, statically linked release binary
+build:
+	RUSTFLAGS="$(STATIC_FLAGS)" cargo build --release --locked --target $(TARGET)
+	@ls -l $(RELEASE_BIN)
+
+## run: build, then start the server with its defaults (127.0.0.1:3456)
+run: build
+	$(RELEASE_BIN)
+
+## test: every unit and integration test
+test: tools
+	cargo test --locked
+
+## lint: formatting, clippy with warnings as errors, no shell command lines
+lint: tools
+	cargo fmt --all -- --check
+	cargo clippy --locked --all-targets -- -D warnings
+	scripts/check-no-shell.sh
+
+## check: lint and test (what CI runs)
+check: lint test
+
+fmt: tools
+	cargo fmt --all
+
+## tools: the rustfmt and clippy components, added only when missing
+tools:
+	@command -v cargo >/dev/null 2>&1 || { \
+		echo "cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
+	@cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+	@cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+
+clean:
+	cargo clean

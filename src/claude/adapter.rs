@@ -1,0 +1,325 @@
+//! Turns the CLI's stream-json output, one stdout line at a time, into
+//! OpenAI `chat.completion.chunk` bodies as they become ready, and at the
+//! end into the final chunks plus the whole `chat.completion`. The same
+//! adapter serves streaming and non-streaming requests; it knows nothing
+//! of processes or sockets.
+//!
+//! What it relies on (recorded in `fixtures/claude-cli-2.1.331/`): one
+//! turn can hold several messages (after `max_tokens` the CLI continues on
+//! its own), `thinking` blocks come with their own delta types, and the
+//! `result` line always comes last. So: one role chunk, content only from
+//! `text_delta`, one finish chunk carrying the last stop reason, and
+//! nothing final before `result`.
+
+use log::debug;
+use serde_json::{json, Value};
+
+use super::events::{BlockDelta, Event, Line, ResultLine, Usage};
+use super::failure;
+use super::redact::{redact, StreamRedactor};
+use crate::error::ApiError;
+
+pub use super::failure::{failure_from_stderr, sanitize_message};
+
+/// What one stdout line asks of the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Nothing,
+    /// Serialized chunk bodies to send now, in order (without `data: `).
+    Chunks(Vec<Vec<u8>>),
+    /// The CLI's credentials were refused; stop the child and answer 401
+    /// `backend_auth_failed` instead of waiting out its retries.
+    AuthFailed,
+}
+
+/// How the run ended, decided at the end of stdout.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Success {
+        /// Held-back text, one finish chunk and (if asked) the usage chunk.
+        final_chunks: Vec<Vec<u8>>,
+        /// The whole `chat.completion` for a non-streaming reply.
+        completion: Value,
+        session_id: Option<String>,
+    },
+    /// The CLI reported an error in its `result` line.
+    Failed(ApiError),
+    /// Stdout ended without a `result` line (crash, kill, or a failure the
+    /// CLI reports on stderr only: see `failure_from_stderr`).
+    NoResult,
+}
+
+pub struct Adapter {
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+    role_sent: bool,
+    started: bool,
+    saw_text: bool,
+    redactor: StreamRedactor,
+    /// All content released so far, redacted: the non-streaming answer.
+    content: String,
+    last_stop_reason: Option<String>,
+    result: Option<ResultLine>,
+    bad_lines: usize,
+}
+
+impl Adapter {
+    /// `model` is the name the client asked for; it is echoed everywhere.
+    pub fn new(completion_id: String, created: u64, model: String, include_usage: bool) -> Adapter {
+        Adapter {
+            id: completion_id,
+            created,
+            model,
+            include_usage,
+            role_sent: false,
+            started: false,
+            saw_text: false,
+            redactor: StreamRedactor::new(),
+            content: String::new(),
+            last_stop_reason: None,
+            result: None,
+            bad_lines: 0,
+        }
+    }
+
+    pub fn push_line(&mut self, line: &[u8]) -> Step {
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            return Step::Nothing;
+        }
+        let parsed = match serde_json::from_slice::<Line>(line) {
+            Ok(parsed) => parsed,
+            Err(e) if e.is_data() => {
+                // JSON of a shape this version does not know: skip it.
+                debug!(
+                    "claude: ignored a stream-json line of unexpected shape ({} bytes)",
+                    line.len()
+                );
+                return Step::Nothing;
+            }
+            Err(_) => {
+                self.bad_lines += 1;
+                debug!(
+                    "claude: skipped a stdout line that is not JSON ({} bytes)",
+                    line.len()
+                );
+                return Step::Nothing;
+            }
+        };
+        match parsed {
+            Line::System(system) => {
+                if system.subtype.as_deref() != Some("api_retry") {
+                    return Step::Nothing;
+                }
+                debug!(
+                    "claude: API attempt {} failed with status {:?}",
+                    system.attempt.unwrap_or(0),
+                    system.error_status
+                );
+                match system.error_status {
+                    Some(401 | 403) => Step::AuthFailed,
+                    _ => Step::Nothing,
+                }
+            }
+            Line::StreamEvent(wrapped) => {
+                if wrapped
+                    .parent_tool_use_id
+                    .as_ref()
+                    .is_some_and(|p| !p.is_null())
+                {
+                    return Step::Nothing;
+                }
+                self.on_event(wrapped.event)
+            }
+            Line::Result(result) => {
+                self.result = Some(result);
+                Step::Nothing
+            }
+            Line::Other => Step::Nothing,
+        }
+    }
+
+    /// True once the model began answering; the caller commits to a 200
+    /// (sends the SSE head) from then on.
+    pub fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Stdout lines that were not JSON at all.
+    pub fn bad_lines(&self) -> usize {
+        self.bad_lines
+    }
+
+    /// Text still held back for redaction, as chunks: a stream that breaks
+    /// still shows what the model said before it broke.
+    pub fn release_held(&mut self) -> Vec<Vec<u8>> {
+        let tail = self.redactor.flush();
+        if tail.is_empty() {
+            return Vec::new();
+        }
+        let mut chunks = Vec::new();
+        if !self.role_sent {
+            self.role_sent = true;
+            chunks.push(self.role_chunk());
+        }
+        chunks.push(self.content_chunk(&tail));
+        self.content.push_str(&tail);
+        chunks
+    }
+
+    pub fn finish(&mut self) -> Outcome {
+        let Some(result) = self.result.take() else {
+            return Outcome::NoResult;
+        };
+        if result.failed() {
+            return Outcome::Failed(failure::from_result(&result));
+        }
+        let mut final_chunks = Vec::new();
+        if !self.role_sent {
+            self.role_sent = true;
+            final_chunks.push(self.role_chunk());
+        }
+        let tail = self.redactor.flush();
+        if !tail.is_empty() {
+            final_chunks.push(self.content_chunk(&tail));
+            self.content.push_str(&tail);
+        }
+        // No partial messages seen (an older CLI, or output without
+        // `--include-partial-messages`): the result text is the answer.
+        if !self.saw_text {
+            let text = redact(result.result.as_deref().unwrap_or(""));
+            if !text.is_empty() {
+                final_chunks.push(self.content_chunk(&text));
+                self.content = text;
+            }
+        }
+        let stop = self
+            .last_stop_reason
+            .as_deref()
+            .or(result.stop_reason.as_deref());
+        let finish_reason = finish_reason(stop);
+        final_chunks.push(self.chunk(json!({}), Some(finish_reason)));
+        let usage = usage_json(&result.usage.unwrap_or_default());
+        if self.include_usage {
+            final_chunks.push(self.bytes(json!({
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [],
+                "usage": usage,
+            })));
+        }
+        // Built from the released deltas rather than `result.result`: after a
+        // `max_tokens` continuation the CLI's result holds only the last
+        // message, while the answer (and what a streaming client got) is
+        // all of them.
+        let completion = json!({
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{
+                "index": 0,
+                "message": {"role": "assistant", "content": self.content},
+                "finish_reason": finish_reason,
+            }],
+            "usage": usage,
+        });
+        Outcome::Success {
+            final_chunks,
+            completion,
+            session_id: result.session_id,
+        }
+    }
+
+    fn on_event(&mut self, event: Event) -> Step {
+        self.started = true;
+        let mut chunks = Vec::new();
+        match event {
+            Event::MessageStart {} => {}
+            Event::ContentBlockDelta {
+                delta: BlockDelta::TextDelta { text },
+            } => {
+                self.saw_text = true;
+                let ready = self.redactor.push(&text);
+                if !ready.is_empty() {
+                    if !self.role_sent {
+                        self.role_sent = true;
+                        chunks.push(self.role_chunk());
+                    }
+                    chunks.push(self.content_chunk(&ready));
+                    self.content.push_str(&ready);
+                }
+            }
+            Event::MessageDelta { delta } => {
+                if delta.stop_reason.is_some() {
+                    self.last_stop_reason = delta.stop_reason;
+                }
+                return Step::Nothing;
+            }
+            Event::ContentBlockDelta { .. } | Event::Other => return Step::Nothing,
+        }
+        if !self.role_sent {
+            self.role_sent = true;
+            chunks.push(self.role_chunk());
+        }
+        if chunks.is_empty() {
+            Step::Nothing
+        } else {
+            Step::Chunks(chunks)
+        }
+    }
+
+    fn role_chunk(&self) -> Vec<u8> {
+        self.chunk(json!({"role": "assistant"}), None)
+    }
+
+    fn content_chunk(&self, text: &str) -> Vec<u8> {
+        self.chunk(json!({"content": text}), None)
+    }
+
+    fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> Vec<u8> {
+        let mut body = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        });
+        // OpenAI marks every chunk but the last with `usage: null` when
+        // usage was asked for.
+        if self.include_usage {
+            body["usage"] = Value::Null;
+        }
+        self.bytes(body)
+    }
+
+    fn bytes(&self, body: Value) -> Vec<u8> {
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+}
+
+/// Anthropic stop reason → OpenAI finish reason.
+fn finish_reason(stop_reason: Option<&str>) -> &'static str {
+    match stop_reason {
+        Some("max_tokens") => "length",
+        _ => "stop",
+    }
+}
+
+fn usage_json(usage: &Usage) -> Value {
+    let prompt = usage.prompt_tokens();
+    let completion = usage.completion_tokens();
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt.saturating_add(completion),
+    })
+}
+
+#[cfg(test)]
+#[path = "adapter_tests.rs"]
+mod tests;

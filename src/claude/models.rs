@@ -1,0 +1,165 @@
+//! Which model names Claude Code mode accepts and what the CLI is told for
+//! each. The answer is always one of a fixed set of static strings, so a
+//! client's model text never reaches the CLI's argument vector.
+
+use crate::error::ApiError;
+
+/// Exact names a client may send, and the `--model` value each becomes.
+/// The order is the order of the list shown in `model_not_found` errors.
+const EXACT: &[(&str, &str)] = &[
+    ("claude-opus-4-6", "claude-opus-4-6"),
+    ("claude-sonnet-4-6", "claude-sonnet-4-6"),
+    ("claude-haiku-4-5", "claude-haiku-4-5-20251001"),
+    ("claude-haiku-4-5-20251001", "claude-haiku-4-5-20251001"),
+    ("opus", "opus"),
+    ("sonnet", "sonnet"),
+    ("haiku", "haiku"),
+    ("gpt-4", "opus"),
+    ("gpt-4-turbo", "sonnet"),
+    ("gpt-4-turbo-preview", "sonnet"),
+    ("gpt-4-0125-preview", "sonnet"),
+    ("gpt-4-1106-preview", "sonnet"),
+    ("gpt-4o", "sonnet"),
+    ("gpt-4o-mini", "haiku"),
+    ("gpt-3.5-turbo", "haiku"),
+];
+
+/// Families OpenAI publishes under dated names (`gpt-4o-2024-11-20`,
+/// `gpt-3.5-turbo-0125`): anything after the prefix maps like the base.
+const PREFIXES: &[(&str, &str)] = &[
+    ("gpt-4o-2024-", "sonnet"),
+    ("gpt-4-turbo-2024-", "sonnet"),
+    ("gpt-3.5-turbo-", "haiku"),
+];
+
+/// The `--model` value for a requested name, or `model_not_found` listing
+/// every name that would have worked. Reasoning models (`o1`, `o3-mini`)
+/// are deliberately absent: they behave too differently to stand in for.
+pub fn resolve_model(requested: &str) -> Result<&'static str, ApiError> {
+    if let Some((_, cli)) = EXACT.iter().find(|(name, _)| *name == requested) {
+        return Ok(cli);
+    }
+    if let Some((_, cli)) = PREFIXES
+        .iter()
+        .find(|(prefix, _)| requested.len() > prefix.len() && requested.starts_with(prefix))
+    {
+        return Ok(cli);
+    }
+    // Other dated snapshots of a listed OpenAI model (`gpt-4o-mini-2024-07-18`,
+    // `gpt-4-0613`) resolve like their base name.
+    if let Some(base) = strip_date_suffix(requested) {
+        if base.starts_with("gpt-") {
+            if let Some((_, cli)) = EXACT.iter().find(|(name, _)| *name == base) {
+                return Ok(cli);
+            }
+        }
+    }
+    Err(ApiError::ModelNotFound {
+        model: shorten(requested),
+        valid: valid_model_names(),
+    })
+}
+
+/// Every exact name `resolve_model` accepts (prefix families not spelled out).
+pub fn valid_model_names() -> Vec<&'static str> {
+    EXACT.iter().map(|(name, _)| *name).collect()
+}
+
+/// `name-YYYY-MM-DD` or `name-MMDD` → `name`.
+fn strip_date_suffix(name: &str) -> Option<&str> {
+    let is_digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let parts: Vec<&str> = name.rsplitn(4, '-').collect();
+    if parts.len() == 4
+        && is_digits(parts[0], 2)
+        && is_digits(parts[1], 2)
+        && is_digits(parts[2], 4)
+    {
+        return Some(parts[3]);
+    }
+    let (base, tail) = name.rsplit_once('-')?;
+    is_digits(tail, 4).then_some(base)
+}
+
+/// The requested name is echoed in the error; keep an absurd one readable.
+fn shorten(name: &str) -> String {
+    const MAX: usize = 64;
+    match name.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &name[..cut]),
+        None => name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_row_of_the_mapping_table() {
+        for (requested, expected) in [
+            ("claude-opus-4-6", "claude-opus-4-6"),
+            ("claude-sonnet-4-6", "claude-sonnet-4-6"),
+            ("claude-haiku-4-5", "claude-haiku-4-5-20251001"),
+            ("claude-haiku-4-5-20251001", "claude-haiku-4-5-20251001"),
+            ("opus", "opus"),
+            ("sonnet", "sonnet"),
+            ("haiku", "haiku"),
+            ("gpt-4", "opus"),
+            ("gpt-4-turbo", "sonnet"),
+            ("gpt-4o", "sonnet"),
+            ("gpt-4o-mini", "haiku"),
+            ("gpt-3.5-turbo", "haiku"),
+            ("gpt-4-turbo-preview", "sonnet"),
+            ("gpt-4-0125-preview", "sonnet"),
+            ("gpt-4-1106-preview", "sonnet"),
+            ("gpt-4o-2024-11-20", "sonnet"),
+            ("gpt-4o-2024-05-13", "sonnet"),
+            ("gpt-4-turbo-2024-04-09", "sonnet"),
+            ("gpt-3.5-turbo-0125", "haiku"),
+            ("gpt-3.5-turbo-16k", "haiku"),
+            ("gpt-4o-mini-2024-07-18", "haiku"),
+            ("gpt-4-0613", "opus"),
+        ] {
+            assert_eq!(resolve_model(requested), Ok(expected), "{requested}");
+        }
+    }
+
+    #[test]
+    fn unknown_names_list_every_valid_name() {
+        for requested in [
+            "o1",
+            "o1-mini",
+            "o1-preview",
+            "o3-mini",
+            "gpt-4o-",
+            "gtp-4o",
+            "GPT-4O",
+            "claude-3-opus",
+            "",
+            "gpt-3.5-turbo-",
+            "gpt-5",
+            "o1-2024-12-17",
+        ] {
+            match resolve_model(requested) {
+                Err(ApiError::ModelNotFound { model, valid }) => {
+                    assert_eq!(model, requested);
+                    assert_eq!(valid, valid_model_names());
+                }
+                other => panic!("{requested}: {other:?}"),
+            }
+        }
+        let names = valid_model_names();
+        for expected in ["claude-haiku-4-5", "sonnet", "gpt-4o", "gpt-3.5-turbo"] {
+            assert!(names.contains(&expected), "{expected}");
+        }
+        assert!(names.iter().all(|n| !n.contains('*')));
+    }
+
+    #[test]
+    fn a_huge_model_name_is_shortened_in_the_error() {
+        let long = "x".repeat(300);
+        let Err(ApiError::ModelNotFound { model, .. }) = resolve_model(&long) else {
+            panic!("accepted");
+        };
+        assert!(model.len() < 80);
+    }
+}

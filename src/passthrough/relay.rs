@@ -1,0 +1,94 @@
+//! Relays an upstream SSE stream to the client event by event.
+//!
+//! Each event goes out as soon as its blank line has been read, exactly as
+//! the upstream wrote it (so `usage` chunks, tool-call deltas and fields
+//! this server has never heard of pass untouched). The upstream's own
+//! `data: [DONE]` is swallowed: the pipeline sends the one the client sees.
+//! The idle limit lives in the agent (`timeout_per_read` on the request),
+//! so a silent upstream surfaces here as a read error.
+
+use std::io::Read;
+
+use serde_json::json;
+
+use super::events::{is_done_marker, EventReader};
+use super::upstream::classify_io;
+use crate::http::{SseWriter, StreamBody};
+
+/// How much of a body left after `[DONE]` is read so that its connection
+/// can go back to the pool; past this it is dropped with the connection.
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+pub struct UpstreamStream<R> {
+    events: EventReader<R>,
+    request_id: String,
+}
+
+impl<R: Read> UpstreamStream<R> {
+    pub fn new(body: R, request_id: String) -> Self {
+        UpstreamStream {
+            events: EventReader::new(body),
+            request_id,
+        }
+    }
+
+    fn log_break(&self, cause: &str, relayed: usize) {
+        log::warn!(
+            "{}",
+            json!({
+                "event": "upstream_stream_broken",
+                "request_id": self.request_id,
+                "cause": cause,
+                "events_relayed": relayed,
+            })
+        );
+    }
+}
+
+impl<R: Read + Send> StreamBody for UpstreamStream<R> {
+    fn write_events(mut self: Box<Self>, sse: &mut SseWriter) {
+        let mut relayed = 0usize;
+        loop {
+            match self.events.next_event() {
+                Ok(Some(event)) if is_done_marker(event) => {
+                    // The client gets its [DONE] now rather than after the
+                    // drain below; the pipeline's own finish() is then a
+                    // no-op.
+                    let _ = sse.finish();
+                    self.events.drain(DRAIN_LIMIT);
+                    return;
+                }
+                Ok(Some(event)) => {
+                    if sse.raw_event(event).is_err() {
+                        // The client left. Returning drops the upstream body
+                        // half-read, which closes its connection instead of
+                        // pooling it.
+                        log::debug!(
+                            "{}",
+                            json!({"event": "client_gone", "request_id": self.request_id})
+                        );
+                        return;
+                    }
+                    relayed += 1;
+                }
+                Ok(None) => {
+                    self.log_break("eof_before_done", relayed);
+                    let _ =
+                        sse.error("the OpenAI upstream ended the stream before it was complete");
+                    return;
+                }
+                Err(e) => {
+                    let (api, cause) = classify_io(&e);
+                    self.log_break(cause, relayed);
+                    let message = if api.status() == 504 {
+                        "the OpenAI upstream sent nothing for too long"
+                    } else {
+                        "the connection to the OpenAI upstream broke"
+                    };
+                    let _ = sse.error(message);
+                    return;
+                }
+            }
+        }
+    }
+}
