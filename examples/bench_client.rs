@@ -13,9 +13,9 @@
 //! - `claude-load URL CONC SECS STREAM`: `load` with `X-Claude-Code: true`.
 //! - `spawn-floor CMD CONC SECS`: runs CMD with the arguments the server
 //!   gives the CLI, CONC at a time, stdout read to EOF; prints runs/s.
-//! - `hold-streams URL N SECS [EVENTS] [HEADER ...]`: opens N streams,
-//!   prints `ready=...` once each has delivered an event, holds them until
-//!   they end or SECS pass.
+//! - `hold-streams URL N SECS [EVENTS] [HEADER ...]`: opens N streams at
+//!   once, prints `ready=...` when each has delivered an event (or SECS/2
+//!   have passed), holds them until they end or SECS pass.
 //! - `startup BIN [RUNS]`: exec → first `/health` 200, median of RUNS (20).
 //! - `request URL STREAM [HEADER ...]`: one request, its status and size.
 //! - `wait-health URL TIMEOUT_MS`, `free-port`: helpers for the script.
@@ -53,12 +53,9 @@ fn run(args: &[String]) -> Res<()> {
         ["slow-upstream", port, rest @ ..] => {
             slow_upstream(port.parse()?, opt(rest, 0, 50)?, opt(rest, 1, 20)?)
         }
-        ["sse-delay", url, n, rest @ ..] => sse_delay(
-            url,
-            n.parse()?,
-            opt(rest, 0, 10)?,
-            opt(rest, 1, 20)?,
-        ),
+        ["sse-delay", url, n, rest @ ..] => {
+            sse_delay(url, n.parse()?, opt(rest, 0, 10)?, opt(rest, 1, 20)?)
+        }
         ["load", url, conc, secs, stream, headers @ ..] => {
             load(url, conc.parse()?, secs.parse()?, flag(stream), headers)
         }
@@ -310,10 +307,7 @@ fn write_request(
     headers: &[&str],
     body: &[u8],
 ) -> io::Result<()> {
-    let mut rq = format!(
-        "{method} {} HTTP/1.1\r\nHost: {}\r\n",
-        url.path, url.addr
-    );
+    let mut rq = format!("{method} {} HTTP/1.1\r\nHost: {}\r\n", url.path, url.addr);
     if method == "POST" {
         rq.push_str(&format!(
             "Content-Type: application/json\r\nContent-Length: {}\r\n",
@@ -359,7 +353,9 @@ fn send_stamp(event: &[u8]) -> Option<u128> {
 }
 
 fn epoch_ns(t: SystemTime) -> u128 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -494,7 +490,13 @@ fn sse_delay(url: &str, total: u64, streams: u64, interval_ms: u64) -> Res<()> {
 fn stream_delays(url: &str, events: u64) -> Res<Vec<f64>> {
     let url = parse_url(url)?;
     let mut conn = Conn::open(&url.addr)?;
-    write_request(&mut conn.sock, &url, "POST", &[], &chat_body(true, Some(events)))?;
+    write_request(
+        &mut conn.sock,
+        &url,
+        "POST",
+        &[],
+        &chat_body(true, Some(events)),
+    )?;
     let head = read_head(&mut conn)?;
     if head.status != 200 {
         return Err(format!("stream answered {}", head.status).into());
@@ -758,8 +760,11 @@ fn hold_streams(url: &str, n: usize, secs: f64, events: u64, headers: &[&str]) -
     let mut failed = 0;
     let mut slowest_ms: f64 = 0.0;
     let mut first_error = None;
+    // Streams not delivering by half-time are reported as not ready, and
+    // the other half is left for measuring what the open ones cost.
+    let ready_by = started + Duration::from_secs_f64(secs / 2.0);
     while ready + failed < n {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = ready_by.saturating_duration_since(Instant::now());
         match ready_rx.recv_timeout(left) {
             Ok(Ok(ms)) => {
                 ready += 1;
@@ -893,7 +898,13 @@ fn wait_health(url: &str, timeout_ms: u64) -> Res<()> {
 fn one_request(url: &str, stream: bool, headers: &[&str]) -> Res<()> {
     let url = parse_url(url)?;
     let mut conn = Conn::open(&url.addr)?;
-    write_request(&mut conn.sock, &url, "POST", headers, &chat_body(stream, None))?;
+    write_request(
+        &mut conn.sock,
+        &url,
+        "POST",
+        headers,
+        &chat_body(stream, None),
+    )?;
     let head = read_head(&mut conn)?;
     let mut body = Vec::new();
     read_body(&mut conn, &head, &mut |d, _| body.extend_from_slice(d))?;
