@@ -57,7 +57,12 @@ fn a_whole_lifecycle_logs_metadata_and_nothing_secret() {
     // Passthrough: server key, then the client's own key.
     assert_eq!(chat(addr, &[auth], &body("")).status, 200);
     assert_eq!(
-        chat(addr, &[auth, ("X-OpenAI-API-Key", CLIENT_OPENAI_KEY)], &body("")).status,
+        chat(
+            addr,
+            &[auth, ("X-OpenAI-API-Key", CLIENT_OPENAI_KEY)],
+            &body("")
+        )
+        .status,
         200
     );
     // Claude mode: an answer that echoes the prompt, a stream, a failure.
@@ -67,7 +72,12 @@ fn a_whole_lifecycle_logs_metadata_and_nothing_secret() {
     let stream = json!({"model": "sonnet", "stream": true,
         "messages": [{"role": "user", "content": format!("[[fake:say]]{PROMPT}")}]})
     .to_string();
-    assert!(SseClient::open(addr, &[auth, claude], &stream).collect().len() > 2);
+    assert!(
+        SseClient::open(addr, &[auth, claude], &stream)
+            .collect()
+            .len()
+            > 2
+    );
     assert_eq!(
         chat(addr, &[auth, claude], &body("[[fake:stderr-exit]]")).status,
         500
@@ -112,9 +122,14 @@ fn a_whole_lifecycle_logs_metadata_and_nothing_secret() {
             assert!(line["mode"].is_string(), "{line}");
         }
     }
-    let with_key = access.iter().filter(|l| l["key"] == "sk-cca-****7f3a").count();
+    let with_key = access
+        .iter()
+        .filter(|l| l["key"] == "sk-cca-****7f3a")
+        .count();
     assert!(with_key >= 6, "authenticated requests carry the masked key");
-    assert!(access.iter().any(|l| l["mode"] == "claude-code" && l["session_id"].is_string()));
+    assert!(access
+        .iter()
+        .any(|l| l["mode"] == "claude-code" && l["session_id"].is_string()));
 
     let audit = |event: &str| {
         parsed
