@@ -18,4 +18,9 @@ if [ -z "${SERVER_BIN:-}" ]; then
   export SERVER_BIN="target/$TARGET/release/claude-cli-api"
 fi
 
+# The passthrough smoke test with the official SDK (its own fake upstream).
+if [ "$#" -eq 0 ]; then
+  .cache/e2e/venv/bin/python scripts/sdk-smoke.py
+fi
+
 exec .cache/e2e/venv/bin/python scripts/e2e/run_e2e.py "$@"
