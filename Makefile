@@ -9,7 +9,7 @@ RELEASE_BIN := target/$(TARGET)/release/claude-cli-api
 # explicitly: with --target, RUSTFLAGS skip host artifacts.
 STATIC_FLAGS := -C target-feature=+crt-static
 
-.PHONY: all build run test lint check fmt tools clean
+.PHONY: all build run test lint check e2e bench coverage fmt tools clean
 
 all: build
 
@@ -20,7 +20,7 @@ build:
 
 ## run: build, then start the server with its defaults (127.0.0.1:3456)
 run: build
-	$(RELEASE_BIN)
+	scripts/run.sh
 
 ## test: every unit and integration test
 test: tools
@@ -34,6 +34,15 @@ lint: tools
 
 ## check: lint and test (what CI runs)
 check: lint test
+
+## e2e: the real claude CLI and the official OpenAI SDKs against the
+## release binary (installs them under .cache/e2e on first use)
+e2e:
+	scripts/e2e.sh
+
+## bench: load and latency figures against nginx and a fake CLI (not a test)
+bench:
+	scripts/bench.sh
 
 fmt: tools
 	cargo fmt --all

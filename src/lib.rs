@@ -27,6 +27,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use app::App;
+
+/// A request head (request line and headers) larger than this closes the
+/// connection.
+const MAX_HEAD_BYTES: usize = 64 * 1024;
 pub use config::Config;
 
 /// A running server.
@@ -68,7 +72,13 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
         .local_addr()
         .map_err(|e| StartError::Bind(bind.clone(), e))?;
     let app = App::new(config).map_err(StartError::Setup)?;
-    let http = tiny_http::Server::from_listener(listener, None)
+    let timeouts = tiny_http::ConnectionTimeouts {
+        idle: Some(app.config.keepalive_timeout),
+        head: Some(app.config.headers_timeout),
+        body_read: Some(app.config.body_timeout),
+        max_head_bytes: MAX_HEAD_BYTES,
+    };
+    let http = tiny_http::Server::from_listener_with_timeouts(listener, None, timeouts)
         .map(Arc::new)
         .map_err(|e| StartError::Setup(e.to_string()))?;
     let workers = Arc::new(http::pool::Workers::new(app.clone()));

@@ -225,6 +225,23 @@ fn session_errors_are_told_apart() {
 }
 
 #[test]
+fn a_session_the_cli_lost_is_404_and_forgotten() {
+    let c = Claude::start(&[]);
+    let r = chat(c.addr(), &[CLAUDE], &body("sonnet", "hi"));
+    let sid = r.header("X-Claude-Session-ID").unwrap().to_string();
+    let resume = [("X-Claude-Session-ID", sid.as_str())];
+    let r = chat(c.addr(), &resume, &body("sonnet", "[[fake:gone]]"));
+    assert_eq!(
+        (r.status, r.error_code().as_str()),
+        (404, "session_not_found")
+    );
+    let runs = c.runs().len();
+    let r = chat(c.addr(), &resume, &body("sonnet", "again"));
+    assert_eq!(r.status, 404);
+    assert_eq!(c.runs().len(), runs, "a forgotten session starts no CLI");
+}
+
+#[test]
 fn a_session_belongs_to_the_key_that_created_it() {
     let c = Claude::start(&[(
         "API_KEYS",
@@ -376,6 +393,8 @@ fn errors_are_mapped_by_cause() {
         ("stderr-exit", false, 500, "internal_error"),
         ("garbage", false, 500, "internal_error"),
         ("crash", false, 500, "internal_error"),
+        ("not-logged-in", false, 401, "backend_auth_failed"),
+        ("not-logged-in", true, 401, "backend_auth_failed"),
     ] {
         let req = json!({"model": "sonnet", "stream": stream,
                          "messages": [{"role": "user", "content": format!("[[fake:{scenario}]]")}]})
@@ -397,6 +416,16 @@ fn errors_are_mapped_by_cause() {
             );
         }
     }
+}
+
+#[test]
+fn a_warning_on_stderr_does_not_fail_a_good_answer() {
+    // The real CLI warns on stderr about a model name it does not know and
+    // still answers, exit status 0.
+    let c = Claude::start(&[]);
+    let r = chat(c.addr(), &[CLAUDE], &body("sonnet", "[[fake:replay:json-bad-model]]"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!r.json()["choices"][0]["message"]["content"].as_str().unwrap().is_empty());
 }
 
 #[test]

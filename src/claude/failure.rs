@@ -39,6 +39,8 @@ pub fn from_result(result: &ResultLine) -> ApiError {
                 error_type(result)
             ),
         },
+        // No credentials at all: the CLI refuses before calling the API.
+        None if text.to_ascii_lowercase().contains("not logged in") => ApiError::BackendAuthFailed,
         _ => ApiError::InternalError {
             message: if text.trim().is_empty() {
                 "The claude CLI failed without saying why.".into()

@@ -228,6 +228,11 @@ impl CliRun {
                 final_chunks,
                 completion,
             }),
+            // A resume of a session the CLI no longer has ends in an
+            // error result with no API status; stderr says which session.
+            Outcome::Failed(error @ ApiError::InternalError { .. }) => {
+                Err(failure_from_stderr(&tail.text, &self.session_id).unwrap_or(error))
+            }
             Outcome::Failed(error) => Err(error),
             Outcome::NoResult => {
                 if let Some(error) = failure_from_stderr(&tail.text, &self.session_id) {

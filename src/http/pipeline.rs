@@ -3,11 +3,10 @@
 //! body read with a bound, the handler (panics caught), the response with
 //! its common headers, and the access log line.
 
-use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tiny_http::{Header, Request, Response};
@@ -224,7 +223,7 @@ fn handle(
     }
     if incoming.method == "POST" {
         check_content_type(incoming.header("Content-Type"))?;
-        incoming.body = read_body(rq, BODY_LIMIT)?;
+        incoming.body = read_body(rq, BODY_LIMIT, app.config.body_timeout)?;
     }
     routes::handle(app, route, &incoming, meta)
 }
@@ -249,26 +248,42 @@ fn check_content_type(value: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-/// Reads at most `limit` bytes; a declared or actual larger body is a 413
-/// without buffering more than the limit.
-fn read_body(rq: &mut Request, limit: usize) -> Result<Vec<u8>, ApiError> {
+/// Reads at most `limit` bytes within `within`; a declared or actual larger
+/// body is a 413 without buffering more than the limit. Each read is also
+/// bounded by the socket's per-read limit, so a stalled client is noticed.
+fn read_body(rq: &mut Request, limit: usize, within: Duration) -> Result<Vec<u8>, ApiError> {
     if rq.body_length().is_some_and(|len| len > limit) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
+    let deadline = Instant::now() + within;
     let mut body = Vec::with_capacity(rq.body_length().unwrap_or(0).min(limit));
     let reader = rq.as_reader();
-    match reader.take(limit as u64 + 1).read_to_end(&mut body) {
-        Ok(_) if body.len() > limit => Err(ApiError::PayloadTooLarge { limit }),
-        Ok(_) => Ok(body),
-        Err(e)
-            if e.kind() == std::io::ErrorKind::TimedOut
-                || e.kind() == std::io::ErrorKind::WouldBlock =>
-        {
-            Err(ApiError::RequestTimeout)
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => return Ok(body),
+            Ok(n) => {
+                if body.len() + n > limit {
+                    return Err(ApiError::PayloadTooLarge { limit });
+                }
+                body.extend_from_slice(&chunk[..n]);
+                if Instant::now() > deadline {
+                    return Err(ApiError::RequestTimeout);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::TimedOut
+                    || e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                return Err(ApiError::RequestTimeout)
+            }
+            Err(_) => {
+                return Err(ApiError::InvalidJson {
+                    detail: "the body could not be read".into(),
+                })
+            }
         }
-        Err(_) => Err(ApiError::InvalidJson {
-            detail: "the body could not be read".into(),
-        }),
     }
 }
 

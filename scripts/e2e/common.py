@@ -1,0 +1,112 @@
+"""Shared pieces of the end-to-end scripts: where things live, a tiny test
+runner that prints `N passed, M failed`, and process helpers that look at
+/proc (never at process names on the command line of pkill and friends)."""
+
+import os
+import sys
+import time
+import traceback
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CACHE = os.path.join(ROOT, ".cache", "e2e")
+NODE_DIR = os.path.join(CACHE, "node")
+CLI_LINK = os.path.join(NODE_DIR, "node_modules", ".bin", "claude")
+
+
+def cli_path():
+    """The real native `claude` binary (the npm `.bin` entry is a symlink to it)."""
+    override = os.environ.get("E2E_CLAUDE")
+    path = os.path.realpath(override or CLI_LINK)
+    if not os.access(path, os.X_OK):
+        sys.exit(f"claude CLI not found at {path}: run scripts/e2e/setup.sh first")
+    return path
+
+
+class Suite:
+    """Runs test functions in order; a test passes when it returns."""
+
+    def __init__(self, only=None):
+        self.passed = 0
+        self.failed = 0
+        self.failures = []
+        self.only = only
+
+    def run(self, name, fn, *args):
+        if self.only and not any(o in name for o in self.only):
+            return
+        started = time.monotonic()
+        try:
+            fn(*args)
+        except Exception as e:  # report every kind of failure the same way
+            self.failed += 1
+            took = time.monotonic() - started
+            print(f"FAIL {name} ({took:.1f}s): {type(e).__name__}: {e}", flush=True)
+            if os.environ.get("E2E_VERBOSE"):
+                traceback.print_exc()
+            self.failures.append(name)
+        else:
+            self.passed += 1
+            print(f"ok   {name} ({time.monotonic() - started:.1f}s)", flush=True)
+
+    def summary(self):
+        print(f"{self.passed} passed, {self.failed} failed", flush=True)
+        return 1 if self.failed else 0
+
+
+def check(cond, message):
+    if not cond:
+        raise AssertionError(message)
+
+
+def wait_until(predicate, timeout, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def proc_stat(pid):
+    """(state, ppid, pgid) of a process, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # The command name is in parentheses and may itself contain spaces.
+    fields = data[data.rfind(")") + 2:].split()
+    return fields[0], int(fields[1]), int(fields[2])
+
+
+def proc_exe(pid):
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+
+
+def all_pids():
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def children_of(ppid):
+    out = []
+    for pid in all_pids():
+        st = proc_stat(pid)
+        if st and st[1] == ppid:
+            out.append(pid)
+    return out
+
+
+def alive(pid):
+    """True while the process exists and is not a zombie."""
+    st = proc_stat(pid)
+    return st is not None and st[0] != "Z"
+
+
+def members_of_group(pgid):
+    return [pid for pid in all_pids() if (st := proc_stat(pid)) and st[2] == pgid
+            and st[0] != "Z"]

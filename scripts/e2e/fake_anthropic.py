@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""A local stand-in for the Anthropic Messages API, for end-to-end tests.
+
+The real `claude` CLI talks to it through ANTHROPIC_BASE_URL. Every answer
+says what the fake received, so a test can check what reached the upstream
+without looking inside the server or the CLI:
+
+    turns=3 system=yes model=claude-sonnet-4-6 auth=x-api-key
+
+- turns:  user messages that carry text of their own (the CLI's wrapping in
+          content blocks and its <system-reminder> blocks do not count)
+- system: whether the request's system prompt contains the marker text
+          (MARKER-SYS-42 unless --marker says otherwise)
+- model:  the model name in the request body
+- auth:   x-api-key or bearer, whichever header carried the credential
+
+A credential starting with the bad-key prefix (sk-ant-bad) is refused with the
+API's 401 body. Words in the last user message steer the reply:
+SLOW-STREAM streams slowly (for interrupting a stream), FAIL-529 answers 529
+overloaded.
+
+Run standalone (prints `PORT=<n>` on stdout once listening) or import it and
+call `start()`; either way each request is also recorded (path, header names,
+model, auth kind, turns, system flag) for tests to inspect, and logged to
+stderr as one JSON line. Keys and prompts are never logged.
+"""
+
+import argparse
+import itertools
+import json
+import re
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+DEFAULT_MARKER = "MARKER-SYS-42"
+DEFAULT_BAD_PREFIX = "sk-ant-bad"
+_REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.S)
+_ids = itertools.count(1)
+
+
+def _text_blocks(content):
+    """The text of a message's content, whether a string or a block list."""
+    if isinstance(content, str):
+        return [content]
+    texts = []
+    if isinstance(content, list):
+        for block in content:
+            if isinstance(block, dict) and block.get("type") == "text":
+                texts.append(str(block.get("text", "")))
+    return texts
+
+
+def count_user_turns(messages):
+    turns = 0
+    for msg in messages or []:
+        if not isinstance(msg, dict) or msg.get("role") != "user":
+            continue
+        own = [_REMINDER.sub("", t).strip() for t in _text_blocks(msg.get("content"))]
+        if any(own):
+            turns += 1
+    return turns
+
+
+def last_user_text(messages):
+    for msg in reversed(messages or []):
+        if isinstance(msg, dict) and msg.get("role") == "user":
+            return " ".join(_text_blocks(msg.get("content")))
+    return ""
+
+
+def system_text(system):
+    if isinstance(system, str):
+        return system
+    return " ".join(_text_blocks(system))
+
+
+class FakeAnthropic:
+    """One running fake. `records` grows by one dict per request."""
+
+    def __init__(self, port=0, marker=DEFAULT_MARKER, bad_prefix=DEFAULT_BAD_PREFIX,
+                 slow_delay=0.25, slow_chunks=60, quiet=False, dump_dir=None):
+        self.marker = marker
+        self.dump_dir = dump_dir
+        self.bad_prefix = bad_prefix
+        self.slow_delay = slow_delay
+        self.slow_chunks = slow_chunks
+        self.quiet = quiet
+        self.records = []
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(_Handler):
+            owner = fake
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._thread = None
+
+    def record(self, entry):
+        with self._lock:
+            self.records.append(entry)
+        if not self.quiet:
+            print(json.dumps({"fake": "anthropic", **entry}), file=sys.stderr, flush=True)
+
+    def messages_records(self):
+        with self._lock:
+            return [r for r in self.records if r.get("kind") == "messages"]
+
+    def serve_in_thread(self):
+        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def start(**kwargs):
+    """Start a fake on a background thread; call `.close()` when done."""
+    return FakeAnthropic(**kwargs).serve_in_thread()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    owner = None  # set by FakeAnthropic
+
+    def log_message(self, fmt, *args):  # the default logs every line to stderr
+        pass
+
+    # -- plumbing -------------------------------------------------------
+
+    def _body(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send_json(self, status, obj, extra=None):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("request-id", f"req_fake{next(_ids):06d}")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def _chunk(self, data):
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _event(self, name, obj):
+        self._chunk(f"event: {name}\ndata: {json.dumps(obj)}\n\n".encode())
+
+    def _auth(self):
+        key = self.headers.get("x-api-key")
+        if key:
+            return "x-api-key", key
+        bearer = self.headers.get("Authorization", "")
+        if bearer.lower().startswith("bearer "):
+            return "bearer", bearer[7:].strip()
+        return "none", ""
+
+    def _base_record(self):
+        path = self.path
+        return {
+            "method": self.command,
+            "path": path,
+            "header_names": sorted({k.lower() for k in self.headers.keys()}),
+            "anthropic_beta": self.headers.get("anthropic-beta"),
+            "anthropic_version": self.headers.get("anthropic-version"),
+            "user_agent": self.headers.get("User-Agent"),
+            "session_header": self.headers.get("x-claude-code-session-id"),
+        }
+
+    # -- routes ---------------------------------------------------------
+
+    def do_GET(self):
+        rec = self._base_record()
+        rec["kind"] = "other"
+        self.owner.record(rec)
+        self._send_json(404, {"type": "error", "error": {"type": "not_found_error",
+                                                          "message": "not found"}})
+
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_POST(self):
+        raw = self._body()
+        rec = self._base_record()
+        route = self.path.split("?", 1)[0]
+        if route == "/v1/messages/count_tokens":
+            rec["kind"] = "count_tokens"
+            self.owner.record(rec)
+            self._send_json(200, {"input_tokens": max(1, len(raw) // 4)})
+            return
+        if route != "/v1/messages":
+            rec["kind"] = "other"
+            self.owner.record(rec)
+            self._send_json(200, {})
+            return
+
+        rec["kind"] = "messages"
+        if self.owner.dump_dir:  # debugging aid, off unless asked for
+            with open(f"{self.owner.dump_dir}/request-{next(_ids):06d}.json", "wb") as f:
+                f.write(raw)
+        kind, key = self._auth()
+        rec["auth"] = kind
+        try:
+            req = json.loads(raw or b"{}")
+        except ValueError:
+            req = None
+        if not isinstance(req, dict):
+            self.owner.record(rec)
+            self._send_json(400, {"type": "error", "error": {
+                "type": "invalid_request_error", "message": "body is not a JSON object"}})
+            return
+        messages = req.get("messages") or []
+        model = str(req.get("model", ""))
+        turns = count_user_turns(messages)
+        system = self.owner.marker in system_text(req.get("system"))
+        prompt = last_user_text(messages)
+        rec.update({
+            "model": model,
+            "stream": bool(req.get("stream")),
+            "turns": turns,
+            "system_marker": system,
+            "max_tokens": req.get("max_tokens"),
+            "tools": len(req.get("tools") or []),
+        })
+        self.owner.record(rec)
+
+        if kind == "none" or key.startswith(self.owner.bad_prefix):
+            self._send_json(401, {"type": "error", "error": {
+                "type": "authentication_error", "message": "invalid x-api-key"}})
+            return
+        if "FAIL-529" in prompt:
+            self._send_json(529, {"type": "error", "error": {
+                "type": "overloaded_error", "message": "Overloaded"}})
+            return
+
+        text = f"turns={turns} system={'yes' if system else 'no'} model={model} auth={kind}"
+        slow = "SLOW-STREAM" in prompt
+        if req.get("stream"):
+            self._stream(model, text, slow, len(raw))
+        else:
+            self._send_json(200, self._message(model, text, len(raw)))
+
+    # -- replies --------------------------------------------------------
+
+    @staticmethod
+    def _usage(raw_len, out):
+        return {"input_tokens": max(1, raw_len // 4), "output_tokens": out,
+                "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+
+    def _message(self, model, text, raw_len):
+        return {
+            "id": f"msg_fake{next(_ids):06d}", "type": "message", "role": "assistant",
+            "model": model, "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn", "stop_sequence": None,
+            "usage": self._usage(raw_len, len(text.split())),
+        }
+
+    def _stream(self, model, text, slow, raw_len):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("request-id", f"req_fake{next(_ids):06d}")
+        self.end_headers()
+        pieces = re.findall(r"\S+\s*", text)
+        if slow:
+            pieces = [text + " "] + [f"tick{i} " for i in range(self.owner.slow_chunks)]
+        try:
+            start = self._message(model, "", raw_len)
+            start["content"] = []
+            start["stop_reason"] = None
+            start["usage"]["output_tokens"] = 1
+            self._event("message_start", {"type": "message_start", "message": start})
+            self._event("content_block_start", {"type": "content_block_start", "index": 0,
+                                                "content_block": {"type": "text", "text": ""}})
+            self._event("ping", {"type": "ping"})
+            for piece in pieces:
+                self._event("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                    "delta": {"type": "text_delta",
+                                                              "text": piece}})
+                if slow:
+                    time.sleep(self.owner.slow_delay)
+            self._event("content_block_stop", {"type": "content_block_stop", "index": 0})
+            self._event("message_delta", {"type": "message_delta",
+                                          "delta": {"stop_reason": "end_turn",
+                                                    "stop_sequence": None},
+                                          "usage": {"output_tokens": len(pieces)}})
+            self._event("message_stop", {"type": "message_stop"})
+            self._chunk(b"")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away mid-stream: expected when a test stops it
+        self.close_connection = True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--marker", default=DEFAULT_MARKER)
+    ap.add_argument("--bad-key-prefix", default=DEFAULT_BAD_PREFIX)
+    ap.add_argument("--quiet", action="store_true", help="do not log requests to stderr")
+    ap.add_argument("--dump-dir", help="write each /v1/messages body to a file here (debugging)")
+    args = ap.parse_args()
+    fake = FakeAnthropic(port=args.port, marker=args.marker, bad_prefix=args.bad_key_prefix,
+                         quiet=args.quiet, dump_dir=args.dump_dir)
+    print(f"PORT={fake.port}", flush=True)
+    try:
+        fake.httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.httpd.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,596 @@
+#!/usr/bin/env python3
+"""End-to-end suite: the real server binary, the real `claude` CLI (no
+wrapper), the official OpenAI SDKs (Python here, Node for one test), and
+two local fakes for the upstreams (fake_anthropic.py behind the CLI,
+fake_openai.py behind the passthrough).
+
+    SERVER_BIN=target/x86_64-unknown-linux-gnu/release/claude-cli-api \\
+        .cache/e2e/venv/bin/python scripts/e2e/run_e2e.py [name-filter ...]
+
+It builds nothing (scripts/e2e.sh does). Ends with one line
+`N passed, M failed` and exits 1 when anything failed. E2E_VERBOSE=1 prints
+tracebacks and the fakes' request log; E2E_KEEP=1 keeps the temp directory
+(server logs, state, HOME) for a look afterwards.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fake_anthropic  # noqa: E402
+import fake_openai  # noqa: E402
+from common import (ROOT, NODE_DIR, Suite, alive, check, children_of, cli_path,  # noqa: E402
+                    members_of_group, proc_exe, proc_stat, all_pids, wait_until)
+
+try:
+    import openai  # the official SDK, from the e2e venv
+except ImportError:
+    sys.exit("the openai package is missing: run scripts/e2e/setup.sh and use "
+             ".cache/e2e/venv/bin/python")
+
+API_KEY = "sk-cca-e2e-0123456789abcdef"  # the server's own client key
+ANTHROPIC_KEY = "sk-ant-e2e-good-key"
+ANTHROPIC_BAD_KEY = "sk-ant-bad-e2e-key"  # the fake answers 401 to sk-ant-bad*
+OAUTH_TOKEN = "sk-ant-oat01-e2e-fake-token"
+OPENAI_KEY = "sk-e2e-openai-good"
+MARKER = fake_anthropic.DEFAULT_MARKER
+CLAUDE = {"X-Claude-Code": "true"}
+USER_HI = [{"role": "user", "content": "hi"}]
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_get(url, timeout=5):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+class Server:
+    """One run of the server binary. `dirs` (state, home) may be shared by
+    several runs to test a restart."""
+
+    instances = []  # every one ever started, for the final cleanup
+
+    def __init__(self, ctx, name, dirs=None, anthropic_key=ANTHROPIC_KEY, extra_env=None):
+        self.ctx = ctx
+        self.name = name
+        self.dirs = dirs or ctx.new_dirs(name)
+        self.anthropic_key = anthropic_key
+        self.extra_env = extra_env or {}
+        self.proc = None
+        self.port = None
+        self.log_path = None
+        self.logs = []  # one per start
+        self.runs = 0
+
+    def env(self):
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": self.dirs["home"],
+            "LANG": os.environ.get("LANG", "C.UTF-8"),
+            "HOST": "127.0.0.1",
+            "PORT": str(self.port),
+            "LOG_FORMAT": "json",
+            "API_KEY": API_KEY,
+            "STATE_DIR": self.dirs["state"],
+            "CLAUDE_PATH": self.ctx.cli,
+            "ANTHROPIC_BASE_URL": self.ctx.anthropic.url,
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "OPENAI_BASE_URL": self.ctx.openai.url,
+            "OPENAI_API_KEY": OPENAI_KEY,
+        }
+        if self.anthropic_key:
+            env["ANTHROPIC_API_KEY"] = self.anthropic_key
+        env.update(self.extra_env)
+        return env
+
+    def start(self):
+        self.port = free_port()
+        self.runs += 1
+        self.log_path = os.path.join(self.ctx.tmp, f"server-{self.name}-{self.runs}.log")
+        log = open(self.log_path, "wb")
+        try:
+            self.proc = subprocess.Popen([self.ctx.server_bin], env=self.env(),
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                         cwd=self.dirs["home"])
+        finally:
+            log.close()
+        if self not in Server.instances:
+            Server.instances.append(self)
+        self.logs.append(self.log_path)
+
+        def healthy():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server {self.name} exited with {self.proc.returncode}"
+                                     f" at start:\n{self.log_tail()}")
+            try:
+                return http_get(self.url("/health"), timeout=1)[0] == 200
+            except OSError:
+                return False
+
+        wait_until(healthy, 15, what=f"server {self.name} /health 200")
+        return self
+
+    def url(self, path=""):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def client(self, **kw):
+        kw.setdefault("api_key", API_KEY)
+        kw.setdefault("max_retries", 0)
+        kw.setdefault("timeout", 60)
+        return openai.OpenAI(base_url=self.url("/v1"), **kw)
+
+    def health(self):
+        status, body = http_get(self.url("/health"))
+        return status, json.loads(body)
+
+    def stop(self, timeout=20):
+        """SIGTERM, wait; returns the exit status (SIGKILL after the timeout)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"server {self.name} ignored SIGTERM for {timeout}s")
+
+    def log_tail(self, lines=15, path=None):
+        try:
+            with open(path or self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+
+class Ctx:
+    def __init__(self, tmp, cli, server_bin, anthropic, openai_fake):
+        self.tmp = tmp
+        self.cli = cli
+        self.server_bin = server_bin
+        self.anthropic = anthropic
+        self.openai = openai_fake
+        self.main = None
+
+    def new_dirs(self, name):
+        dirs = {k: tempfile.mkdtemp(prefix=f"{name}-{k}-", dir=self.tmp)
+                for k in ("state", "home")}
+        return dirs
+
+
+# --- helpers for the tests ---------------------------------------------
+
+
+def text_of(completion):
+    return completion.choices[0].message.content or ""
+
+
+def read_stream(stream):
+    """Joins a chat stream: (text, finish reasons, usage, roles seen)."""
+    parts, finishes, roles, usage = [], [], [], None
+    for chunk in stream:
+        if chunk.usage:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            if choice.delta.role:
+                roles.append(choice.delta.role)
+            parts.append(choice.delta.content or "")
+            if choice.finish_reason:
+                finishes.append(choice.finish_reason)
+    return "".join(parts), finishes, usage, roles
+
+
+def is_uuid4(value):
+    try:
+        return uuid.UUID(value).version == 4
+    except (TypeError, ValueError):
+        return False
+
+
+def claude_turn(client, messages, session=None, **kw):
+    headers = dict(CLAUDE)
+    if session:
+        headers["X-Claude-Session-ID"] = session
+    raw = client.chat.completions.with_raw_response.create(
+        model=kw.pop("model", "sonnet"), messages=messages, extra_headers=headers, **kw)
+    return raw.headers.get("x-claude-session-id"), raw.parse(), raw.headers
+
+
+# --- the tests ---------------------------------------------------------
+
+
+def test_passthrough_non_stream(ctx):
+    raw = ctx.main.client().chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=USER_HI)
+    c = raw.parse()
+    check(text_of(c) == "passthrough model=gpt-4o-mini messages=1 auth=bearer", text_of(c))
+    check(raw.headers.get("x-backend-mode") == "openai-passthrough", dict(raw.headers))
+    check(c.choices[0].finish_reason == "stop" and c.usage.total_tokens > 0, c)
+    rec = ctx.openai.chat_records()[-1]
+    check(rec["key_ok"] and "x-claude-code" not in rec["header_names"], rec)
+
+
+def test_passthrough_stream(ctx):
+    stream = ctx.main.client().chat.completions.create(
+        model="gpt-4o-mini", messages=USER_HI, stream=True,
+        stream_options={"include_usage": True})
+    text, finishes, usage, roles = read_stream(stream)
+    check(text.strip() == "passthrough model=gpt-4o-mini messages=1 auth=bearer", text)
+    check(finishes == ["stop"] and roles == ["assistant"] and usage, (finishes, roles, usage))
+
+
+def test_passthrough_upstream_401(ctx):
+    try:
+        ctx.main.client().chat.completions.create(
+            model="gpt-4o-mini", messages=USER_HI,
+            extra_headers={"X-OpenAI-API-Key": "sk-bad-client-key"})
+    except openai.AuthenticationError as e:
+        check(e.code == "invalid_api_key", f"code {e.code!r}: {e}")
+    else:
+        raise AssertionError("expected openai.AuthenticationError")
+
+
+def test_claude_non_stream(ctx):
+    sid, c, headers = claude_turn(ctx.main.client(), USER_HI)
+    text = text_of(c)
+    check(text.startswith("turns=1 system=no model=claude-sonnet") and "auth=x-api-key" in text,
+          text)
+    check(headers.get("x-backend-mode") == "claude-code", dict(headers))
+    check(is_uuid4(sid) and headers.get("x-claude-session-created") == "true", dict(headers))
+    check(c.choices[0].finish_reason == "stop" and c.usage and c.usage.completion_tokens > 0, c)
+    check(c.model == "sonnet", f"response model {c.model!r}, expected the requested name")
+    check(ctx.anthropic.messages_records()[-1]["session_header"] == sid,
+          "the CLI ran under another session id than the header says")
+
+
+def test_claude_stream(ctx):
+    stream = ctx.main.client().chat.completions.create(
+        model="sonnet", messages=USER_HI, stream=True, extra_headers=CLAUDE,
+        stream_options={"include_usage": True})
+    text, finishes, usage, roles = read_stream(stream)
+    check(text.startswith("turns=1 system=no model=claude-sonnet"), text)
+    check(finishes == ["stop"], f"finish reasons {finishes}")
+    check(roles == ["assistant"], f"roles {roles}")
+    check(usage is not None and usage.completion_tokens > 0, f"usage {usage}")
+
+
+def test_three_turn_session(ctx):
+    client = ctx.main.client()
+    messages = [{"role": "user", "content": "my name is E2E"}]
+    sid, c, _ = claude_turn(client, messages)
+    check(is_uuid4(sid) and text_of(c).startswith("turns=1 "), text_of(c))
+    for turn in (2, 3):
+        messages += [{"role": "assistant", "content": text_of(c)},
+                     {"role": "user", "content": f"turn {turn}"}]
+        got, c, headers = claude_turn(client, messages, session=sid)
+        check(got == sid, f"turn {turn} answered for session {got}")
+        check(headers.get("x-claude-session-created") != "true", dict(headers))
+        check(text_of(c).startswith(f"turns={turn} "), f"turn {turn}: {text_of(c)}")
+
+
+def test_system_prompt(ctx):
+    _, c, _ = claude_turn(ctx.main.client(), [
+        {"role": "system", "content": f"{MARKER}: answer tersely."},
+        {"role": "user", "content": "hi"}])
+    check("system=yes" in text_of(c), text_of(c))
+
+
+def test_model_alias(ctx):
+    _, c, _ = claude_turn(ctx.main.client(), USER_HI, model="gpt-4o")
+    seen = ctx.anthropic.messages_records()[-1]["model"]
+    check(seen.startswith("claude-sonnet") or seen == "sonnet", f"upstream saw {seen!r}")
+    check(f"model={seen}" in text_of(c), text_of(c))
+    check(c.model == "gpt-4o", f"response model {c.model!r}")
+
+
+def test_unknown_session_404(ctx):
+    try:
+        claude_turn(ctx.main.client(), USER_HI, session=str(uuid.uuid4()))
+    except openai.NotFoundError as e:
+        check(e.code == "session_not_found", f"code {e.code!r}")
+    else:
+        raise AssertionError("expected openai.NotFoundError")
+
+
+def test_session_gone_from_disk_404(ctx):
+    # The registry knows the session but the CLI's own file is gone: the
+    # CLI's "No conversation found" must come back as a 404 too.
+    client = ctx.main.client()
+    sid, c, _ = claude_turn(client, USER_HI)
+    projects = os.path.join(ctx.main.dirs["home"], ".claude", "projects")
+    files = [os.path.join(d, f) for d, _, fs in os.walk(projects) for f in fs
+             if f == f"{sid}.jsonl"]
+    check(len(files) == 1, f"expected one session file for {sid}, found {files}")
+    os.remove(files[0])
+    try:
+        claude_turn(client, USER_HI, session=sid)
+    except openai.NotFoundError as e:
+        check(e.code == "session_not_found", f"code {e.code!r}")
+    else:
+        raise AssertionError("expected openai.NotFoundError")
+
+
+def test_busy_session_then_disconnect(ctx):
+    client = ctx.main.client()
+    sid, _, _ = claude_turn(client, USER_HI)
+    stream = client.chat.completions.create(
+        model="sonnet", messages=[{"role": "user", "content": "SLOW-STREAM"}], stream=True,
+        extra_headers={**CLAUDE, "X-Claude-Session-ID": sid})
+    try:
+        for chunk in stream:
+            if any(ch.delta.content for ch in chunk.choices):
+                break
+        kids = [p for p in children_of(ctx.main.proc.pid) if proc_exe(p) == ctx.cli]
+        check(len(kids) == 1, f"expected one claude child, found {kids}")
+        try:
+            claude_turn(client, USER_HI, session=sid)
+        except openai.RateLimitError as e:
+            check(e.code == "session_busy", f"code {e.code!r}")
+        else:
+            raise AssertionError("expected openai.RateLimitError while the session is busy")
+    finally:
+        stream.close()
+    # The client went away: the server must notice and stop the child, and
+    # the session must take requests again soon after.
+    wait_until(lambda: not alive(kids[0]), 10, what="the claude child to stop after the "
+               "client disconnected")
+
+    def next_turn():
+        try:
+            return claude_turn(client, USER_HI, session=sid)[1]
+        except openai.RateLimitError as e:
+            if e.code != "session_busy":
+                raise
+            return None
+
+    c = wait_until(next_turn, 5, interval=0.1, what="the session to be free again")
+    check(text_of(c).startswith("turns="), text_of(c))
+
+
+def test_upstream_overloaded_502(ctx):
+    started = time.monotonic()
+    try:
+        claude_turn(ctx.main.client(), [{"role": "user", "content": "FAIL-529"}])
+    except openai.APIStatusError as e:
+        check(e.status_code == 502 and e.code == "backend_error",
+              f"{e.status_code} {e.code!r}: {e}")
+        check("127.0.0.1" not in str(e) and str(ctx.anthropic.port) not in str(e),
+              f"the message names the upstream's address: {e}")
+    else:
+        raise AssertionError("expected a 502")
+    check(time.monotonic() - started < 30, "took too long")
+
+
+def test_upstream_401_fails_fast(ctx):
+    srv = Server(ctx, "badkey", anthropic_key=ANTHROPIC_BAD_KEY).start()
+    try:
+        started = time.monotonic()
+        try:
+            claude_turn(srv.client(), USER_HI)
+        except openai.AuthenticationError as e:
+            took = time.monotonic() - started
+            check(e.code == "backend_auth_failed", f"code {e.code!r}: {e}")
+            check(took < 10, f"took {took:.1f}s")
+            check("sk-ant" not in str(e), "the error message shows a key")
+        else:
+            raise AssertionError("expected openai.AuthenticationError")
+        # The same holds for a stream: the error comes before any content.
+        started = time.monotonic()
+        try:
+            stream = srv.client().chat.completions.create(
+                model="sonnet", messages=USER_HI, stream=True, extra_headers=CLAUDE)
+            read_stream(stream)
+        except openai.APIError as e:
+            check(time.monotonic() - started < 10, "stream error was slow")
+            check(getattr(e, "code", None) == "backend_auth_failed" or
+                  "backend_auth_failed" in str(e), f"{type(e).__name__}: {e}")
+        else:
+            raise AssertionError("expected an error from the stream")
+    finally:
+        check(srv.stop() == 0, "server did not exit 0")
+
+
+def test_oauth_token_only(ctx):
+    srv = Server(ctx, "oauth", anthropic_key=None,
+                 extra_env={"CLAUDE_CODE_OAUTH_TOKEN": OAUTH_TOKEN}).start()
+    try:
+        status, body = srv.health()
+        check(status == 200 and body["checks"]["anthropic_key"] == "missing", body)
+        _, c, _ = claude_turn(srv.client(), USER_HI)
+        check("auth=bearer" in text_of(c), text_of(c))
+        rec = ctx.anthropic.messages_records()[-1]
+        check(rec["auth"] == "bearer" and "x-api-key" not in rec["header_names"], rec)
+    finally:
+        check(srv.stop() == 0, "server did not exit 0")
+
+
+def test_restart_between_turns(ctx):
+    srv = Server(ctx, "restart").start()
+    try:
+        sid, c, _ = claude_turn(srv.client(), USER_HI)
+        check(text_of(c).startswith("turns=1 "), text_of(c))
+        check(srv.stop() == 0, "first run did not exit 0")
+        srv.start()  # same STATE_DIR and HOME, new port
+        got, c, _ = claude_turn(srv.client(), USER_HI + [
+            {"role": "assistant", "content": text_of(c)},
+            {"role": "user", "content": "after the restart"}], session=sid)
+        check(got == sid and text_of(c).startswith("turns=2 "), text_of(c))
+    finally:
+        srv.stop()
+
+
+def claude_processes_under(path):
+    """Live processes whose working directory lies under `path`."""
+    found = []
+    for pid in all_pids():
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        if cwd.startswith(path) and alive(pid):
+            found.append(pid)
+    return found
+
+
+def test_sigterm_during_stream(ctx):
+    srv = Server(ctx, "sigterm", extra_env={"SHUTDOWN_TIMEOUT_MS": "1000",
+                                             "CLAUDE_KILL_GRACE_MS": "2000"}).start()
+    client = srv.client(timeout=30)
+    stream = client.chat.completions.create(
+        model="sonnet", messages=[{"role": "user", "content": "SLOW-STREAM please"}],
+        stream=True, extra_headers=CLAUDE)
+    try:
+        got_text = False
+        it = iter(stream)
+        for chunk in it:
+            if any(ch.delta.content for ch in chunk.choices):
+                got_text = True
+                break
+        check(got_text, "no content before the stream ended")
+        kids = [p for p in children_of(srv.proc.pid) if proc_exe(p) == ctx.cli]
+        check(kids, f"no claude child of the server (children: {children_of(srv.proc.pid)})")
+        groups = {proc_stat(p)[2] for p in kids if proc_stat(p)}
+        srv.proc.send_signal(signal.SIGTERM)
+        ended_with = "end"
+        try:
+            for _ in it:
+                pass
+        except openai.APIError as e:
+            ended_with = f"{type(e).__name__}"
+        code = srv.proc.wait(timeout=20)
+        check(code == 0, f"server exited {code}")
+        left = [p for p in kids if alive(p)] + [m for g in groups for m in members_of_group(g)]
+        left += claude_processes_under(srv.dirs["state"])
+        check(not left, f"claude processes left: {sorted(set(left))}")
+        if os.environ.get("E2E_VERBOSE"):
+            print(f"     stream ended with: {ended_with}; children were {kids}")
+    finally:
+        stream.close()
+        srv.stop()
+
+
+def test_node_sdk_stream(ctx):
+    node = shutil.which("node")
+    check(node, "node not on PATH")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_stream.mjs")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": ctx.tmp,
+           "E2E_BASE_URL": ctx.main.url("/v1"), "E2E_API_KEY": API_KEY,
+           "E2E_NODE_MODULES": os.path.join(NODE_DIR, "node_modules")}
+    out = subprocess.run([node, script], env=env, capture_output=True, text=True, timeout=60)
+    check(out.returncode == 0, f"node exited {out.returncode}: {out.stderr[-800:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    check(result["text"].startswith("turns=1 system=no model=claude-sonnet"), result)
+    check(result["finish"] == ["stop"] and is_uuid4(result["sessionId"]), result)
+
+
+TESTS = [
+    test_passthrough_non_stream,
+    test_passthrough_stream,
+    test_passthrough_upstream_401,
+    test_claude_non_stream,
+    test_claude_stream,
+    test_three_turn_session,
+    test_system_prompt,
+    test_model_alias,
+    test_unknown_session_404,
+    test_session_gone_from_disk_404,
+    test_busy_session_then_disconnect,
+    test_upstream_overloaded_502,
+    test_upstream_401_fails_fast,
+    test_oauth_token_only,
+    test_restart_between_turns,
+    test_sigterm_during_stream,
+    test_node_sdk_stream,
+]
+
+
+def stop_leftovers(ctx):
+    """Stops whatever this run started that still runs: servers, then any
+    claude process working under our temp directory (by PID)."""
+    for srv in Server.instances:
+        if srv.proc and srv.proc.poll() is None:
+            srv.proc.send_signal(signal.SIGTERM)
+            try:
+                srv.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                srv.proc.kill()
+                srv.proc.wait()
+    leaked = claude_processes_under(ctx.tmp)
+    for pid in leaked:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return leaked
+
+
+def main():
+    only = sys.argv[1:] or None
+    server_bin = os.environ.get("SERVER_BIN",
+                                "target/x86_64-unknown-linux-gnu/release/claude-cli-api")
+    if not os.path.isabs(server_bin):
+        server_bin = os.path.join(ROOT, server_bin)
+    if not os.access(server_bin, os.X_OK):
+        sys.exit(f"server binary not found: {server_bin} (build it, or set SERVER_BIN)")
+    cli = cli_path()
+    version = subprocess.run([cli, "--version"], capture_output=True, text=True,
+                             timeout=30).stdout.strip()
+    print(f"server: {server_bin}\nclaude: {cli} ({version})\nopenai (python): "
+          f"{openai.__version__}", flush=True)
+
+    tmp = tempfile.mkdtemp(prefix="e2e-")
+    verbose = bool(os.environ.get("E2E_VERBOSE"))
+    anthropic = fake_anthropic.start(quiet=not verbose)
+    oai = fake_openai.start(quiet=not verbose)
+    ctx = Ctx(tmp, cli, server_bin, anthropic, oai)
+    suite = Suite(only=only)
+    try:
+        ctx.main = Server(ctx, "main").start()
+        for test in TESTS:
+            suite.run(test.__name__[5:], test, ctx)
+        status = ctx.main.stop()
+        if status != 0:
+            suite.failed += 1
+            print(f"FAIL main server exited {status}")
+    except Exception as e:  # a failure outside any test (the server did not start)
+        suite.failed += 1
+        print(f"FAIL setup: {type(e).__name__}: {e}", flush=True)
+    finally:
+        leaked = stop_leftovers(ctx)
+        if leaked:
+            suite.failed += 1
+            print(f"FAIL claude processes were left running: {leaked}")
+        anthropic.close()
+        oai.close()
+        if suite.failed:
+            for srv in Server.instances:
+                for path in srv.logs:
+                    print(f"--- tail of {os.path.basename(path)} ---")
+                    print(srv.log_tail(path=path), end="")
+        if os.environ.get("E2E_KEEP"):
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return suite.summary()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

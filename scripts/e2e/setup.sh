@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what the end-to-end suite needs into .cache/e2e/ (git-ignored),
+# once: the real Claude Code CLI and the Node `openai` package (npm), and a
+# Python venv with the `openai` package (pip). Pinned versions; a cache that
+# already holds them is reused as it is. Prints the CLI's path and version.
+set -euo pipefail
+
+CLAUDE_CODE_VERSION=2.1.331
+OPENAI_NPM_VERSION=6.49.0
+OPENAI_PY_VERSION=3.57.0
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CACHE="$ROOT/.cache/e2e"
+NODE_DIR="$CACHE/node"
+VENV="$CACHE/venv"
+CLI="$NODE_DIR/node_modules/.bin/claude"
+
+for tool in node npm python3; do
+  command -v "$tool" >/dev/null || { echo "setup.sh: $tool is not installed" >&2; exit 1; }
+done
+
+# The version an installed npm package reports, or nothing.
+npm_version() {
+  local manifest="$NODE_DIR/node_modules/$1/package.json"
+  [ -f "$manifest" ] && node -e 'process.stdout.write(require(process.argv[1]).version)' "$manifest" || true
+}
+
+if [ "$(npm_version @anthropic-ai/claude-code)" != "$CLAUDE_CODE_VERSION" ] \
+   || [ "$(npm_version openai)" != "$OPENAI_NPM_VERSION" ] \
+   || ! "$CLI" --version 2>/dev/null | grep -q "^$CLAUDE_CODE_VERSION "; then
+  echo "setup.sh: installing @anthropic-ai/claude-code@$CLAUDE_CODE_VERSION and openai@$OPENAI_NPM_VERSION (npm)" >&2
+  mkdir -p "$NODE_DIR"
+  [ -f "$NODE_DIR/package.json" ] || echo '{"name":"e2e-deps","private":true}' > "$NODE_DIR/package.json"
+  (cd "$NODE_DIR" && npm install --no-audit --no-fund --save-exact --loglevel=error \
+      "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" "openai@$OPENAI_NPM_VERSION")
+fi
+
+if ! "$VENV/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_PY_VERSION')" 2>/dev/null; then
+  echo "setup.sh: creating the venv with openai==$OPENAI_PY_VERSION (pip)" >&2
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "openai==$OPENAI_PY_VERSION"
+fi
+
+echo "claude CLI: $(readlink -f "$CLI") ($("$CLI" --version))"
+echo "python: $VENV/bin/python (openai $("$VENV/bin/python" -c 'import openai; print(openai.__version__)'))"
+echo "node: $(command -v node) $(node --version) (openai $(npm_version openai))"
