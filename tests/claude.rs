@@ -423,9 +423,16 @@ fn a_warning_on_stderr_does_not_fail_a_good_answer() {
     // The real CLI warns on stderr about a model name it does not know and
     // still answers, exit status 0.
     let c = Claude::start(&[]);
-    let r = chat(c.addr(), &[CLAUDE], &body("sonnet", "[[fake:replay:json-bad-model]]"));
+    let r = chat(
+        c.addr(),
+        &[CLAUDE],
+        &body("sonnet", "[[fake:replay:json-bad-model]]"),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(!r.json()["choices"][0]["message"]["content"].as_str().unwrap().is_empty());
+    assert!(!r.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
