@@ -40,6 +40,14 @@ check: lint test
 e2e:
 	scripts/e2e.sh
 
+## coverage: line coverage of `make test` (cargo-tarpaulin, ptrace engine:
+## llvm-tools cannot be had here); installs tarpaulin when missing
+coverage:
+	@command -v cargo-tarpaulin >/dev/null 2>&1 || cargo install cargo-tarpaulin --locked
+	cargo tarpaulin --locked --engine ptrace --skip-clean --target-dir target/tarpaulin \
+		--exclude-files 'vendor/*' --exclude-files 'tests/*' --exclude-files 'examples/*' \
+		--timeout 300 --out Stdout
+
 ## bench: load and latency figures against nginx and a fake CLI (not a test)
 bench:
 	scripts/bench.sh

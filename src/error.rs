@@ -183,7 +183,7 @@ impl ApiError {
             MissingApiKey => "Missing API key. Send 'Authorization: Bearer sk-cca-...'.".into(),
             InvalidApiKey { hint } => format!("Invalid API key. {hint}"),
             BackendAuthFailed => "The claude CLI could not authenticate with Anthropic. \
-                 Check ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN or the `claude login` \
+                 Check ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_TOKEN or the `claude auth login` \
                  credentials on the server."
                 .into(),
             SessionBusy => "Session is busy with another request. Wait for it to finish \

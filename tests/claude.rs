@@ -423,9 +423,16 @@ fn a_warning_on_stderr_does_not_fail_a_good_answer() {
     // The real CLI warns on stderr about a model name it does not know and
     // still answers, exit status 0.
     let c = Claude::start(&[]);
-    let r = chat(c.addr(), &[CLAUDE], &body("sonnet", "[[fake:replay:json-bad-model]]"));
+    let r = chat(
+        c.addr(),
+        &[CLAUDE],
+        &body("sonnet", "[[fake:replay:json-bad-model]]"),
+    );
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(!r.json()["choices"][0]["message"]["content"].as_str().unwrap().is_empty());
+    assert!(!r.json()["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -453,7 +460,9 @@ fn auth_retries_are_cut_short() {
 #[test]
 fn crash_mid_stream_ends_with_finish_error_and_done() {
     let c = Claude::start(&[]);
-    let data = SseClient::open(c.addr(), &[CLAUDE], &stream_body("[[fake:crash]]")).collect();
+    let stream = SseClient::open(c.addr(), &[CLAUDE], &stream_body("[[fake:crash]]"));
+    let sid = stream.header("X-Claude-Session-ID").unwrap().to_string();
+    let data = stream.collect();
     assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
     assert_eq!(data.iter().filter(|d| *d == "[DONE]").count(), 1);
     let parsed = chunks(&data);
@@ -462,6 +471,13 @@ fn crash_mid_stream_ends_with_finish_error_and_done() {
     let finish = &parsed[parsed.len() - 2];
     assert_eq!(finish["choices"][0]["finish_reason"], "stop");
     assert_eq!(content_of(&parsed), "partial");
+    // The client was given the session id; it stays usable.
+    let r = chat(
+        c.addr(),
+        &[("X-Claude-Session-ID", &sid)],
+        &body("sonnet", "again"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
 }
 
 #[test]

@@ -383,7 +383,8 @@ impl StreamBody for ClaudeStream {
                 }
                 let _ = sse.data(&prepared.meta.finish_chunk());
                 let _ = sse.error(&error.message());
-                let _ = prepared.settle_error(error);
+                // The client already holds the session id and the CLI has
+                // the session on disk (it started answering): keep it.
             }
         }
     }

@@ -1,0 +1,257 @@
+//! Compares what the docs show with what the server said.
+//!
+//! A JSON answer matches when every field the docs show is there, with the
+//! same type, and with the same value except where the value differs from
+//! run to run (ids, timestamps, the model's text, numbers such as token
+//! counts). In a shown string, `...` stands for any text. A stream
+//! matches when its events come in the same order of kinds (role, content,
+//! finish, usage, error, `[DONE]`; runs of content count as one) and each
+//! shown event matches the first real event of its kind.
+//!
+//! Excerpts: every non-blank line shown must be a line of the file, in the
+//! file's order; an `@NAME@` placeholder in the file stands for any text
+//! without spaces.
+
+use serde_json::Value;
+
+/// Keys whose values change from run to run (or come from the stand-in CLI).
+const VOLATILE: &[&str] = &["id", "created", "content", "version"];
+
+pub fn compare_json(doc: &Value, actual: &Value, path: &str, errors: &mut Vec<String>) {
+    let key = path.rsplit('.').next().unwrap_or("");
+    match (doc, actual) {
+        (Value::Object(d), Value::Object(a)) => {
+            for (k, dv) in d {
+                let here = format!("{path}.{k}");
+                match a.get(k) {
+                    Some(av) => compare_json(dv, av, &here, errors),
+                    None => errors.push(format!("{here} is shown but missing")),
+                }
+            }
+        }
+        (Value::Array(d), Value::Array(a)) => {
+            if d.is_empty() != a.is_empty() {
+                errors.push(format!(
+                    "{path} has {} items, the docs show {}",
+                    a.len(),
+                    d.len()
+                ));
+            }
+            for (i, dv) in d.iter().enumerate() {
+                match a.get(i) {
+                    Some(av) => compare_json(dv, av, &format!("{path}[{i}]"), errors),
+                    None => errors.push(format!("{path}[{i}] is shown but missing")),
+                }
+            }
+        }
+        (Value::String(d), Value::String(a)) => {
+            let same = VOLATILE.contains(&key) || d == a || (d.contains("...") && elided(d, a));
+            if !same {
+                errors.push(format!("{path} is {a:?}, the docs show {d:?}"));
+            }
+        }
+        (Value::Number(_), Value::Number(_)) => {}
+        (d, a) if d == a => {}
+        (d, a) => errors.push(format!("{path} is {a}, the docs show {d}")),
+    }
+}
+
+/// `shown` with each `...` standing for any text (the docs elide a session
+/// id, or the tail of a long list) matches `actual`.
+fn elided(shown: &str, actual: &str) -> bool {
+    let parts: Vec<&str> = shown.split("...").collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !actual.starts_with(first)
+        || !actual.ends_with(last)
+        || actual.len() < first.len() + last.len()
+    {
+        return false;
+    }
+    let mut middle = &actual[first.len()..actual.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match middle.find(part) {
+            Some(at) => middle = &middle[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Done,
+    Json(Value),
+}
+
+/// The `data:` payloads of SSE text, as the docs show it.
+pub fn events_of_text(text: &str) -> Result<Vec<Event>, String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(event_of)
+        .collect()
+}
+
+pub fn event_of(payload: &str) -> Result<Event, String> {
+    if payload.trim() == "[DONE]" {
+        return Ok(Event::Done);
+    }
+    serde_json::from_str(payload)
+        .map(Event::Json)
+        .map_err(|e| format!("event {payload:?} is not JSON: {e}"))
+}
+
+pub fn kind(event: &Event) -> &'static str {
+    let Event::Json(v) = event else {
+        return "done";
+    };
+    if v.get("error").is_some() {
+        return "error";
+    }
+    let choices = v["choices"].as_array().cloned().unwrap_or_default();
+    let Some(first) = choices.first() else {
+        return if v["usage"].is_object() {
+            "usage"
+        } else {
+            "other"
+        };
+    };
+    if first["delta"].get("role").is_some() {
+        "role"
+    } else if first["finish_reason"].is_string() {
+        "finish"
+    } else if first["delta"]["content"].is_string() {
+        "content"
+    } else {
+        "other"
+    }
+}
+
+fn kinds(events: &[Event]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for k in events.iter().map(kind) {
+        if !(k == "content" && out.last() == Some(&"content")) {
+            out.push(k);
+        }
+    }
+    out
+}
+
+pub fn compare_stream(doc: &[Event], actual: &[Event], errors: &mut Vec<String>) {
+    let (want, got) = (kinds(doc), kinds(actual));
+    if want != got {
+        errors.push(format!(
+            "the stream's events are {got:?}, the docs show {want:?}"
+        ));
+        return;
+    }
+    for (i, shown) in doc.iter().enumerate() {
+        let Event::Json(shown_json) = shown else {
+            continue;
+        };
+        let real = actual.iter().find(|e| kind(e) == kind(shown));
+        if let Some(Event::Json(real)) = real {
+            compare_json(shown_json, real, &format!("event {i}"), errors);
+        }
+    }
+}
+
+/// Lines of `shown` that are not, in order, lines of `file`.
+pub fn excerpt_errors(shown: &str, file: &str) -> Vec<String> {
+    let file_lines: Vec<&str> = file.lines().map(str::trim).collect();
+    let mut at = 0;
+    let mut errors = Vec::new();
+    for line in shown.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match (at..file_lines.len()).find(|&j| line_matches(file_lines[j], line)) {
+            Some(j) => at = j + 1,
+            None => errors.push(format!("{line:?} is not in the file (after line {at})")),
+        }
+    }
+    errors
+}
+
+/// `pattern` with each `@NAME@` standing for one or more non-space characters.
+pub fn line_matches(pattern: &str, text: &str) -> bool {
+    let mut parts: Vec<&str> = Vec::new();
+    let mut rest = pattern;
+    while let Some(start) = rest.find('@') {
+        let Some(len) = rest[start + 1..].find('@') else {
+            break;
+        };
+        let name = &rest[start + 1..start + 1 + len];
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+            break;
+        }
+        parts.push(&rest[..start]);
+        rest = &rest[start + len + 2..];
+    }
+    parts.push(rest);
+    glob(&parts, text)
+}
+
+fn glob(parts: &[&str], text: &str) -> bool {
+    let Some((first, others)) = parts.split_first() else {
+        return text.is_empty();
+    };
+    let Some(after) = text.strip_prefix(first) else {
+        return false;
+    };
+    if others.is_empty() {
+        return after.is_empty();
+    }
+    // A placeholder: one or more non-space characters, then the rest.
+    let run = after.find(char::is_whitespace).unwrap_or(after.len());
+    (1..=run).any(|n| glob(others, &after[n..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn shown_fields_must_exist_with_their_values() {
+        let doc = json!({"object": "list", "id": "x", "n": 1, "items": [{"a": "b..."}], "m": "Session ... not found."});
+        let good = json!({"object": "list", "id": "y", "n": 7, "extra": true, "items": [{"a": "bcd"}], "m": "Session 12 not found."});
+        let mut errors = Vec::new();
+        compare_json(&doc, &good, "$", &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        let bad = json!({"object": "other", "n": "7", "items": [], "m": "Session 12 gone."});
+        compare_json(&doc, &bad, "$", &mut errors);
+        assert_eq!(errors.len(), 6, "{errors:?}");
+    }
+
+    #[test]
+    fn streams_compare_by_kinds() {
+        let chunk = |delta: Value, finish: Value| {
+            Event::Json(json!({"choices": [{"delta": delta, "finish_reason": finish}]}))
+        };
+        let doc = vec![
+            chunk(json!({"role": "assistant"}), Value::Null),
+            chunk(json!({"content": "a"}), Value::Null),
+            chunk(json!({}), json!("stop")),
+            Event::Done,
+        ];
+        let mut actual = doc.clone();
+        actual.insert(2, chunk(json!({"content": "b"}), Value::Null));
+        let mut errors = Vec::new();
+        compare_stream(&doc, &actual, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        actual.remove(3);
+        compare_stream(&doc, &actual, &mut errors);
+        assert_eq!(errors.len(), 1);
+    }
+
+    #[test]
+    fn excerpt_lines_with_placeholders() {
+        let file = "a {\n    server @UPSTREAM_A@;\n    listen @LISTEN@ ssl;\n}\n";
+        assert!(
+            excerpt_errors("a {\nserver 10.0.0.1:3456;\n  listen 443 ssl;\n}", file).is_empty()
+        );
+        assert_eq!(
+            excerpt_errors("listen 443 ssl;\nserver 10.0.0.1:3456;", file).len(),
+            1
+        );
+        assert!(!line_matches("server @UPSTREAM_A@;", "server two words;"));
+        assert!(line_matches("email a@b.c", "email a@b.c"));
+    }
+}
