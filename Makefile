@@ -46,7 +46,7 @@ coverage:
 	@command -v cargo-tarpaulin >/dev/null 2>&1 || cargo install cargo-tarpaulin --locked
 	cargo tarpaulin --locked --engine ptrace --skip-clean --target-dir target/tarpaulin \
 		--exclude-files 'vendor/*' --exclude-files 'tests/*' --exclude-files 'examples/*' \
-		--timeout 300 --out Stdout
+		--timeout 300 --no-fail-fast --out Stdout
 
 ## bench: load and latency figures against nginx and a fake CLI (not a test)
 bench:

@@ -68,6 +68,7 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
     };
     let listener = TcpListener::bind(&bind).map_err(|e| StartError::Bind(bind.clone(), e))?;
     set_send_timeout(&listener, config.body_timeout);
+    set_nodelay(&listener);
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Bind(bind.clone(), e))?;
@@ -115,6 +116,27 @@ fn set_send_timeout(listener: &TcpListener, timeout: Duration) {
     };
     if rc != 0 {
         log::warn!("could not set the socket send timeout");
+    }
+}
+
+/// Accepted sockets inherit TCP_NODELAY from the listener on Linux. Without
+/// it, Nagle's algorithm holds each small SSE write back until the client's
+/// delayed ACK (about 40 ms), which is exactly what streaming must not do.
+fn set_nodelay(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket fd and a correctly sized int.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        log::warn!("could not set TCP_NODELAY on the listener");
     }
 }
 

@@ -7,6 +7,16 @@ use claude_cli_api::{logging, start, Config};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+/// glibc gives every busy thread its own malloc arena and keeps them for
+/// good, so memory taken under load never came back. Two arenas are enough
+/// for a server whose threads mostly wait on sockets and pipes.
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt is called once, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
     let config = match Config::from_env() {
         Ok(config) => config,
@@ -17,6 +27,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    limit_malloc_arenas();
     logging::init(&config);
     let mut signals = match Signals::new([SIGTERM, SIGINT]) {
         Ok(s) => s,

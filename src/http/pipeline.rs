@@ -154,6 +154,9 @@ pub fn serve(app: &App, mut rq: Request) {
     };
     run_on_finish(&mut meta);
 
+    if !log::log_enabled!(target: "access", log::Level::Info) {
+        return;
+    }
     let mut line = json!({
         "event": "request",
         "request_id": request_id,

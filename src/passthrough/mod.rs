@@ -13,6 +13,7 @@
 
 mod events;
 mod relay;
+mod resolve;
 mod upstream;
 
 use std::sync::OnceLock;

@@ -17,6 +17,9 @@ pub const TIMEOUT_WHAT: &str = "OpenAI upstream";
 /// may hold one while streaming; these are the ones parked in between.
 const IDLE_CONNECTIONS: usize = 64;
 
+/// ureq's read and write buffer per upstream connection.
+const IO_BUFFER: usize = 16 * 1024;
+
 /// One agent serves every worker thread: it is `Send + Sync`, and its
 /// connection pool is what makes keep-alive to the upstream work.
 ///
@@ -36,8 +39,16 @@ pub fn agent(connect_timeout: Duration) -> Agent {
         .user_agent(concat!("claude-cli-api/", env!("CARGO_PKG_VERSION")))
         .max_idle_connections(IDLE_CONNECTIONS)
         .max_idle_connections_per_host(IDLE_CONNECTIONS)
+        // The 128 KiB defaults, per connection and per open stream, were
+        // most of a stream's memory; events are far smaller.
+        .input_buffer_size(IO_BUFFER)
+        .output_buffer_size(IO_BUFFER)
         .build();
-    Agent::new_with_config(config)
+    Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::default(),
+        super::resolve::UpstreamResolver::default(),
+    )
 }
 
 /// Upstream response headers a client may see: rate-limit state, retry
