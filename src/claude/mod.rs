@@ -16,6 +16,7 @@ pub mod prompt;
 pub mod redact;
 pub mod run;
 pub mod sessions;
+pub mod spawn;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -408,12 +409,16 @@ pub fn locate_cli(claude_path: &Path, path_var: &str) -> Option<PathBuf> {
             .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
             .unwrap_or(false)
     };
-    if claude_path.components().count() > 1 || claude_path.is_absolute() {
-        return executable(claude_path).then(|| claude_path.to_path_buf());
-    }
-    path_var
-        .split(':')
-        .filter(|d| !d.is_empty())
-        .map(|d| Path::new(d).join(claude_path))
-        .find(|p| executable(p))
+    // Absolute, because the child is started in its session's directory
+    // and a relative path would be looked up from there.
+    let found = if claude_path.components().count() > 1 || claude_path.is_absolute() {
+        executable(claude_path).then(|| claude_path.to_path_buf())
+    } else {
+        path_var
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(claude_path))
+            .find(|p| executable(p))
+    };
+    found.and_then(|p| std::path::absolute(p).ok())
 }

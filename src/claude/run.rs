@@ -4,10 +4,9 @@
 //! limits, drain stderr on a helper thread, and reap it. Knows nothing of
 //! HTTP: callers get chunks and a final result or an `ApiError`.
 
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
@@ -15,6 +14,7 @@ use std::time::Instant;
 use super::adapter::{failure_from_stderr, sanitize_message, Adapter, Outcome, Step};
 use super::prompt::Invocation;
 use super::redact::redact;
+use super::spawn::{spawn, Process};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::supervisor::{StopReason, Supervisor, Watch};
@@ -28,10 +28,10 @@ const STDERR_KEEP: usize = 4096;
 
 /// A running child and everything read from it so far.
 pub struct CliRun {
-    child: Child,
+    process: Process,
     reaped: bool,
     watch: Option<Watch>,
-    lines: Option<LineReader<ChildStdout>>,
+    lines: Option<LineReader<File>>,
     stderr: Option<JoinHandle<StderrTail>>,
     pub adapter: Adapter,
     session_id: String,
@@ -71,40 +71,26 @@ impl CliRun {
             session_id,
             request_id,
         } = spec;
-        let mut command = Command::new(cli);
-        command
-            .args(&invocation.args)
-            .current_dir(work_dir)
-            .env_clear()
-            .envs(config.child_env.0.iter().map(|(k, v)| (k, v)))
-            .env(
-                "CLAUDE_CODE_MAX_RETRIES",
-                config.claude_max_retries.to_string(),
-            )
-            .stdin(if invocation.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own group, so a signal reaches everything the CLI starts.
-            .process_group(0);
-        let mut child = command.spawn().map_err(|e| {
+        let mut env = config.child_env.0.clone();
+        env.push((
+            "CLAUDE_CODE_MAX_RETRIES".into(),
+            config.claude_max_retries.to_string(),
+        ));
+        let (process, pipes) = spawn(
+            cli,
+            &invocation.args,
+            &env,
+            work_dir,
+            invocation.stdin.is_some(),
+        )
+        .map_err(|e| {
             log::error!("cannot start the claude CLI: {e}");
             ApiError::BackendUnavailable {
                 reason: "the claude CLI could not be started. Check CLAUDE_PATH.".into(),
             }
         })?;
-        let watch = supervisor.watch(child.id(), Instant::now() + config.request_timeout);
-        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-            watch.stop(StopReason::Shutdown);
-            let _ = child.wait();
-            return Err(ApiError::InternalError {
-                message: "The claude CLI could not be started.".into(),
-            });
-        };
-        if let (Some(text), Some(mut stdin)) = (invocation.stdin, child.stdin.take()) {
+        let watch = supervisor.watch(process.pid as u32, Instant::now() + config.request_timeout);
+        if let (Some(text), Some(mut stdin)) = (invocation.stdin, pipes.stdin) {
             // A thread, so a child that answers before reading all of its
             // input cannot deadlock us.
             let _ = thread::Builder::new()
@@ -114,9 +100,10 @@ impl CliRun {
                     let _ = stdin.write_all(text.as_bytes());
                 });
         }
+        let (stdout, stderr) = (pipes.stdout, pipes.stderr);
         let stderr = spawn_stderr_reader(stderr, watch_handle(&watch));
         Ok(CliRun {
-            child,
+            process,
             reaped: false,
             watch: Some(watch),
             lines: Some(LineReader::new(stdout, STDOUT_LIMIT)),
@@ -172,7 +159,7 @@ impl CliRun {
         // Closing our end first means a child blocked on a full pipe gets
         // EPIPE instead of holding us in wait().
         self.lines = None;
-        let status = self.child.wait();
+        let status = self.process.wait();
         self.reaped = true;
         let reason = self.watch.as_ref().and_then(Watch::reason);
         self.watch = None;
@@ -182,7 +169,7 @@ impl CliRun {
             .and_then(|h| h.join().ok())
             .unwrap_or_default();
         let outcome = self.adapter.finish();
-        let exit_code = status.as_ref().ok().and_then(|s| s.code());
+        let exit_code = status.as_ref().ok().copied().flatten();
         let elapsed_ms = self.started.elapsed().as_millis() as u64;
         if !tail.text.is_empty() {
             log::warn!(
@@ -272,7 +259,7 @@ impl Drop for CliRun {
                 watch.kill_now();
             }
             self.lines = None;
-            let _ = self.child.wait();
+            let _ = self.process.wait();
         }
     }
 }
@@ -300,7 +287,7 @@ fn watch_handle(watch: &Watch) -> StopHandle {
 }
 
 fn spawn_stderr_reader(
-    mut stderr: std::process::ChildStderr,
+    mut stderr: File,
     on_flood: StopHandle,
 ) -> Option<JoinHandle<StderrTail>> {
     thread::Builder::new()
