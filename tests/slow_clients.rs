@@ -188,3 +188,34 @@ fn hundreds_of_slowloris_connections_do_not_stop_normal_requests() {
         let _ = s.write_all(b"b");
     }
 }
+
+#[test]
+fn workers_beyond_the_core_leave_when_idle_and_come_back() {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let server = server_with(config_from(&[("CLAUDE_PATH", FAKE), ("PATH", &path)]));
+    let addr = server.addr;
+    let body = json!({"model": "sonnet",
+        "messages": [{"role": "user", "content": "[[fake:sleep:0.3]]"}]})
+    .to_string();
+    let burst = |n: usize| {
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let body = body.clone();
+                std::thread::spawn(move || chat(addr, &[("X-Claude-Code", "true")], &body).status)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<u16>>()
+    };
+    assert!(burst(8).iter().all(|s| *s == 200));
+    let handle = server.handle.as_ref().unwrap();
+    assert!(handle.worker_threads() >= 8, "{}", handle.worker_threads());
+    assert!(
+        wait_until(Duration::from_secs(6), || handle.worker_threads() <= 4),
+        "idle workers left: {}",
+        handle.worker_threads()
+    );
+    assert!(burst(8).iter().all(|s| *s == 200));
+}

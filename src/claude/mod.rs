@@ -11,6 +11,7 @@ pub mod adapter;
 pub mod events;
 pub mod failure;
 pub mod models;
+pub mod output;
 pub mod pool;
 pub mod prompt;
 pub mod redact;

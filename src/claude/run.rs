@@ -1,17 +1,18 @@
 //! One run of the `claude` CLI: spawn it (argument vector, own process
 //! group, allowlisted environment, its session's working directory), feed
 //! the prompt, read stdout line by line into the adapter within the output
-//! limits, drain stderr on a helper thread, and reap it. Knows nothing of
+//! limits (stderr read alongside, see `output`), and reap it. Knows nothing of
 //! HTTP: callers get chunks and a final result or an `ApiError`.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Instant;
 
 use super::adapter::{failure_from_stderr, sanitize_message, Adapter, Outcome, Step};
+use super::output::{LineRead, LineReader, StderrTail};
 use super::prompt::Invocation;
 use super::redact::redact;
 use super::spawn::{spawn, Process};
@@ -21,10 +22,6 @@ use crate::supervisor::{StopReason, Supervisor, Watch};
 
 /// Stdout beyond this is refused (the child is stopped).
 pub const STDOUT_LIMIT: usize = 10 * 1024 * 1024;
-/// Stderr beyond this is refused (the child is stopped).
-pub const STDERR_LIMIT: usize = 1024 * 1024;
-/// How much of stderr is kept for error messages and the log.
-const STDERR_KEEP: usize = 4096;
 
 /// A running child and everything read from it so far.
 pub struct CliRun {
@@ -32,7 +29,6 @@ pub struct CliRun {
     reaped: bool,
     watch: Option<Watch>,
     lines: Option<LineReader<File>>,
-    stderr: Option<JoinHandle<StderrTail>>,
     pub adapter: Adapter,
     session_id: String,
     request_id: String,
@@ -100,14 +96,15 @@ impl CliRun {
                     let _ = stdin.write_all(text.as_bytes());
                 });
         }
-        let (stdout, stderr) = (pipes.stdout, pipes.stderr);
-        let stderr = spawn_stderr_reader(stderr, watch_handle(&watch));
         Ok(CliRun {
             process,
             reaped: false,
             watch: Some(watch),
-            lines: Some(LineReader::new(stdout, STDOUT_LIMIT)),
-            stderr,
+            lines: Some(LineReader::with_stderr(
+                pipes.stdout,
+                STDOUT_LIMIT,
+                pipes.stderr,
+            )),
             adapter,
             session_id: session_id.to_string(),
             request_id: request_id.to_string(),
@@ -130,7 +127,7 @@ impl CliRun {
                     Progress::Ended
                 }
             },
-            LineRead::OverLimit => {
+            LineRead::OverLimit | LineRead::StderrFlood => {
                 self.stop(StopReason::OutputLimit);
                 Progress::Ended
             }
@@ -156,18 +153,19 @@ impl CliRun {
     /// Reaps the child and decides the result: the adapter's outcome unless
     /// the run was stopped, crashed or its stderr says why it failed.
     pub fn finish(&mut self) -> Result<Finished, ApiError> {
-        // Closing our end first means a child blocked on a full pipe gets
-        // EPIPE instead of holding us in wait().
-        self.lines = None;
+        // Stdout is closed first, so a child blocked on a full pipe gets
+        // EPIPE instead of holding us; stderr is read to its end.
+        let tail = match self.lines.take() {
+            Some(lines) => lines.finish_stderr(),
+            None => StderrTail::default(),
+        };
+        if tail.over_limit {
+            self.stop(StopReason::OutputLimit);
+        }
         let status = self.process.wait();
         self.reaped = true;
         let reason = self.watch.as_ref().and_then(Watch::reason);
         self.watch = None;
-        let tail = self
-            .stderr
-            .take()
-            .and_then(|h| h.join().ok())
-            .unwrap_or_default();
         let outcome = self.adapter.finish();
         let exit_code = status.as_ref().ok().copied().flatten();
         let elapsed_ms = self.started.elapsed().as_millis() as u64;
@@ -270,141 +268,4 @@ pub struct Finished {
     pub final_chunks: Vec<Vec<u8>>,
     /// Non-streaming: the whole `chat.completion`.
     pub completion: serde_json::Value,
-}
-
-#[derive(Default)]
-struct StderrTail {
-    text: String,
-    over_limit: bool,
-}
-
-/// What the stderr thread may do to the run: stop it when stderr floods.
-type StopHandle = Box<dyn Fn() + Send>;
-
-fn watch_handle(watch: &Watch) -> StopHandle {
-    let stopper = watch.stopper();
-    Box::new(move || stopper(StopReason::OutputLimit))
-}
-
-fn spawn_stderr_reader(
-    mut stderr: File,
-    on_flood: StopHandle,
-) -> Option<JoinHandle<StderrTail>> {
-    thread::Builder::new()
-        .name("cli-stderr".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            let mut kept: Vec<u8> = Vec::new();
-            let mut total = 0usize;
-            let mut buf = [0u8; 8192];
-            let mut over_limit = false;
-            loop {
-                match stderr.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        total += n;
-                        if kept.len() < STDERR_KEEP {
-                            let room = STDERR_KEEP - kept.len();
-                            kept.extend_from_slice(&buf[..n.min(room)]);
-                        }
-                        if total > STDERR_LIMIT && !over_limit {
-                            over_limit = true;
-                            on_flood();
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
-                }
-            }
-            StderrTail {
-                text: String::from_utf8_lossy(&kept).into_owned(),
-                over_limit,
-            }
-        })
-        .ok()
-}
-
-enum LineRead<'a> {
-    Line(&'a [u8]),
-    Eof,
-    OverLimit,
-    Error(io::Error),
-}
-
-/// Splits a byte stream into lines without ever holding more than the
-/// remaining output budget, however long a line is.
-struct LineReader<R> {
-    inner: BufReader<R>,
-    budget: usize,
-    line: Vec<u8>,
-}
-
-impl<R: Read> LineReader<R> {
-    fn new(inner: R, budget: usize) -> Self {
-        LineReader {
-            inner: BufReader::with_capacity(16 * 1024, inner),
-            budget,
-            line: Vec::with_capacity(4096),
-        }
-    }
-
-    fn next_line(&mut self) -> LineRead<'_> {
-        self.line.clear();
-        loop {
-            let available = match self.inner.fill_buf() {
-                Ok(bytes) => bytes,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return LineRead::Error(e),
-            };
-            if available.is_empty() {
-                return if self.line.is_empty() {
-                    LineRead::Eof
-                } else {
-                    LineRead::Line(&self.line)
-                };
-            }
-            let (take, complete) = match available.iter().position(|b| *b == b'\n') {
-                Some(i) => (i + 1, true),
-                None => (available.len(), false),
-            };
-            if take > self.budget {
-                return LineRead::OverLimit;
-            }
-            self.budget -= take;
-            self.line.extend_from_slice(&available[..take]);
-            self.inner.consume(take);
-            if complete {
-                return LineRead::Line(&self.line);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_split_across_reads_and_limits() {
-        struct Drip(Vec<u8>, usize);
-        impl Read for Drip {
-            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                if self.1 >= self.0.len() {
-                    return Ok(0);
-                }
-                buf[0] = self.0[self.1];
-                self.1 += 1;
-                Ok(1)
-            }
-        }
-        let mut r = LineReader::new(Drip(b"{\"a\":1}\n\n{\"b\":2}".to_vec(), 0), 1000);
-        assert!(matches!(r.next_line(), LineRead::Line(l) if l == b"{\"a\":1}\n"));
-        assert!(matches!(r.next_line(), LineRead::Line(l) if l == b"\n"));
-        assert!(matches!(r.next_line(), LineRead::Line(l) if l == b"{\"b\":2}"));
-        assert!(matches!(r.next_line(), LineRead::Eof));
-
-        let mut r = LineReader::new(&b"0123456789\n0123456789\n"[..], 15);
-        assert!(matches!(r.next_line(), LineRead::Line(_)));
-        assert!(matches!(r.next_line(), LineRead::OverLimit));
-    }
 }

@@ -142,7 +142,10 @@ pub fn spawn(
         libc::sigfillset(&mut defaults);
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
-        check(libc::posix_spawnattr_setsigdefault(&mut setup.attr, &defaults))?;
+        check(libc::posix_spawnattr_setsigdefault(
+            &mut setup.attr,
+            &defaults,
+        ))?;
         check(libc::posix_spawnattr_setsigmask(&mut setup.attr, &empty))?;
         check(libc::posix_spawnattr_setpgroup(&mut setup.attr, 0))?;
         check(libc::posix_spawnattr_setflags(

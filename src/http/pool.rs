@@ -4,15 +4,17 @@
 //! `/v1/models`), preflights and refusals during a drain are answered right
 //! there, so they never queue behind long requests. Everything else goes
 //! over a channel to the workers. Workers are started on demand, up to
-//! `WORKER_THREADS`, and then stay: a long stream holds its worker for its
-//! whole life, so the cap is sized for many open streams, and starting
-//! lazily keeps an idle server small.
+//! `WORKER_THREADS`: a long stream holds its worker for its whole life, so
+//! the cap is sized for many open streams. A worker idle for a few seconds
+//! leaves (down to a small core), and the last one out returns freed heap
+//! to the system, so memory taken by a burst does not stay.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::pipeline;
 use crate::app::App;
@@ -21,11 +23,16 @@ use crate::app::App;
 /// passthrough are the deepest thing it does.
 const WORKER_STACK: usize = 256 * 1024;
 
+/// Workers kept however quiet the server is.
+const CORE_WORKERS: usize = 4;
+/// A worker beyond the core leaves after this long without a request.
+const IDLE_RETIRE: Duration = Duration::from_secs(3);
+
 pub struct Workers {
     app: Arc<App>,
     sender: Sender<tiny_http::Request>,
     receiver: Receiver<tiny_http::Request>,
-    spawned: AtomicUsize,
+    spawned: Arc<AtomicUsize>,
     idle: Arc<AtomicUsize>,
     max: usize,
 }
@@ -38,7 +45,7 @@ impl Workers {
             app,
             sender,
             receiver,
-            spawned: AtomicUsize::new(0),
+            spawned: Arc::new(AtomicUsize::new(0)),
             idle: Arc::new(AtomicUsize::new(0)),
             max,
         }
@@ -46,16 +53,19 @@ impl Workers {
 
     fn dispatch(&self, rq: tiny_http::Request) {
         self.app.inflight.fetch_add(1, Ordering::SeqCst);
-        let queued = self.sender.len();
-        if self.idle.load(Ordering::SeqCst) <= queued
-            && self.spawned.load(Ordering::SeqCst) < self.max
-        {
-            self.spawn_worker();
-        }
+        // Sent first, counted after: a worker about to retire either sees
+        // this request in the channel and stays, or has already left the
+        // idle count and a new worker is started here.
         if let Err(err) = self.sender.send(rq) {
             // Only possible once every worker is gone; answer here.
             self.app.inflight.fetch_sub(1, Ordering::SeqCst);
             pipeline::serve(&self.app, err.into_inner());
+            return;
+        }
+        if self.idle.load(Ordering::SeqCst) < self.sender.len()
+            && self.spawned.load(Ordering::SeqCst) < self.max
+        {
+            self.spawn_worker();
         }
     }
 
@@ -64,16 +74,43 @@ impl Workers {
         let receiver = self.receiver.clone();
         let app = self.app.clone();
         let idle = self.idle.clone();
+        let count = self.spawned.clone();
         let spawned = thread::Builder::new()
             .name(format!("worker-{n}"))
             .stack_size(WORKER_STACK)
             .spawn(move || {
                 idle.fetch_add(1, Ordering::SeqCst);
-                while let Ok(rq) = receiver.recv() {
-                    idle.fetch_sub(1, Ordering::SeqCst);
-                    pipeline::serve(&app, rq);
-                    app.inflight.fetch_sub(1, Ordering::SeqCst);
-                    idle.fetch_add(1, Ordering::SeqCst);
+                loop {
+                    match receiver.recv_timeout(IDLE_RETIRE) {
+                        Ok(rq) => {
+                            idle.fetch_sub(1, Ordering::SeqCst);
+                            pipeline::serve(&app, rq);
+                            app.inflight.fetch_sub(1, Ordering::SeqCst);
+                            idle.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Err(RecvTimeoutError::Timeout) => {
+                            let retired = count
+                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                                    (n > CORE_WORKERS).then(|| n - 1)
+                                })
+                                .is_ok();
+                            if retired {
+                                idle.fetch_sub(1, Ordering::SeqCst);
+                                if !receiver.is_empty() {
+                                    // A request came in as this worker
+                                    // left the count: stay and take it.
+                                    count.fetch_add(1, Ordering::SeqCst);
+                                    idle.fetch_add(1, Ordering::SeqCst);
+                                    continue;
+                                }
+                                if count.load(Ordering::SeqCst) <= CORE_WORKERS {
+                                    release_free_memory();
+                                }
+                                return;
+                            }
+                        }
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
                 }
             });
         if let Err(e) = spawned {
@@ -84,6 +121,15 @@ impl Workers {
 
     pub fn threads(&self) -> usize {
         self.spawned.load(Ordering::SeqCst)
+    }
+}
+
+/// Gives memory freed after a burst back to the system (glibc keeps it
+/// otherwise).
+fn release_free_memory() {
+    // SAFETY: malloc_trim only walks glibc's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -33,11 +33,21 @@ impl Resolver for UpstreamResolver {
         let Some(authority) = uri.authority() else {
             return self.inner.resolve(uri, config, timeout);
         };
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         if let Ok(ip) = host.parse::<IpAddr>() {
-            let default_port = if uri.scheme_str() == Some("https") { 443 } else { 80 };
+            let default_port = if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            };
             let mut out = self.inner.empty();
-            out.push(SocketAddr::new(ip, authority.port_u16().unwrap_or(default_port)));
+            out.push(SocketAddr::new(
+                ip,
+                authority.port_u16().unwrap_or(default_port),
+            ));
             return Ok(out);
         }
         let key = authority.as_str();
