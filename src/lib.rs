@@ -216,6 +216,7 @@ impl Drop for ServerHandle {
             self.app.draining.store(true, Ordering::SeqCst);
             self.app.claude.kill_all();
             self.stop_accepting();
+            self.app.claude.flush_sessions();
         }
     }
 }

@@ -572,6 +572,11 @@ impl fmt::Debug for SessionLease {
     }
 }
 
+/// How often pending registry changes are written: new sessions reach the
+/// disk within this long (and at shutdown), and a busy server writes the
+/// file at most this often instead of once per request.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
 /// Runs [`SessionStore::sweep`] every `every` until `stop` is set, looking
 /// at `stop` at least every 100 ms so shutdown does not wait on it. `None`
 /// if the thread could not be started (logged; sessions then expire only
@@ -586,13 +591,17 @@ pub fn spawn_sweeper(
         .name("session-sweeper".into())
         .spawn(move || {
             let mut next = Instant::now() + every;
+            let mut next_flush = Instant::now() + FLUSH_EVERY;
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(tick);
-                if Instant::now() >= next && !stop.load(Ordering::Relaxed) {
+                let now = Instant::now();
+                if now >= next && !stop.load(Ordering::Relaxed) {
                     store.sweep();
-                    next = Instant::now() + every;
-                } else {
+                    next = now + every;
+                    next_flush = now + FLUSH_EVERY;
+                } else if now >= next_flush {
                     store.flush();
+                    next_flush = now + FLUSH_EVERY;
                 }
             }
             store.flush();
