@@ -354,14 +354,23 @@ struct ClaudeStream {
 impl StreamBody for ClaudeStream {
     fn write_events(self: Box<Self>, sse: &mut SseWriter) {
         let ClaudeStream { prepared, pending } = *self;
-        let mut client_gone = pending.iter().any(|c| sse.data(c).is_err());
+        let mut client_gone = pending.iter().any(|c| sse.data_deferred(c).is_err());
         let Some(mut prepared) = prepared else {
+            let _ = sse.flush();
             return;
         };
         while !client_gone {
+            // Events go out before the worker would wait on the child again;
+            // a burst the CLI wrote at once leaves in one write.
+            if !prepared.run.output_pending() {
+                client_gone = sse.flush().is_err();
+                if client_gone {
+                    break;
+                }
+            }
             match prepared.run.step() {
                 Progress::Chunks(chunks) => {
-                    client_gone = chunks.iter().any(|c| sse.data(c).is_err());
+                    client_gone = chunks.iter().any(|c| sse.data_deferred(c).is_err());
                 }
                 Progress::Ended => break,
             }

@@ -84,6 +84,11 @@ impl<R: Read> LineReader<R> {
         }
     }
 
+    /// True when more output is already read and waiting to be split.
+    pub fn has_buffered(&self) -> bool {
+        !self.inner.buffer().is_empty()
+    }
+
     pub fn next_line(&mut self) -> LineRead<'_> {
         self.line.clear();
         loop {

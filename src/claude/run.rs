@@ -139,6 +139,12 @@ impl CliRun {
         }
     }
 
+    /// True when more of the child's output is already read: the next step
+    /// will not wait for the child.
+    pub fn output_pending(&self) -> bool {
+        self.lines.as_ref().is_some_and(|l| l.has_buffered())
+    }
+
     /// Stops the child because nobody is listening any more.
     pub fn client_gone(&self) {
         self.stop(StopReason::ClientGone);

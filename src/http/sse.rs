@@ -58,15 +58,30 @@ impl SseWriter {
         self.events
     }
 
-    /// One `data:` event carrying `payload` (a JSON document).
+    /// One `data:` event carrying `payload` (a JSON document), sent now.
     pub fn data(&mut self, payload: &[u8]) -> io::Result<()> {
-        self.frame_event(&[b"data: ", payload, b"\n\n"])
+        self.frame_event(&[b"data: ", payload, b"\n\n"], true)
+    }
+
+    /// The same event, held until [`SseWriter::flush`] or the next sent
+    /// event: for a caller that knows more events are already waiting, so a
+    /// burst goes out in one write instead of one per event.
+    pub fn data_deferred(&mut self, payload: &[u8]) -> io::Result<()> {
+        self.frame_event(&[b"data: ", payload, b"\n\n"], false)
+    }
+
+    /// Sends whatever events are held.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.broken {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        self.send_pending()
     }
 
     /// One event given as its raw lines (without the blank line that ends
     /// it), as an upstream sent it.
     pub fn raw_event(&mut self, lines: &[u8]) -> io::Result<()> {
-        self.frame_event(&[lines, b"\n\n"])
+        self.frame_event(&[lines, b"\n\n"], true)
     }
 
     /// The error event a broken stream ends with; `[DONE]` still follows
@@ -94,10 +109,10 @@ impl SseWriter {
         if self.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
-        self.frame_parts(&[b"data: [DONE]\n\n"], true)
+        self.frame_parts(&[b"data: [DONE]\n\n"], true, true)
     }
 
-    fn frame_event(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+    fn frame_event(&mut self, parts: &[&[u8]], send: bool) -> io::Result<()> {
         if self.done {
             return Ok(());
         }
@@ -105,14 +120,13 @@ impl SseWriter {
             return Err(io::ErrorKind::BrokenPipe.into());
         }
         self.events += 1;
-        self.frame_parts(parts, false)
+        self.frame_parts(parts, false, send)
     }
 
-    /// Builds the chunk in one buffer so each event is one write and one
-    /// flush, with no allocation once the buffer has grown.
-    fn frame_parts(&mut self, parts: &[&[u8]], last: bool) -> io::Result<()> {
+    /// Appends the chunk to one buffer (after any held ones) so each send is
+    /// one write and one flush, with no allocation once the buffer has grown.
+    fn frame_parts(&mut self, parts: &[&[u8]], last: bool, send: bool) -> io::Result<()> {
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        self.frame.clear();
         let _ = write!(self.frame, "{len:x}\r\n");
         for part in parts {
             self.frame.extend_from_slice(part);
@@ -121,10 +135,22 @@ impl SseWriter {
         if last {
             self.frame.extend_from_slice(b"0\r\n\r\n");
         }
+        if send {
+            self.send_pending()
+        } else {
+            Ok(())
+        }
+    }
+
+    fn send_pending(&mut self) -> io::Result<()> {
+        if self.frame.is_empty() {
+            return Ok(());
+        }
         let result = self
             .out
             .write_all(&self.frame)
             .and_then(|_| self.out.flush());
+        self.frame.clear();
         if result.is_err() {
             self.broken = true;
         }
@@ -166,5 +192,22 @@ mod tests {
         assert_eq!(text.matches("[DONE]").count(), 1);
         assert!(text.ends_with("0\r\n\r\n"));
         assert!(!text.contains("late"));
+    }
+
+    #[test]
+    fn deferred_events_leave_together_and_in_order() {
+        let sink = Shared::default();
+        let mut sse = SseWriter::start(Box::new(sink.clone()), &[]).unwrap();
+        let head = sink.0.lock().unwrap().len();
+        sse.data_deferred(b"1").unwrap();
+        sse.data_deferred(b"2").unwrap();
+        assert_eq!(sink.0.lock().unwrap().len(), head, "held until flushed");
+        sse.flush().unwrap();
+        sse.data(b"3").unwrap();
+        let text = String::from_utf8(sink.0.lock().unwrap()[head..].to_vec()).unwrap();
+        assert_eq!(
+            text,
+            "9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n9\r\ndata: 3\n\n\r\n"
+        );
     }
 }
