@@ -78,16 +78,6 @@ fn fake_pids(records: &std::path::Path) -> Vec<i32> {
         .collect()
 }
 
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
-
 fn body(user: &str, stream: bool) -> String {
     json!({"model": "sonnet", "stream": stream, "messages": [{"role": "user", "content": user}]})
         .to_string()
@@ -143,7 +133,10 @@ fn drain_stops_children_finishes_streams_and_exits_zero() {
         drain >= Duration::from_millis(900),
         "the stubborn child was given its grace: {drain:?}"
     );
-    assert!(pids.iter().all(|p| !alive(*p)), "children left: {pids:?}");
+    assert!(
+        pids.iter().all(|p| !process_alive(*p)),
+        "children left: {pids:?}"
+    );
     eprintln!("drain with a SIGTERM-ignoring child took {drain:?}");
 }
 
@@ -181,6 +174,6 @@ fn second_signal_exits_at_once() {
     let pids = fake_pids(&records);
     assert!(wait_until(Duration::from_secs(2), || pids
         .iter()
-        .all(|p| !alive(*p))));
+        .all(|p| !process_alive(*p))));
     let _ = stubborn.join();
 }

@@ -61,25 +61,18 @@ impl Setup {
     fn assert_nothing_left(&self) {
         let pids = self.pids();
         assert!(
-            wait_until(Duration::from_secs(3), || pids.iter().all(|p| !alive(*p))),
+            wait_until(Duration::from_secs(3), || pids
+                .iter()
+                .all(|p| !process_alive(*p))),
             "processes left: {:?}",
-            pids.iter().filter(|p| alive(**p)).collect::<Vec<_>>()
+            pids.iter()
+                .filter(|p| process_alive(**p))
+                .collect::<Vec<_>>()
         );
         assert!(wait_until(Duration::from_secs(2), || self.capacity()
             ["active"]
             == 0));
         assert_eq!(self.server.app().claude.live_children(), 0);
-    }
-}
-
-fn alive(pid: i32) -> bool {
-    // A zombie still answers signal 0; /proc tells the state.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
     }
 }
 
