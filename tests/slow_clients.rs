@@ -213,7 +213,7 @@ fn workers_beyond_the_core_leave_when_idle_and_come_back() {
     let handle = server.handle.as_ref().unwrap();
     assert!(handle.worker_threads() >= 8, "{}", handle.worker_threads());
     assert!(
-        wait_until(Duration::from_secs(6), || handle.worker_threads() <= 4),
+        wait_until(Duration::from_secs(10), || handle.worker_threads() <= 4),
         "idle workers left: {}",
         handle.worker_threads()
     );

@@ -26,7 +26,10 @@ const WORKER_STACK: usize = 256 * 1024;
 /// Workers kept however quiet the server is.
 const CORE_WORKERS: usize = 4;
 /// A worker beyond the core leaves after this long without a request.
-const IDLE_RETIRE: Duration = Duration::from_secs(3);
+/// Longer than tiny_http's connection threads (5 s) and parked upstream
+/// connections (4 s) live, so the last worker out frees the heap after
+/// them.
+const IDLE_RETIRE: Duration = Duration::from_secs(6);
 
 pub struct Workers {
     app: Arc<App>,

@@ -39,6 +39,9 @@ pub fn agent(connect_timeout: Duration) -> Agent {
         .user_agent(concat!("claude-cli-api/", env!("CARGO_PKG_VERSION")))
         .max_idle_connections(IDLE_CONNECTIONS)
         .max_idle_connections_per_host(IDLE_CONNECTIONS)
+        // Parked connections hold their buffers; after a burst they go
+        // within seconds instead of ureq's default 15.
+        .max_idle_age(Duration::from_secs(4))
         // The 128 KiB defaults, per connection and per open stream, were
         // most of a stream's memory; events are far smaller.
         .input_buffer_size(IO_BUFFER)
