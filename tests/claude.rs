@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::*;
 
-const FAKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/fake-claude");
-
 struct Claude {
     server: TestServer,
     records: PathBuf,
@@ -18,22 +16,12 @@ struct Claude {
 
 impl Claude {
     fn start(extra: &[(&str, &str)]) -> Claude {
-        let records = temp_dir("records");
-        let path = std::env::var("PATH").unwrap_or_default();
-        let records_s = records.display().to_string();
-        let mut vars: Vec<(&str, &str)> = vec![
-            ("CLAUDE_PATH", FAKE),
-            ("PATH", &path),
-            ("FAKE_CLAUDE_RECORD_DIR", &records_s),
-            (
-                "CLAUDE_ENV_PASSTHROUGH",
-                "FAKE_CLAUDE_RECORD_DIR,FAKE_CLAUDE_SCENARIO",
-            ),
+        let mut vars = vec![
             ("OPENAI_API_KEY", "sk-proj-server-openai-key-000000"),
             ("ANTHROPIC_API_KEY", "sk-ant-test-key-1234567890"),
         ];
         vars.extend_from_slice(extra);
-        let server = server_with(config_from(&vars));
+        let (server, records) = server_with_fake_cli(&vars);
         Claude { server, records }
     }
 

@@ -6,7 +6,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,15 +14,7 @@ use serde_json::json;
 use support::*;
 use wait_timeout::ChildExt;
 
-const FAKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/fake-claude");
 const CLAUDE: (&str, &str) = ("X-Claude-Code", "true");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap()
-}
 
 struct Binary {
     child: Child,
@@ -45,7 +37,7 @@ fn start_binary(records: &std::path::Path, extra: &[(&str, &str)]) -> Binary {
         .env("HOME", &state)
         .env("PORT", port.to_string())
         .env("STATE_DIR", &state)
-        .env("CLAUDE_PATH", FAKE)
+        .env("CLAUDE_PATH", FAKE_CLI)
         .env("FAKE_CLAUDE_RECORD_DIR", records)
         .env("CLAUDE_ENV_PASSTHROUGH", "FAKE_CLAUDE_RECORD_DIR")
         .env("RATE_LIMIT_PER_IP", "0")
@@ -78,6 +70,14 @@ fn fake_pids(records: &std::path::Path) -> Vec<i32> {
         .collect()
 }
 
+/// The ignore-term fake has its SIGTERM handler in place.
+fn term_ignored(records: &std::path::Path) -> bool {
+    std::fs::read_dir(records)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with("term-ignored-"))
+}
+
 fn body(user: &str, stream: bool) -> String {
     json!({"model": "sonnet", "stream": stream, "messages": [{"role": "user", "content": user}]})
         .to_string()
@@ -104,8 +104,9 @@ fn drain_stops_children_finishes_streams_and_exits_zero() {
     assert!(wait_until(Duration::from_secs(10), || fake_pids(&records)
         .len()
         == 3));
-    // ignore-term installs its handler after start-up; give it the moment.
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(wait_until(Duration::from_secs(10), || term_ignored(
+        &records
+    )));
     let pids = fake_pids(&records);
 
     let signalled = Instant::now();
@@ -153,14 +154,15 @@ fn second_signal_exits_at_once() {
     let addr = server.addr;
     let stubborn =
         std::thread::spawn(move || chat(addr, &[CLAUDE], &body("[[fake:ignore-term]]", false)));
-    assert!(wait_until(Duration::from_secs(10), || fake_pids(&records)
-        .len()
-        == 1));
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(wait_until(Duration::from_secs(10), || term_ignored(
+        &records
+    )));
     let pid = server.child.id() as i32;
     // SAFETY: signalling the server process this test started.
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(wait_until(Duration::from_secs(2), || {
+        chat(addr, &[CLAUDE], &body("hi", false)).error_code() == "server_shutting_down"
+    }));
     let second = Instant::now();
     // SAFETY: as above.
     unsafe { libc::kill(pid, libc::SIGINT) };

@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::*;
 
-const FAKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/fake-claude");
-
 fn connect(addr: std::net::SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
@@ -119,7 +117,7 @@ fn a_connection_busy_streaming_is_not_idle() {
     let path = std::env::var("PATH").unwrap_or_default();
     let server = server_with(config_from(&[
         ("KEEPALIVE_TIMEOUT_MS", "200"),
-        ("CLAUDE_PATH", FAKE),
+        ("CLAUDE_PATH", FAKE_CLI),
         ("PATH", &path),
     ]));
     let mut s = connect(server.addr);
@@ -192,7 +190,7 @@ fn hundreds_of_slowloris_connections_do_not_stop_normal_requests() {
 #[test]
 fn workers_beyond_the_core_leave_when_idle_and_come_back() {
     let path = std::env::var("PATH").unwrap_or_default();
-    let server = server_with(config_from(&[("CLAUDE_PATH", FAKE), ("PATH", &path)]));
+    let server = server_with(config_from(&[("CLAUDE_PATH", FAKE_CLI), ("PATH", &path)]));
     let addr = server.addr;
     let body = json!({"model": "sonnet",
         "messages": [{"role": "user", "content": "[[fake:sleep:0.3]]"}]})

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use support::*;
 
-const FAKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/fake-claude");
 const CLAUDE: (&str, &str) = ("X-Claude-Code", "true");
 
 struct Setup {
@@ -19,20 +18,8 @@ struct Setup {
 }
 
 fn start(extra: &[(&str, &str)]) -> Setup {
-    let records = temp_dir("records");
-    let path = std::env::var("PATH").unwrap_or_default();
-    let records_s = records.display().to_string();
-    let mut vars: Vec<(&str, &str)> = vec![
-        ("CLAUDE_PATH", FAKE),
-        ("PATH", &path),
-        ("FAKE_CLAUDE_RECORD_DIR", &records_s),
-        ("CLAUDE_ENV_PASSTHROUGH", "FAKE_CLAUDE_RECORD_DIR"),
-    ];
-    vars.extend_from_slice(extra);
-    Setup {
-        server: server_with(config_from(&vars)),
-        records,
-    }
+    let (server, records) = server_with_fake_cli(extra);
+    Setup { server, records }
 }
 
 impl Setup {

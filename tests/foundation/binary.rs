@@ -150,10 +150,7 @@ impl Running {
     }
 }
 
-pub fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
+pub use super::support::free_port;
 
 impl Drop for Running {
     fn drop(&mut self) {

@@ -19,28 +19,7 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-pub fn read_status_and_headers(reader: &mut impl BufRead) -> (u16, Vec<(String, String)>) {
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {line:?}"));
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        let l = line.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':') {
-            headers.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    (status, headers)
-}
+pub use super::support::read_status_and_headers;
 
 /// Reads one final response (interim `1xx` answers are skipped). Bodies are
 /// read by `Content-Length` or to the end of the connection.

@@ -139,7 +139,8 @@ fn write_request(
     stream.flush().unwrap();
 }
 
-fn read_head(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>) {
+/// Reads a status line and headers (the blank line that ends them too).
+pub fn read_status_and_headers(reader: &mut impl BufRead) -> (u16, Vec<(String, String)>) {
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
     let status: u16 = line
@@ -176,7 +177,7 @@ pub fn request(
         .unwrap();
     write_request(&mut stream, method, path, headers, body);
     let mut reader = BufReader::new(stream);
-    let (status, headers) = read_head(&mut reader);
+    let (status, headers) = read_status_and_headers(&mut reader);
     let chunked = headers.iter().any(|(k, v)| {
         k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
     });
@@ -258,7 +259,7 @@ impl SseClient {
             body.as_bytes(),
         );
         let mut reader = BufReader::new(stream);
-        let (status, headers) = read_head(&mut reader);
+        let (status, headers) = read_status_and_headers(&mut reader);
         let chunked = headers.iter().any(|(k, v)| {
             k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
         });
@@ -350,4 +351,34 @@ pub fn process_alive(pid: i32) -> bool {
             .is_some_and(|rest| rest.trim_start().starts_with('Z')),
         Err(_) => false,
     }
+}
+
+/// The fake `claude` CLI (fixtures/fake-claude).
+pub const FAKE_CLI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/fake-claude");
+
+/// A server whose `claude` is the fake CLI, recording each run into the
+/// returned directory. `extra` settings are applied last.
+pub fn server_with_fake_cli(extra: &[(&str, &str)]) -> (TestServer, PathBuf) {
+    let records = temp_dir("records");
+    let path = std::env::var("PATH").unwrap_or_default();
+    let records_s = records.display().to_string();
+    let mut vars: Vec<(&str, &str)> = vec![
+        ("CLAUDE_PATH", FAKE_CLI),
+        ("PATH", &path),
+        ("FAKE_CLAUDE_RECORD_DIR", &records_s),
+        (
+            "CLAUDE_ENV_PASSTHROUGH",
+            "FAKE_CLAUDE_RECORD_DIR,FAKE_CLAUDE_SCENARIO",
+        ),
+    ];
+    vars.extend_from_slice(extra);
+    (server_with(config_from(&vars)), records)
+}
+
+/// A port that was free a moment ago (for the binary, which refuses 0).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
 }
