@@ -21,9 +21,8 @@ pub mod routes;
 pub mod supervisor;
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub use app::App;
@@ -37,10 +36,9 @@ pub use config::Config;
 pub struct ServerHandle {
     addr: SocketAddr,
     app: Arc<App>,
-    http: Arc<tiny_http::Server>,
+    /// Dropped to stop accepting connections.
+    http: Option<tiny_http::Server>,
     workers: Arc<http::pool::Workers>,
-    stop: Arc<AtomicBool>,
-    acceptor: Option<JoinHandle<()>>,
 }
 
 #[derive(Debug)]
@@ -79,20 +77,20 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
         body_read: Some(app.config.body_timeout),
         max_head_bytes: MAX_HEAD_BYTES,
     };
-    let http = tiny_http::Server::from_listener_with_timeouts(listener, None, timeouts)
-        .map(Arc::new)
-        .map_err(|e| StartError::Setup(e.to_string()))?;
     let workers = Arc::new(http::pool::Workers::new(app.clone()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let acceptor = http::pool::start_acceptor(http.clone(), workers.clone(), stop.clone())
-        .map_err(|e| StartError::Setup(format!("cannot start the accept thread: {e}")))?;
+    let (handling, idle) = (workers.clone(), workers.clone());
+    let inline = tiny_http::InlineHandling {
+        handler: Arc::new(move |rq| handling.handle(rq)),
+        stack_size: http::pool::THREAD_STACK,
+        on_idle: Some(Arc::new(move || idle.on_idle())),
+    };
+    let http = tiny_http::Server::from_listener_inline(listener, timeouts, inline)
+        .map_err(|e| StartError::Setup(format!("cannot start accepting: {e}")))?;
     Ok(ServerHandle {
         addr,
         app,
-        http,
+        http: Some(http),
         workers,
-        stop,
-        acceptor: Some(acceptor),
     })
 }
 
@@ -157,9 +155,14 @@ impl ServerHandle {
         &self.app
     }
 
-    /// Worker threads started so far.
-    pub fn worker_threads(&self) -> usize {
-        self.workers.threads()
+    /// Threads serving connections, idle ones included.
+    pub fn connection_threads(&self) -> usize {
+        self.http.as_ref().map_or(0, |h| h.connection_threads())
+    }
+
+    /// Requests holding one of the `WORKER_THREADS` slots.
+    pub fn busy_workers(&self) -> usize {
+        self.workers.busy()
     }
 
     /// Starts refusing new work (503 `server_shutting_down`) and asks every
@@ -201,18 +204,16 @@ impl ServerHandle {
         }
     }
 
+    /// Connections already open keep their threads until they close (they
+    /// are refused new work meanwhile); the binary exits right after.
     fn stop_accepting(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        self.http.unblock();
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
+        drop(self.http.take());
     }
 }
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        if self.acceptor.is_some() {
+        if self.http.is_some() {
             self.app.draining.store(true, Ordering::SeqCst);
             self.app.claude.kill_all();
             self.stop_accepting();

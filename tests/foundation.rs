@@ -496,7 +496,7 @@ fn health_answers_fast_while_every_worker_is_busy() {
             == 3),
         "the third request never reached the queue"
     );
-    assert_eq!(s.handle.as_ref().unwrap().worker_threads(), 2);
+    assert_eq!(s.handle.as_ref().unwrap().busy_workers(), 2);
 
     let mut slowest = Duration::ZERO;
     for _ in 0..10 {

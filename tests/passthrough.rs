@@ -403,6 +403,36 @@ fn each_event_reaches_the_client_before_the_next_is_sent() {
 }
 
 #[test]
+fn the_stream_head_arrives_before_the_first_event_exists() {
+    let (release, gate) = crossbeam_channel::unbounded();
+    // The empty first "event" is a bare blank line: the upstream has
+    // answered but sent nothing to relay, and holds the real first event
+    // until the test has seen the head.
+    let fake = FakeOpenAi::start(Answer::Sse {
+        events: vec![String::new(), chunk("late")],
+        gap: Duration::ZERO,
+        gate: Some(gate),
+        end: SseEnd::Done,
+    });
+    let srv = server_for(&fake, &[]);
+    let (opened_tx, opened_rx) = crossbeam_channel::bounded(1);
+    let addr = srv.addr;
+    let client = std::thread::spawn(move || {
+        let mut client = SseClient::open(addr, &[], STREAM_BODY);
+        opened_tx.send(client.status).unwrap();
+        client.next_data()
+    });
+    let status = opened_rx.recv_timeout(Duration::from_secs(5));
+    let _ = release.send(());
+    assert_eq!(
+        status,
+        Ok(200),
+        "no response head while the upstream was quiet"
+    );
+    assert_eq!(client.join().unwrap(), Some(payload(&chunk("late"))));
+}
+
+#[test]
 fn stream_is_relayed_raw_with_exactly_one_done() {
     let usage = "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}";
     let events = [

@@ -380,19 +380,20 @@ impl StreamBody for ClaudeStream {
             let _ = prepared.run.finish();
             return;
         }
+        // The ending is held: it leaves with `[DONE]` in one write.
         match prepared.run.finish() {
             Ok(finished) => {
                 for chunk in &finished.final_chunks {
-                    if sse.data(chunk).is_err() {
+                    if sse.data_deferred(chunk).is_err() {
                         break;
                     }
                 }
             }
             Err(error) => {
                 for chunk in prepared.run.adapter.release_held() {
-                    let _ = sse.data(&chunk);
+                    let _ = sse.data_deferred(&chunk);
                 }
-                let _ = sse.data(&prepared.meta.finish_chunk());
+                let _ = sse.data_deferred(&prepared.meta.finish_chunk());
                 let _ = sse.error(&error.message());
                 // The client already holds the session id and the CLI has
                 // the session on disk (it started answering): keep it.

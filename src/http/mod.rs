@@ -6,6 +6,7 @@ pub mod cors;
 pub mod pipeline;
 pub mod pool;
 pub mod sse;
+pub mod stack;
 
 use std::net::IpAddr;
 

@@ -138,18 +138,14 @@ pub fn serve(app: &App, mut rq: Request) {
         }
         Body::Stream(body) => {
             let writer = rq.into_writer();
-            match SseWriter::start(writer, &reply_headers) {
-                Ok(mut sse) => {
-                    body.write_events(&mut sse);
-                    run_on_finish(&mut meta);
-                    let _ = sse.finish();
-                    Some((sse.events_sent(), sse.is_broken()))
-                }
-                Err(e) => {
-                    log::debug!("stream head write failed: {e}");
-                    Some((0, true))
-                }
-            }
+            let mut sse = SseWriter::start(writer, &reply_headers);
+            // A stream may stay open for minutes with little stack in use;
+            // what setting it up touched goes back.
+            super::stack::release_unused();
+            body.write_events(&mut sse);
+            run_on_finish(&mut meta);
+            let _ = sse.finish();
+            Some((sse.events_sent(), sse.is_broken()))
         }
     };
     run_on_finish(&mut meta);

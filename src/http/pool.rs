@@ -1,129 +1,103 @@
-//! The accept loop and the worker pool.
+//! Who answers a request, and how many are worked on at once.
 //!
-//! One thread takes requests from tiny_http. Probes (`/health`,
-//! `/v1/models`), preflights and refusals during a drain are answered right
-//! there, so they never queue behind long requests. Everything else goes
-//! over a channel to the workers. Workers are started on demand, up to
-//! `WORKER_THREADS`: a long stream holds its worker for its whole life, so
-//! the cap is sized for many open streams. A worker idle for a few seconds
-//! leaves (down to a small core), and the last one out returns freed heap
-//! to the system, so memory taken by a burst does not stay.
+//! tiny_http (patched, `vendor/tiny_http/PATCHED.md`) gives every
+//! connection a thread of its pool and calls [`Workers::handle`] there for
+//! each request: one thread reads, answers and logs it, with no hand-over
+//! between threads. Probes (`/health`, `/v1/models`), preflights and
+//! refusals during a drain are answered at once. Everything else first
+//! takes one of `WORKER_THREADS` slots, waiting while all are taken: a
+//! long stream keeps its slot for its whole life, so the cap is sized for
+//! many open streams. Connection threads idle for five seconds leave, down
+//! to four; once they are back to that, freed heap and parked upstream
+//! connections are handed back, so memory taken by a burst does not stay.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::{self, JoinHandle};
-use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use parking_lot::{Condvar, Mutex};
 
 use super::pipeline;
 use crate::app::App;
 
-/// A worker needs far less than the default 8 MB; TLS handshakes in the
-/// passthrough are the deepest thing it does.
-const WORKER_STACK: usize = 256 * 1024;
-
-/// Workers kept however quiet the server is.
-const CORE_WORKERS: usize = 4;
-/// A worker beyond the core leaves after this long without a request.
-/// Longer than tiny_http's connection threads (5 s) and parked upstream
-/// connections (4 s) live, so the last worker out frees the heap after
-/// them.
-const IDLE_RETIRE: Duration = Duration::from_secs(6);
+/// A connection thread needs far less than the default 8 MB; TLS
+/// handshakes in the passthrough are the deepest thing it does.
+pub const THREAD_STACK: usize = 256 * 1024;
 
 pub struct Workers {
     app: Arc<App>,
-    sender: Sender<tiny_http::Request>,
-    receiver: Receiver<tiny_http::Request>,
-    spawned: Arc<AtomicUsize>,
-    idle: Arc<AtomicUsize>,
+    busy: Mutex<usize>,
+    slot_freed: Condvar,
     max: usize,
 }
 
 impl Workers {
     pub fn new(app: Arc<App>) -> Workers {
-        let (sender, receiver) = crossbeam_channel::unbounded();
         let max = app.config.worker_threads;
         Workers {
             app,
-            sender,
-            receiver,
-            spawned: Arc::new(AtomicUsize::new(0)),
-            idle: Arc::new(AtomicUsize::new(0)),
+            busy: Mutex::new(0),
+            slot_freed: Condvar::new(),
             max,
         }
     }
 
-    fn dispatch(&self, rq: tiny_http::Request) {
-        self.app.inflight.fetch_add(1, Ordering::SeqCst);
-        // Sent first, counted after: a worker about to retire either sees
-        // this request in the channel and stays, or has already left the
-        // idle count and a new worker is started here.
-        if let Err(err) = self.sender.send(rq) {
-            // Only possible once every worker is gone; answer here.
-            self.app.inflight.fetch_sub(1, Ordering::SeqCst);
-            pipeline::serve(&self.app, err.into_inner());
+    /// Answers one request on the calling (connection) thread.
+    pub fn handle(&self, rq: tiny_http::Request) {
+        if pipeline::is_fast_path(&self.app, &rq) {
+            pipeline::serve(&self.app, rq);
             return;
         }
-        if self.idle.load(Ordering::SeqCst) < self.sender.len()
-            && self.spawned.load(Ordering::SeqCst) < self.max
-        {
-            self.spawn_worker();
-        }
+        // Counted before waiting for a slot: a drain waits for queued
+        // requests too.
+        let _inflight = InFlight::enter(&self.app);
+        let _slot = self.take_slot();
+        pipeline::serve(&self.app, rq);
     }
 
-    fn spawn_worker(&self) {
-        let n = self.spawned.fetch_add(1, Ordering::SeqCst);
-        let receiver = self.receiver.clone();
-        let app = self.app.clone();
-        let idle = self.idle.clone();
-        let count = self.spawned.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("worker-{n}"))
-            .stack_size(WORKER_STACK)
-            .spawn(move || {
-                idle.fetch_add(1, Ordering::SeqCst);
-                loop {
-                    match receiver.recv_timeout(IDLE_RETIRE) {
-                        Ok(rq) => {
-                            idle.fetch_sub(1, Ordering::SeqCst);
-                            pipeline::serve(&app, rq);
-                            app.inflight.fetch_sub(1, Ordering::SeqCst);
-                            idle.fetch_add(1, Ordering::SeqCst);
-                        }
-                        Err(RecvTimeoutError::Timeout) => {
-                            let retired = count
-                                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                                    (n > CORE_WORKERS).then(|| n - 1)
-                                })
-                                .is_ok();
-                            if retired {
-                                idle.fetch_sub(1, Ordering::SeqCst);
-                                if !receiver.is_empty() {
-                                    // A request came in as this worker
-                                    // left the count: stay and take it.
-                                    count.fetch_add(1, Ordering::SeqCst);
-                                    idle.fetch_add(1, Ordering::SeqCst);
-                                    continue;
-                                }
-                                if count.load(Ordering::SeqCst) <= CORE_WORKERS {
-                                    release_free_memory();
-                                }
-                                return;
-                            }
-                        }
-                        Err(RecvTimeoutError::Disconnected) => return,
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            self.spawned.fetch_sub(1, Ordering::SeqCst);
-            log::error!("could not start a worker thread: {e}");
+    fn take_slot(&self) -> Slot<'_> {
+        let mut busy = self.busy.lock();
+        while *busy >= self.max {
+            self.slot_freed.wait(&mut busy);
         }
+        *busy += 1;
+        Slot(self)
     }
 
-    pub fn threads(&self) -> usize {
-        self.spawned.load(Ordering::SeqCst)
+    /// Requests holding a slot now.
+    pub fn busy(&self) -> usize {
+        *self.busy.lock()
+    }
+
+    /// Run when the connection threads are back to their resting number.
+    pub fn on_idle(&self) {
+        self.app.passthrough.drop_parked_connections();
+        release_free_memory();
+        log::debug!("connection threads back to rest; parked connections and free heap released");
+    }
+}
+
+/// Released on every way out of `handle`, unwinding included.
+struct Slot<'a>(&'a Workers);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.busy.lock() -= 1;
+        self.0.slot_freed.notify_one();
+    }
+}
+
+struct InFlight<'a>(&'a App);
+
+impl InFlight<'_> {
+    fn enter(app: &App) -> InFlight<'_> {
+        app.inflight.fetch_add(1, Ordering::SeqCst);
+        InFlight(app)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -134,36 +108,4 @@ fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
-}
-
-/// Runs the accept loop on its own thread until `stop` is set and the
-/// server is unblocked.
-pub fn start_acceptor(
-    http: Arc<tiny_http::Server>,
-    workers: Arc<Workers>,
-    stop: Arc<AtomicBool>,
-) -> std::io::Result<JoinHandle<()>> {
-    thread::Builder::new()
-        .name("acceptor".into())
-        .stack_size(WORKER_STACK)
-        .spawn(move || loop {
-            let rq = match http.recv() {
-                Ok(rq) => rq,
-                Err(e) => {
-                    if stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    log::warn!("accept failed: {e}");
-                    continue;
-                }
-            };
-            if pipeline::is_fast_path(&workers.app, &rq) {
-                pipeline::serve(&workers.app, rq);
-            } else {
-                workers.dispatch(rq);
-            }
-            if stop.load(Ordering::SeqCst) {
-                return;
-            }
-        })
 }

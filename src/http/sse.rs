@@ -18,10 +18,13 @@ pub struct SseWriter {
 }
 
 impl SseWriter {
-    /// Sends the response head (status 200, chunked) and flushes it, so the
-    /// client sees the stream open before the first event exists.
-    pub fn start(mut out: Box<dyn Write + Send>, headers: &[(String, String)]) -> io::Result<Self> {
-        let mut head = Vec::with_capacity(512);
+    /// Prepares the response head (status 200, chunked). It leaves with
+    /// the first send or [`SseWriter::flush`]: a caller about to wait for
+    /// its first event flushes first, so the client sees the stream open
+    /// either way, and one that has events ready sends them with the head
+    /// in one write.
+    pub fn start(out: Box<dyn Write + Send>, headers: &[(String, String)]) -> Self {
+        let mut head = Vec::with_capacity(1024);
         head.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
         for (name, value) in headers {
             if name.eq_ignore_ascii_case("content-length")
@@ -38,15 +41,13 @@ impl SseWriter {
         head.extend_from_slice(
             b"Connection: keep-alive\r\nTransfer-Encoding: chunked\r\nX-Accel-Buffering: no\r\n\r\n",
         );
-        out.write_all(&head)?;
-        out.flush()?;
-        Ok(SseWriter {
+        SseWriter {
             out,
-            frame: Vec::with_capacity(1024),
+            frame: head,
             done: false,
             broken: false,
             events: 0,
-        })
+        }
     }
 
     /// True once a write failed: the client is gone.
@@ -84,8 +85,13 @@ impl SseWriter {
         self.frame_event(&[lines, b"\n\n"], true)
     }
 
-    /// The error event a broken stream ends with; `[DONE]` still follows
-    /// from [`SseWriter::finish`].
+    /// [`SseWriter::raw_event`], held like [`SseWriter::data_deferred`].
+    pub fn raw_event_deferred(&mut self, lines: &[u8]) -> io::Result<()> {
+        self.frame_event(&[lines, b"\n\n"], false)
+    }
+
+    /// The error event a broken stream ends with, held: it leaves with the
+    /// `[DONE]` that [`SseWriter::finish`] adds.
     pub fn error(&mut self, message: &str) -> io::Result<()> {
         let body = serde_json::json!({
             "error": {
@@ -96,7 +102,7 @@ impl SseWriter {
             }
         });
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        self.data(&bytes)
+        self.data_deferred(&bytes)
     }
 
     /// `data: [DONE]` (once, however often this is called) and the chunked
@@ -163,30 +169,41 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
+    /// Everything written, one entry per `write` call.
     #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
+    struct Shared(Arc<Mutex<Vec<Vec<u8>>>>);
     impl Write for Shared {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             self.0
                 .lock()
                 .map_err(|_| io::ErrorKind::Other)?
-                .extend_from_slice(buf);
+                .push(buf.to_vec());
             Ok(buf.len())
         }
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
     }
+    impl Shared {
+        fn writes(&self) -> Vec<String> {
+            let writes = self.0.lock().unwrap();
+            writes
+                .iter()
+                .map(|w| String::from_utf8(w.clone()).unwrap())
+                .collect()
+        }
+    }
 
     #[test]
     fn frames_events_and_done_once() {
         let sink = Shared::default();
-        let mut sse = SseWriter::start(Box::new(sink.clone()), &[]).unwrap();
+        let mut sse = SseWriter::start(Box::new(sink.clone()), &[]);
         sse.data(b"{\"a\":1}").unwrap();
         sse.finish().unwrap();
         sse.finish().unwrap();
         sse.data(b"late").unwrap();
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let text = sink.writes().concat();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"));
         assert!(text.contains("Transfer-Encoding: chunked\r\n"));
         assert!(text.contains("f\r\ndata: {\"a\":1}\n\n\r\n"));
         assert_eq!(text.matches("[DONE]").count(), 1);
@@ -195,19 +212,29 @@ mod tests {
     }
 
     #[test]
-    fn deferred_events_leave_together_and_in_order() {
+    fn the_head_and_held_events_leave_in_one_write_in_order() {
         let sink = Shared::default();
-        let mut sse = SseWriter::start(Box::new(sink.clone()), &[]).unwrap();
-        let head = sink.0.lock().unwrap().len();
+        let mut sse = SseWriter::start(Box::new(sink.clone()), &[]);
         sse.data_deferred(b"1").unwrap();
         sse.data_deferred(b"2").unwrap();
-        assert_eq!(sink.0.lock().unwrap().len(), head, "held until flushed");
+        assert!(sink.writes().is_empty(), "held until flushed");
         sse.flush().unwrap();
         sse.data(b"3").unwrap();
-        let text = String::from_utf8(sink.0.lock().unwrap()[head..].to_vec()).unwrap();
-        assert_eq!(
-            text,
-            "9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n9\r\ndata: 3\n\n\r\n"
-        );
+        let writes = sink.writes();
+        assert_eq!(writes.len(), 2, "{writes:?}");
+        assert!(writes[0].starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(writes[0].ends_with("\r\n\r\n9\r\ndata: 1\n\n\r\n9\r\ndata: 2\n\n\r\n"));
+        assert_eq!(writes[1], "9\r\ndata: 3\n\n\r\n");
+    }
+
+    #[test]
+    fn a_flush_with_nothing_held_still_sends_the_head() {
+        let sink = Shared::default();
+        let mut sse = SseWriter::start(Box::new(sink.clone()), &[("X-A".into(), "b".into())]);
+        sse.flush().unwrap();
+        let writes = sink.writes();
+        assert_eq!(writes.len(), 1);
+        assert!(writes[0].contains("X-A: b\r\n"));
+        assert!(writes[0].ends_with("\r\n\r\n"));
     }
 }

@@ -12,11 +12,19 @@
 
 use std::io::{self, Read};
 
-/// Buffer size a stream starts with; most chat chunks are far smaller.
-const INITIAL_BUFFER: usize = 16 * 1024;
+/// Buffer size a stream starts with; most chat chunks are far smaller, and
+/// an open stream keeps its buffer for as long as it lasts.
+const INITIAL_BUFFER: usize = 4 * 1024;
 /// One event larger than this ends the stream as broken: no chat chunk
 /// comes near it, and it keeps a bad upstream from growing memory unbounded.
 pub const MAX_EVENT: usize = 4 * 1024 * 1024;
+
+/// One event's lines, and whether another whole event is already read
+/// (so the relay can hold this one and send both in one write).
+pub struct Event<'a> {
+    pub lines: &'a [u8],
+    pub more_buffered: bool,
+}
 
 pub struct EventReader<R> {
     inner: R,
@@ -43,14 +51,18 @@ impl<R: Read> EventReader<R> {
 
     /// The next event's lines, `Ok(None)` when the body ended cleanly
     /// between events, and `UnexpectedEof` when it ended inside one.
-    pub fn next_event(&mut self) -> io::Result<Option<&[u8]>> {
+    pub fn next_event(&mut self) -> io::Result<Option<Event<'_>>> {
         loop {
             self.skip_blank_lines();
             if let Some((content_end, next)) = find_event_end(&self.buf[..self.end], self.scan) {
                 let event = self.start..content_end;
                 self.start = next;
                 self.scan = next;
-                return Ok(Some(&self.buf[event]));
+                let more_buffered = self.event_buffered_at(next);
+                return Ok(Some(Event {
+                    lines: &self.buf[event],
+                    more_buffered,
+                }));
             }
             // A '\n' in the last two bytes may still become a blank line.
             self.scan = self.end.saturating_sub(2).max(self.start);
@@ -84,6 +96,13 @@ impl<R: Read> EventReader<R> {
                 Ok(n) => total += n,
             }
         }
+    }
+
+    fn event_buffered_at(&self, mut at: usize) -> bool {
+        while at < self.end && matches!(self.buf[at], b'\n' | b'\r') {
+            at += 1;
+        }
+        find_event_end(&self.buf[..self.end], at).is_some()
     }
 
     /// Blank lines between events carry nothing; dropping them here keeps
@@ -186,7 +205,7 @@ mod tests {
         let mut out = Vec::new();
         loop {
             match reader.next_event() {
-                Ok(Some(ev)) => out.push(String::from_utf8_lossy(ev).into_owned()),
+                Ok(Some(ev)) => out.push(String::from_utf8_lossy(ev.lines).into_owned()),
                 Ok(None) => return (out, Ok(())),
                 Err(e) => return (out, Err(e)),
             }

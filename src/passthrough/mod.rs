@@ -16,7 +16,7 @@ mod relay;
 mod resolve;
 mod upstream;
 
-use std::sync::OnceLock;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -49,8 +49,9 @@ pub struct Passthrough {
     total_timeout: Duration,
     idle_timeout: Duration,
     /// Built on first use, so a server that never proxies (or only
-    /// answers probes) never sets up TLS.
-    agent: OnceLock<Agent>,
+    /// answers probes) never sets up TLS; dropped when the server has gone
+    /// quiet, with the connections parked in it.
+    agent: Mutex<Option<Agent>>,
 }
 
 /// Whether a request waits for one whole answer or relays a stream; it
@@ -71,7 +72,7 @@ impl Passthrough {
             connect_timeout: config.upstream_connect_timeout,
             total_timeout: config.upstream_timeout,
             idle_timeout: config.upstream_idle_timeout,
-            agent: OnceLock::new(),
+            agent: Mutex::new(None),
         }
     }
 
@@ -99,9 +100,18 @@ impl Passthrough {
         }
     }
 
-    fn agent(&self) -> &Agent {
+    fn agent(&self) -> Agent {
         self.agent
-            .get_or_init(|| upstream::agent(self.connect_timeout))
+            .lock()
+            .get_or_insert_with(|| upstream::agent(self.connect_timeout))
+            .clone()
+    }
+
+    /// Closes the idle upstream connections now. ureq only lets go of
+    /// expired ones when it is next used, so after a burst their buffers
+    /// would stay until the next request.
+    pub fn drop_parked_connections(&self) {
+        self.agent.lock().take();
     }
 
     /// Sends the request and waits for the upstream's status and headers.

@@ -48,9 +48,14 @@ impl<R: Read> UpstreamStream<R> {
 impl<R: Read + Send> StreamBody for UpstreamStream<R> {
     fn write_events(mut self: Box<Self>, sse: &mut SseWriter) {
         let mut relayed = 0usize;
+        // The head goes out now: a slow first event must not keep the
+        // client from seeing that the stream is open.
+        if sse.flush().is_err() {
+            return;
+        }
         loop {
             match self.events.next_event() {
-                Ok(Some(event)) if is_done_marker(event) => {
+                Ok(Some(event)) if is_done_marker(event.lines) => {
                     // The client gets its [DONE] now rather than after the
                     // drain below; the pipeline's own finish() is then a
                     // no-op.
@@ -59,7 +64,14 @@ impl<R: Read + Send> StreamBody for UpstreamStream<R> {
                     return;
                 }
                 Ok(Some(event)) => {
-                    if sse.raw_event(event).is_err() {
+                    // Events that arrived together leave together; one that
+                    // arrived alone leaves at once.
+                    let sent = if event.more_buffered {
+                        sse.raw_event_deferred(event.lines)
+                    } else {
+                        sse.raw_event(event.lines)
+                    };
+                    if sent.is_err() {
                         // The client left. Returning drops the upstream body
                         // half-read, which closes its connection instead of
                         // pooling it.

@@ -17,8 +17,13 @@ pub const TIMEOUT_WHAT: &str = "OpenAI upstream";
 /// may hold one while streaming; these are the ones parked in between.
 const IDLE_CONNECTIONS: usize = 64;
 
-/// ureq's read and write buffer per upstream connection.
-const IO_BUFFER: usize = 16 * 1024;
+/// ureq's read buffer per upstream connection. It must hold the whole
+/// response head; 8 KiB is what nginx allows a proxied response head by
+/// default, and OpenAI's are under 2 KiB.
+const INPUT_BUFFER: usize = 8 * 1024;
+/// ureq's write buffer: the request head and then the body, a piece at a
+/// time.
+const OUTPUT_BUFFER: usize = 4 * 1024;
 
 /// One agent serves every worker thread: it is `Send + Sync`, and its
 /// connection pool is what makes keep-alive to the upstream work.
@@ -44,8 +49,8 @@ pub fn agent(connect_timeout: Duration) -> Agent {
         .max_idle_age(Duration::from_secs(4))
         // The 128 KiB defaults, per connection and per open stream, were
         // most of a stream's memory; events are far smaller.
-        .input_buffer_size(IO_BUFFER)
-        .output_buffer_size(IO_BUFFER)
+        .input_buffer_size(INPUT_BUFFER)
+        .output_buffer_size(OUTPUT_BUFFER)
         .build();
     Agent::with_parts(
         config,

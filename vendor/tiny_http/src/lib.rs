@@ -100,7 +100,7 @@ use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -142,6 +142,24 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
+
+    // claude-cli-api patch: threads serving connections
+    connection_threads: Arc<AtomicUsize>,
+}
+
+/// claude-cli-api patch: requests answered on their connection's own
+/// thread, one at a time, instead of being handed out by `recv`. A
+/// connection then costs one thread, and a request no hand-over.
+#[derive(Clone)]
+pub struct InlineHandling {
+    /// Answers one request; the connection reads its next request after
+    /// this returns.
+    pub handler: Arc<dyn Fn(Request) + Send + Sync>,
+    /// Stack size of the connection threads.
+    pub stack_size: usize,
+    /// Run when idle connection threads have left and the pool is back to
+    /// its resting size.
+    pub on_idle: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 enum Message {
@@ -255,7 +273,32 @@ impl Server {
         ssl_config: Option<SslConfig>,
         timeouts: ConnectionTimeouts,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = listener.into();
+        Server::build(listener.into(), ssl_config, timeouts, None)
+    }
+
+    /// claude-cli-api patch: like `from_listener_with_timeouts`, but every
+    /// request is answered by `inline.handler` on its connection's thread;
+    /// `recv` then only ever reports accept errors.
+    pub fn from_listener_inline<L: Into<Listener>>(
+        listener: L,
+        timeouts: ConnectionTimeouts,
+        inline: InlineHandling,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Server::build(listener.into(), None, timeouts, Some(inline))
+    }
+
+    /// claude-cli-api patch: threads currently serving connections (idle
+    /// ones waiting for a connection included).
+    pub fn connection_threads(&self) -> usize {
+        self.connection_threads.load(Relaxed)
+    }
+
+    fn build(
+        listener: Listener,
+        ssl_config: Option<SslConfig>,
+        timeouts: ConnectionTimeouts,
+        inline: Option<InlineHandling>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -297,9 +340,15 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
-        thread::spawn(move || {
+        let connection_threads = Arc::new(AtomicUsize::new(0));
+        let inside_threads = connection_threads.clone();
+        thread::Builder::new().name("http-accept".into()).spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
+            let tasks_pool = util::TaskPool::with_options(
+                inline.as_ref().map(|i| i.stack_size),
+                inline.as_ref().and_then(|i| i.on_idle.clone()),
+                inside_threads,
+            );
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
@@ -332,8 +381,13 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
+                        let handler = inline.as_ref().map(|i| i.handler.clone());
                         tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
+                            if let (Some(client), Some(handler)) = (client.take(), &handler) {
+                                for rq in client {
+                                    handler(rq);
+                                }
+                            } else if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
                                     let (sender, receiver) = mpsc::channel();
@@ -351,20 +405,29 @@ impl Server {
                     }
 
                     Err(e) => {
+                        // claude-cli-api patch: running out of descriptors
+                        // (EMFILE) or a connection reset before accept is
+                        // passing; the original stopped accepting for good.
+                        if inside_close_trigger.load(Relaxed) {
+                            break;
+                        }
                         log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
+                        if inline.is_none() {
+                            inside_messages.push(e.into());
+                        }
+                        thread::sleep(Duration::from_millis(50));
                     }
                 }
             }
             log::debug!("Terminating accept thread");
-        });
+        })?;
 
         // result
         Ok(Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
+            connection_threads,
         })
     }
 

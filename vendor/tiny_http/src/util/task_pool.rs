@@ -19,11 +19,19 @@ struct Sharing {
     // condvar that will be notified whenever a task is added to `todo`
     condvar: Condvar,
 
-    // number of total worker threads running
-    active_tasks: AtomicUsize,
+    // number of total worker threads running (shared with the server, which
+    // reports it)
+    active_tasks: Arc<AtomicUsize>,
 
     // number of idle worker threads
     waiting_tasks: AtomicUsize,
+
+    // claude-cli-api patch: stack size of new threads (None: std's default)
+    stack_size: Option<usize>,
+
+    // claude-cli-api patch: run by the last idle thread to leave above the
+    // minimum, once the pool is back to its resting size
+    on_shrunk: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 /// Minimum number of active threads.
@@ -48,12 +56,25 @@ impl<'a> Drop for Registration<'a> {
 
 impl TaskPool {
     pub fn new() -> TaskPool {
+        TaskPool::with_options(None, None, Arc::new(AtomicUsize::new(0)))
+    }
+
+    /// claude-cli-api patch: threads with `stack_size`, `on_shrunk` run when
+    /// the pool has shrunk back to its minimum, and the live thread count
+    /// kept in `active`.
+    pub fn with_options(
+        stack_size: Option<usize>,
+        on_shrunk: Option<Arc<dyn Fn() + Send + Sync>>,
+        active: Arc<AtomicUsize>,
+    ) -> TaskPool {
         let pool = TaskPool {
             sharing: Arc::new(Sharing {
                 todo: Mutex::new(VecDeque::new()),
                 condvar: Condvar::new(),
-                active_tasks: AtomicUsize::new(0),
+                active_tasks: active,
                 waiting_tasks: AtomicUsize::new(0),
+                stack_size,
+                on_shrunk,
             }),
         };
 
@@ -82,10 +103,15 @@ impl TaskPool {
 
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
+        // Named, or they would show up under the accept thread's name.
+        let mut builder = thread::Builder::new().name("http-conn".into());
+        if let Some(size) = sharing.stack_size {
+            builder = builder.stack_size(size);
+        }
 
-        thread::spawn(move || {
+        let spawned = builder.spawn(move || {
             let sharing = sharing;
-            let _active_guard = Registration::new(&sharing.active_tasks);
+            let active_guard = Registration::new(&sharing.active_tasks);
 
             if let Some(mut f) = initial_fn {
                 f();
@@ -117,7 +143,25 @@ impl TaskPool {
                             };
 
                         if !received && todo.is_empty() {
-                            return;
+                            // claude-cli-api patch: leave only while above
+                            // the minimum (threads timing out together all
+                            // left before), and the one that brings the pool
+                            // back to it runs the hook.
+                            let left = sharing.active_tasks.fetch_update(
+                                Ordering::AcqRel,
+                                Ordering::Acquire,
+                                |n| (n > MIN_THREADS).then(|| n - 1),
+                            );
+                            if let Ok(before) = left {
+                                drop(todo);
+                                std::mem::forget(active_guard);
+                                if before - 1 == MIN_THREADS {
+                                    if let Some(hook) = &sharing.on_shrunk {
+                                        hook();
+                                    }
+                                }
+                                return;
+                            }
                         }
                     }
 
@@ -127,6 +171,11 @@ impl TaskPool {
                 task();
             }
         });
+        if let Err(e) = spawned {
+            // claude-cli-api patch: out of threads the task is dropped (its
+            // connection closes) instead of the accept thread panicking.
+            log::error!("could not start a connection thread: {}", e);
+        }
     }
 }
 
