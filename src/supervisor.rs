@@ -36,6 +36,8 @@ struct Entry {
 struct State {
     entries: HashMap<u64, Entry>,
     next_id: u64,
+    /// The deadline the thread sleeps until (`None`: until woken).
+    sleeping_until: Option<Instant>,
 }
 
 pub struct Supervisor {
@@ -88,8 +90,9 @@ impl Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
+        // No wake-up: a deadline gone only makes the thread's next wake-up
+        // find nothing to do.
         self.supervisor.state.lock().entries.remove(&self.id);
-        self.supervisor.wake.notify_one();
     }
 }
 
@@ -100,6 +103,7 @@ impl Supervisor {
             state: Mutex::new(State {
                 entries: HashMap::new(),
                 next_id: 0,
+                sleeping_until: None,
             }),
             wake: Condvar::new(),
             grace,
@@ -129,8 +133,13 @@ impl Supervisor {
                 kill_at: None,
             },
         );
+        // Waking the thread costs two context switches per request; it is
+        // only needed when this deadline comes before the one it sleeps to.
+        let sooner = state.sleeping_until.is_none_or(|t| deadline < t);
         drop(state);
-        self.wake.notify_one();
+        if sooner {
+            self.wake.notify_one();
+        }
         Watch {
             id,
             supervisor: self.clone(),
@@ -209,12 +218,14 @@ impl Supervisor {
                     next = Some(next.map_or(due, |n| n.min(due)));
                 }
             }
+            state.sleeping_until = next;
             match next {
                 Some(at) => {
                     self.wake.wait_until(&mut state, at);
                 }
                 None => self.wake.wait(&mut state),
             }
+            state.sleeping_until = None;
         }
     }
 }
