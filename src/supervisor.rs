@@ -135,7 +135,7 @@ impl Supervisor {
         );
         // Waking the thread costs two context switches per request; it is
         // only needed when this deadline comes before the one it sleeps to.
-        let sooner = state.sleeping_until.is_none_or(|t| deadline < t);
+        let sooner = state.sleeping_until.map_or(true, |t| deadline < t);
         drop(state);
         if sooner {
             self.wake.notify_one();
