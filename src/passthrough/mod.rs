@@ -16,7 +16,7 @@ mod relay;
 mod resolve;
 mod upstream;
 
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -51,7 +51,7 @@ pub struct Passthrough {
     /// Built on first use, so a server that never proxies (or only
     /// answers probes) never sets up TLS; dropped when the server has gone
     /// quiet, with the connections parked in it.
-    agent: Mutex<Option<Agent>>,
+    agent: RwLock<Option<Agent>>,
 }
 
 /// Whether a request waits for one whole answer or relays a stream; it
@@ -72,7 +72,7 @@ impl Passthrough {
             connect_timeout: config.upstream_connect_timeout,
             total_timeout: config.upstream_timeout,
             idle_timeout: config.upstream_idle_timeout,
-            agent: Mutex::new(None),
+            agent: RwLock::new(None),
         }
     }
 
@@ -101,8 +101,13 @@ impl Passthrough {
     }
 
     fn agent(&self) -> Agent {
+        // A read lock on the hot path: with dozens of threads on two cores,
+        // one preempted while holding a mutex would stall all the others.
+        if let Some(agent) = self.agent.read().as_ref() {
+            return agent.clone();
+        }
         self.agent
-            .lock()
+            .write()
             .get_or_insert_with(|| upstream::agent(self.connect_timeout))
             .clone()
     }
@@ -111,7 +116,7 @@ impl Passthrough {
     /// expired ones when it is next used, so after a burst their buffers
     /// would stay until the next request.
     pub fn drop_parked_connections(&self) {
-        self.agent.lock().take();
+        self.agent.write().take();
     }
 
     /// Sends the request and waits for the upstream's status and headers.
