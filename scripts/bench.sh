@@ -386,8 +386,9 @@ if ((claude_ok)); then
         for s in 0 1; do
             f_rps=() f50=() s_rps=() s50=() d50=() rr=() errs=0
             for round in $(seq "$CLAUDE_ROUNDS"); do
-                for side in floor server; do
-                    ((round % 2 == 0)) && side=$([[ $side == floor ]] && echo server || echo floor)
+                order="floor server"
+                ((round % 2 == 0)) && order="server floor"
+                for side in $order; do
                     if [[ $side == floor ]]; then
                         fo=$("$CLIENT" spawn-floor "$FAKE" "$conc" "$CLAUDE_SECS")
                     else

@@ -225,7 +225,6 @@ impl Supervisor {
                 }
                 None => self.wake.wait(&mut state),
             }
-            state.sleeping_until = None;
         }
     }
 }

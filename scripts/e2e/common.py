@@ -2,10 +2,13 @@
 runner that prints `N passed, M failed`, and process helpers that look at
 /proc (never at process names on the command line of pkill and friends)."""
 
+import json
 import os
 import sys
+import threading
 import time
 import traceback
+from http.server import ThreadingHTTPServer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CACHE = os.path.join(ROOT, ".cache", "e2e")
@@ -110,3 +113,37 @@ def alive(pid):
 def members_of_group(pgid):
     return [pid for pid in all_pids() if (st := proc_stat(pid)) and st[2] == pgid
             and st[0] != "Z"]
+
+
+class RecordingFake:
+    """What both fake APIs share: a threaded HTTP server on 127.0.0.1 whose
+    handler class gets `owner` set to the fake, a thread-safe list of request
+    records (echoed to stderr unless quiet), and start/stop on a thread."""
+
+    def __init__(self, name, handler, port, quiet):
+        self.name = name
+        self.quiet = quiet
+        self.records = []
+        self._lock = threading.Lock()
+        owned = type("Handler", (handler,), {"owner": self})
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), owned)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+
+    def record(self, entry):
+        with self._lock:
+            self.records.append(entry)
+        if not self.quiet:
+            print(json.dumps({"fake": self.name, **entry}), file=sys.stderr, flush=True)
+
+    def records_where(self, keep):
+        with self._lock:
+            return [r for r in self.records if keep(r)]
+
+    def serve_in_thread(self):
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

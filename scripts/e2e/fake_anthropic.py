@@ -30,9 +30,10 @@ import itertools
 import json
 import re
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from common import RecordingFake
 
 DEFAULT_MARKER = "MARKER-SYS-42"
 DEFAULT_BAD_PREFIX = "sk-ant-bad"
@@ -76,7 +77,7 @@ def system_text(system):
     return " ".join(_text_blocks(system))
 
 
-class FakeAnthropic:
+class FakeAnthropic(RecordingFake):
     """One running fake. `records` grows by one dict per request."""
 
     def __init__(self, port=0, marker=DEFAULT_MARKER, bad_prefix=DEFAULT_BAD_PREFIX,
@@ -86,38 +87,11 @@ class FakeAnthropic:
         self.bad_prefix = bad_prefix
         self.slow_delay = slow_delay
         self.slow_chunks = slow_chunks
-        self.quiet = quiet
-        self.records = []
-        self._lock = threading.Lock()
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
+        super().__init__("anthropic", _Handler, port, quiet)
         self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = None
-
-    def record(self, entry):
-        with self._lock:
-            self.records.append(entry)
-        if not self.quiet:
-            print(json.dumps({"fake": "anthropic", **entry}), file=sys.stderr, flush=True)
 
     def messages_records(self):
-        with self._lock:
-            return [r for r in self.records if r.get("kind") == "messages"]
-
-    def serve_in_thread(self):
-        self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        return self.records_where(lambda r: r.get("kind") == "messages")
 
 
 def start(**kwargs):
@@ -127,7 +101,7 @@ def start(**kwargs):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    owner = None  # set by FakeAnthropic
+    owner = None  # set by RecordingFake
 
     def log_message(self, fmt, *args):  # the default logs every line to stderr
         pass

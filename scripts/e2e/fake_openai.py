@@ -17,47 +17,23 @@ import argparse
 import itertools
 import json
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from common import RecordingFake
 
 DEFAULT_BAD_PREFIX = "sk-bad"
 _ids = itertools.count(1)
 
 
-class FakeOpenAI:
+class FakeOpenAI(RecordingFake):
     def __init__(self, port=0, bad_prefix=DEFAULT_BAD_PREFIX, quiet=False):
         self.bad_prefix = bad_prefix
-        self.quiet = quiet
-        self.records = []
-        self._lock = threading.Lock()
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
+        super().__init__("openai", _Handler, port, quiet)
         self.url = f"http://127.0.0.1:{self.port}/v1"
 
-    def record(self, entry):
-        with self._lock:
-            self.records.append(entry)
-        if not self.quiet:
-            print(json.dumps({"fake": "openai", **entry}), file=sys.stderr, flush=True)
-
     def chat_records(self):
-        with self._lock:
-            return [r for r in self.records if r.get("path") == "/v1/chat/completions"]
-
-    def serve_in_thread(self):
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        return self.records_where(lambda r: r.get("path") == "/v1/chat/completions")
 
 
 def start(**kwargs):

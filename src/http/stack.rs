@@ -14,6 +14,12 @@
 const MARGIN: usize = 8 * 1024;
 const PAGE: usize = 4096;
 
+thread_local! {
+    /// This thread's stack, looked up once: a connection thread serves many
+    /// streams.
+    static STACK: Option<(usize, usize)> = current_stack();
+}
+
 /// Returns the pages of this thread's stack below the caller's frame and
 /// the margin. Does nothing on the main thread, whose stack glibc does not
 /// describe cheaply, or when anything about the stack looks unexpected.
@@ -21,7 +27,7 @@ const PAGE: usize = 4096;
 pub fn release_unused() {
     let marker = 0u8;
     let here = std::hint::black_box(&marker) as *const u8 as usize;
-    let Some((low, high)) = current_stack() else {
+    let Some((low, high)) = STACK.with(|bounds| *bounds) else {
         return;
     };
     if here <= low || here > high {

@@ -36,6 +36,9 @@ pub struct EventReader<R> {
     /// Where the search for the next blank line resumes, so bytes already
     /// searched are not searched again after each read.
     scan: usize,
+    /// The end of the event at `start` (content end, next start), when it
+    /// has already been found.
+    found: Option<(usize, usize)>,
 }
 
 impl<R: Read> EventReader<R> {
@@ -46,6 +49,7 @@ impl<R: Read> EventReader<R> {
             start: 0,
             end: 0,
             scan: 0,
+            found: None,
         }
     }
 
@@ -54,14 +58,25 @@ impl<R: Read> EventReader<R> {
     pub fn next_event(&mut self) -> io::Result<Option<Event<'_>>> {
         loop {
             self.skip_blank_lines();
-            if let Some((content_end, next)) = find_event_end(&self.buf[..self.end], self.scan) {
+            let found = match self.found.take() {
+                Some(found) => Some(found),
+                None => find_event_end(&self.buf[..self.end], self.scan),
+            };
+            if let Some((content_end, next)) = found {
                 let event = self.start..content_end;
                 self.start = next;
                 self.scan = next;
-                let more_buffered = self.event_buffered_at(next);
+                // Looking for the following event now is what tells the
+                // relay whether to hold this one; the result is kept, so
+                // each byte is still searched once.
+                self.skip_blank_lines();
+                self.found = find_event_end(&self.buf[..self.end], self.scan);
+                if self.found.is_none() {
+                    self.scan = self.end.saturating_sub(2).max(self.start);
+                }
                 return Ok(Some(Event {
                     lines: &self.buf[event],
-                    more_buffered,
+                    more_buffered: self.found.is_some(),
                 }));
             }
             // A '\n' in the last two bytes may still become a blank line.
@@ -96,13 +111,6 @@ impl<R: Read> EventReader<R> {
                 Ok(n) => total += n,
             }
         }
-    }
-
-    fn event_buffered_at(&self, mut at: usize) -> bool {
-        while at < self.end && matches!(self.buf[at], b'\n' | b'\r') {
-            at += 1;
-        }
-        find_event_end(&self.buf[..self.end], at).is_some()
     }
 
     /// Blank lines between events carry nothing; dropping them here keeps
@@ -210,6 +218,26 @@ mod tests {
                 Err(e) => return (out, Err(e)),
             }
         }
+    }
+
+    /// `more_buffered` of each event, for input arriving `step` bytes a read.
+    fn held(data: &[u8], step: usize) -> Vec<bool> {
+        let mut reader = EventReader::new(Trickle { data, step });
+        let mut out = Vec::new();
+        while let Ok(Some(ev)) = reader.next_event() {
+            out.push(ev.more_buffered);
+        }
+        out
+    }
+
+    #[test]
+    fn an_event_is_marked_held_only_when_the_next_has_fully_arrived() {
+        let input = b"data: a\n\n\r\ndata: b\n\ndata: c\n\n";
+        assert_eq!(held(input, 4096), [true, true, false]);
+        // One byte a read: the next event is never complete yet.
+        assert_eq!(held(input, 1), [false, false, false]);
+        // "data: b" arrives whole with "data: a", but "data: c" does not.
+        assert_eq!(held(input, 21), [true, false, false]);
     }
 
     #[test]
