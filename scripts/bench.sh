@@ -281,9 +281,9 @@ if why=$(probe "$PROXY" 0); then
     done
     R[f2_d50]=$(median "${d50[@]}") R[f2_p50]=$(median "${p50[@]}")
     R[f2_err]=$errs
-    # tiny_http's connection threads leave after 5 s, parked upstream
-    # connections after 4 s, idle workers after 6 s (the last one trims the
-    # heap); then memory should be back near idle.
+    # Idle connection threads leave after 5 s; a second later a resting one
+    # closes the parked upstream connections, unmaps the stacks of those
+    # that left and trims the heap; then memory should be back near idle.
     sleep 8
     R[after_rss]=$(mem_mb "$JSON_PID" VmRSS)
     R[after_threads]=$(threads_of "$JSON_PID")

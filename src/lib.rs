@@ -82,6 +82,7 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
     let inline = tiny_http::InlineHandling {
         handler: Arc::new(move |rq| handling.handle(rq)),
         stack_size: http::pool::THREAD_STACK,
+        spawn_thread: Some(Arc::new(http::threads::spawn)),
         on_idle: Some(Arc::new(move || idle.on_idle())),
     };
     let http = tiny_http::Server::from_listener_inline(listener, timeouts, inline)

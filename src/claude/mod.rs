@@ -115,9 +115,11 @@ impl ClaudeBackend {
         self.supervisor.stop_all(StopReason::Shutdown);
     }
 
-    /// Writes the session registry now (end of drain).
+    /// Writes the session registry now and removes the work directories
+    /// made ahead for sessions that never came (end of drain).
     pub fn flush_sessions(&self) {
         if let Some(Ok(store)) = self.sessions.get() {
+            store.close();
             store.flush();
         }
     }

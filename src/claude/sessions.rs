@@ -14,6 +14,7 @@
 //! the session busy, and dropping it frees the session again.
 
 mod disk;
+mod spares;
 #[cfg(test)]
 mod tests;
 
@@ -36,6 +37,7 @@ use subtle::ConstantTimeEq;
 use crate::config::Secret;
 use crate::error::ApiError;
 use disk::Record;
+use spares::Spares;
 
 const REGISTRY_FILE: &str = "sessions.json";
 const KEY_FILE: &str = "fingerprint.key";
@@ -58,6 +60,8 @@ struct Inner {
     written: Mutex<u64>,
     /// Added to the wall clock; only tests move it.
     clock_skew_ms: AtomicU64,
+    /// Directories for new sessions, made ahead of the requests.
+    spares: Arc<Spares>,
 }
 
 struct State {
@@ -134,6 +138,7 @@ impl SessionStore {
                 }),
                 written: Mutex::new(0),
                 clock_skew_ms: AtomicU64::new(0),
+                spares: Spares::new(work_dir),
             }),
         })
     }
@@ -143,22 +148,26 @@ impl SessionStore {
     pub fn create(&self, owner: Option<&Secret>, model: &str) -> Result<SessionLease, ApiError> {
         let inner = &self.inner;
         let owner = inner.fingerprint(owner);
-        let (id, dir) = inner.make_fresh_dir()?;
-        let now = inner.now_ms();
-        {
+        let entry = |now_ms: u64| Entry {
+            owner: owner.clone(),
+            created_ms: now_ms,
+            last_used_ms: now_ms,
+            model: model.to_string(),
+            busy: true,
+        };
+        let register = |id: &str| {
             let mut state = inner.state.lock();
-            state.sessions.insert(
-                id.clone(),
-                Entry {
-                    owner,
-                    created_ms: now,
-                    last_used_ms: now,
-                    model: model.to_string(),
-                    busy: true,
-                },
-            );
+            state.sessions.insert(id.to_string(), entry(inner.now_ms()));
             state.generation += 1;
-        }
+        };
+        let (id, dir) = match inner.spares.take(register) {
+            Some(ready) => ready,
+            None => {
+                let (id, dir) = inner.make_fresh_dir()?;
+                register(&id);
+                (id, dir)
+            }
+        };
         // Written by the sweeper within a tick (and on shutdown), which
         // keeps the file write and its fsync off the request path.
         Ok(SessionLease::new(inner, id, dir, true))
@@ -181,7 +190,7 @@ impl SessionStore {
         let mut lookup = inner.take(&id, &owner, model, now);
         // With auth off a session left on disk by a lost registry is anyone's,
         // as it was before: adopt it. With auth on its owner is unknowable.
-        if matches!(lookup, Lookup::Absent) && owner.is_none() {
+        if matches!(lookup, Lookup::Absent) && owner.is_none() && !inner.spares.holds(&id) {
             if let Some(created_ms) = inner.orphan_created_ms(&id, now) {
                 let mut state = inner.state.lock();
                 if !state.sessions.contains_key(&id) {
@@ -264,6 +273,12 @@ impl SessionStore {
         self.inner.persist();
     }
 
+    /// Stops making directories ahead and removes the unused ones (end of
+    /// drain; dropping the store does it too).
+    pub fn close(&self) {
+        self.inner.spares.close();
+    }
+
     /// Sessions in the registry.
     pub fn len(&self) -> usize {
         self.inner.state.lock().sessions.len()
@@ -284,6 +299,12 @@ impl SessionStore {
         self.inner
             .clock_skew_ms
             .fetch_add(millis(by), Ordering::Relaxed);
+    }
+}
+
+impl Drop for SessionStore {
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -423,7 +444,10 @@ impl Inner {
             if !meta.is_dir() || now.saturating_sub(modified_ms) <= self.max_age_ms {
                 continue;
             }
-            if self.state.lock().sessions.contains_key(name) {
+            let known = self
+                .spares
+                .unless_spare(name, || self.state.lock().sessions.contains_key(name));
+            if known != Some(false) {
                 continue;
             }
             self.remove_dir(name);

@@ -7,6 +7,7 @@ pub mod pipeline;
 pub mod pool;
 pub mod sse;
 pub mod stack;
+pub mod threads;
 
 use std::net::IpAddr;
 

@@ -68,9 +68,11 @@ impl Workers {
         *self.busy.lock()
     }
 
-    /// Run when the connection threads are back to their resting number.
+    /// Run once the connection threads have been back at their resting
+    /// number for a moment (those that left have finished exiting).
     pub fn on_idle(&self) {
         self.app.passthrough.drop_parked_connections();
+        super::threads::reap();
         release_free_memory();
         log::debug!("connection threads back to rest; parked connections and free heap released");
     }

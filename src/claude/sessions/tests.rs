@@ -506,3 +506,69 @@ fn leases_can_move_between_threads() {
     is_send::<SessionLease>();
     is_send_sync::<SessionStore>();
 }
+
+/// Session-named directories in the work dir.
+fn session_dirs(dirs: &Dirs) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dirs.work())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| parse_session_id(name).as_deref() == Ok(name.as_str()))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Waits until the maker has `n` directories beyond the sessions' own.
+fn wait_for_spares(dirs: &Dirs, store: &SessionStore, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let found = session_dirs(dirs);
+        if found.len() >= store.len() + n || Instant::now() > deadline {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn new_sessions_run_in_directories_made_ahead_and_unused_ones_go_at_close() {
+    let dirs = Dirs::new();
+    let store = dirs.open();
+    let first = store.create(None, "sonnet").unwrap();
+    let before = wait_for_spares(&dirs, &store, 2);
+    assert!(before.len() >= 3, "no directories made ahead: {before:?}");
+    let second = store.create(None, "sonnet").unwrap();
+    assert!(
+        before.contains(&second.id().to_string()),
+        "the second session did not get a directory made ahead"
+    );
+    assert_eq!(mode(second.work_dir()), 0o700);
+    let (first, second) = (first.id().to_string(), second.id().to_string());
+    store.close();
+    let mut expected = vec![first, second];
+    expected.sort();
+    assert_eq!(session_dirs(&dirs), expected, "unused spares left behind");
+}
+
+#[test]
+fn a_directory_made_ahead_is_neither_swept_nor_adopted() {
+    let dirs = Dirs::new();
+    let store = dirs.open_with(HOUR, Duration::from_secs(100));
+    let running = store.create(None, "sonnet").unwrap();
+    let spares: Vec<String> = wait_for_spares(&dirs, &store, 1)
+        .into_iter()
+        .filter(|id| id != running.id())
+        .collect();
+    assert!(!spares.is_empty());
+    store.advance_clock(Duration::from_secs(101));
+    assert_eq!(store.sweep(), 0);
+    for id in &spares {
+        assert!(dirs.work().join(id).is_dir(), "a spare was swept");
+    }
+    assert_eq!(
+        store.resume(&spares[0], None, "sonnet").unwrap_err(),
+        ApiError::SessionNotFound {
+            id: spares[0].clone()
+        }
+    );
+}

@@ -127,6 +127,9 @@ mod ssl;
 mod test;
 mod util;
 
+/// claude-cli-api patch: see `InlineHandling::spawn_thread`.
+pub use util::Spawner;
+
 /// The main class of this library.
 ///
 /// Destroying this object will immediately close the listening socket and the reading
@@ -157,6 +160,9 @@ pub struct InlineHandling {
     pub handler: Arc<dyn Fn(Request) + Send + Sync>,
     /// Stack size of the connection threads.
     pub stack_size: usize,
+    /// Starts a connection thread (name, stack size, work); std's threads
+    /// when `None`.
+    pub spawn_thread: Option<Spawner>,
     /// Run when idle connection threads have left and the pool is back to
     /// its resting size.
     pub on_idle: Option<Arc<dyn Fn() + Send + Sync>>,
@@ -346,6 +352,7 @@ impl Server {
             // a tasks pool is used to dispatch the connections into threads
             let tasks_pool = util::TaskPool::with_options(
                 inline.as_ref().map(|i| i.stack_size),
+                inline.as_ref().and_then(|i| i.spawn_thread.clone()),
                 inline.as_ref().and_then(|i| i.on_idle.clone()),
                 inside_threads,
             );

@@ -1,5 +1,5 @@
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -29,10 +29,26 @@ struct Sharing {
     // claude-cli-api patch: stack size of new threads (None: std's default)
     stack_size: Option<usize>,
 
-    // claude-cli-api patch: run by the last idle thread to leave above the
-    // minimum, once the pool is back to its resting size
+    // claude-cli-api patch: starts a thread in place of std's (None: std)
+    spawner: Option<Spawner>,
+
+    // claude-cli-api patch: run by a resting thread once the pool has been
+    // back at its minimum for `SETTLE` (the threads that left have finished
+    // exiting and freed what they held by then)
     on_shrunk: Option<Arc<dyn Fn() + Send + Sync>>,
+
+    // claude-cli-api patch: the pool has shrunk and `on_shrunk` is due
+    shrunk_pending: AtomicBool,
 }
+
+/// claude-cli-api patch: how long the pool rests at its minimum before
+/// `on_shrunk` runs.
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// claude-cli-api patch: starts a named thread running the task, with the
+/// stack size given; an error when none could be started.
+pub type Spawner =
+    Arc<dyn Fn(&str, usize, Box<dyn FnOnce() + Send>) -> std::io::Result<()> + Send + Sync>;
 
 /// Minimum number of active threads.
 static MIN_THREADS: usize = 4;
@@ -56,14 +72,15 @@ impl<'a> Drop for Registration<'a> {
 
 impl TaskPool {
     pub fn new() -> TaskPool {
-        TaskPool::with_options(None, None, Arc::new(AtomicUsize::new(0)))
+        TaskPool::with_options(None, None, None, Arc::new(AtomicUsize::new(0)))
     }
 
-    /// claude-cli-api patch: threads with `stack_size`, `on_shrunk` run when
-    /// the pool has shrunk back to its minimum, and the live thread count
-    /// kept in `active`.
+    /// claude-cli-api patch: threads with `stack_size`, started by
+    /// `spawner` when given, `on_shrunk` run when the pool has shrunk back
+    /// to its minimum, and the live thread count kept in `active`.
     pub fn with_options(
         stack_size: Option<usize>,
+        spawner: Option<Spawner>,
         on_shrunk: Option<Arc<dyn Fn() + Send + Sync>>,
         active: Arc<AtomicUsize>,
     ) -> TaskPool {
@@ -74,7 +91,9 @@ impl TaskPool {
                 active_tasks: active,
                 waiting_tasks: AtomicUsize::new(0),
                 stack_size,
+                spawner,
                 on_shrunk,
+                shrunk_pending: AtomicBool::new(false),
             }),
         };
 
@@ -103,13 +122,10 @@ impl TaskPool {
 
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
-        // Named, or they would show up under the accept thread's name.
-        let mut builder = thread::Builder::new().name("http-conn".into());
-        if let Some(size) = sharing.stack_size {
-            builder = builder.stack_size(size);
-        }
+        let spawner = sharing.spawner.clone();
+        let stack_size = sharing.stack_size;
 
-        let spawned = builder.spawn(move || {
+        let work = move || {
             let sharing = sharing;
             let active_guard = Registration::new(&sharing.active_tasks);
 
@@ -131,7 +147,23 @@ impl TaskPool {
 
                         let received =
                             if sharing.active_tasks.load(Ordering::Acquire) <= MIN_THREADS {
-                                todo = sharing.condvar.wait(todo).unwrap();
+                                if sharing.shrunk_pending.load(Ordering::Acquire) {
+                                    let (new_lock, waitres) =
+                                        sharing.condvar.wait_timeout(todo, SETTLE).unwrap();
+                                    todo = new_lock;
+                                    if waitres.timed_out()
+                                        && todo.is_empty()
+                                        && sharing.shrunk_pending.swap(false, Ordering::AcqRel)
+                                    {
+                                        drop(todo);
+                                        if let Some(hook) = &sharing.on_shrunk {
+                                            hook();
+                                        }
+                                        todo = sharing.todo.lock().unwrap();
+                                    }
+                                } else {
+                                    todo = sharing.condvar.wait(todo).unwrap();
+                                }
                                 true
                             } else {
                                 let (new_lock, waitres) = sharing
@@ -146,20 +178,21 @@ impl TaskPool {
                             // claude-cli-api patch: leave only while above
                             // the minimum (threads timing out together all
                             // left before), and the one that brings the pool
-                            // back to it runs the hook.
+                            // back to it has a resting thread run the hook
+                            // once the others are gone.
                             let left = sharing.active_tasks.fetch_update(
                                 Ordering::AcqRel,
                                 Ordering::Acquire,
                                 |n| (n > MIN_THREADS).then(|| n - 1),
                             );
                             if let Ok(before) = left {
+                                if before - 1 == MIN_THREADS && sharing.on_shrunk.is_some() {
+                                    sharing.shrunk_pending.store(true, Ordering::Release);
+                                    // Resting threads wait without a timeout.
+                                    sharing.condvar.notify_all();
+                                }
                                 drop(todo);
                                 std::mem::forget(active_guard);
-                                if before - 1 == MIN_THREADS {
-                                    if let Some(hook) = &sharing.on_shrunk {
-                                        hook();
-                                    }
-                                }
                                 return;
                             }
                         }
@@ -170,7 +203,18 @@ impl TaskPool {
 
                 task();
             }
-        });
+        };
+        // Named, or they would show up under the accept thread's name.
+        let spawned = match (spawner, stack_size) {
+            (Some(spawn), Some(size)) => spawn("http-conn", size, Box::new(work)),
+            (_, size) => {
+                let mut builder = thread::Builder::new().name("http-conn".into());
+                if let Some(size) = size {
+                    builder = builder.stack_size(size);
+                }
+                builder.spawn(work).map(|_| ())
+            }
+        };
         if let Err(e) = spawned {
             // claude-cli-api patch: out of threads the task is dropped (its
             // connection closes) instead of the accept thread panicking.
