@@ -67,6 +67,9 @@ fn run(args: &[String]) -> Res<()> {
             &["X-Claude-Code: true"],
         ),
         ["spawn-floor", cmd, conc, secs] => spawn_floor(cmd, conc.parse()?, secs.parse()?),
+        ["claude-paired", url, cmd, secs, stream] => {
+            claude_paired(url, cmd, secs.parse()?, flag(stream))
+        }
         ["hold-streams", url, n, secs, rest @ ..] => {
             let events = match rest.first() {
                 Some(e) => e.parse()?,
@@ -621,6 +624,49 @@ fn load_loop(
 }
 
 // --------------------------------------------------------- spawn floor ----
+
+/// Concurrency 1, floor and server in turn on one thread: a run of the CLI
+/// directly, then one request through the server, and again. Host drift
+/// (it moves process start-up by more than the overhead measured) then
+/// touches both sides alike, where separate runs of a second each caught
+/// it on one side only.
+fn claude_paired(url: &str, cmd: &str, secs: f64, stream: bool) -> Res<()> {
+    let url = parse_url(url)?;
+    let headers = ["X-Claude-Code: true"];
+    let body = chat_body(stream, None);
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let (mut floor, mut server) = (Vec::new(), Vec::new());
+    let mut out = Vec::with_capacity(16 * 1024);
+    let mut conn = Conn::open(&url.addr)?;
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        n += 1;
+        let t0 = Instant::now();
+        run_cli_once(cmd, &session_id(n), &mut out)?;
+        floor.push(t0.elapsed().as_secs_f64() * 1e6);
+        let t0 = Instant::now();
+        write_request(&mut conn.sock, &url, "POST", &headers, &body)?;
+        let head = read_head(&mut conn)?;
+        read_body(&mut conn, &head, &mut |_, _| {})?;
+        if head.status != 200 {
+            return Err(format!("HTTP {} from the server", head.status).into());
+        }
+        server.push(t0.elapsed().as_secs_f64() * 1e6);
+        if head.close {
+            conn = Conn::open(&url.addr)?;
+        }
+    }
+    sort(&mut floor);
+    sort(&mut server);
+    println!(
+        "pairs={} floor_p50_ms={:.3} server_p50_ms={:.3} added_p50_ms={:.3}",
+        floor.len(),
+        percentile(&floor, 50.0) / 1000.0,
+        percentile(&server, 50.0) / 1000.0,
+        (percentile(&server, 50.0) - percentile(&floor, 50.0)) / 1000.0
+    );
+    Ok(())
+}
 
 /// The arguments the server gives the CLI for a new streamed session.
 fn cli_args(session: &str) -> Vec<String> {

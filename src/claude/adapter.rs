@@ -89,7 +89,7 @@ impl Adapter {
         if line.is_empty() {
             return Step::Nothing;
         }
-        let parsed = match serde_json::from_slice::<Line>(line) {
+        let parsed = match Line::parse(line) {
             Ok(parsed) => parsed,
             Err(e) if e.is_data() => {
                 // JSON of a shape this version does not know: skip it.

@@ -4,10 +4,12 @@
 //! fields between versions, and a line we do not understand must not fail a
 //! request. See `fixtures/claude-cli-2.1.331/` for real output.
 
+use std::borrow::Cow;
+
+use serde::de::Error as _;
 use serde::Deserialize;
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Debug)]
 pub enum Line {
     /// `init`, `status`, `api_retry`, `thinking_tokens`, ...
     System(SystemLine),
@@ -17,8 +19,52 @@ pub enum Line {
     Result(ResultLine),
     /// `assistant` (a whole message, repeated after its deltas), `user`
     /// (the CLI's own continuation turn) and anything newer.
-    #[serde(other)]
     Other,
+}
+
+/// Only the `type` of a line; every other field is skipped unread.
+#[derive(Deserialize)]
+struct Tag<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+}
+
+impl Line {
+    /// Reads one line, deciding by its `type` which struct to read it into.
+    /// The CLI writes `type` as the first key, so the type is normally
+    /// taken from the line's first bytes and the line read once (or not at
+    /// all for the types this server ignores, the largest: the init line's
+    /// tool list, the whole `assistant` message). Any other layout is read
+    /// twice, type first. serde's tagged enums would instead copy every
+    /// line into a generic tree first.
+    pub fn parse(bytes: &[u8]) -> serde_json::Result<Line> {
+        match leading_type(bytes) {
+            Some(kind) => Line::of_kind(kind, bytes),
+            None => {
+                let tag: Tag = serde_json::from_slice(bytes)?;
+                match tag.kind {
+                    Some(kind) => Line::of_kind(kind.as_bytes(), bytes),
+                    None => Err(serde_json::Error::custom("a line without a type")),
+                }
+            }
+        }
+    }
+
+    fn of_kind(kind: &[u8], bytes: &[u8]) -> serde_json::Result<Line> {
+        match kind {
+            b"system" => serde_json::from_slice(bytes).map(Line::System),
+            b"stream_event" => serde_json::from_slice(bytes).map(Line::StreamEvent),
+            b"result" => serde_json::from_slice(bytes).map(Line::Result),
+            _ => Ok(Line::Other),
+        }
+    }
+}
+
+/// The value of a `"type"` key written first, when it has no escapes.
+fn leading_type(bytes: &[u8]) -> Option<&[u8]> {
+    let rest = bytes.strip_prefix(br#"{"type":""#)?;
+    let end = rest.iter().position(|b| *b == b'"' || *b == b'\\')?;
+    (rest[end] == b'"').then(|| &rest[..end])
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -125,12 +171,12 @@ mod tests {
 
     #[test]
     fn unknown_types_fields_and_nulls_are_tolerated() {
-        let line: Line = serde_json::from_str(r#"{"type":"assistant","message":{}}"#).unwrap();
+        let line: Line = Line::parse(br#"{"type":"assistant","message":{}}"#).unwrap();
         assert!(matches!(line, Line::Other));
-        let line: Line = serde_json::from_str(r#"{"type":"brand_new","x":1}"#).unwrap();
+        let line = Line::parse(br#"{"type":"brand_new","x":1}"#).unwrap();
         assert!(matches!(line, Line::Other));
-        let line: Line = serde_json::from_str(
-            r#"{"type":"stream_event","event":{"type":"ping"},"parent_tool_use_id":null}"#,
+        let line = Line::parse(
+            br#"{"type":"stream_event","event":{"type":"ping"},"parent_tool_use_id":null}"#,
         )
         .unwrap();
         assert!(matches!(
@@ -140,12 +186,31 @@ mod tests {
                 ..
             })
         ));
-        let line: Line = serde_json::from_str(
-            r#"{"type":"result","api_error_status":null,"usage":{"input_tokens":3,"service_tier":"x"}}"#,
+        let line = Line::parse(
+            br#"{"type":"result","api_error_status":null,"usage":{"input_tokens":3,"service_tier":"x"}}"#,
         )
         .unwrap();
         let Line::Result(r) = line else { panic!() };
         assert_eq!(r.usage.unwrap().prompt_tokens(), 3);
         assert!(!r.failed());
+    }
+
+    #[test]
+    fn a_line_without_a_type_or_not_an_object_is_refused() {
+        assert!(Line::parse(br#"{"subtype":"init"}"#).is_err());
+        assert!(Line::parse(br#"["system"]"#).is_err());
+        assert!(Line::parse(br#"{"type":"system","subtype":"init""#).is_err());
+        for text in [
+            r#"{"type":"system","subtype":"init"}"#,
+            r#"{"session_id":"x","type":"system","subtype":"init"}"#,
+            r#"{ "type" : "system", "subtype":"init"}"#,
+            r#"{"type":"sys\u0074em","subtype":"init"}"#,
+        ] {
+            let line = Line::parse(text.as_bytes()).unwrap();
+            assert!(
+                matches!(&line, Line::System(SystemLine { subtype: Some(s), .. }) if s == "init"),
+                "{text}: {line:?}"
+            );
+        }
     }
 }
