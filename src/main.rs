@@ -12,11 +12,11 @@ use signal_hook::iterator::Signals;
 /// 64 connections the caches held 4.5 MB (peak RSS 12.7 MB with them, 8.1
 /// without), and after the load the blocks they had pinned kept the heap
 /// from shrinking. They can only be turned off by the environment glibc
-/// starts with, so the server executes itself again, once, with
+/// starts with, so the server executes its own binary again, once, with
 /// `glibc.malloc.tcache_count=0` added to `GLIBC_TUNABLES`. A value the
 /// operator set for the cache is kept; if the re-execution fails (no
-/// `/proc`), the server runs as it is. Children never see the variable:
-/// their environment is an allowlist.
+/// `/proc`, or the binary was replaced on disk), the server runs as it is.
+/// Children never see the variable: their environment is an allowlist.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn without_per_thread_malloc_caches() {
     use std::os::unix::process::CommandExt;
@@ -32,9 +32,18 @@ fn without_per_thread_malloc_caches() {
     } else {
         format!("{current}:{NO_CACHE}")
     };
+    // The path /proc/self/exe points to, not the link itself: the process
+    // name shown by ps and top comes from the path executed.
+    let program = match std::env::current_exe() {
+        Ok(path) => path,
+        Err(error) => {
+            eprintln!("claude-cli-api: could not re-execute with {NO_CACHE} ({error}); continuing without");
+            return;
+        }
+    };
     let mut args = std::env::args_os();
     let arg0 = args.next().unwrap_or_default();
-    let error = std::process::Command::new("/proc/self/exe")
+    let error = std::process::Command::new(program)
         .arg0(arg0)
         .args(args)
         .env(TUNABLES, wanted)

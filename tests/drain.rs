@@ -215,3 +215,12 @@ fn the_server_runs_without_per_thread_malloc_caches() {
     assert!(!environ.contains("tcache_count=0"), "{environ:?}");
     assert_eq!(get(server.addr, "/health").status, 200);
 }
+
+/// Re-executing itself must not rename the process in ps and top.
+#[test]
+fn the_process_keeps_its_name() {
+    let records = temp_dir("comm-records");
+    let server = start_binary(&records, &[]);
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", server.child.id())).unwrap();
+    assert_eq!(comm.trim(), "claude-cli-api");
+}
