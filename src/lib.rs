@@ -67,6 +67,7 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
     let listener = TcpListener::bind(&bind).map_err(|e| StartError::Bind(bind.clone(), e))?;
     set_send_timeout(&listener, config.body_timeout);
     set_nodelay(&listener);
+    deepen_backlog(&listener);
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Bind(bind.clone(), e))?;
@@ -121,6 +122,23 @@ fn set_send_timeout(listener: &TcpListener, timeout: Duration) {
 /// Accepted sockets inherit TCP_NODELAY from the listener on Linux. Without
 /// it, Nagle's algorithm holds each small SSE write back until the client's
 /// delayed ACK (about 40 ms), which is exactly what streaming must not do.
+/// Connections the kernel may hold completed for the accept thread.
+const LISTEN_BACKLOG: libc::c_int = 1024;
+
+/// std listens with a backlog of 128. When more connections than that
+/// arrive at once (200 clients opening streams together) while the accept
+/// thread is still starting threads for the first ones, the kernel drops
+/// the surplus handshakes and the clients only retry after a second. A
+/// second `listen` on the socket raises the limit (the kernel caps it at
+/// `net.core.somaxconn`).
+fn deepen_backlog(listener: &TcpListener) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket that is already listening.
+    if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
+        log::warn!("could not raise the listen backlog");
+    }
+}
+
 fn set_nodelay(listener: &TcpListener) {
     use std::os::fd::AsRawFd;
     let one: libc::c_int = 1;
