@@ -43,6 +43,9 @@ pub(super) struct Spares {
 struct State {
     ready: VecDeque<String>,
     maker: Option<JoinHandle<()>>,
+    /// Set once starting the maker was tried, so a failure is not retried
+    /// (and logged) on every new session.
+    maker_tried: bool,
     closed: bool,
 }
 
@@ -53,6 +56,7 @@ impl Spares {
             state: Mutex::new(State {
                 ready: VecDeque::new(),
                 maker: None,
+                maker_tried: false,
                 closed: false,
             }),
             wanted: Condvar::new(),
@@ -71,7 +75,8 @@ impl Spares {
         if state.closed {
             return None;
         }
-        if state.maker.is_none() {
+        if !state.maker_tried {
+            state.maker_tried = true;
             state.maker = self.start_maker();
         }
         let id = state.ready.pop_front();
