@@ -12,6 +12,7 @@
 //! nothing final before `result`.
 
 use log::debug;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::events::{BlockDelta, Event, Line, ResultLine, Usage};
@@ -63,6 +64,39 @@ pub struct Adapter {
     last_stop_reason: Option<String>,
     result: Option<ResultLine>,
     bad_lines: usize,
+    /// False for a non-streaming request, whose reply is only the final
+    /// `chat.completion`: no chunk is serialized for it.
+    chunks_wanted: bool,
+}
+
+/// One `chat.completion.chunk`, serialized straight from borrowed fields
+/// (a `json!` tree cost a dozen allocations per chunk).
+#[derive(Serialize)]
+struct ChunkBody<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [ChunkChoice<'a>; 1],
+    /// `Some(())` writes `"usage":null`, which OpenAI puts in every chunk
+    /// but the last when usage was asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<()>,
+}
+
+#[derive(Serialize)]
+struct ChunkChoice<'a> {
+    index: u32,
+    delta: Delta<'a>,
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(Serialize, Default)]
+struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<&'a str>,
 }
 
 impl Adapter {
@@ -81,7 +115,15 @@ impl Adapter {
             last_stop_reason: None,
             result: None,
             bad_lines: 0,
+            chunks_wanted: true,
         }
+    }
+
+    /// For a non-streaming request: the steps and the outcome are the same,
+    /// but no chunk is built.
+    pub fn without_chunks(mut self) -> Adapter {
+        self.chunks_wanted = false;
+        self
     }
 
     pub fn push_line(&mut self, line: &[u8]) -> Step {
@@ -200,9 +242,9 @@ impl Adapter {
             .as_deref()
             .or(result.stop_reason.as_deref());
         let finish_reason = finish_reason(stop);
-        final_chunks.push(self.chunk(json!({}), Some(finish_reason)));
+        final_chunks.push(self.chunk(Delta::default(), Some(finish_reason)));
         let usage = usage_json(&result.usage.unwrap_or_default());
-        if self.include_usage {
+        if self.include_usage && self.chunks_wanted {
             final_chunks.push(self.bytes(json!({
                 "id": self.id,
                 "object": "chat.completion.chunk",
@@ -274,27 +316,38 @@ impl Adapter {
     }
 
     fn role_chunk(&self) -> Vec<u8> {
-        self.chunk(json!({"role": "assistant"}), None)
+        let delta = Delta {
+            role: Some("assistant"),
+            ..Delta::default()
+        };
+        self.chunk(delta, None)
     }
 
     fn content_chunk(&self, text: &str) -> Vec<u8> {
-        self.chunk(json!({"content": text}), None)
+        let delta = Delta {
+            content: Some(text),
+            ..Delta::default()
+        };
+        self.chunk(delta, None)
     }
 
-    fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> Vec<u8> {
-        let mut body = json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-        });
-        // OpenAI marks every chunk but the last with `usage: null` when
-        // usage was asked for.
-        if self.include_usage {
-            body["usage"] = Value::Null;
+    fn chunk(&self, delta: Delta, finish_reason: Option<&str>) -> Vec<u8> {
+        if !self.chunks_wanted {
+            return Vec::new();
         }
-        self.bytes(body)
+        let body = ChunkBody {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices: [ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason,
+            }],
+            usage: self.include_usage.then_some(()),
+        };
+        serde_json::to_vec(&body).unwrap_or_default()
     }
 
     fn bytes(&self, body: Value) -> Vec<u8> {

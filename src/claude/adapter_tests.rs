@@ -451,3 +451,47 @@ fn other_retries_do_not_abort() {
     let forbidden = r#"{"type":"system","subtype":"api_retry","error_status":403}"#;
     assert_eq!(adapter.push_line(forbidden.as_bytes()), Step::AuthFailed);
 }
+
+#[test]
+fn a_non_streaming_adapter_builds_no_chunks_and_gives_the_same_answer() {
+    let stdout = fixture!("stream-new.stdout");
+    let streamed = succeed(feed(stdout, true));
+    let mut adapter = Adapter::new(ID.into(), CREATED, "gpt-4o".into(), true).without_chunks();
+    for line in stdout.split(|&b| b == b'\n') {
+        if let Step::Chunks(chunks) = adapter.push_line(line) {
+            assert!(chunks.iter().all(Vec::is_empty), "a chunk was built");
+        }
+    }
+    assert!(adapter.started());
+    match adapter.finish() {
+        Outcome::Success {
+            final_chunks,
+            completion,
+            ..
+        } => {
+            assert!(final_chunks.iter().all(Vec::is_empty));
+            assert_eq!(completion, streamed.completion);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn chunks_carry_usage_null_only_when_usage_was_asked_for() {
+    for include_usage in [false, true] {
+        let done = succeed(feed(fixture!("stream-new.stdout"), include_usage));
+        let content = done
+            .all
+            .iter()
+            .find(|c| c["choices"][0]["delta"]["content"].is_string())
+            .unwrap();
+        assert_eq!(content.get("usage").is_some(), include_usage, "{content}");
+        if include_usage {
+            assert!(content["usage"].is_null());
+        }
+        assert_eq!(content["object"], "chat.completion.chunk");
+        assert_eq!(content["choices"][0]["index"], 0);
+        assert!(content["choices"][0]["finish_reason"].is_null());
+        assert!(content["choices"][0]["delta"].get("role").is_none());
+    }
+}

@@ -177,6 +177,11 @@ impl ClaudeBackend {
             meta.model.clone(),
             chat.include_usage,
         );
+        let adapter = if chat.stream {
+            adapter
+        } else {
+            adapter.without_chunks()
+        };
         let spawned = CliRun::spawn(
             RunSpec {
                 cli: &cli,
