@@ -99,22 +99,11 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
 /// Accepted sockets inherit the listener's send timeout on Linux, so a
 /// client that stops reading cannot pin a worker in a blocked write.
 fn set_send_timeout(listener: &TcpListener, timeout: Duration) {
-    use std::os::fd::AsRawFd;
     let tv = libc::timeval {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_usec: timeout.subsec_micros() as libc::suseconds_t,
     };
-    // SAFETY: a valid socket fd and a correctly sized timeval.
-    let rc = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDTIMEO,
-            &tv as *const libc::timeval as *const libc::c_void,
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
+    if !set_option(listener, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &tv) {
         log::warn!("could not set the socket send timeout");
     }
 }
@@ -122,6 +111,28 @@ fn set_send_timeout(listener: &TcpListener, timeout: Duration) {
 /// Accepted sockets inherit TCP_NODELAY from the listener on Linux. Without
 /// it, Nagle's algorithm holds each small SSE write back until the client's
 /// delayed ACK (about 40 ms), which is exactly what streaming must not do.
+fn set_nodelay(listener: &TcpListener) {
+    let one: libc::c_int = 1;
+    if !set_option(listener, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one) {
+        log::warn!("could not set TCP_NODELAY on the listener");
+    }
+}
+
+fn set_option<T>(listener: &TcpListener, level: libc::c_int, name: libc::c_int, value: &T) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a valid socket fd, and a pointer to a live value of the size
+    // passed; the option names used here take exactly these types.
+    unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            level,
+            name,
+            value as *const T as *const libc::c_void,
+            std::mem::size_of::<T>() as libc::socklen_t,
+        ) == 0
+    }
+}
+
 /// Connections the kernel may hold completed for the accept thread.
 const LISTEN_BACKLOG: libc::c_int = 1024;
 
@@ -136,24 +147,6 @@ fn deepen_backlog(listener: &TcpListener) {
     // SAFETY: a valid socket that is already listening.
     if unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) } != 0 {
         log::warn!("could not raise the listen backlog");
-    }
-}
-
-fn set_nodelay(listener: &TcpListener) {
-    use std::os::fd::AsRawFd;
-    let one: libc::c_int = 1;
-    // SAFETY: a valid socket fd and a correctly sized int.
-    let rc = unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            &one as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        log::warn!("could not set TCP_NODELAY on the listener");
     }
 }
 

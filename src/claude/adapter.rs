@@ -204,9 +204,9 @@ impl Adapter {
         let mut chunks = Vec::new();
         if !self.role_sent {
             self.role_sent = true;
-            chunks.push(self.role_chunk());
+            keep(&mut chunks, self.role_chunk());
         }
-        chunks.push(self.content_chunk(&tail));
+        keep(&mut chunks, self.content_chunk(&tail));
         self.content.push_str(&tail);
         chunks
     }
@@ -221,11 +221,11 @@ impl Adapter {
         let mut final_chunks = Vec::new();
         if !self.role_sent {
             self.role_sent = true;
-            final_chunks.push(self.role_chunk());
+            keep(&mut final_chunks, self.role_chunk());
         }
         let tail = self.redactor.flush();
         if !tail.is_empty() {
-            final_chunks.push(self.content_chunk(&tail));
+            keep(&mut final_chunks, self.content_chunk(&tail));
             self.content.push_str(&tail);
         }
         // No partial messages seen (an older CLI, or output without
@@ -233,7 +233,7 @@ impl Adapter {
         if !self.saw_text {
             let text = redact(result.result.as_deref().unwrap_or(""));
             if !text.is_empty() {
-                final_chunks.push(self.content_chunk(&text));
+                keep(&mut final_chunks, self.content_chunk(&text));
                 self.content = text;
             }
         }
@@ -242,7 +242,10 @@ impl Adapter {
             .as_deref()
             .or(result.stop_reason.as_deref());
         let finish_reason = finish_reason(stop);
-        final_chunks.push(self.chunk(Delta::default(), Some(finish_reason)));
+        keep(
+            &mut final_chunks,
+            self.chunk(Delta::default(), Some(finish_reason)),
+        );
         let usage = usage_json(&result.usage.unwrap_or_default());
         if self.include_usage && self.chunks_wanted {
             final_chunks.push(self.bytes(json!({
@@ -290,9 +293,9 @@ impl Adapter {
                 if !ready.is_empty() {
                     if !self.role_sent {
                         self.role_sent = true;
-                        chunks.push(self.role_chunk());
+                        keep(&mut chunks, self.role_chunk());
                     }
-                    chunks.push(self.content_chunk(&ready));
+                    keep(&mut chunks, self.content_chunk(&ready));
                     self.content.push_str(&ready);
                 }
             }
@@ -306,7 +309,7 @@ impl Adapter {
         }
         if !self.role_sent {
             self.role_sent = true;
-            chunks.push(self.role_chunk());
+            keep(&mut chunks, self.role_chunk());
         }
         if chunks.is_empty() {
             Step::Nothing
@@ -352,6 +355,14 @@ impl Adapter {
 
     fn bytes(&self, body: Value) -> Vec<u8> {
         serde_json::to_vec(&body).unwrap_or_default()
+    }
+}
+
+/// Adds a chunk unless it is empty (not built: a non-streaming request), so
+/// such a request gets `Step::Nothing` and no list of nothing.
+fn keep(chunks: &mut Vec<Vec<u8>>, chunk: Vec<u8>) {
+    if !chunk.is_empty() {
+        chunks.push(chunk);
     }
 }
 

@@ -148,16 +148,17 @@ impl SessionStore {
     pub fn create(&self, owner: Option<&Secret>, model: &str) -> Result<SessionLease, ApiError> {
         let inner = &self.inner;
         let owner = inner.fingerprint(owner);
-        let entry = |now_ms: u64| Entry {
-            owner: owner.clone(),
-            created_ms: now_ms,
-            last_used_ms: now_ms,
-            model: model.to_string(),
-            busy: true,
-        };
         let register = |id: &str| {
+            let now = inner.now_ms();
+            let entry = Entry {
+                owner: owner.clone(),
+                created_ms: now,
+                last_used_ms: now,
+                model: model.to_string(),
+                busy: true,
+            };
             let mut state = inner.state.lock();
-            state.sessions.insert(id.to_string(), entry(inner.now_ms()));
+            state.sessions.insert(id.to_string(), entry);
             state.generation += 1;
         };
         let (id, dir) = match inner.spares.take(register) {
