@@ -13,6 +13,10 @@
 //! - `claude-load URL CONC SECS STREAM`: `load` with `X-Claude-Code: true`.
 //! - `spawn-floor CMD CONC SECS`: runs CMD with the arguments the server
 //!   gives the CLI, CONC at a time, stdout read to EOF; prints runs/s.
+//! - `claude-paired URL CMD SECS STREAM`: one thread alternates a direct
+//!   run of CMD and one request through the server; prints the p50 of both
+//!   and their difference, against the run's exit and against the moment
+//!   its `result` line arrived (which is when the server answers).
 //! - `hold-streams URL N SECS [EVENTS] [HEADER ...]`: opens N streams at
 //!   once, prints `ready=...` when each has delivered an event (or SECS/2
 //!   have passed), holds them until they end or SECS pass.
@@ -635,15 +639,16 @@ fn claude_paired(url: &str, cmd: &str, secs: f64, stream: bool) -> Res<()> {
     let headers = ["X-Claude-Code: true"];
     let body = chat_body(stream, None);
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let (mut floor, mut server) = (Vec::new(), Vec::new());
+    let (mut floor, mut floor_answer, mut server) = (Vec::new(), Vec::new(), Vec::new());
     let mut out = Vec::with_capacity(16 * 1024);
     let mut conn = Conn::open(&url.addr)?;
     let mut n = 0u64;
     while Instant::now() < deadline {
         n += 1;
         let t0 = Instant::now();
-        run_cli_once(cmd, &session_id(n), &mut out)?;
+        let answered = run_cli_once(cmd, &session_id(n), &mut out)?;
         floor.push(t0.elapsed().as_secs_f64() * 1e6);
+        floor_answer.push((answered - t0).as_secs_f64() * 1e6);
         let t0 = Instant::now();
         write_request(&mut conn.sock, &url, "POST", &headers, &body)?;
         let head = read_head(&mut conn)?;
@@ -657,13 +662,18 @@ fn claude_paired(url: &str, cmd: &str, secs: f64, stream: bool) -> Res<()> {
         }
     }
     sort(&mut floor);
+    sort(&mut floor_answer);
     sort(&mut server);
+    let p50 = |v: &[f64]| percentile(v, 50.0) / 1000.0;
     println!(
-        "pairs={} floor_p50_ms={:.3} server_p50_ms={:.3} added_p50_ms={:.3}",
+        "pairs={} floor_p50_ms={:.3} server_p50_ms={:.3} added_p50_ms={:.3} \
+         floor_answer_p50_ms={:.3} added_to_answer_p50_ms={:.3}",
         floor.len(),
-        percentile(&floor, 50.0) / 1000.0,
-        percentile(&server, 50.0) / 1000.0,
-        (percentile(&server, 50.0) - percentile(&floor, 50.0)) / 1000.0
+        p50(&floor),
+        p50(&server),
+        p50(&server) - p50(&floor),
+        p50(&floor_answer),
+        p50(&server) - p50(&floor_answer),
     );
     Ok(())
 }
@@ -718,7 +728,7 @@ fn spawn_floor(cmd: &str, conc: usize, secs: f64) -> Res<()> {
                     let n = counter.fetch_add(1, Ordering::SeqCst) as u64;
                     let t0 = Instant::now();
                     match run_cli_once(&cmd, &session_id(n), &mut out) {
-                        Ok(()) => lat.push(t0.elapsed().as_secs_f64() * 1e6),
+                        Ok(_) => lat.push(t0.elapsed().as_secs_f64() * 1e6),
                         Err(e) => {
                             if failures.fetch_add(1, Ordering::SeqCst) == 0 {
                                 eprintln!("bench_client: spawn failed: {e}");
@@ -748,14 +758,20 @@ fn spawn_floor(cmd: &str, conc: usize, secs: f64) -> Res<()> {
 }
 
 /// Spawns the CLI the way the server does (argument vector, cleared
-/// environment, own process group, stdin closed) and reads stdout to EOF.
-fn run_cli_once(cmd: &str, session: &str, out: &mut Vec<u8>) -> Res<()> {
+/// environment, own process group, stdin closed), reads stdout to EOF and
+/// reaps it. Returns when the `result` line had arrived: the moment the
+/// answer was complete, which the server answers at.
+fn run_cli_once(cmd: &str, session: &str, out: &mut Vec<u8>) -> Res<Instant> {
     let home = std::env::var("HOME").unwrap_or_else(|_| "/tmp".into());
+    // The server hands its children its own PATH; the floor must look the
+    // fake CLI's `cat` up along the same one (the bench starts both with
+    // the caller's PATH), or the comparison measures PATH lengths.
+    let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into());
     let mut child = Command::new(cmd)
         .args(cli_args(session))
         .current_dir(std::env::temp_dir())
         .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("PATH", path)
         .env("HOME", home)
         .env("LANG", "C.UTF-8")
         .env("TERM", "dumb")
@@ -766,18 +782,39 @@ fn run_cli_once(cmd: &str, session: &str, out: &mut Vec<u8>) -> Res<()> {
         .process_group(0)
         .spawn()?;
     out.clear();
+    let mut answered = None;
     if let Some(mut stdout) = child.stdout.take() {
-        stdout.read_to_end(out)?;
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = stdout.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            // The marker may straddle two reads.
+            let from = out.len().saturating_sub(RESULT_MARKER.len());
+            out.extend_from_slice(&buf[..n]);
+            if answered.is_none() && contains(&out[from..], RESULT_MARKER) {
+                answered = Some(Instant::now());
+            }
+        }
     }
     let mut err = Vec::new();
     if let Some(mut stderr) = child.stderr.take() {
         stderr.read_to_end(&mut err)?;
     }
     let status = child.wait()?;
-    if !status.success() || out.is_empty() {
-        return Err(format!("CLI exited with {status}, {} bytes of output", out.len()).into());
+    match answered {
+        Some(at) if status.success() => Ok(at),
+        _ => Err(format!("CLI exited with {status}, {} bytes of output", out.len()).into()),
     }
-    Ok(())
+}
+
+/// Only a key outside any string looks like this (quotes inside a JSON
+/// string are escaped).
+const RESULT_MARKER: &[u8] = b"\"type\":\"result\"";
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 // -------------------------------------------------------- hold-streams ----

@@ -70,6 +70,12 @@ impl Watch {
         self.supervisor.stop_one(self.id, reason);
     }
 
+    /// Brings the deadline forward to `at` (never back): a child that has
+    /// answered gets a short while to exit, not the rest of its request time.
+    pub fn deadline_by(&self, at: Instant) {
+        self.supervisor.deadline_by(self.id, at);
+    }
+
     /// SIGKILL to the group now.
     pub fn kill_now(&self) {
         let mut state = self.supervisor.state.lock();
@@ -143,6 +149,22 @@ impl Supervisor {
         Watch {
             id,
             supervisor: self.clone(),
+        }
+    }
+
+    fn deadline_by(&self, id: u64, at: Instant) {
+        let mut state = self.state.lock();
+        let Some(entry) = state.entries.get_mut(&id) else {
+            return;
+        };
+        if at >= entry.deadline {
+            return;
+        }
+        entry.deadline = at;
+        let sooner = state.sleeping_until.map_or(true, |t| at < t);
+        drop(state);
+        if sooner {
+            self.wake.notify_one();
         }
     }
 
@@ -243,3 +265,29 @@ fn signal_group(pgid: i32, signal: i32) {
 
 /// Default SIGTERM → SIGKILL gap.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    use std::process::Command;
+
+    #[test]
+    fn a_deadline_brought_forward_stops_the_child_then() {
+        let supervisor = Supervisor::start(Duration::from_secs(5));
+        let mut child = Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let watch = supervisor.watch(child.id(), Instant::now() + Duration::from_secs(300));
+        watch.deadline_by(Instant::now() + Duration::from_millis(50));
+        // Never pushed back again.
+        watch.deadline_by(Instant::now() + Duration::from_secs(600));
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGTERM));
+        assert_eq!(watch.reason(), Some(StopReason::Timeout));
+        drop(watch);
+        supervisor.shutdown();
+    }
+}

@@ -281,6 +281,65 @@ fn a_busy_session_refuses_a_second_request() {
     assert_eq!(slow.join().unwrap().status, 200);
 }
 
+/// Lets every `linger` run of the fake CLI exit.
+fn release_lingering(c: &Claude) {
+    std::fs::write(c.records.join("release"), "").unwrap();
+}
+
+fn active_processes(c: &Claude) -> Value {
+    get(c.addr(), "/health").json()["checks"]["capacity"]["active"].clone()
+}
+
+#[test]
+fn the_answer_leaves_when_the_cli_has_answered_not_when_it_exits() {
+    let c = Claude::start(&[]);
+    let r = chat(c.addr(), &[CLAUDE], &body("sonnet", "[[fake:linger]]"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let content = r.json()["choices"][0]["message"]["content"].clone();
+    assert!(content.as_str().unwrap().contains("turns=1"), "{content}");
+    let first = c.last_run()["pid"].as_i64().unwrap() as i32;
+
+    let data = SseClient::open(c.addr(), &[CLAUDE], &stream_body("[[fake:linger]]")).collect();
+    let chunks = assert_well_formed(&data, "stop");
+    assert!(content_of(&chunks).contains("turns=1"));
+    let second = c.last_run()["pid"].as_i64().unwrap() as i32;
+
+    // Both CLIs are still there, waiting to be let go, and still hold
+    // their process slots.
+    assert!(process_alive(first) && process_alive(second));
+    assert_eq!(active_processes(&c), 2);
+    release_lingering(&c);
+    assert!(wait_until(Duration::from_secs(5), || !process_alive(first)
+        && !process_alive(second)));
+    assert!(wait_until(Duration::from_secs(2), || active_processes(&c) == 0));
+    assert_eq!(c.server.app().claude.live_children(), 0);
+}
+
+#[test]
+fn a_resume_waits_for_the_previous_cli_to_exit_instead_of_refusing() {
+    let c = Claude::start(&[]);
+    let r = chat(c.addr(), &[CLAUDE], &body("sonnet", "[[fake:linger]]"));
+    assert_eq!(r.status, 200);
+    let sid = r.header("X-Claude-Session-ID").unwrap().to_string();
+    let addr = c.addr();
+    let next = std::thread::spawn(move || {
+        chat(
+            addr,
+            &[("X-Claude-Session-ID", &sid)],
+            &body("sonnet", "and now?"),
+        )
+    });
+    // Time for a wrong server to refuse, or to start a second CLI on the
+    // session while the first is alive (the fake then fails the run).
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(c.runs().len(), 1, "no second CLI while the first lives");
+    release_lingering(&c);
+    let r = next.join().unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let content = r.json()["choices"][0]["message"]["content"].clone();
+    assert!(content.as_str().unwrap().contains("turns=2"), "{content}");
+}
+
 fn chunks(data: &[String]) -> Vec<Value> {
     data.iter()
         .filter(|d| *d != "[DONE]")

@@ -189,6 +189,12 @@ impl Adapter {
         self.started
     }
 
+    /// True once a `result` line reporting success was read: the CLI's
+    /// last word, so the answer is complete.
+    pub fn answered(&self) -> bool {
+        self.result.as_ref().is_some_and(|r| !r.failed())
+    }
+
     /// Stdout lines that were not JSON at all.
     pub fn bad_lines(&self) -> usize {
         self.bad_lines

@@ -6,6 +6,11 @@
 //! a process slot (FIFO wait), spawn, then read. A stream sends its head
 //! only once the model starts answering, so failures the CLI reports first
 //! (refused credentials, unknown session) are still plain HTTP errors.
+//!
+//! The answer leaves as soon as the CLI's successful `result` line is read:
+//! the real CLI takes another 25–40 ms to exit. The child is reaped after
+//! the answer is written, and only then are its session and process slot
+//! free; a resume of the session meanwhile waits for that.
 
 pub mod adapter;
 pub mod events;
@@ -30,7 +35,7 @@ use serde_json::json;
 use crate::backend::{Backend, ChatRequest};
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::http::{Reply, SseWriter, StreamBody};
+use crate::http::{Afterwards, Reply, SseWriter, StreamBody};
 use crate::router::Mode;
 use crate::supervisor::{StopReason, Supervisor};
 use adapter::Adapter;
@@ -263,6 +268,31 @@ impl Prepared {
         error
     }
 
+    /// The CLI has answered but may still be exiting: the reply goes out
+    /// now, and the session and process slot stay held until the child is
+    /// reaped after it (a resume meanwhile waits for that).
+    fn answered(self, reply: Reply) -> Reply {
+        reply.with_afterwards(self.close_afterwards())
+    }
+
+    /// What the pipeline runs once the answer is written: reap the child,
+    /// then free its process slot and its session.
+    fn close_afterwards(self) -> Afterwards {
+        self.lease.answered();
+        Box::new(move || {
+            let Prepared {
+                run,
+                lease,
+                _slot: slot,
+                ..
+            } = self;
+            run.close();
+            // The slot first: a resume woken by the lease then finds it free.
+            drop(slot);
+            drop(lease);
+        })
+    }
+
     fn with_headers(&self, reply: Reply) -> Reply {
         self.headers
             .iter()
@@ -299,7 +329,15 @@ impl Backend for ClaudeBackend {
 
     fn complete(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
         let mut prepared = self.prepare(request)?;
-        while let Progress::Chunks(_) = prepared.run.step() {}
+        loop {
+            if let Some(finished) = prepared.run.take_answer() {
+                let reply = prepared.with_headers(Reply::json(200, &finished.completion));
+                return Ok(prepared.answered(reply));
+            }
+            if let Progress::Ended = prepared.run.step() {
+                break;
+            }
+        }
         match prepared.run.finish() {
             Ok(finished) => {
                 let reply = Reply::json(200, &finished.completion);
@@ -312,13 +350,22 @@ impl Backend for ClaudeBackend {
     fn stream(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
         let mut prepared = self.prepare(request)?;
         let mut pending: Vec<Vec<u8>> = Vec::new();
-        while !prepared.run.adapter.started() {
+        while !prepared.run.adapter.started() && !prepared.run.adapter.answered() {
             match prepared.run.step() {
                 Progress::Chunks(chunks) => pending.extend(chunks),
                 Progress::Ended => break,
             }
         }
         if !prepared.run.adapter.started() {
+            if let Some(finished) = prepared.run.take_answer() {
+                pending.extend(finished.final_chunks);
+                let reply = Reply::stream(Box::new(ClaudeStream {
+                    prepared: None,
+                    pending,
+                }));
+                let reply = prepared.with_headers(reply);
+                return Ok(prepared.answered(reply));
+            }
             // Over before the model said anything: a plain answer or error.
             return match prepared.run.finish() {
                 Ok(finished) => {
@@ -359,14 +406,24 @@ struct ClaudeStream {
 }
 
 impl StreamBody for ClaudeStream {
-    fn write_events(self: Box<Self>, sse: &mut SseWriter) {
+    fn write_events(self: Box<Self>, sse: &mut SseWriter) -> Option<Afterwards> {
         let ClaudeStream { prepared, pending } = *self;
         let mut client_gone = pending.iter().any(|c| sse.data_deferred(c).is_err());
         let Some(mut prepared) = prepared else {
             let _ = sse.flush();
-            return;
+            return None;
         };
         while !client_gone {
+            if let Some(finished) = prepared.run.take_answer() {
+                // The ending leaves with `[DONE]` in one write; the child is
+                // reaped after it.
+                for chunk in &finished.final_chunks {
+                    if sse.data_deferred(chunk).is_err() {
+                        break;
+                    }
+                }
+                return Some(prepared.close_afterwards());
+            }
             // Events go out before the worker would wait on the child again;
             // a burst the CLI wrote at once leaves in one write.
             if !prepared.run.output_pending() {
@@ -385,7 +442,7 @@ impl StreamBody for ClaudeStream {
         if client_gone {
             prepared.run.client_gone();
             let _ = prepared.run.finish();
-            return;
+            return None;
         }
         // The ending is held: it leaves with `[DONE]` in one write.
         match prepared.run.finish() {
@@ -406,6 +463,7 @@ impl StreamBody for ClaudeStream {
                 // the session on disk (it started answering): keep it.
             }
         }
+        None
     }
 }
 

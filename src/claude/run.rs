@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::thread;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::adapter::{failure_from_stderr, sanitize_message, Adapter, Outcome, Step};
 use super::output::{LineRead, LineReader, StderrTail};
@@ -22,6 +22,12 @@ use crate::supervisor::{StopReason, Supervisor, Watch};
 
 /// Stdout beyond this is refused (the child is stopped).
 pub const STDOUT_LIMIT: usize = 10 * 1024 * 1024;
+
+/// How long a child that has answered may take to exit on its own before
+/// it is stopped (SIGTERM, then SIGKILL after the grace). The real CLI
+/// needs 25–40 ms after its `result` line; a hook or an MCP server may hold
+/// it longer, but not this long.
+pub const EXIT_AFTER_ANSWER: Duration = Duration::from_secs(10);
 
 /// A running child and everything read from it so far.
 pub struct CliRun {
@@ -139,6 +145,83 @@ impl CliRun {
         }
     }
 
+    /// The answer, once the CLI's `result` line says it succeeded and nothing
+    /// stopped the run: the client gets it without waiting for the child to
+    /// exit. The child must then be [`CliRun::close`]d.
+    pub fn take_answer(&mut self) -> Option<Finished> {
+        if !self.adapter.answered() || self.watch.as_ref().and_then(Watch::reason).is_some() {
+            return None;
+        }
+        match self.adapter.finish() {
+            Outcome::Success {
+                final_chunks,
+                completion,
+                ..
+            } => Some(Finished {
+                final_chunks,
+                completion,
+            }),
+            // `answered` checked for a successful result line.
+            Outcome::Failed(_) | Outcome::NoResult => None,
+        }
+    }
+
+    /// After the answer went out: reads whatever the child still writes,
+    /// waits for it to exit (stopping it if it takes too long) and reaps it.
+    pub fn close(mut self) {
+        if let Some(watch) = &self.watch {
+            watch.deadline_by(Instant::now() + EXIT_AFTER_ANSWER);
+        }
+        while self.read_on() {}
+        let tail = match self.lines.take() {
+            Some(lines) => lines.finish_stderr(),
+            None => StderrTail::default(),
+        };
+        if tail.over_limit {
+            self.stop(StopReason::OutputLimit);
+        }
+        let status = self.process.wait();
+        self.reaped = true;
+        self.watch = None;
+        self.log_exit(status.ok().flatten(), &tail.text);
+    }
+
+    /// Reads and drops one more line of output after the answer; false
+    /// once stdout has ended (or went over its limit).
+    fn read_on(&mut self) -> bool {
+        let Some(lines) = self.lines.as_mut() else {
+            return false;
+        };
+        match lines.next_line() {
+            LineRead::Line(_) => true,
+            LineRead::OverLimit | LineRead::StderrFlood => {
+                self.stop(StopReason::OutputLimit);
+                false
+            }
+            LineRead::Eof | LineRead::Error(_) => false,
+        }
+    }
+
+    fn log_exit(&self, exit_code: Option<i32>, stderr: &str) {
+        if !stderr.is_empty() {
+            log::warn!(
+                "{}",
+                serde_json::json!({
+                    "event": "cli_stderr",
+                    "request_id": self.request_id,
+                    "exit_code": exit_code,
+                    "stderr": redact(stderr),
+                })
+            );
+        }
+        log::debug!(
+            "{}",
+            serde_json::json!({"event": "cli_exit", "request_id": self.request_id,
+                "exit_code": exit_code, "ms": self.started.elapsed().as_millis() as u64,
+                "bad_lines": self.adapter.bad_lines()})
+        );
+    }
+
     /// True when more of the child's output is already read: the next step
     /// will not wait for the child.
     pub fn output_pending(&self) -> bool {
@@ -174,23 +257,7 @@ impl CliRun {
         self.watch = None;
         let outcome = self.adapter.finish();
         let exit_code = status.as_ref().ok().copied().flatten();
-        let elapsed_ms = self.started.elapsed().as_millis() as u64;
-        if !tail.text.is_empty() {
-            log::warn!(
-                "{}",
-                serde_json::json!({
-                    "event": "cli_stderr",
-                    "request_id": self.request_id,
-                    "exit_code": exit_code,
-                    "stderr": redact(&tail.text),
-                })
-            );
-        }
-        log::debug!(
-            "{}",
-            serde_json::json!({"event": "cli_exit", "request_id": self.request_id,
-                "exit_code": exit_code, "ms": elapsed_ms, "bad_lines": self.adapter.bad_lines()})
-        );
+        self.log_exit(exit_code, &tail.text);
         match reason {
             Some(StopReason::Timeout) => {
                 return Err(ApiError::Timeout {

@@ -11,7 +11,9 @@
 //! sessions.
 //!
 //! A request holds a [`SessionLease`] while it runs; the lease is what makes
-//! the session busy, and dropping it frees the session again.
+//! the session busy, and dropping it frees the session again. A lease whose
+//! CLI has answered but not yet exited is marked so: a resume then waits
+//! for it (the client already has the answer) instead of being refused.
 
 mod disk;
 mod spares;
@@ -30,7 +32,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -40,6 +42,9 @@ use disk::Record;
 use spares::Spares;
 
 const REGISTRY_FILE: &str = "sessions.json";
+/// How long a resume waits for the previous run's CLI to exit after its
+/// answer; by then that CLI is being stopped.
+const EXITING_WAIT: Duration = super::run::EXIT_AFTER_ANSWER;
 const KEY_FILE: &str = "fingerprint.key";
 
 /// The registry. Cheap to share behind an `Arc`; every method takes `&self`.
@@ -55,6 +60,8 @@ struct Inner {
     ttl_ms: u64,
     max_age_ms: u64,
     state: Mutex<State>,
+    /// Signalled when a session whose CLI was exiting is free again.
+    exited: Condvar,
     /// Serializes writers of the registry file and remembers which
     /// generation the file holds, so a burst of changes is written once.
     written: Mutex<u64>,
@@ -76,12 +83,16 @@ struct Entry {
     last_used_ms: u64,
     model: String,
     busy: bool,
+    /// Busy, but its CLI has answered and is only exiting.
+    exiting: bool,
 }
 
 /// Outcome of looking a session up for a caller, decided under the lock.
 enum Lookup {
     Taken,
     Busy,
+    /// Busy until its CLI, which has answered, exits.
+    Exiting,
     /// Unknown to the registry (it may still exist on disk).
     Absent,
     /// Expired, or owned by someone else: the caller is told it does not exist.
@@ -119,6 +130,7 @@ impl SessionStore {
                             last_used_ms: record.last_used_ms,
                             model: record.model,
                             busy: false,
+                            exiting: false,
                         },
                     );
                 }
@@ -136,6 +148,7 @@ impl SessionStore {
                     sessions,
                     generation: 0,
                 }),
+                exited: Condvar::new(),
                 written: Mutex::new(0),
                 clock_skew_ms: AtomicU64::new(0),
                 spares: Spares::new(work_dir),
@@ -156,6 +169,7 @@ impl SessionStore {
                 last_used_ms: now,
                 model: model.to_string(),
                 busy: true,
+                exiting: false,
             };
             let mut state = inner.state.lock();
             state.sessions.insert(id.to_string(), entry);
@@ -189,6 +203,10 @@ impl SessionStore {
         let owner = inner.fingerprint(owner);
         let now = inner.now_ms();
         let mut lookup = inner.take(&id, &owner, model, now);
+        if matches!(lookup, Lookup::Exiting) {
+            inner.wait_exited(&id, Instant::now() + EXITING_WAIT);
+            lookup = inner.take(&id, &owner, model, inner.now_ms());
+        }
         // With auth off a session left on disk by a lost registry is anyone's,
         // as it was before: adopt it. With auth on its owner is unknowable.
         if matches!(lookup, Lookup::Absent) && owner.is_none() && !inner.spares.holds(&id) {
@@ -203,6 +221,7 @@ impl SessionStore {
                             last_used_ms: now,
                             model: model.to_string(),
                             busy: false,
+                            exiting: false,
                         },
                     );
                     state.generation += 1;
@@ -214,7 +233,7 @@ impl SessionStore {
         }
         match lookup {
             Lookup::Taken => {}
-            Lookup::Busy => return Err(ApiError::SessionBusy),
+            Lookup::Busy | Lookup::Exiting => return Err(ApiError::SessionBusy),
             Lookup::Absent | Lookup::Hidden => {
                 inner.persist();
                 return Err(ApiError::SessionNotFound { id });
@@ -363,7 +382,11 @@ impl Inner {
             return Lookup::Hidden;
         }
         if entry.busy {
-            return Lookup::Busy;
+            return if entry.exiting {
+                Lookup::Exiting
+            } else {
+                Lookup::Busy
+            };
         }
         entry.busy = true;
         entry.last_used_ms = now;
@@ -500,16 +523,38 @@ impl Inner {
         }
     }
 
+    /// Until the lease is dropped, a resume waits instead of being refused.
+    fn mark_exiting(&self, id: &str) {
+        if let Some(entry) = self.state.lock().sessions.get_mut(id) {
+            entry.exiting = true;
+        }
+    }
+
+    /// Waits (up to `deadline`) while the session's CLI is exiting.
+    fn wait_exited(&self, id: &str, deadline: Instant) {
+        let mut state = self.state.lock();
+        while state.sessions.get(id).is_some_and(|e| e.busy && e.exiting) {
+            if self.exited.wait_until(&mut state, deadline).timed_out() {
+                return;
+            }
+        }
+    }
+
     fn release(&self, id: &str) {
         let now = self.now_ms();
-        {
+        let was_exiting = {
             let mut state = self.state.lock();
             let Some(entry) = state.sessions.get_mut(id) else {
                 return;
             };
             entry.busy = false;
             entry.last_used_ms = now;
+            let was_exiting = std::mem::take(&mut entry.exiting);
             state.generation += 1;
+            was_exiting
+        };
+        if was_exiting {
+            self.exited.notify_all();
         }
         // Only the last-used time changed: the sweeper writes it on its next
         // round, which keeps a disk write and fsync off every request. A
@@ -568,6 +613,12 @@ impl SessionLease {
     /// when it resumes one (`--resume`).
     pub fn created(&self) -> bool {
         self.created
+    }
+
+    /// The CLI has answered; it is only exiting now. A resume of the
+    /// session waits for this lease to end rather than being refused.
+    pub fn answered(&self) {
+        self.store.mark_exiting(&self.id);
     }
 
     /// Drops the session and its work directory: the CLI does not know it

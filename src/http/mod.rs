@@ -36,10 +36,16 @@ impl Incoming {
     }
 }
 
+/// Work left once an answer has been written, run by the pipeline on the
+/// same thread after the last byte (and the access log): reaping a `claude`
+/// child that answered before it exited, for one.
+pub type Afterwards = Box<dyn FnOnce() + Send>;
+
 /// Writes the events of one streaming response. Runs on the worker after
-/// the pipeline has sent the SSE head; the pipeline sends `[DONE]` after.
+/// the pipeline has sent the SSE head; the pipeline sends `[DONE]` after,
+/// then runs what this returns.
 pub trait StreamBody: Send {
-    fn write_events(self: Box<Self>, sse: &mut SseWriter);
+    fn write_events(self: Box<Self>, sse: &mut SseWriter) -> Option<Afterwards>;
 }
 
 pub enum Body {
@@ -53,6 +59,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Body,
+    /// Run after the answer is written (see [`Afterwards`]).
+    pub afterwards: Option<Afterwards>,
 }
 
 impl Reply {
@@ -69,6 +77,7 @@ impl Reply {
             status,
             headers: vec![("Content-Type".into(), content_type.into())],
             body: Body::Full(body),
+            afterwards: None,
         }
     }
 
@@ -77,7 +86,13 @@ impl Reply {
             status: 200,
             headers: vec![("Content-Type".into(), "text/event-stream".into())],
             body: Body::Stream(body),
+            afterwards: None,
         }
+    }
+
+    pub fn with_afterwards(mut self, work: Afterwards) -> Reply {
+        self.afterwards = Some(work);
+        self
     }
 
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Reply {

@@ -119,10 +119,11 @@ pub fn serve(app: &App, mut rq: Request) {
         }
     };
     let status = reply.status;
+    let afterwards = reply.afterwards;
     let mut reply_headers = reply.headers;
     reply_headers.extend(headers);
 
-    let stream_events = match reply.body {
+    let (stream_events, more) = match reply.body {
         Body::Full(bytes) => {
             run_on_finish(&mut meta);
             let mut response = Response::from_data(bytes).with_status_code(status);
@@ -134,7 +135,7 @@ pub fn serve(app: &App, mut rq: Request) {
             if let Err(e) = rq.respond(response) {
                 log::debug!("response write failed: {e}");
             }
-            None
+            (None, None)
         }
         Body::Stream(body) => {
             let writer = rq.into_writer();
@@ -142,40 +143,41 @@ pub fn serve(app: &App, mut rq: Request) {
             // A stream may stay open for minutes with little stack in use;
             // what setting it up touched goes back.
             super::stack::release_unused();
-            body.write_events(&mut sse);
+            let more = body.write_events(&mut sse);
             run_on_finish(&mut meta);
             let _ = sse.finish();
-            Some((sse.events_sent(), sse.is_broken()))
+            (Some((sse.events_sent(), sse.is_broken())), more)
         }
     };
     run_on_finish(&mut meta);
-
-    if !log::log_enabled!(target: "access", log::Level::Info) {
-        return;
+    if log::log_enabled!(target: "access", log::Level::Info) {
+        let mut line = json!({
+            "event": "request",
+            "request_id": request_id,
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
+            "client_ip": client_ip.to_string(),
+        });
+        if let Some(mode) = meta.mode {
+            line["mode"] = mode.into();
+        }
+        if let Some(key) = &meta.key_mask {
+            line["key"] = key.clone().into();
+        }
+        if let Some(sid) = &meta.session_id {
+            line["session_id"] = sid.clone().into();
+        }
+        if let Some((events, broken)) = stream_events {
+            line["stream_events"] = events.into();
+            line["client_gone"] = broken.into();
+        }
+        log::info!(target: "access", "{line}");
     }
-    let mut line = json!({
-        "event": "request",
-        "request_id": request_id,
-        "method": method,
-        "path": path,
-        "status": status,
-        "duration_ms": (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
-        "client_ip": client_ip.to_string(),
-    });
-    if let Some(mode) = meta.mode {
-        line["mode"] = mode.into();
+    for work in afterwards.into_iter().chain(more) {
+        work();
     }
-    if let Some(key) = &meta.key_mask {
-        line["key"] = key.clone().into();
-    }
-    if let Some(sid) = &meta.session_id {
-        line["session_id"] = sid.clone().into();
-    }
-    if let Some((events, broken)) = stream_events {
-        line["stream_events"] = events.into();
-        line["client_gone"] = broken.into();
-    }
-    log::info!(target: "access", "{line}");
 }
 
 fn handle(

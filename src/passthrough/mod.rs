@@ -220,6 +220,7 @@ fn relay_whole(
         status: parts.status.as_u16(),
         headers,
         body: Body::Full(bytes),
+        afterwards: None,
     })
 }
 

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::events::{is_done_marker, EventReader};
 use super::upstream::classify_io;
-use crate::http::{SseWriter, StreamBody};
+use crate::http::{Afterwards, SseWriter, StreamBody};
 
 /// How much of a body left after `[DONE]` is read so that its connection
 /// can go back to the pool; past this it is dropped with the connection.
@@ -45,23 +45,22 @@ impl<R: Read> UpstreamStream<R> {
     }
 }
 
-impl<R: Read + Send> StreamBody for UpstreamStream<R> {
-    fn write_events(mut self: Box<Self>, sse: &mut SseWriter) {
+impl<R: Read + Send + 'static> StreamBody for UpstreamStream<R> {
+    fn write_events(mut self: Box<Self>, sse: &mut SseWriter) -> Option<Afterwards> {
         let mut relayed = 0usize;
         // The head goes out now: a slow first event must not keep the
         // client from seeing that the stream is open.
         if sse.flush().is_err() {
-            return;
+            return None;
         }
         loop {
             match self.events.next_event() {
                 Ok(Some(event)) if is_done_marker(event.lines) => {
-                    // The client gets its [DONE] now rather than after the
-                    // drain below; the pipeline's own finish() is then a
-                    // no-op.
-                    let _ = sse.finish();
-                    self.events.drain(DRAIN_LIMIT);
-                    return;
+                    // The rest of the upstream body (normally nothing) is
+                    // read once the client has its [DONE], so that the
+                    // upstream connection can go back to the pool.
+                    let events = self.events;
+                    return Some(Box::new(move || events.drain(DRAIN_LIMIT)));
                 }
                 Ok(Some(event)) => {
                     // Events that arrived together leave together; one that
@@ -79,7 +78,7 @@ impl<R: Read + Send> StreamBody for UpstreamStream<R> {
                             "{}",
                             json!({"event": "client_gone", "request_id": self.request_id})
                         );
-                        return;
+                        return None;
                     }
                     relayed += 1;
                 }
@@ -87,7 +86,7 @@ impl<R: Read + Send> StreamBody for UpstreamStream<R> {
                     self.log_break("eof_before_done", relayed);
                     let _ =
                         sse.error("the OpenAI upstream ended the stream before it was complete");
-                    return;
+                    return None;
                 }
                 Err(e) => {
                     let (api, cause) = classify_io(&e);
@@ -98,7 +97,7 @@ impl<R: Read + Send> StreamBody for UpstreamStream<R> {
                         "the connection to the OpenAI upstream broke"
                     };
                     let _ = sse.error(message);
-                    return;
+                    return None;
                 }
             }
         }

@@ -175,6 +175,29 @@ fn a_busy_session_refuses_a_second_request_until_released() {
 }
 
 #[test]
+fn a_resume_waits_for_a_session_whose_cli_has_answered() {
+    let dirs = Dirs::new();
+    let store = Arc::new(dirs.open());
+    let first = store.create(None, "sonnet").unwrap();
+    let id = first.id().to_string();
+    first.answered();
+    let waiter = {
+        let (store, id) = (store.clone(), id.clone());
+        std::thread::spawn(move || {
+            store
+                .resume(&id, None, "sonnet")
+                .map(|l| l.id().to_string())
+        })
+    };
+    // The waiter is parked on the exiting session, not refused.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!waiter.is_finished());
+    drop(first);
+    assert_eq!(waiter.join().unwrap(), Ok(id.clone()));
+    assert_eq!(store.busy_count(), 0);
+}
+
+#[test]
 fn only_one_of_many_concurrent_resumes_wins() {
     let dirs = Dirs::new();
     let store = Arc::new(dirs.open());
