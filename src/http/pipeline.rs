@@ -140,9 +140,6 @@ pub fn serve(app: &App, mut rq: Request) {
         Body::Stream(body) => {
             let writer = rq.into_writer();
             let mut sse = SseWriter::start(writer, &reply_headers);
-            // A stream may stay open for minutes with little stack in use;
-            // what setting it up touched goes back.
-            super::stack::release_unused();
             let more = body.write_events(&mut sse);
             run_on_finish(&mut meta);
             let _ = sse.finish();

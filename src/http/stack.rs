@@ -4,10 +4,10 @@
 //! frames are tens of KiB), but relaying a stream afterwards needs only a
 //! little of the stack. Pages once touched stay resident for the thread's
 //! life, so two hundred open streams would each keep the deepest point
-//! their thread ever reached. Before a stream's long relay loop, the pages
-//! below the current frame (past a margin for the loop's own calls) are
-//! returned to the kernel; a later deep call simply faults fresh zeroed
-//! pages in again.
+//! their thread ever reached. Once a stream's head has gone out (and the
+//! stream is not over already), the pages below the current frame (past a
+//! margin for the relay loop's own calls) are returned to the kernel; a
+//! later deep call simply faults fresh zeroed pages in again.
 
 /// Kept below the current frame for what the relay loop itself calls
 /// (socket writes, JSON, logging).
