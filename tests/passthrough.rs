@@ -548,6 +548,27 @@ fn upstream_connections_are_kept_alive() {
 }
 
 #[test]
+fn upstream_connections_are_kept_alive_after_a_stream() {
+    let fake = FakeOpenAi::start(Answer::Sse {
+        events: vec![chunk("Hi")],
+        gap: Duration::ZERO,
+        gate: None,
+        end: SseEnd::Done,
+    });
+    let srv = server_for(&fake, &[]);
+    let body = r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    for _ in 0..3 {
+        let r = chat(srv.addr, &[], body);
+        assert!(r.text().ends_with("data: [DONE]\n\n"), "{}", r.text());
+        // The upstream body's end is read after the client has its [DONE]
+        // (that is the point); a moment lets it land before the next turn.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let connections: Vec<usize> = fake.requests().iter().map(|r| r.connection).collect();
+    assert_eq!(connections, [0, 0, 0]);
+}
+
+#[test]
 fn health_reports_the_passthrough_state() {
     let rows: [(Pairs, &str); 4] = [
         (&[("OPENAI_API_KEY", SERVER_KEY)], "ok"),
