@@ -20,7 +20,7 @@ mod spares;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs;
 use std::io;
@@ -72,16 +72,30 @@ struct Inner {
 }
 
 struct State {
-    sessions: HashMap<String, Entry>,
+    sessions: HashMap<Arc<str>, Entry>,
     /// Bumped on every change that belongs in the file.
     generation: u64,
+    /// Owner fingerprints and model names, one copy each: there are only as
+    /// many as keys and models, shared by every session.
+    names: HashSet<Arc<str>>,
+}
+
+impl State {
+    fn name(&mut self, text: &str) -> Arc<str> {
+        if let Some(known) = self.names.get(text) {
+            return known.clone();
+        }
+        let name: Arc<str> = Arc::from(text);
+        self.names.insert(name.clone());
+        name
+    }
 }
 
 struct Entry {
-    owner: Option<String>,
+    owner: Option<Arc<str>>,
     created_ms: u64,
     last_used_ms: u64,
-    model: String,
+    model: Arc<str>,
     busy: bool,
     /// Busy, but its CLI has answered and is only exiting.
     exiting: bool,
@@ -118,21 +132,23 @@ impl SessionStore {
         let fingerprint_mac = <Hmac<Sha256> as Mac>::new_from_slice(&key)
             .map_err(|e| format!("fingerprint key: {e}"))?;
         let registry_path = state_dir.join(REGISTRY_FILE);
-        let mut sessions = HashMap::new();
+        let mut state = State {
+            sessions: HashMap::new(),
+            generation: 0,
+            names: HashSet::new(),
+        };
         for record in disk::load_registry(&registry_path) {
             match parse_session_id(&record.id) {
-                Ok(id) if id == record.id => {
-                    sessions.insert(
-                        id,
-                        Entry {
-                            owner: record.owner,
-                            created_ms: record.created_ms,
-                            last_used_ms: record.last_used_ms,
-                            model: record.model,
-                            busy: false,
-                            exiting: false,
-                        },
-                    );
+                Ok(id) if *id == *record.id => {
+                    let entry = Entry {
+                        owner: record.owner.map(|o| state.name(&o)),
+                        created_ms: record.created_ms,
+                        last_used_ms: record.last_used_ms,
+                        model: state.name(&record.model),
+                        busy: false,
+                        exiting: false,
+                    };
+                    state.sessions.insert(Arc::from(id), entry);
                 }
                 _ => log::warn!("session registry: skipping an entry with an invalid id"),
             }
@@ -144,10 +160,7 @@ impl SessionStore {
                 fingerprint_mac,
                 ttl_ms: millis(ttl),
                 max_age_ms: millis(max_age),
-                state: Mutex::new(State {
-                    sessions,
-                    generation: 0,
-                }),
+                state: Mutex::new(state),
                 exited: Condvar::new(),
                 written: Mutex::new(0),
                 clock_skew_ms: AtomicU64::new(0),
@@ -163,16 +176,16 @@ impl SessionStore {
         let owner = inner.fingerprint(owner);
         let register = |id: &str| {
             let now = inner.now_ms();
+            let mut state = inner.state.lock();
             let entry = Entry {
-                owner: owner.clone(),
+                owner: owner.as_deref().map(|o| state.name(o)),
                 created_ms: now,
                 last_used_ms: now,
-                model: model.to_string(),
+                model: state.name(model),
                 busy: true,
                 exiting: false,
             };
-            let mut state = inner.state.lock();
-            state.sessions.insert(id.to_string(), entry);
+            state.sessions.insert(Arc::from(id), entry);
             state.generation += 1;
         };
         let (id, dir) = match inner.spares.take(register) {
@@ -212,18 +225,16 @@ impl SessionStore {
         if matches!(lookup, Lookup::Absent) && owner.is_none() && !inner.spares.holds(&id) {
             if let Some(created_ms) = inner.orphan_created_ms(&id, now) {
                 let mut state = inner.state.lock();
-                if !state.sessions.contains_key(&id) {
-                    state.sessions.insert(
-                        id.clone(),
-                        Entry {
-                            owner: None,
-                            created_ms,
-                            last_used_ms: now,
-                            model: model.to_string(),
-                            busy: false,
-                            exiting: false,
-                        },
-                    );
+                if !state.sessions.contains_key(id.as_str()) {
+                    let entry = Entry {
+                        owner: None,
+                        created_ms,
+                        last_used_ms: now,
+                        model: state.name(model),
+                        busy: false,
+                        exiting: false,
+                    };
+                    state.sessions.insert(Arc::from(id.as_str()), entry);
                     state.generation += 1;
                     log::info!("session registry: adopted a session found on disk");
                 }
@@ -257,16 +268,16 @@ impl SessionStore {
     pub fn sweep(&self) -> usize {
         let inner = &self.inner;
         let now = inner.now_ms();
-        let expired: Vec<String> = {
+        let expired: Vec<Arc<str>> = {
             let mut state = inner.state.lock();
-            let expired: Vec<String> = state
+            let expired: Vec<Arc<str>> = state
                 .sessions
                 .iter()
                 .filter(|(_, e)| !e.busy && inner.is_expired(e, now))
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in &expired {
-                state.sessions.remove(id);
+                state.sessions.remove(&**id);
             }
             if !expired.is_empty() {
                 state.generation += 1;
@@ -390,8 +401,11 @@ impl Inner {
         }
         entry.busy = true;
         entry.last_used_ms = now;
-        if entry.model != model {
-            entry.model = model.to_string();
+        if &*entry.model != model {
+            let model = state.name(model);
+            if let Some(entry) = state.sessions.get_mut(id) {
+                entry.model = model;
+            }
         }
         state.generation += 1;
         Lookup::Taken
@@ -501,6 +515,8 @@ impl Inner {
             if state.generation == *written {
                 return;
             }
+            // Reference counts, not copies: the lock is held only for this,
+            // and a large registry costs no string allocations to save.
             let records: Vec<Record> = state
                 .sessions
                 .iter()
@@ -714,7 +730,7 @@ pub fn parse_session_id(raw: &str) -> Result<String, ApiError> {
 
 /// Owners match when both are absent (auth off) or both are the same
 /// fingerprint; auth switched on or off in between locks a session out.
-fn same_owner(stored: &Option<String>, caller: &Option<String>) -> bool {
+fn same_owner(stored: &Option<Arc<str>>, caller: &Option<String>) -> bool {
     match (stored, caller) {
         (None, None) => true,
         (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),

@@ -4,9 +4,10 @@
 //! Nothing here holds a lock or knows about leases.
 
 use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -17,14 +18,16 @@ const FORMAT_VERSION: u32 = 1;
 pub(super) const KEY_LEN: usize = 32;
 
 /// One session as stored. Times are unix milliseconds; `owner` is the hex
-/// fingerprint of the key that created it, absent when auth was off.
+/// fingerprint of the key that created it, absent when auth was off. The
+/// strings are shared with the registry in memory, so a snapshot for
+/// writing copies none of them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Record {
-    pub id: String,
-    pub owner: Option<String>,
+    pub id: Arc<str>,
+    pub owner: Option<Arc<str>>,
     pub created_ms: u64,
     pub last_used_ms: u64,
-    pub model: String,
+    pub model: Arc<str>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -99,26 +102,35 @@ pub(super) fn write_registry(path: &Path, sessions: Vec<Record>) -> io::Result<(
         version: FORMAT_VERSION,
         sessions,
     };
-    let bytes = serde_json::to_vec(&doc).map_err(io::Error::other)?;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
-    write_private_file(&tmp, &bytes)?;
+    // Streamed into the file: a registry of many sessions never exists as
+    // one big string in memory.
+    let mut out = BufWriter::new(create_private_file(&tmp)?);
+    serde_json::to_writer(&mut out, &doc).map_err(io::Error::other)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
     fs::rename(&tmp, path)
 }
 
-/// Writes a new 0600 file. A leftover from a crash is removed first so the
+/// Creates a new 0600 file. A leftover from a crash is removed first so the
 /// mode of the new file is ours, not the leftover's.
-fn write_private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+fn create_private_file(path: &Path) -> io::Result<File> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    let mut file = OpenOptions::new()
+    OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)?;
+        .open(path)
+}
+
+/// Writes a new 0600 file (see [`create_private_file`]).
+fn write_private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = create_private_file(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }
