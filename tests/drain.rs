@@ -1,7 +1,8 @@
 //! Graceful drain of the real binary with `claude` children running: new
 //! work is refused, children are stopped (SIGTERM, then SIGKILL for one
 //! that ignores it), open streams end with an error event and `[DONE]`,
-//! the process exits 0 and leaves no child behind. Also what the binary
+//! the process exits 0 and leaves no child behind (one still exiting after
+//! its answer included). Also what the binary
 //! does to itself before serving (its malloc settings).
 
 mod support;
@@ -140,6 +141,32 @@ fn drain_stops_children_finishes_streams_and_exits_zero() {
         "children left: {pids:?}"
     );
     eprintln!("drain with a SIGTERM-ignoring child took {drain:?}");
+}
+
+#[test]
+fn a_cli_still_exiting_after_its_answer_is_stopped_by_the_drain() {
+    let records = temp_dir("drain-records");
+    let mut server = start_binary(&records, &[("SHUTDOWN_TIMEOUT_MS", "5000")]);
+    let r = chat(server.addr, &[CLAUDE], &body("[[fake:linger]]", false));
+    assert_eq!(r.status, 200);
+    let pids = fake_pids(&records);
+    assert!(pids.iter().all(|p| process_alive(*p)), "still exiting");
+
+    let signalled = Instant::now();
+    // SAFETY: signalling the server process this test started.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) };
+    let status = server
+        .child
+        .wait_timeout(Duration::from_secs(10))
+        .unwrap()
+        .expect("server exits");
+    assert!(status.success(), "{status:?}");
+    // Stopped at the start of the drain, not left to the drain's limit.
+    assert!(signalled.elapsed() < Duration::from_secs(4));
+    assert!(
+        pids.iter().all(|p| !process_alive(*p)),
+        "children left: {pids:?}"
+    );
 }
 
 #[test]
