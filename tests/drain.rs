@@ -2,8 +2,8 @@
 //! work is refused, children are stopped (SIGTERM, then SIGKILL for one
 //! that ignores it), open streams end with an error event and `[DONE]`,
 //! the process exits 0 and leaves no child behind (one still exiting after
-//! its answer included). Also what the binary
-//! does to itself before serving (its malloc settings).
+//! its answer included). Also what the binary does to itself before
+//! serving (its malloc settings).
 
 mod support;
 
