@@ -329,9 +329,14 @@ fn a_resume_waits_for_the_previous_cli_to_exit_instead_of_refusing() {
             &body("sonnet", "and now?"),
         )
     });
-    // Time for a wrong server to refuse, or to start a second CLI on the
-    // session while the first is alive (the fake then fails the run).
-    std::thread::sleep(Duration::from_millis(300));
+    // A server that refused it, or started a second CLI on the session
+    // (the fake then fails the run), would never get here.
+    assert!(wait_until(Duration::from_secs(5), || c
+        .server
+        .app()
+        .claude
+        .resumes_waiting()
+        == 1));
     assert_eq!(c.runs().len(), 1, "no second CLI while the first lives");
     release_lingering(&c);
     let r = next.join().unwrap();

@@ -6,7 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::fake_openai::{Answer, FakeOpenAi, SseEnd};
-use support::{chat, SseClient, TestServer};
+use support::{chat, KeepAlive, SseClient, TestServer};
 
 const SERVER_KEY: &str = "sk-proj-serverkey000000000001";
 const CLIENT_KEY: &str = "sk-proj-clientkey000000000002";
@@ -557,12 +557,13 @@ fn upstream_connections_are_kept_alive_after_a_stream() {
     });
     let srv = server_for(&fake, &[]);
     let body = r#"{"model":"gpt-4o","stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+    // One client connection: the server reads each next request only after
+    // it has finished the last, the read of the upstream body's end (which
+    // follows the client's [DONE]) included.
+    let mut client = KeepAlive::open(srv.addr);
     for _ in 0..3 {
-        let r = chat(srv.addr, &[], body);
+        let r = client.chat(&[], body);
         assert!(r.text().ends_with("data: [DONE]\n\n"), "{}", r.text());
-        // The upstream body's end is read after the client has its [DONE]
-        // (that is the point); a moment lets it land before the next turn.
-        std::thread::sleep(Duration::from_millis(50));
     }
     let connections: Vec<usize> = fake.requests().iter().map(|r| r.connection).collect();
     assert_eq!(connections, [0, 0, 0]);

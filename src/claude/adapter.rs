@@ -195,6 +195,12 @@ impl Adapter {
         self.result.as_ref().is_some_and(|r| !r.failed())
     }
 
+    /// True once the model began answering or the run answered (perhaps
+    /// without a word streamed first): the reply is a 200 stream from then.
+    pub fn committed(&self) -> bool {
+        self.started || self.answered()
+    }
+
     /// Stdout lines that were not JSON at all.
     pub fn bad_lines(&self) -> usize {
         self.bad_lines

@@ -114,6 +114,14 @@ impl ClaudeBackend {
         self.supervisor.live()
     }
 
+    /// Resumes waiting for the previous CLI of their session to exit.
+    pub fn resumes_waiting(&self) -> usize {
+        match self.sessions.get() {
+            Some(Ok(store)) => store.waiting_for_exit(),
+            _ => 0,
+        }
+    }
+
     /// SIGTERM to every running child and no new ones (drain).
     pub fn terminate_all(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
@@ -268,15 +276,9 @@ impl Prepared {
         error
     }
 
-    /// The CLI has answered but may still be exiting: the reply goes out
-    /// now, and the session and process slot stay held until the child is
-    /// reaped after it (a resume meanwhile waits for that).
-    fn answered(self, reply: Reply) -> Reply {
-        reply.with_afterwards(self.close_afterwards())
-    }
-
-    /// What the pipeline runs once the answer is written: reap the child,
-    /// then free its process slot and its session.
+    /// The CLI has answered but may still be exiting. What the pipeline
+    /// runs once the answer is written: reap the child, then free its
+    /// process slot and its session (a resume meanwhile waits for that).
     fn close_afterwards(self) -> Afterwards {
         self.lease.answered();
         Box::new(move || {
@@ -332,7 +334,7 @@ impl Backend for ClaudeBackend {
         loop {
             if let Some(finished) = prepared.run.take_answer() {
                 let reply = prepared.with_headers(Reply::json(200, &finished.completion));
-                return Ok(prepared.answered(reply));
+                return Ok(reply.with_afterwards(prepared.close_afterwards()));
             }
             if let Progress::Ended = prepared.run.step() {
                 break;
@@ -350,22 +352,13 @@ impl Backend for ClaudeBackend {
     fn stream(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
         let mut prepared = self.prepare(request)?;
         let mut pending: Vec<Vec<u8>> = Vec::new();
-        while !prepared.run.adapter.started() && !prepared.run.adapter.answered() {
+        while !prepared.run.adapter.committed() {
             match prepared.run.step() {
                 Progress::Chunks(chunks) => pending.extend(chunks),
                 Progress::Ended => break,
             }
         }
-        if !prepared.run.adapter.started() {
-            if let Some(finished) = prepared.run.take_answer() {
-                pending.extend(finished.final_chunks);
-                let reply = Reply::stream(Box::new(ClaudeStream {
-                    prepared: None,
-                    pending,
-                }));
-                let reply = prepared.with_headers(reply);
-                return Ok(prepared.answered(reply));
-            }
+        if !prepared.run.adapter.committed() {
             // Over before the model said anything: a plain answer or error.
             return match prepared.run.finish() {
                 Ok(finished) => {
@@ -408,7 +401,7 @@ struct ClaudeStream {
 impl StreamBody for ClaudeStream {
     fn write_events(self: Box<Self>, sse: &mut SseWriter) -> Option<Afterwards> {
         let ClaudeStream { prepared, pending } = *self;
-        let mut client_gone = pending.iter().any(|c| sse.data_deferred(c).is_err());
+        let mut client_gone = !send_deferred(sse, &pending);
         let Some(mut prepared) = prepared else {
             let _ = sse.flush();
             return None;
@@ -417,11 +410,7 @@ impl StreamBody for ClaudeStream {
             if let Some(finished) = prepared.run.take_answer() {
                 // The ending leaves with `[DONE]` in one write; the child is
                 // reaped after it.
-                for chunk in &finished.final_chunks {
-                    if sse.data_deferred(chunk).is_err() {
-                        break;
-                    }
-                }
+                send_deferred(sse, &finished.final_chunks);
                 return Some(prepared.close_afterwards());
             }
             // Events go out before the worker would wait on the child again;
@@ -433,9 +422,7 @@ impl StreamBody for ClaudeStream {
                 }
             }
             match prepared.run.step() {
-                Progress::Chunks(chunks) => {
-                    client_gone = chunks.iter().any(|c| sse.data_deferred(c).is_err());
-                }
+                Progress::Chunks(chunks) => client_gone = !send_deferred(sse, &chunks),
                 Progress::Ended => break,
             }
         }
@@ -447,11 +434,7 @@ impl StreamBody for ClaudeStream {
         // The ending is held: it leaves with `[DONE]` in one write.
         match prepared.run.finish() {
             Ok(finished) => {
-                for chunk in &finished.final_chunks {
-                    if sse.data_deferred(chunk).is_err() {
-                        break;
-                    }
-                }
+                send_deferred(sse, &finished.final_chunks);
             }
             Err(error) => {
                 for chunk in prepared.run.adapter.release_held() {
@@ -465,6 +448,11 @@ impl StreamBody for ClaudeStream {
         }
         None
     }
+}
+
+/// Queues chunks for the next write; false once the client is gone.
+fn send_deferred(sse: &mut SseWriter, chunks: &[Vec<u8>]) -> bool {
+    chunks.iter().all(|c| sse.data_deferred(c).is_ok())
 }
 
 impl Drop for ClaudeBackend {

@@ -173,6 +173,13 @@ impl CliRun {
             watch.deadline_by(Instant::now() + EXIT_AFTER_ANSWER);
         }
         while self.read_on() {}
+        self.reap();
+    }
+
+    /// Closes stdout (a child blocked on a full pipe gets EPIPE instead of
+    /// holding us), reads stderr to its end, reaps the child and logs how
+    /// it ended. Returns what stderr said and why the run was stopped.
+    fn reap(&mut self) -> (StderrTail, Option<i32>, Option<StopReason>) {
         let tail = match self.lines.take() {
             Some(lines) => lines.finish_stderr(),
             None => StderrTail::default(),
@@ -180,10 +187,11 @@ impl CliRun {
         if tail.over_limit {
             self.stop(StopReason::OutputLimit);
         }
-        let status = self.process.wait();
+        let exit_code = self.process.wait().ok().flatten();
         self.reaped = true;
-        self.watch = None;
-        self.log_exit(status.ok().flatten(), &tail.text);
+        let reason = self.watch.take().and_then(|watch| watch.reason());
+        self.log_exit(exit_code, &tail.text);
+        (tail, exit_code, reason)
     }
 
     /// Reads and drops one more line of output after the answer; false
@@ -242,22 +250,8 @@ impl CliRun {
     /// Reaps the child and decides the result: the adapter's outcome unless
     /// the run was stopped, crashed or its stderr says why it failed.
     pub fn finish(&mut self) -> Result<Finished, ApiError> {
-        // Stdout is closed first, so a child blocked on a full pipe gets
-        // EPIPE instead of holding us; stderr is read to its end.
-        let tail = match self.lines.take() {
-            Some(lines) => lines.finish_stderr(),
-            None => StderrTail::default(),
-        };
-        if tail.over_limit {
-            self.stop(StopReason::OutputLimit);
-        }
-        let status = self.process.wait();
-        self.reaped = true;
-        let reason = self.watch.as_ref().and_then(Watch::reason);
-        self.watch = None;
+        let (tail, exit_code, reason) = self.reap();
         let outcome = self.adapter.finish();
-        let exit_code = status.as_ref().ok().copied().flatten();
-        self.log_exit(exit_code, &tail.text);
         match reason {
             Some(StopReason::Timeout) => {
                 return Err(ApiError::Timeout {

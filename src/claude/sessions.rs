@@ -26,7 +26,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -62,6 +62,8 @@ struct Inner {
     state: Mutex<State>,
     /// Signalled when a session whose CLI was exiting is free again.
     exited: Condvar,
+    /// Resumes waiting on `exited` right now.
+    waiting: AtomicUsize,
     /// Serializes writers of the registry file and remembers which
     /// generation the file holds, so a burst of changes is written once.
     written: Mutex<u64>,
@@ -162,6 +164,7 @@ impl SessionStore {
                 max_age_ms: millis(max_age),
                 state: Mutex::new(state),
                 exited: Condvar::new(),
+                waiting: AtomicUsize::new(0),
                 written: Mutex::new(0),
                 clock_skew_ms: AtomicU64::new(0),
                 spares: Spares::new(work_dir),
@@ -310,6 +313,11 @@ impl SessionStore {
         self.inner.spares.close();
     }
 
+    /// Resumes waiting for the previous CLI of their session to exit.
+    pub fn waiting_for_exit(&self) -> usize {
+        self.inner.waiting.load(Ordering::SeqCst)
+    }
+
     /// Sessions in the registry.
     pub fn len(&self) -> usize {
         self.inner.state.lock().sessions.len()
@@ -377,6 +385,7 @@ impl Inner {
     /// the caller persists that.
     fn take(&self, id: &str, owner: &Option<String>, model: &str, now: u64) -> Lookup {
         let mut state = self.state.lock();
+        let model = state.name(model);
         let Some(entry) = state.sessions.get_mut(id) else {
             return Lookup::Absent;
         };
@@ -401,12 +410,7 @@ impl Inner {
         }
         entry.busy = true;
         entry.last_used_ms = now;
-        if &*entry.model != model {
-            let model = state.name(model);
-            if let Some(entry) = state.sessions.get_mut(id) {
-                entry.model = model;
-            }
-        }
+        entry.model = model;
         state.generation += 1;
         Lookup::Taken
     }
@@ -549,11 +553,13 @@ impl Inner {
     /// Waits (up to `deadline`) while the session's CLI is exiting.
     fn wait_exited(&self, id: &str, deadline: Instant) {
         let mut state = self.state.lock();
+        self.waiting.fetch_add(1, Ordering::SeqCst);
         while state.sessions.get(id).is_some_and(|e| e.busy && e.exiting) {
             if self.exited.wait_until(&mut state, deadline).timed_out() {
-                return;
+                break;
             }
         }
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
     }
 
     fn release(&self, id: &str) {

@@ -125,8 +125,11 @@ fn write_request(
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
+    keep_alive: bool,
 ) {
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: {connection}\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -175,15 +178,19 @@ pub fn request(
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    write_request(&mut stream, method, path, headers, body);
-    let mut reader = BufReader::new(stream);
-    let (status, headers) = read_status_and_headers(&mut reader);
+    write_request(&mut stream, method, path, headers, body, false);
+    read_response(&mut BufReader::new(stream))
+}
+
+/// A response read to its end: by its length, its chunks, or the close.
+fn read_response(reader: &mut BufReader<TcpStream>) -> HttpResponse {
+    let (status, headers) = read_status_and_headers(reader);
     let chunked = headers.iter().any(|(k, v)| {
         k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
     });
     let mut body = Vec::new();
     if chunked {
-        while let Some(chunk) = read_chunk(&mut reader) {
+        while let Some(chunk) = read_chunk(reader) {
             body.extend_from_slice(&chunk);
         }
     } else if let Some(len) = headers
@@ -212,6 +219,34 @@ pub fn chat(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> HttpRespo
     let mut all = vec![("Content-Type", "application/json")];
     all.extend_from_slice(headers);
     request(addr, "POST", "/v1/chat/completions", &all, body.as_bytes())
+}
+
+/// One client connection kept open across requests. The server reads the
+/// next request on it only once it has completely finished the last one.
+pub struct KeepAlive {
+    reader: BufReader<TcpStream>,
+}
+
+impl KeepAlive {
+    pub fn open(addr: SocketAddr) -> KeepAlive {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        KeepAlive {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// POST a JSON body to the chat route on this connection.
+    pub fn chat(&mut self, headers: &[(&str, &str)], body: &str) -> HttpResponse {
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend_from_slice(headers);
+        let path = "/v1/chat/completions";
+        let stream = self.reader.get_mut();
+        write_request(stream, "POST", path, &all, body.as_bytes(), true);
+        read_response(&mut self.reader)
+    }
 }
 
 /// Reads one chunk of a chunked body; `None` at the terminating chunk or
@@ -257,6 +292,7 @@ impl SseClient {
             "/v1/chat/completions",
             &all,
             body.as_bytes(),
+            false,
         );
         let mut reader = BufReader::new(stream);
         let (status, headers) = read_status_and_headers(&mut reader);

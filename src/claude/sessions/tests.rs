@@ -189,11 +189,16 @@ fn a_resume_waits_for_a_session_whose_cli_has_answered() {
                 .map(|l| l.id().to_string())
         })
     };
-    // The waiter is parked on the exiting session, not refused.
-    std::thread::sleep(Duration::from_millis(100));
+    // Parked on the exiting session, not refused.
+    let parked = Instant::now() + Duration::from_secs(5);
+    while store.waiting_for_exit() == 0 && Instant::now() < parked {
+        std::thread::yield_now();
+    }
+    assert_eq!(store.waiting_for_exit(), 1);
     assert!(!waiter.is_finished());
     drop(first);
     assert_eq!(waiter.join().unwrap(), Ok(id.clone()));
+    assert_eq!(store.waiting_for_exit(), 0);
     assert_eq!(store.busy_count(), 0);
 }
 
