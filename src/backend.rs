@@ -3,7 +3,7 @@
 
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
-use crate::router::Mode;
+use crate::mode::Mode;
 
 /// One chat completion request as the route hands it to a backend.
 pub struct ChatRequest<'a> {

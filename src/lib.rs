@@ -6,6 +6,7 @@
 //! [`ServerHandle`]; tests and benchmarks start one on port 0. The binary
 //! adds the environment, the logger and signal handling around it.
 
+pub mod admission;
 pub mod app;
 pub mod auth;
 pub mod backend;
@@ -14,9 +15,10 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod logging;
+pub mod mode;
 pub mod passthrough;
+pub mod pipeline;
 pub mod ratelimit;
-pub mod router;
 pub mod routes;
 pub mod supervisor;
 
@@ -36,9 +38,8 @@ pub use config::Config;
 pub struct ServerHandle {
     addr: SocketAddr,
     app: Arc<App>,
-    /// Dropped to stop accepting connections.
-    http: Option<tiny_http::Server>,
-    workers: Arc<http::pool::Workers>,
+    /// The receiving thread and the worker pool; dropped to stop accepting.
+    workers: Option<http::workers::Workers>,
 }
 
 #[derive(Debug)]
@@ -78,21 +79,15 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
         body_read: Some(app.config.body_timeout),
         max_head_bytes: MAX_HEAD_BYTES,
     };
-    let workers = Arc::new(http::pool::Workers::new(app.clone()));
-    let (handling, idle) = (workers.clone(), workers.clone());
-    let inline = tiny_http::InlineHandling {
-        handler: Arc::new(move |rq| handling.handle(rq)),
-        stack_size: http::pool::THREAD_STACK,
-        spawn_thread: Some(Arc::new(http::threads::spawn)),
-        on_idle: Some(Arc::new(move || idle.on_idle())),
-    };
-    let http = tiny_http::Server::from_listener_inline(listener, timeouts, inline)
+    let server = tiny_http::Server::from_listener_with_timeouts(listener, None, timeouts)
         .map_err(|e| StartError::Setup(format!("cannot start accepting: {e}")))?;
+    let workers = app.config.worker_threads;
+    let workers = http::workers::Workers::start(server, app.clone(), workers, workers)
+        .map_err(|e| StartError::Setup(format!("cannot start the worker threads: {e}")))?;
     Ok(ServerHandle {
         addr,
         app,
-        http: Some(http),
-        workers,
+        workers: Some(workers),
     })
 }
 
@@ -167,14 +162,15 @@ impl ServerHandle {
         &self.app
     }
 
-    /// Threads serving connections, idle ones included.
-    pub fn connection_threads(&self) -> usize {
-        self.http.as_ref().map_or(0, |h| h.connection_threads())
+    /// Requests a worker is answering now.
+    pub fn busy_workers(&self) -> usize {
+        self.workers.as_ref().map_or(0, |w| w.busy())
     }
 
-    /// Requests holding one of the `WORKER_THREADS` slots.
-    pub fn busy_workers(&self) -> usize {
-        self.workers.busy()
+    /// Requests handed to the workers and not finished, queued ones
+    /// included: what a drain waits for.
+    pub fn in_flight(&self) -> usize {
+        self.workers.as_ref().map_or(0, |w| w.in_flight())
     }
 
     /// Starts refusing new work (503 `server_shutting_down`) and asks every
@@ -195,16 +191,16 @@ impl ServerHandle {
         let started = Instant::now();
         self.begin_drain();
         let deadline = started + grace;
-        while self.app.inflight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        while self.in_flight() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
-        let abandoned = self.app.inflight.load(Ordering::SeqCst);
+        let abandoned = self.in_flight();
         if abandoned > 0 {
             self.kill_children();
             // Killed children end their requests; give them a moment to
             // write their final error event.
             let cutoff = Instant::now() + Duration::from_millis(500);
-            while self.app.inflight.load(Ordering::SeqCst) > 0 && Instant::now() < cutoff {
+            while self.in_flight() > 0 && Instant::now() < cutoff {
                 std::thread::sleep(Duration::from_millis(10));
             }
         }
@@ -216,16 +212,16 @@ impl ServerHandle {
         }
     }
 
-    /// Connections already open keep their threads until they close (they
-    /// are refused new work meanwhile); the binary exits right after.
+    /// Requests already queued are still answered (refused, while
+    /// draining); the binary exits right after.
     fn stop_accepting(&mut self) {
-        drop(self.http.take());
+        drop(self.workers.take());
     }
 }
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        if self.http.is_some() {
+        if self.workers.is_some() {
             self.app.draining.store(true, Ordering::SeqCst);
             self.app.claude.kill_all();
             self.stop_accepting();

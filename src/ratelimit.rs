@@ -116,8 +116,24 @@ impl RateLimiter {
         self.per_ip.hit(client_key(ip), Instant::now())
     }
 
-    pub fn ip_limit(&self) -> u32 {
-        self.per_ip.limit
+    /// The `X-RateLimit-*` headers a refusal of this limiter carries: they
+    /// describe the limit that refused (per IP, per session or per key),
+    /// not another one. `None` for a refusal that is not this limiter's.
+    pub fn refusal_headers(&self, err: &ApiError) -> Option<Vec<(String, String)>> {
+        let ApiError::RateLimitExceeded {
+            retry_after_secs,
+            scope,
+        } = err
+        else {
+            return None;
+        };
+        let limit = match *scope {
+            "ip" => self.per_ip.limit,
+            "session" => self.per_session.limit,
+            "key" => self.per_key.limit,
+            _ => return None,
+        };
+        Some(LimitInfo::exhausted(limit, *retry_after_secs).headers())
     }
 
     /// Counts one request on a Claude session. A refusal is audited here,

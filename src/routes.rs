@@ -1,14 +1,14 @@
-//! The route table and the three handlers: chat completions (mode router
-//! then backend), the static model list and the health report.
+//! The route table and the three handlers: chat completions (to the
+//! backend its headers choose), the static model list and the health
+//! report.
 
 use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::backend::ChatRequest;
 use crate::error::ApiError;
-use crate::http::pipeline::Meta;
 use crate::http::{Incoming, Reply};
-use crate::router;
+use crate::mode::{self, Mode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -42,18 +42,33 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
     }
 }
 
-pub fn handle(app: &App, route: Route, rq: &Incoming, meta: &mut Meta) -> Result<Reply, ApiError> {
+/// The backend a request of `route` goes to, from its headers; `None` for
+/// routes that have no backend.
+pub fn mode(route: Route, rq: &Incoming) -> Result<Option<Mode>, ApiError> {
     match route {
-        Route::ChatCompletions => chat(app, rq, meta),
-        Route::Models => Ok(Reply::json(200, &models())),
-        Route::Health => Ok(health(app)),
+        Route::ChatCompletions => {
+            mode::select(rq.header("X-Claude-Code"), rq.header("X-Claude-Session-ID")).map(Some)
+        }
+        Route::Models | Route::Health => Ok(None),
     }
 }
 
-fn chat(app: &App, rq: &Incoming, meta: &mut Meta) -> Result<Reply, ApiError> {
-    let mode = router::select(rq.header("X-Claude-Code"), rq.header("X-Claude-Session-ID"))?;
-    meta.mode = Some(mode.header_value());
-    if mode == router::Mode::ClaudeCode {
+pub fn handle(
+    app: &App,
+    route: Route,
+    mode: Option<Mode>,
+    rq: &Incoming,
+) -> Result<Reply, ApiError> {
+    match (route, mode) {
+        (Route::ChatCompletions, Some(mode)) => chat(app, mode, rq),
+        (Route::ChatCompletions, None) => chat(app, Mode::Passthrough, rq),
+        (Route::Models, _) => Ok(Reply::json(200, &models())),
+        (Route::Health, _) => Ok(health(app)),
+    }
+}
+
+fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
+    if mode == Mode::ClaudeCode {
         if let Some(raw) = rq.header("X-Claude-Session-ID") {
             let id = crate::claude::sessions::parse_session_id(raw)?;
             app.limiter.check_session(&id)?;
@@ -73,15 +88,11 @@ fn chat(app: &App, rq: &Incoming, meta: &mut Meta) -> Result<Reply, ApiError> {
         json: &json,
     };
     let backend = app.backend(mode);
-    let reply = if request.wants_stream() {
+    if request.wants_stream() {
         backend.stream(&request)
     } else {
         backend.complete(&request)
-    }?;
-    if let Some(sid) = reply.header("X-Claude-Session-ID") {
-        meta.session_id = Some(sid.to_string());
     }
-    Ok(reply)
 }
 
 /// Claude models served in Claude Code mode; passthrough accepts any name.
@@ -97,8 +108,8 @@ fn models() -> Value {
 
 fn health(app: &App) -> Reply {
     let draining = app.draining.load(std::sync::atomic::Ordering::SeqCst);
-    let claude = app.backend(router::Mode::ClaudeCode);
-    let passthrough = app.backend(router::Mode::Passthrough);
+    let claude = app.backend(Mode::ClaudeCode);
+    let passthrough = app.backend(Mode::Passthrough);
     let serving = claude.can_serve() || passthrough.can_serve();
     let status = match (draining, serving) {
         (true, _) => "draining",

@@ -208,42 +208,7 @@ fn second_signal_exits_at_once() {
     let _ = stubborn.join();
 }
 
-/// The server's environment as the kernel holds it, variables separated by
-/// NUL. glibc, parsing `GLIBC_TUNABLES`, may cut it at a `:` in place.
-fn environ_of(server: &Binary) -> String {
-    let environ = std::fs::read(format!("/proc/{}/environ", server.child.id())).unwrap();
-    String::from_utf8_lossy(&environ).into_owned()
-}
-
-/// The process the operator started (same pid) serves without glibc's
-/// per-thread malloc caches, and an operator's own cache setting is kept.
-#[test]
-fn the_server_runs_without_per_thread_malloc_caches() {
-    let records = temp_dir("tunables-records");
-    let server = start_binary(&records, &[]);
-    assert!(environ_of(&server).contains("GLIBC_TUNABLES=glibc.malloc.tcache_count=0\0"));
-    assert_eq!(get(server.addr, "/health").status, 200);
-    drop(server);
-
-    let other = "glibc.malloc.arena_max=4";
-    let server = start_binary(&records, &[("GLIBC_TUNABLES", other)]);
-    let environ = environ_of(&server);
-    assert!(environ.contains(&format!("GLIBC_TUNABLES={other}")));
-    assert!(
-        environ.contains("glibc.malloc.tcache_count=0"),
-        "{environ:?}"
-    );
-    drop(server);
-
-    let own = "glibc.malloc.tcache_count=3";
-    let server = start_binary(&records, &[("GLIBC_TUNABLES", own)]);
-    let environ = environ_of(&server);
-    assert!(environ.contains(&format!("GLIBC_TUNABLES={own}")));
-    assert!(!environ.contains("tcache_count=0"), "{environ:?}");
-    assert_eq!(get(server.addr, "/health").status, 200);
-}
-
-/// Re-executing itself must not rename the process in ps and top.
+/// ps and top show the server under its own name.
 #[test]
 fn the_process_keeps_its_name() {
     let records = temp_dir("comm-records");

@@ -18,7 +18,6 @@ mod wire;
 use std::io::{BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -482,7 +481,6 @@ fn models_lists_the_claude_models() {
 #[test]
 fn health_answers_fast_while_every_worker_is_busy() {
     let s = server_with(offline(&[("WORKER_THREADS", "2")]));
-    let app = s.app();
     let mut busy: Vec<SlowClient> = (0..2).map(|_| SlowClient::open(s.addr)).collect();
     for c in &mut busy {
         c.wait_for_worker();
@@ -490,9 +488,11 @@ fn health_answers_fast_while_every_worker_is_busy() {
     // One more waits in the queue behind them.
     busy.push(SlowClient::open(s.addr));
     assert!(
-        support::wait_until(Duration::from_secs(5), || app
-            .inflight
-            .load(Ordering::SeqCst)
+        support::wait_until(Duration::from_secs(5), || s
+            .handle
+            .as_ref()
+            .unwrap()
+            .in_flight()
             == 3),
         "the third request never reached the queue"
     );
@@ -512,7 +512,7 @@ fn health_answers_fast_while_every_worker_is_busy() {
     );
 
     // Still queued: the probe did not free a worker.
-    assert_eq!(app.inflight.load(Ordering::SeqCst), 3);
+    assert_eq!(s.handle.as_ref().unwrap().in_flight(), 3);
     // Released, each held request gets its own answer.
     for c in busy {
         let r = c.finish();

@@ -36,7 +36,7 @@ use crate::backend::{Backend, ChatRequest};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::{Afterwards, Reply, SseWriter, StreamBody};
-use crate::router::Mode;
+use crate::mode::Mode;
 use crate::supervisor::{StopReason, Supervisor};
 use adapter::Adapter;
 use pool::{Capacity, ProcessPool, Slot};

@@ -15,7 +15,6 @@ pub struct SseWriter {
     done: bool,
     broken: bool,
     events: usize,
-    head_sent: bool,
 }
 
 impl SseWriter {
@@ -48,7 +47,6 @@ impl SseWriter {
             done: false,
             broken: false,
             events: 0,
-            head_sent: false,
         }
     }
 
@@ -161,14 +159,6 @@ impl SseWriter {
         self.frame.clear();
         if result.is_err() {
             self.broken = true;
-        } else if !self.head_sent {
-            self.head_sent = true;
-            // A stream that goes on may stay open for minutes with little
-            // stack in use: what setting it up touched goes back, once the
-            // head is out rather than before (the client waits for that).
-            if !self.done {
-                super::stack::release_unused();
-            }
         }
         result
     }

@@ -27,7 +27,7 @@ use crate::backend::{Backend, ChatRequest};
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
 use crate::http::{Body, Incoming, Reply};
-use crate::router::Mode;
+use crate::mode::Mode;
 use relay::UpstreamStream;
 
 /// Header a client may send its own OpenAI key in.
@@ -220,7 +220,7 @@ fn relay_whole(
         status: parts.status.as_u16(),
         headers,
         body: Body::Full(bytes),
-        afterwards: None,
+        afterwards: Vec::new(),
     })
 }
 

@@ -390,8 +390,8 @@ impl Server {
                         let mut client = Some(client);
                         let handler = inline.as_ref().map(|i| i.handler.clone());
                         tasks_pool.spawn(Box::new(move || {
-                            if let (Some(client), Some(handler)) = (client.take(), &handler) {
-                                for rq in client {
+                            if let (Some(handler), true) = (&handler, client.is_some()) {
+                                for rq in client.take().into_iter().flatten() {
                                     handler(rq);
                                 }
                             } else if let Some(client) = client.take() {

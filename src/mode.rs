@@ -1,4 +1,4 @@
-//! Picks the backend for a chat request from its headers.
+//! Which backend a chat request goes to, from its headers.
 //!
 //! `X-Claude-Code: false` wins over everything (a client can force
 //! passthrough even when a stale session header rides along), then

@@ -1,0 +1,54 @@
+//! Writing a [`Reply`] to its client: a whole body through tiny_http, or an
+//! event stream through the raw socket (see [`SseWriter`]).
+
+use tiny_http::{Header, Response};
+
+use super::{Afterwards, Body, Reply, SseWriter};
+
+/// What writing an answer left for the pipeline.
+pub struct Sent {
+    pub status: u16,
+    /// Events sent, and whether the client went away, for a stream.
+    pub stream: Option<(usize, bool)>,
+    /// The reply's work for after the answer.
+    pub afterwards: Vec<Afterwards>,
+}
+
+/// Writes `reply`. `work_done` runs once the reply's own work is over and
+/// only its last bytes are left to write: whatever it frees is free before
+/// the client can send its next request.
+pub fn send(rq: tiny_http::Request, reply: Reply, work_done: impl FnOnce()) -> Sent {
+    let Reply {
+        status,
+        headers,
+        body,
+        mut afterwards,
+    } = reply;
+    let stream = match body {
+        Body::Full(bytes) => {
+            work_done();
+            let mut response = Response::from_data(bytes).with_status_code(status);
+            for (k, v) in &headers {
+                if let Ok(h) = Header::from_bytes(k.as_bytes(), v.as_bytes()) {
+                    response.add_header(h);
+                }
+            }
+            if let Err(e) = rq.respond(response) {
+                log::debug!("response write failed: {e}");
+            }
+            None
+        }
+        Body::Stream(events) => {
+            let mut sse = SseWriter::start(rq.into_writer(), &headers);
+            afterwards.extend(events.write_events(&mut sse));
+            work_done();
+            let _ = sse.finish();
+            Some((sse.events_sent(), sse.is_broken()))
+        }
+    };
+    Sent {
+        status,
+        stream,
+        afterwards,
+    }
+}

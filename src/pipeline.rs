@@ -1,0 +1,239 @@
+//! One request from tiny_http to the socket, as a short run of steps: read
+//! its head, answer it (route, drain refusal, admission, body, handler; a
+//! panic becomes a 500), add the common headers, send it, log it, then run
+//! the reply's work for afterwards.
+//!
+//! The receiving thread answers probes, preflights and refusals during a
+//! drain itself (see [`Service::is_quick`]); everything else runs here on a
+//! worker.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use serde_json::json;
+use tiny_http::Request;
+
+use crate::admission::{self, Admitted};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::body::{check_content_type, read_body};
+use crate::http::cors;
+use crate::http::send::{send, Sent};
+use crate::http::workers::Service;
+use crate::http::{Head, Incoming, Reply};
+use crate::mode::Mode;
+use crate::ratelimit::KeySlot;
+use crate::routes::{self, Route};
+
+/// Largest request body accepted.
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("X-Content-Type-Options", "nosniff"),
+    ("Cache-Control", "no-store"),
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", "default-src 'none'"),
+    ("Referrer-Policy", "no-referrer"),
+];
+
+impl Service for App {
+    fn is_quick(&self, rq: &Request) -> bool {
+        if self.draining.load(Ordering::SeqCst) {
+            return true;
+        }
+        let path = rq.url().split('?').next().unwrap_or("");
+        match rq.method().as_str() {
+            "GET" => path == "/health" || path == "/v1/models",
+            "OPTIONS" => true,
+            _ => false,
+        }
+    }
+
+    fn serve(&self, rq: Request) {
+        serve(self, rq);
+    }
+
+    fn refuse_busy(&self, rq: Request) {
+        let head = Head::of(&rq, self.config.trust_proxy);
+        let answer = Answer::of(Err(ApiError::CapacityExceeded {
+            retry_after_secs: 1,
+        }));
+        finish(self, rq, &head, answer, Instant::now());
+    }
+}
+
+/// What answering a request produced, and what was learnt on the way for
+/// the headers and the access log.
+struct Answer {
+    result: Result<Reply, ApiError>,
+    mode: Option<Mode>,
+    key_mask: Option<String>,
+    /// `X-RateLimit-*` of a limited route, on every answer it gives.
+    limit_headers: Vec<(String, String)>,
+    /// Held while the request is worked on (see [`send`]).
+    key_slot: Option<KeySlot>,
+}
+
+impl Answer {
+    fn of(result: Result<Reply, ApiError>) -> Answer {
+        Answer {
+            result,
+            mode: None,
+            key_mask: None,
+            limit_headers: Vec::new(),
+            key_slot: None,
+        }
+    }
+}
+
+pub fn serve(app: &App, mut rq: Request) {
+    let started = Instant::now();
+    let head = Head::of(&rq, app.config.trust_proxy);
+    let answer =
+        catch_unwind(AssertUnwindSafe(|| answer(app, &mut rq, &head))).unwrap_or_else(|_| {
+            log::error!("handler panicked (request_id={})", head.request_id);
+            Answer::of(Err(ApiError::InternalError {
+                message: "Internal server error.".into(),
+            }))
+        });
+    finish(app, rq, &head, answer, started);
+}
+
+fn answer(app: &App, rq: &mut Request, head: &Head) -> Answer {
+    let mut answer = Answer::of(Err(ApiError::InternalError {
+        message: "Internal server error.".into(),
+    }));
+    answer.result = steps(app, rq, head, &mut answer);
+    answer
+}
+
+/// The steps up to a reply; each records what it learnt in `answer`.
+fn steps(app: &App, rq: &mut Request, head: &Head, answer: &mut Answer) -> Result<Reply, ApiError> {
+    if head.method == "OPTIONS" {
+        return Ok(Reply::bytes(204, "text/plain", Vec::new()));
+    }
+    let route = routes::resolve(&head.method, &head.path)?;
+    if app.draining.load(Ordering::SeqCst) && route != Route::Health {
+        return Err(ApiError::ServerShuttingDown);
+    }
+    let mut incoming = Incoming::from_head(rq, head);
+    if route.needs_auth() {
+        let admitted = admission::admit(app, &incoming).map_err(|refused| {
+            answer.key_mask = refused.key_mask;
+            answer.limit_headers = refused.limit_headers;
+            refused.error
+        })?;
+        let Admitted {
+            key,
+            key_mask,
+            limit_headers,
+            key_slot,
+        } = admitted;
+        (answer.key_mask, answer.limit_headers, answer.key_slot) =
+            (key_mask, limit_headers, key_slot);
+        incoming.api_key = key;
+    }
+    answer.mode = routes::mode(route, &incoming)?;
+    if head.method == "POST" {
+        check_content_type(incoming.header("Content-Type"))?;
+        incoming.body = read_body(rq, BODY_LIMIT, app.config.body_timeout)?;
+    }
+    routes::handle(app, route, answer.mode, &incoming)
+}
+
+/// Turns the answer into a response with the common headers, sends it,
+/// logs it, then runs the reply's afterwards work.
+fn finish(app: &App, rq: Request, head: &Head, answer: Answer, started: Instant) {
+    let Answer {
+        result,
+        mode,
+        key_mask,
+        mut limit_headers,
+        key_slot,
+    } = answer;
+    let mut reply = match result {
+        Ok(reply) => reply,
+        Err(err) => {
+            if let Some(own) = app.limiter.refusal_headers(&err) {
+                limit_headers = own;
+            }
+            error_reply(head, &err)
+        }
+    };
+    let session_id = reply.header("X-Claude-Session-ID").map(str::to_string);
+    reply.headers.extend(common_headers(app, head, mode));
+    reply.headers.append(&mut limit_headers);
+    let sent = send(rq, reply, move || drop(key_slot));
+    access_log(head, &sent, mode, key_mask, session_id, started);
+    for work in sent.afterwards {
+        work();
+    }
+}
+
+fn error_reply(head: &Head, err: &ApiError) -> Reply {
+    if err.status() >= 500 {
+        log::warn!(
+            "{}",
+            json!({"event": "request_error", "request_id": head.request_id, "code": err.code()})
+        );
+    }
+    let reply = Reply::bytes(err.status(), "application/json", err.to_json_bytes());
+    err.extra_headers()
+        .into_iter()
+        .fold(reply, |r, (k, v)| r.with_header(k, v))
+}
+
+fn common_headers(app: &App, head: &Head, mode: Option<Mode>) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(12);
+    headers.push(("X-Request-ID".into(), head.request_id.clone()));
+    for (k, v) in SECURITY_HEADERS {
+        headers.push((k.to_string(), v.to_string()));
+    }
+    let allowed = &app.config.cors_allowed_origins;
+    headers.extend(if head.method == "OPTIONS" {
+        cors::preflight_headers(allowed, head.origin.as_deref())
+    } else {
+        cors::response_headers(allowed, head.origin.as_deref())
+    });
+    if let Some(mode) = mode {
+        headers.push(("X-Backend-Mode".into(), mode.header_value().into()));
+    }
+    headers
+}
+
+fn access_log(
+    head: &Head,
+    sent: &Sent,
+    mode: Option<Mode>,
+    key_mask: Option<String>,
+    session_id: Option<String>,
+    started: Instant,
+) {
+    if !log::log_enabled!(target: "access", log::Level::Info) {
+        return;
+    }
+    let mut line = json!({
+        "event": "request",
+        "request_id": head.request_id,
+        "method": head.method,
+        "path": head.path,
+        "status": sent.status,
+        "duration_ms": (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
+        "client_ip": head.client_ip.to_string(),
+    });
+    if let Some(mode) = mode {
+        line["mode"] = mode.header_value().into();
+    }
+    if let Some(key) = key_mask {
+        line["key"] = key.into();
+    }
+    if let Some(sid) = session_id {
+        line["session_id"] = sid.into();
+    }
+    if let Some((events, broken)) = sent.stream {
+        line["stream_events"] = events.into();
+        line["client_gone"] = broken.into();
+    }
+    log::info!(target: "access", "{line}");
+}
