@@ -53,10 +53,12 @@ pub fn handle(app: &App, route: Route, rq: &Incoming, meta: &mut Meta) -> Result
 fn chat(app: &App, rq: &Incoming, meta: &mut Meta) -> Result<Reply, ApiError> {
     let mode = router::select(rq.header("X-Claude-Code"), rq.header("X-Claude-Session-ID"))?;
     meta.mode = Some(mode.header_value());
+    let mut session_id = None;
     if mode == router::Mode::ClaudeCode {
         if let Some(raw) = rq.header("X-Claude-Session-ID") {
-            let id = crate::claude::sessions::parse_session_id(raw)?;
-            app.limiter.check_session(&id)?;
+            let id = crate::claude::SessionId::parse(raw)?;
+            app.limiter.check_session(id.as_str())?;
+            session_id = Some(id);
         }
     }
     let parsed: Value = serde_json::from_slice(&rq.body).map_err(|e| ApiError::InvalidJson {
@@ -71,6 +73,7 @@ fn chat(app: &App, rq: &Incoming, meta: &mut Meta) -> Result<Reply, ApiError> {
         incoming: rq,
         raw: &rq.body,
         json: &json,
+        session_id,
     };
     let backend = app.backend(mode);
     let reply = if request.wants_stream() {
