@@ -1,6 +1,7 @@
 //! The contract both backends fulfil: answer a chat request whole or as a
 //! stream, and say whether they can serve at all.
 
+use crate::claude::SessionId;
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
 use crate::mode::Mode;
@@ -12,6 +13,8 @@ pub struct ChatRequest<'a> {
     pub raw: &'a [u8],
     /// The same body parsed; always a JSON object.
     pub json: &'a serde_json::Map<String, serde_json::Value>,
+    /// `X-Claude-Session-ID`, checked, when a Claude Code request has one.
+    pub session_id: Option<SessionId>,
 }
 
 impl ChatRequest<'_> {

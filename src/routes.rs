@@ -68,10 +68,12 @@ pub fn handle(
 }
 
 fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
+    let mut session_id = None;
     if mode == Mode::ClaudeCode {
         if let Some(raw) = rq.header("X-Claude-Session-ID") {
-            let id = crate::claude::sessions::parse_session_id(raw)?;
-            app.limiter.check_session(&id)?;
+            let id = crate::claude::SessionId::parse(raw)?;
+            app.limiter.check_session(id.as_str())?;
+            session_id = Some(id);
         }
     }
     let parsed: Value = serde_json::from_slice(&rq.body).map_err(|e| ApiError::InvalidJson {
@@ -86,6 +88,7 @@ fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
         incoming: rq,
         raw: &rq.body,
         json: &json,
+        session_id,
     };
     let backend = app.backend(mode);
     if request.wants_stream() {

@@ -1,15 +1,15 @@
-//! Reading a child's stdout line by line and its stderr alongside, on the
-//! worker's own thread, within the output limits.
+//! Reading a child's output within its limits: stdout split into lines on
+//! the caller's thread, stderr on a small thread of its own per child.
 //!
 //! Stderr must be read while stdout is (a child blocked on a full stderr
-//! pipe would never finish its stdout), but a thread per child for that
-//! costs more than the rest of a request's bookkeeping. So whenever the
-//! stdout buffer runs dry, `poll` waits on both pipes and stderr is read as
-//! it comes; only its first few kilobytes are kept, the rest is counted.
+//! pipe would never finish its stdout). Its thread keeps the first few
+//! kilobytes for error messages and the log, counts the rest, and reports a
+//! flood once the count passes [`STDERR_LIMIT`].
 
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
 
 /// Stderr beyond this is refused (the child is stopped).
 pub const STDERR_LIMIT: usize = 1024 * 1024;
@@ -21,56 +21,15 @@ pub enum LineRead<'a> {
     Eof,
     /// Stdout went over its budget.
     OverLimit,
-    /// Stderr went over its limit.
-    StderrFlood,
     Error(io::Error),
 }
 
-/// What a child wrote to stderr: the start of it, and whether it said too
-/// much.
-#[derive(Default)]
-pub struct StderrTail {
-    pub text: String,
-    pub over_limit: bool,
-}
-
-struct Stderr {
-    file: File,
-    kept: Vec<u8>,
-    total: usize,
-    done: bool,
-    flood_reported: bool,
-}
-
-impl Stderr {
-    /// One read; marks `done` at end of file.
-    fn read_some(&mut self) {
-        let mut buf = [0u8; 8192];
-        match self.file.read(&mut buf) {
-            Ok(0) => self.done = true,
-            Ok(n) => {
-                self.total += n;
-                let room = STDERR_KEEP.saturating_sub(self.kept.len());
-                self.kept.extend_from_slice(&buf[..n.min(room)]);
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => self.done = true,
-        }
-    }
-
-    fn over_limit(&self) -> bool {
-        self.total > STDERR_LIMIT
-    }
-}
-
 /// Splits stdout into lines without ever holding more than the remaining
-/// budget, however long a line is, and keeps stderr moving meanwhile.
+/// budget, however long a line is.
 pub struct LineReader<R> {
     inner: BufReader<R>,
     budget: usize,
     line: Vec<u8>,
-    stderr: Option<Stderr>,
-    stdout_fd: Option<RawFd>,
 }
 
 impl<R: Read> LineReader<R> {
@@ -79,8 +38,6 @@ impl<R: Read> LineReader<R> {
             inner: BufReader::with_capacity(16 * 1024, inner),
             budget,
             line: Vec::with_capacity(4096),
-            stderr: None,
-            stdout_fd: None,
         }
     }
 
@@ -92,13 +49,6 @@ impl<R: Read> LineReader<R> {
     pub fn next_line(&mut self) -> LineRead<'_> {
         self.line.clear();
         loop {
-            if self.inner.buffer().is_empty() {
-                if let (Some(fd), Some(stderr)) = (self.stdout_fd, self.stderr.as_mut()) {
-                    if let Some(flood) = poll_both(fd, stderr) {
-                        return flood;
-                    }
-                }
-            }
             let available = match self.inner.fill_buf() {
                 Ok(bytes) => bytes,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -128,77 +78,85 @@ impl<R: Read> LineReader<R> {
     }
 }
 
-impl LineReader<File> {
-    /// A reader for a child's stdout that also reads its stderr.
-    pub fn with_stderr(stdout: File, budget: usize, stderr: File) -> Self {
-        let stdout_fd = stdout.as_raw_fd();
-        let mut reader = LineReader::new(stdout, budget);
-        reader.stdout_fd = Some(stdout_fd);
-        reader.stderr = Some(Stderr {
-            file: stderr,
-            kept: Vec::new(),
-            total: 0,
-            done: false,
-            flood_reported: false,
-        });
-        reader
+/// The start of what a child wrote to stderr, and whether it said too much.
+#[derive(Default)]
+pub struct StderrHead {
+    pub text: String,
+    pub over_limit: bool,
+}
+
+/// A child's stderr, read on its own thread until it ends or floods.
+pub struct StderrReader {
+    thread: Option<JoinHandle<StderrHead>>,
+    flooded: Arc<AtomicBool>,
+}
+
+impl StderrReader {
+    /// Starts reading `stderr`. `on_flood` runs on the reading thread when
+    /// the child passes [`STDERR_LIMIT`]; reading stops there, and what the
+    /// child writes after that fails (EPIPE), which only hurries its end.
+    pub fn start(
+        stderr: impl Read + Send + 'static,
+        on_flood: impl FnOnce() + Send + 'static,
+    ) -> StderrReader {
+        let flooded = Arc::new(AtomicBool::new(false));
+        let flag = flooded.clone();
+        let spawned = thread::Builder::new()
+            .name("cli-stderr".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                read_head(stderr, || {
+                    flag.store(true, Ordering::SeqCst);
+                    on_flood();
+                })
+            });
+        // A thread that cannot start drops the pipe with its closure: the
+        // child's stderr then fails instead of filling up and blocking it.
+        let thread = spawned
+            .inspect_err(|e| log::warn!("cannot read the claude CLI's stderr: {e}"))
+            .ok();
+        StderrReader { thread, flooded }
     }
 
-    /// Reads stderr to its end (the child has finished or is being
-    /// stopped) and gives what was kept. Drops stdout first, so a child
-    /// still writing there gets EPIPE instead of blocking.
-    pub fn finish_stderr(self) -> StderrTail {
-        let LineReader { inner, stderr, .. } = self;
-        drop(inner);
-        let Some(mut stderr) = stderr else {
-            return StderrTail::default();
-        };
-        while !stderr.done && !stderr.over_limit() {
-            stderr.read_some();
-        }
-        StderrTail {
-            text: String::from_utf8_lossy(&stderr.kept).into_owned(),
-            over_limit: stderr.over_limit(),
-        }
+    /// True once stderr went over its limit (the run is being stopped).
+    pub fn flooded(&self) -> bool {
+        self.flooded.load(Ordering::SeqCst)
+    }
+
+    /// Waits for stderr to end (the child has exited or is being stopped)
+    /// and gives what was kept.
+    pub fn finish(self) -> StderrHead {
+        self.thread
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or_default()
     }
 }
 
-/// Polls stdout and stderr until stdout has something to read (or has
-/// ended), reading stderr whenever it is ready.
-fn poll_both(stdout: RawFd, stderr: &mut Stderr) -> Option<LineRead<'static>> {
-    while !stderr.done {
-        let mut fds = [
-            libc::pollfd {
-                fd: stdout,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stderr.file.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: two valid pollfd entries on open descriptors.
-        let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if rc < 0 {
-            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-                continue;
+/// Reads to the end or to the limit, keeping the first [`STDERR_KEEP`] bytes.
+fn read_head(mut stderr: impl Read, on_flood: impl FnOnce()) -> StderrHead {
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    let mut buf = [0u8; 8192];
+    loop {
+        match stderr.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                total += n;
+                let room = STDERR_KEEP.saturating_sub(kept.len());
+                kept.extend_from_slice(&buf[..n.min(room)]);
+                if total > STDERR_LIMIT {
+                    on_flood();
+                    break;
+                }
             }
-            return None;
-        }
-        if fds[1].revents != 0 {
-            stderr.read_some();
-            if stderr.over_limit() && !stderr.flood_reported {
-                stderr.flood_reported = true;
-                return Some(LineRead::StderrFlood);
-            }
-        }
-        if fds[0].revents != 0 {
-            return None;
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
         }
     }
-    None
+    StderrHead {
+        text: String::from_utf8_lossy(&kept).into_owned(),
+        over_limit: total > STDERR_LIMIT,
+    }
 }
 
 #[cfg(test)]
@@ -227,5 +185,23 @@ mod tests {
         let mut r = LineReader::new(&b"0123456789\n0123456789\n"[..], 15);
         assert!(matches!(r.next_line(), LineRead::Line(_)));
         assert!(matches!(r.next_line(), LineRead::OverLimit));
+    }
+
+    #[test]
+    fn stderr_keeps_its_head_and_reports_a_flood_once() {
+        let quiet = StderrReader::start(&b"warning: x\n"[..], || panic!("not a flood"));
+        let head = quiet.finish();
+        assert_eq!(head.text, "warning: x\n");
+        assert!(!head.over_limit);
+
+        let floods = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = floods.clone();
+        let noisy = StderrReader::start(io::repeat(b'e'), move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        let head = noisy.finish();
+        assert!(head.over_limit);
+        assert_eq!(head.text.len(), STDERR_KEEP);
+        assert_eq!(floods.load(Ordering::SeqCst), 1);
     }
 }

@@ -1,21 +1,22 @@
-//! One run of the `claude` CLI: spawn it (argument vector, own process
-//! group, allowlisted environment, its session's working directory), feed
-//! the prompt, read stdout line by line into the adapter within the output
-//! limits (stderr read alongside, see `output`), and reap it. Knows nothing of
-//! HTTP: callers get chunks and a final result or an `ApiError`.
+//! One run of the `claude` CLI: start it (see `spawn`) under the
+//! supervisor's watch, feed the prompt, read stdout line by line into the
+//! adapter within the output limits (stderr on its own thread, see
+//! `output`), reap it, and decide what the run's end means. Knows nothing
+//! of HTTP: callers get chunks and a final result or an `ApiError`.
 
-use std::fs::File;
 use std::io::Write;
 use std::path::Path;
+use std::process::{Child, ChildStdout};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::adapter::{failure_from_stderr, sanitize_message, Adapter, Outcome, Step};
-use super::output::{LineRead, LineReader, StderrTail};
+use super::output::{LineRead, LineReader, StderrHead, StderrReader};
 use super::prompt::Invocation;
 use super::redact::redact;
-use super::spawn::{spawn, Process};
+use super::spawn::spawn;
+use super::SessionId;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::supervisor::{StopReason, Supervisor, Watch};
@@ -31,12 +32,13 @@ pub const EXIT_AFTER_ANSWER: Duration = Duration::from_secs(10);
 
 /// A running child and everything read from it so far.
 pub struct CliRun {
-    process: Process,
+    child: Child,
     reaped: bool,
     watch: Option<Watch>,
-    lines: Option<LineReader<File>>,
+    lines: Option<LineReader<ChildStdout>>,
+    stderr: Option<StderrReader>,
     pub adapter: Adapter,
-    session_id: String,
+    session_id: SessionId,
     request_id: String,
     started: Instant,
 }
@@ -55,7 +57,7 @@ pub struct RunSpec<'a> {
     pub config: &'a Config,
     pub invocation: Invocation,
     pub work_dir: &'a Path,
-    pub session_id: &'a str,
+    pub session_id: &'a SessionId,
     pub request_id: &'a str,
 }
 
@@ -78,7 +80,7 @@ impl CliRun {
             "CLAUDE_CODE_MAX_RETRIES".into(),
             config.claude_max_retries.to_string(),
         ));
-        let (process, pipes) = spawn(
+        let (child, pipes) = spawn(
             cli,
             &invocation.args,
             &env,
@@ -91,7 +93,7 @@ impl CliRun {
                 reason: "the claude CLI could not be started. Check CLAUDE_PATH.".into(),
             }
         })?;
-        let watch = supervisor.watch(process.pid as u32, Instant::now() + config.request_timeout);
+        let watch = supervisor.watch(child.id(), Instant::now() + config.request_timeout);
         if let (Some(text), Some(mut stdin)) = (invocation.stdin, pipes.stdin) {
             // A thread, so a child that answers before reading all of its
             // input cannot deadlock us.
@@ -102,17 +104,16 @@ impl CliRun {
                     let _ = stdin.write_all(text.as_bytes());
                 });
         }
+        let stop = watch.stopper();
+        let stderr = StderrReader::start(pipes.stderr, move || stop(StopReason::OutputLimit));
         Ok(CliRun {
-            process,
+            child,
             reaped: false,
             watch: Some(watch),
-            lines: Some(LineReader::with_stderr(
-                pipes.stdout,
-                STDOUT_LIMIT,
-                pipes.stderr,
-            )),
+            lines: Some(LineReader::new(pipes.stdout, STDOUT_LIMIT)),
+            stderr: Some(stderr),
             adapter,
-            session_id: session_id.to_string(),
+            session_id: session_id.clone(),
             request_id: request_id.to_string(),
             started: Instant::now(),
         })
@@ -120,6 +121,9 @@ impl CliRun {
 
     /// Reads one stdout line and feeds it to the adapter.
     pub fn step(&mut self) -> Progress {
+        if self.stderr_flooded() {
+            return Progress::Ended;
+        }
         let Some(lines) = self.lines.as_mut() else {
             return Progress::Ended;
         };
@@ -133,7 +137,7 @@ impl CliRun {
                     Progress::Ended
                 }
             },
-            LineRead::OverLimit | LineRead::StderrFlood => {
+            LineRead::OverLimit => {
                 self.stop(StopReason::OutputLimit);
                 Progress::Ended
             }
@@ -177,32 +181,44 @@ impl CliRun {
     }
 
     /// Closes stdout (a child blocked on a full pipe gets EPIPE instead of
-    /// holding us), reads stderr to its end, reaps the child and logs how
+    /// holding us), waits for stderr to end, reaps the child and logs how
     /// it ended. Returns what stderr said and why the run was stopped.
-    fn reap(&mut self) -> (StderrTail, Option<i32>, Option<StopReason>) {
-        let tail = match self.lines.take() {
-            Some(lines) => lines.finish_stderr(),
-            None => StderrTail::default(),
-        };
-        if tail.over_limit {
-            self.stop(StopReason::OutputLimit);
-        }
-        let exit_code = self.process.wait().ok().flatten();
+    ///
+    /// The order keeps the supervisor from signalling a reaped group: the
+    /// stderr thread, which may stop the run, is done before `wait`, and
+    /// the watch goes only after it.
+    fn reap(&mut self) -> (StderrHead, Option<i32>, Option<StopReason>) {
+        self.lines = None;
+        let head = self
+            .stderr
+            .take()
+            .map(StderrReader::finish)
+            .unwrap_or_default();
+        let exit_code = self.child.wait().ok().and_then(|status| status.code());
         self.reaped = true;
         let reason = self.watch.take().and_then(|watch| watch.reason());
-        self.log_exit(exit_code, &tail.text);
-        (tail, exit_code, reason)
+        self.log_exit(exit_code, &head.text);
+        (head, exit_code, reason)
+    }
+
+    /// True once stderr went over its limit: its thread has stopped the run,
+    /// and no more of stdout is read.
+    fn stderr_flooded(&self) -> bool {
+        self.stderr.as_ref().is_some_and(StderrReader::flooded)
     }
 
     /// Reads and drops one more line of output after the answer; false
     /// once stdout has ended (or went over its limit).
     fn read_on(&mut self) -> bool {
+        if self.stderr_flooded() {
+            return false;
+        }
         let Some(lines) = self.lines.as_mut() else {
             return false;
         };
         match lines.next_line() {
             LineRead::Line(_) => true,
-            LineRead::OverLimit | LineRead::StderrFlood => {
+            LineRead::OverLimit => {
                 self.stop(StopReason::OutputLimit);
                 false
             }
@@ -250,7 +266,7 @@ impl CliRun {
     /// Reaps the child and decides the result: the adapter's outcome unless
     /// the run was stopped, crashed or its stderr says why it failed.
     pub fn finish(&mut self) -> Result<Finished, ApiError> {
-        let (tail, exit_code, reason) = self.reap();
+        let (stderr, exit_code, reason) = self.reap();
         let outcome = self.adapter.finish();
         match reason {
             Some(StopReason::Timeout) => {
@@ -268,7 +284,7 @@ impl CliRun {
             }
             None => {}
         }
-        if tail.over_limit {
+        if stderr.over_limit {
             return Err(ApiError::OutputLimitExceeded);
         }
         match outcome {
@@ -283,11 +299,11 @@ impl CliRun {
             // A resume of a session the CLI no longer has ends in an
             // error result with no API status; stderr says which session.
             Outcome::Failed(error @ ApiError::InternalError { .. }) => {
-                Err(failure_from_stderr(&tail.text, &self.session_id).unwrap_or(error))
+                Err(failure_from_stderr(&stderr.text, self.session_id.as_str()).unwrap_or(error))
             }
             Outcome::Failed(error) => Err(error),
             Outcome::NoResult => {
-                if let Some(error) = failure_from_stderr(&tail.text, &self.session_id) {
+                if let Some(error) = failure_from_stderr(&stderr.text, self.session_id.as_str()) {
                     return Err(error);
                 }
                 let message = if self.adapter.bad_lines() > 0 {
@@ -295,7 +311,7 @@ impl CliRun {
                 } else {
                     match exit_code {
                         Some(code) => {
-                            let detail = sanitize_message(tail.text.trim());
+                            let detail = sanitize_message(stderr.text.trim());
                             if detail.is_empty() {
                                 format!(
                                     "The claude CLI exited with status {code} without an answer."
@@ -317,14 +333,16 @@ impl CliRun {
 
 impl Drop for CliRun {
     /// A run abandoned without `finish` (a panic on the way) must not leave
-    /// a child behind: kill its group and reap it.
+    /// a child behind: kill its group and reap it. The stderr thread is left
+    /// to end with the pipe; its flood stop is a no-op now that the watch
+    /// has a reason, and after the watch is gone.
     fn drop(&mut self) {
         if !self.reaped {
             if let Some(watch) = &self.watch {
                 watch.kill_now();
             }
             self.lines = None;
-            let _ = self.process.wait();
+            let _ = self.child.wait();
         }
     }
 }

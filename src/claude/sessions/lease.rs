@@ -1,0 +1,86 @@
+//! A request's hold on one session while its CLI runs: it keeps the
+//! session busy, and how it ends (dropped, or forgotten) tells the registry
+//! whether the session is free again or gone.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::registry::Registry;
+use crate::claude::SessionId;
+
+/// The right to run one request on a session. Dropping it frees the
+/// session and records the time of use.
+pub struct SessionLease {
+    registry: Arc<Registry>,
+    id: SessionId,
+    work_dir: PathBuf,
+    created: bool,
+    /// Set once the registry has been told how the lease ended.
+    settled: bool,
+}
+
+impl SessionLease {
+    pub(super) fn new(
+        registry: &Arc<Registry>,
+        id: SessionId,
+        work_dir: PathBuf,
+        created: bool,
+    ) -> SessionLease {
+        SessionLease {
+            registry: Arc::clone(registry),
+            id,
+            work_dir,
+            created,
+            settled: false,
+        }
+    }
+
+    /// The session id: what goes to the CLI and back to the client.
+    pub fn id(&self) -> &SessionId {
+        &self.id
+    }
+
+    /// The directory the CLI must run in for this session.
+    pub fn work_dir(&self) -> &Path {
+        &self.work_dir
+    }
+
+    /// True when this request started the session (`--session-id`), false
+    /// when it resumes one (`--resume`).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// The CLI has answered; it is only exiting now. A resume of the
+    /// session waits for this lease to end rather than being refused.
+    pub fn answered(&self) {
+        self.registry.mark_exiting(self.id.as_str());
+    }
+
+    /// Drops the session and its work directory: the CLI does not know it
+    /// (or never got to create it), so a later resume must be a clean 404.
+    pub fn forget(mut self) {
+        self.settled = true;
+        self.registry.forget(self.id.as_str());
+    }
+}
+
+impl Drop for SessionLease {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.settled = true;
+            self.registry.release(self.id.as_str());
+        }
+    }
+}
+
+impl fmt::Debug for SessionLease {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionLease")
+            .field("id", &self.id)
+            .field("work_dir", &self.work_dir)
+            .field("created", &self.created)
+            .finish()
+    }
+}

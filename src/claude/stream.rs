@@ -1,0 +1,71 @@
+//! The body of a Claude Code stream after its head: the chunks read before
+//! the head, then whatever the CLI still writes, then the ending (the final
+//! chunks, or a finish chunk and an error event).
+
+use super::run::Progress;
+use super::turn::Turn;
+use crate::http::{Afterwards, SseWriter, StreamBody};
+
+/// The rest of a stream after its head: queued chunks, then the turn's
+/// remaining output (none when the run was already over).
+pub(super) struct ClaudeStream {
+    pub(super) turn: Option<Turn>,
+    pub(super) pending: Vec<Vec<u8>>,
+}
+
+impl StreamBody for ClaudeStream {
+    fn write_events(self: Box<Self>, sse: &mut SseWriter) -> Option<Afterwards> {
+        let ClaudeStream { turn, pending } = *self;
+        let mut client_gone = !send_deferred(sse, &pending);
+        let Some(mut turn) = turn else {
+            let _ = sse.flush();
+            return None;
+        };
+        while !client_gone {
+            if let Some(finished) = turn.run.take_answer() {
+                // The ending leaves with `[DONE]` in one write; the child is
+                // reaped after it.
+                send_deferred(sse, &finished.final_chunks);
+                return Some(turn.close_afterwards());
+            }
+            // Events go out before the worker would wait on the child again;
+            // a burst the CLI wrote at once leaves in one write.
+            if !turn.run.output_pending() {
+                client_gone = sse.flush().is_err();
+                if client_gone {
+                    break;
+                }
+            }
+            match turn.run.step() {
+                Progress::Chunks(chunks) => client_gone = !send_deferred(sse, &chunks),
+                Progress::Ended => break,
+            }
+        }
+        if client_gone {
+            turn.run.client_gone();
+            let _ = turn.run.finish();
+            return None;
+        }
+        // The ending is held: it leaves with `[DONE]` in one write.
+        match turn.run.finish() {
+            Ok(finished) => {
+                send_deferred(sse, &finished.final_chunks);
+            }
+            Err(error) => {
+                for chunk in turn.run.adapter.release_held() {
+                    let _ = sse.data_deferred(&chunk);
+                }
+                let _ = sse.data_deferred(&turn.meta.finish_chunk());
+                let _ = sse.error(&error.message());
+                // The client already holds the session id and the CLI has
+                // the session on disk (it started answering): keep it.
+            }
+        }
+        None
+    }
+}
+
+/// Queues chunks for the next write; false once the client is gone.
+fn send_deferred(sse: &mut SseWriter, chunks: &[Vec<u8>]) -> bool {
+    chunks.iter().all(|c| sse.data_deferred(c).is_ok())
+}
