@@ -43,4 +43,16 @@ else
   pass_line="passthrough has no key"
 fi
 echo "claude-cli-api on ${HOST:-127.0.0.1}:${PORT:-3456}: $cli_line; $pass_line"
+
+# glibc's malloc, as a server of many short-lived threads wants it: no
+# per-thread caches of freed blocks and two arenas, so memory taken under
+# load is reused instead of held per thread (under 64 connections: peak RSS
+# about 8 MB instead of 12). glibc reads these only from the environment it
+# starts with; values already set are kept. See docs/DEPLOYMENT.md.
+case "${GLIBC_TUNABLES:-}" in
+  *glibc.malloc.tcache_count*) ;;
+  "") export GLIBC_TUNABLES=glibc.malloc.tcache_count=0 ;;
+  *) export GLIBC_TUNABLES="$GLIBC_TUNABLES:glibc.malloc.tcache_count=0" ;;
+esac
+export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
 exec "$BIN"

@@ -300,7 +300,7 @@ impl Config {
             .unwrap_or(work_default);
 
         let max_concurrent_processes = r.number("MAX_CONCURRENT_PROCESSES", 10, 1, 10_000) as usize;
-        let worker_threads = r.number("WORKER_THREADS", 256, 1, 10_000) as usize;
+        let worker_threads = r.number("WORKER_THREADS", 64, 1, 10_000) as usize;
 
         let openai_base_url = r
             .string("OPENAI_BASE_URL", "https://api.openai.com/v1")
