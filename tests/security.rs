@@ -291,3 +291,48 @@ fn a_busy_key_is_refused_until_its_request_ends() {
     assert_eq!(limiter.in_flight(&Secret::new(KEY)), 0);
     assert!(reached_backend(&chat_as(s.addr, &bearer(KEY))));
 }
+
+/// A refusal's `X-RateLimit-*` headers describe the limit that refused it;
+/// answers it let through describe the per-IP window.
+#[test]
+fn each_refusal_carries_its_own_limits_headers() {
+    let s = server(&[
+        ("API_KEY", KEY),
+        ("RATE_LIMIT_PER_IP", "50"),
+        ("RATE_LIMIT_PER_SESSION", "2"),
+        ("MAX_CONCURRENT_PER_KEY", "1"),
+        ("CLAUDE_PATH", "/nonexistent/claude"),
+    ]);
+    let session = [
+        ("Authorization", bearer(KEY)),
+        (
+            "X-Claude-Session-ID",
+            "3f2a7c1e-5b4d-4e8a-9c3b-2d1e0f9a8b7c".to_string(),
+        ),
+    ];
+    let session: Vec<(&str, &str)> = session.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for _ in 0..2 {
+        let r = chat(s.addr, &session, BODY);
+        assert_ne!(r.status, 429, "{}", r.text());
+        assert_eq!(num(&r, "X-RateLimit-Limit"), 50);
+    }
+    let refused = chat(s.addr, &session, BODY);
+    assert_error(&refused, 429, "rate_limit_error", "rate_limit_exceeded");
+    assert_eq!(num(&refused, "X-RateLimit-Limit"), 2);
+    assert_eq!(num(&refused, "X-RateLimit-Remaining"), 0);
+    let retry = num(&refused, "Retry-After");
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert!(num(&refused, "X-RateLimit-Reset") >= unix_now() + retry - 1);
+
+    let held = HeldRequest::open(s.addr, KEY);
+    let limiter = &s.app().limiter;
+    assert!(wait_until(Duration::from_secs(5), || limiter
+        .in_flight(&Secret::new(KEY))
+        == 1));
+    let refused = chat_as(s.addr, &bearer(KEY));
+    assert_error(&refused, 429, "rate_limit_error", "rate_limit_exceeded");
+    assert_eq!(num(&refused, "X-RateLimit-Limit"), 1);
+    assert_eq!(num(&refused, "X-RateLimit-Remaining"), 0);
+    assert_eq!(num(&refused, "Retry-After"), 1);
+    assert_eq!(held.finish(), 503);
+}
