@@ -12,6 +12,7 @@ pub mod auth;
 pub mod backend;
 pub mod claude;
 pub mod config;
+pub mod dirs;
 pub mod error;
 pub mod http;
 pub mod logging;
@@ -44,6 +45,8 @@ pub struct ServerHandle {
 
 #[derive(Debug)]
 pub enum StartError {
+    /// Directories the server cannot use, one line each.
+    Directories(Vec<String>),
     Bind(String, std::io::Error),
     Setup(String),
 }
@@ -51,6 +54,7 @@ pub enum StartError {
 impl std::fmt::Display for StartError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            StartError::Directories(lines) => write!(f, "{}", lines.join("; ")),
             StartError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
             StartError::Setup(e) => write!(f, "{e}"),
         }
@@ -60,6 +64,10 @@ impl std::fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 pub fn start(config: Config) -> Result<ServerHandle, StartError> {
+    let unusable = dirs::check(&config);
+    if !unusable.is_empty() {
+        return Err(StartError::Directories(unusable));
+    }
     let bind = if config.host.contains(':') && !config.host.starts_with('[') {
         format!("[{}]:{}", config.host, config.port)
     } else {

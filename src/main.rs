@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use claude_cli_api::{logging, start, Config};
+use claude_cli_api::{logging, start, Config, StartError};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -35,6 +35,12 @@ fn main() -> ExitCode {
     let grace = config.shutdown_timeout;
     let server = match start(config) {
         Ok(server) => server,
+        Err(StartError::Directories(lines)) => {
+            for line in lines {
+                eprintln!("claude-cli-api: unusable directory: {line}");
+            }
+            return ExitCode::from(2);
+        }
         Err(e) => {
             eprintln!("claude-cli-api: {e}");
             return ExitCode::from(1);

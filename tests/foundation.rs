@@ -105,6 +105,66 @@ fn bad_settings_stop_the_binary_with_one_line_naming_the_variable() {
     }
 }
 
+/// The exit status and the non-empty stderr lines of a start that must
+/// fail at once.
+fn refused_start(vars: &[(&str, &str)]) -> (Option<i32>, Vec<String>) {
+    let mut cmd = binary();
+    cmd.env("PORT", free_port().to_string());
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let Some(status) = child.wait_timeout(Duration::from_secs(10)).unwrap() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{vars:?}: the server started instead of refusing");
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let lines = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    (status.code(), lines)
+}
+
+#[test]
+fn unusable_directories_stop_the_start_with_a_line_naming_them() {
+    let base = support::temp_dir("bad-dirs");
+    let file = base.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let file = file.display().to_string();
+    let below_file = format!("{file}/state");
+    let good = base.join("good").display().to_string();
+    let good_work = base.join("good-work").display().to_string();
+    let cases: &[(&str, &str, &str)] = &[
+        ("STATE_DIR", &file, "is not a directory"),
+        ("STATE_DIR", &below_file, "cannot be created"),
+        ("CLAUDE_WORK_DIR", &file, "is not a directory"),
+        // Not writable even for root.
+        ("CLAUDE_WORK_DIR", "/proc/self", "cannot be written"),
+    ];
+    for (var, value, why) in cases {
+        let mut vars = vec![
+            ("STATE_DIR", good.as_str()),
+            ("CLAUDE_WORK_DIR", &good_work),
+        ];
+        vars.retain(|(k, _)| k != var);
+        vars.push((var, value));
+        let (code, lines) = refused_start(&vars);
+        assert_eq!(code, Some(2), "{var}={value}: {lines:?}");
+        assert_eq!(lines.len(), 1, "{var}={value}: {lines:?}");
+        assert!(lines[0].contains(&format!("{var}={value}")), "{}", lines[0]);
+        assert!(lines[0].contains(why), "{}", lines[0]);
+    }
+}
+
 #[test]
 fn api_key_and_api_keys_are_merged() {
     let a = "sk-cca-aaaaaaaaaaaaaaaa";
