@@ -69,34 +69,10 @@ fn bad_settings_stop_the_binary_with_one_line_naming_the_variable() {
     ];
     for (var, value, accepted) in cases {
         let state = support::temp_dir("bad-config");
-        let mut cmd = binary();
-        // A binary that wrongly accepted the value must not take a fixed port.
-        if *var != "PORT" {
-            cmd.env("PORT", free_port().to_string());
-        }
-        let mut child = cmd
-            .env("STATE_DIR", &state)
-            .env(var, value)
-            .spawn()
-            .unwrap();
-        let status = match child.wait_timeout(Duration::from_secs(10)).unwrap() {
-            Some(status) => status,
-            None => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{var}={value}: the server started instead of refusing");
-            }
-        };
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
-        assert_eq!(status.code(), Some(2), "{var}={value}: {stderr}");
-        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "{var}={value}: {stderr}");
+        let state = state.display().to_string();
+        let (code, lines) = refused_start(&[("STATE_DIR", &state), (var, value)]);
+        assert_eq!(code, Some(2), "{var}={value}: {lines:?}");
+        assert_eq!(lines.len(), 1, "{var}={value}: {lines:?}");
         assert!(lines[0].contains(var), "{var}={value}: {}", lines[0]);
         assert!(lines[0].contains(accepted), "{var}={value}: {}", lines[0]);
         if *var == "API_KEY" {
@@ -109,6 +85,7 @@ fn bad_settings_stop_the_binary_with_one_line_naming_the_variable() {
 /// fail at once.
 fn refused_start(vars: &[(&str, &str)]) -> (Option<i32>, Vec<String>) {
     let mut cmd = binary();
+    // A binary that wrongly accepted a value must not take a fixed port.
     cmd.env("PORT", free_port().to_string());
     for (k, v) in vars {
         cmd.env(k, v);
