@@ -397,5 +397,5 @@ fn usage_json(usage: &Usage) -> Value {
 }
 
 #[cfg(test)]
-#[path = "adapter_tests.rs"]
+#[path = "adapter_tests/mod.rs"]
 mod tests;

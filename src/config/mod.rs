@@ -5,49 +5,24 @@
 //! reported with the variable's name, so a misconfigured server stops before
 //! it binds its port. The environment the `claude` child gets is decided
 //! here too (an allowlist), so secrets of the server never reach it.
+//!
+//! This file holds [`Config`] and the one pass over the variables that
+//! builds it; `read` turns single values into types, `secret` keeps keys
+//! out of logs.
+
+mod read;
+mod secret;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A value that must never show up in logs or `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    /// `sk-cca-****7f3a`: enough to tell keys apart in a log, not to use one.
-    pub fn masked(&self) -> String {
-        mask_key(&self.0)
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secret({})", self.masked())
-    }
-}
-
-/// Masks a key for logs: a known prefix and the last four characters.
-pub fn mask_key(key: &str) -> String {
-    let prefix = ["sk-cca-", "sk-ant-", "sk-proj-", "sk-"]
-        .iter()
-        .find(|p| key.starts_with(*p))
-        .copied()
-        .unwrap_or("");
-    let chars: Vec<char> = key.chars().collect();
-    if chars.len() < prefix.len() + 8 {
-        return format!("{prefix}****");
-    }
-    let tail: String = chars[chars.len() - 4..].iter().collect();
-    format!("{prefix}****{tail}")
-}
+pub use read::ConfigError;
+use read::Reader;
+pub use secret::{mask_key, Secret};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -116,19 +91,6 @@ pub struct Config {
     pub rate_limit_window: Duration,
 }
 
-/// One problem with one variable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub var: &'static str,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.var, self.message)
-    }
-}
-
 /// Names the `claude` child may inherit besides those listed in
 /// `CLAUDE_ENV_PASSTHROUGH`.
 const CHILD_ENV_ALLOWLIST: &[&str] = &[
@@ -145,75 +107,6 @@ const CHILD_ENV_ALLOWLIST: &[&str] = &[
 /// Never handed to the child, whatever `CLAUDE_ENV_PASSTHROUGH` says.
 fn child_env_forbidden(name: &str) -> bool {
     name.starts_with("OPENAI_") || name == "API_KEY" || name == "API_KEYS" || name == "CLAUDECODE"
-}
-
-struct Reader<'a> {
-    vars: &'a HashMap<String, String>,
-    errors: Vec<ConfigError>,
-}
-
-impl Reader<'_> {
-    fn raw(&self, var: &str) -> Option<&str> {
-        self.vars
-            .get(var)
-            .map(|v| v.trim())
-            .filter(|v| !v.is_empty())
-    }
-
-    fn fail(&mut self, var: &'static str, message: String) {
-        self.errors.push(ConfigError { var, message });
-    }
-
-    fn string(&self, var: &str, default: &str) -> String {
-        self.raw(var).unwrap_or(default).to_string()
-    }
-
-    fn bool(&mut self, var: &'static str, default: bool) -> bool {
-        match self.raw(var).map(|v| v.to_ascii_lowercase()) {
-            None => default,
-            Some(v) => match v.as_str() {
-                "true" | "1" | "yes" | "on" => true,
-                "false" | "0" | "no" | "off" => false,
-                _ => {
-                    self.fail(
-                        var,
-                        format!("expected true/false (or 1/0, yes/no), got {v:?}"),
-                    );
-                    default
-                }
-            },
-        }
-    }
-
-    fn number(&mut self, var: &'static str, default: u64, min: u64, max: u64) -> u64 {
-        let Some(raw) = self.raw(var) else {
-            return default;
-        };
-        match raw.parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => n,
-            _ => {
-                let raw = raw.to_string();
-                self.fail(var, format!("expected an integer {min}-{max}, got {raw:?}"));
-                default
-            }
-        }
-    }
-
-    fn millis(&mut self, var: &'static str, default: u64, min: u64) -> Duration {
-        Duration::from_millis(self.number(var, default, min, 7 * 24 * 3600 * 1000))
-    }
-
-    fn list(&self, var: &str) -> Vec<String> {
-        self.raw(var)
-            .map(|v| {
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
 }
 
 impl Config {
@@ -406,116 +299,5 @@ impl Config {
             }
             Err(errors) => panic!("test defaults must parse: {errors:?}"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(pairs: &[(&str, &str)]) -> Result<Config, Vec<ConfigError>> {
-        Config::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
-    }
-
-    #[test]
-    fn defaults() {
-        let c = parse(&[]).unwrap();
-        assert_eq!(c.port, 3456);
-        assert_eq!(c.host, "127.0.0.1");
-        assert_eq!(c.max_concurrent_processes, 10);
-        assert_eq!(c.request_timeout, Duration::from_secs(300));
-        assert_eq!(c.openai_base_url, "https://api.openai.com/v1");
-        assert!(c.openai_passthrough_enabled && c.allow_client_openai_key);
-        assert_eq!(c.rate_limit_per_ip, 60);
-        assert_eq!(c.rate_limit_per_session, 10);
-        assert_eq!(c.max_concurrent_per_key, 5);
-        assert_eq!(c.rate_limit_window, Duration::from_secs(60));
-        assert_eq!(c.max_session_age, Duration::from_secs(86_400));
-        assert_eq!(c.session_cleanup_interval, Duration::from_secs(60));
-        assert_eq!(c.default_model, "sonnet");
-        assert!(!c.claude_skip_permissions);
-    }
-
-    #[test]
-    fn bad_values_name_their_variable() {
-        for (var, value) in [
-            ("PORT", "0"),
-            ("PORT", "70000"),
-            ("PORT", "abc"),
-            ("LOG_LEVEL", "loud"),
-            ("MAX_CONCURRENT_PROCESSES", "0"),
-            ("OPENAI_PASSTHROUGH_ENABLED", "maybe"),
-            ("LOG_FORMAT", "xml"),
-            ("OPENAI_BASE_URL", "ftp://x"),
-        ] {
-            let errors = parse(&[(var, value)]).unwrap_err();
-            assert_eq!(errors.len(), 1, "{var}={value}");
-            assert_eq!(errors[0].var, var);
-            assert!(errors[0].to_string().starts_with(var));
-        }
-    }
-
-    #[test]
-    fn all_errors_are_collected() {
-        let errors = parse(&[("PORT", "x"), ("LOG_LEVEL", "y")]).unwrap_err();
-        assert_eq!(errors.len(), 2);
-    }
-
-    #[test]
-    fn keys_merge_dedupe_and_need_prefix() {
-        let c = parse(&[
-            ("API_KEY", "sk-cca-aaaaaaaaaaaa"),
-            ("API_KEYS", "sk-cca-bbbbbbbbbbbb, sk-cca-aaaaaaaaaaaa"),
-        ])
-        .unwrap();
-        assert_eq!(c.api_keys.len(), 2);
-        let errors = parse(&[("API_KEYS", "plainkey1234567890")]).unwrap_err();
-        assert!(errors[0].message.contains("sk-cca-"));
-        assert!(!errors[0].message.contains("plainkey1234567890"));
-    }
-
-    #[test]
-    fn debug_hides_secrets() {
-        let c = parse(&[
-            ("API_KEY", "sk-cca-secretsecret1234"),
-            ("OPENAI_API_KEY", "sk-proj-openaisecret9999"),
-            ("ANTHROPIC_API_KEY", "sk-ant-anthropicsecret77"),
-        ])
-        .unwrap();
-        let dbg = format!("{c:?}");
-        assert!(!dbg.contains("secretsecret"));
-        assert!(!dbg.contains("openaisecret"));
-        assert!(!dbg.contains("anthropicsecret"));
-        assert!(dbg.contains("sk-cca-****1234"));
-    }
-
-    #[test]
-    fn child_env_is_an_allowlist() {
-        let c = parse(&[
-            ("PATH", "/bin"),
-            ("OPENAI_API_KEY", "sk-x"),
-            ("ANTHROPIC_API_KEY", "sk-ant-1"),
-            ("CLAUDECODE", "1"),
-            ("AWS_REGION", "eu"),
-            ("SECRET_THING", "x"),
-            (
-                "CLAUDE_ENV_PASSTHROUGH",
-                "AWS_REGION,OPENAI_API_KEY,CLAUDECODE",
-            ),
-        ])
-        .unwrap();
-        let names: Vec<&str> = c.child_env.0.iter().map(|(k, _)| k.as_str()).collect();
-        assert!(names.contains(&"ANTHROPIC_API_KEY"));
-        assert!(names.contains(&"AWS_REGION"));
-        assert!(names.contains(&"TERM"));
-        assert!(!names.contains(&"OPENAI_API_KEY"));
-        assert!(!names.contains(&"CLAUDECODE"));
-        assert!(!names.contains(&"SECRET_THING"));
-    }
-
-    #[test]
-    fn masks_keys() {
-        assert_eq!(mask_key("sk-cca-0123456789abcdef7f3a"), "sk-cca-****7f3a");
-        assert_eq!(mask_key("short"), "****");
     }
 }
