@@ -43,6 +43,7 @@ const ALL_DOCS: &[&str] = &[
     "docs/COMPATIBILITY.md",
     "docs/DEPLOYMENT.md",
     "docs/ARCHITECTURE.md",
+    "docs/ROADMAP.md",
 ];
 
 /// One document's run: the fake upstream, the servers it asked for so far,

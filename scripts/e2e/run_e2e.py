@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """End-to-end suite: the real server binary, the real `claude` CLI (no
-wrapper), the official OpenAI SDKs (Python here, Node for one test), and
-two local fakes for the upstreams (fake_anthropic.py behind the CLI,
+wrapper), the official OpenAI SDKs (Python here, Node for one test),
+LangChain's `ChatOpenAI` (two tests), and two local fakes for the upstreams (fake_anthropic.py behind the CLI,
 fake_openai.py behind the passthrough).
 
     SERVER_BIN=target/x86_64-unknown-linux-gnu/release/claude-cli-api \\
@@ -36,6 +36,11 @@ try:
     import openai  # the official SDK, from the e2e venv
 except ImportError:
     sys.exit("the openai package is missing: run scripts/e2e/setup.sh and use "
+             ".cache/e2e/venv/bin/python")
+try:
+    from langchain_openai import ChatOpenAI
+except ImportError:
+    sys.exit("the langchain-openai package is missing: run scripts/e2e/setup.sh and use "
              ".cache/e2e/venv/bin/python")
 
 API_KEY = "sk-cca-e2e-0123456789abcdef"  # the server's own client key
@@ -487,6 +492,52 @@ def test_sigterm_during_stream(ctx):
         srv.stop()
 
 
+def test_env_drop_in(ctx):
+    # An unchanged program: the SDK takes its base URL and key from the
+    # environment, and the key is the server's client key.
+    code = ("from openai import OpenAI\n"
+            "c = OpenAI(max_retries=0).chat.completions.create(model='gpt-4o-mini', "
+            "messages=[{'role': 'user', 'content': 'hi'}])\n"
+            "print(c.choices[0].message.content)\n")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": ctx.tmp,
+           "OPENAI_BASE_URL": ctx.main.url("/v1"), "OPENAI_API_KEY": API_KEY}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=60)
+    check(out.returncode == 0, f"python exited {out.returncode}: {out.stderr[-800:]}")
+    check(out.stdout.strip() == "passthrough model=gpt-4o-mini messages=1 auth=bearer",
+          out.stdout)
+    rec = ctx.openai.chat_records()[-1]
+    check(rec["key_ok"], "the upstream did not get the server's OpenAI key")
+
+
+def langchain_chat(ctx, **kw):
+    return ChatOpenAI(base_url=ctx.main.url("/v1"), api_key=API_KEY, max_retries=0,
+                      timeout=60, **kw)
+
+
+def test_langchain_passthrough(ctx):
+    reply = langchain_chat(ctx, model="gpt-4o-mini").invoke("hi")
+    check(reply.content == "passthrough model=gpt-4o-mini messages=1 auth=bearer",
+          reply.content)
+
+
+def test_langchain_claude_session(ctx):
+    # include_response_headers puts the answer's headers in response_metadata;
+    # the session id goes back in extra_headers.
+    chat = langchain_chat(ctx, model="sonnet", default_headers=CLAUDE,
+                          include_response_headers=True)
+    first = chat.invoke("My name is Ada.")
+    headers = first.response_metadata["headers"]
+    sid = headers.get("x-claude-session-id")
+    check(is_uuid4(sid) and headers.get("x-claude-session-created") == "true", headers)
+    check("turns=1 " in first.content, first.content)
+    second = chat.invoke("What is my name?", extra_headers={"X-Claude-Session-ID": sid})
+    headers = second.response_metadata["headers"]
+    check(headers.get("x-claude-session-id") == sid, f"answered for {headers}")
+    check("x-claude-session-created" not in headers, headers)
+    check("turns=2 " in second.content, second.content)
+
+
 def test_node_sdk_stream(ctx):
     node = shutil.which("node")
     check(node, "node not on PATH")
@@ -518,6 +569,9 @@ TESTS = [
     test_oauth_token_only,
     test_restart_between_turns,
     test_sigterm_during_stream,
+    test_env_drop_in,
+    test_langchain_passthrough,
+    test_langchain_claude_session,
     test_node_sdk_stream,
 ]
 

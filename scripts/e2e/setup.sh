@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end suite needs into .cache/e2e/ (git-ignored),
 # once: the real Claude Code CLI and the Node `openai` package (npm), and a
-# Python venv with the `openai` package (pip). Pinned versions; a cache that
-# already holds them is reused as it is. Prints the CLI's path and version.
+# Python venv with the `openai` and `langchain-openai` packages (pip). Pinned
+# versions; a cache that already holds them is reused as it is. Prints the
+# CLI's path and version.
 set -euo pipefail
 
 CLAUDE_CODE_VERSION=2.1.331
 OPENAI_NPM_VERSION=6.49.0
 OPENAI_PY_VERSION=3.57.0
+LANGCHAIN_OPENAI_VERSION=1.7.4
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE="$ROOT/.cache/e2e"
@@ -35,12 +37,20 @@ if [ "$(npm_version @anthropic-ai/claude-code)" != "$CLAUDE_CODE_VERSION" ] \
       "@anthropic-ai/claude-code@$CLAUDE_CODE_VERSION" "openai@$OPENAI_NPM_VERSION")
 fi
 
-if ! "$VENV/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_PY_VERSION')" 2>/dev/null; then
-  echo "setup.sh: creating the venv with openai==$OPENAI_PY_VERSION (pip)" >&2
+# The version pip has installed of a package in the venv, or nothing.
+py_version() {
+  "$VENV/bin/python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$1" 2>/dev/null || true
+}
+
+if [ "$(py_version openai)" != "$OPENAI_PY_VERSION" ] \
+   || [ "$(py_version langchain-openai)" != "$LANGCHAIN_OPENAI_VERSION" ]; then
+  echo "setup.sh: creating the venv with openai==$OPENAI_PY_VERSION and" \
+       "langchain-openai==$LANGCHAIN_OPENAI_VERSION (pip)" >&2
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "openai==$OPENAI_PY_VERSION"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check \
+      "openai==$OPENAI_PY_VERSION" "langchain-openai==$LANGCHAIN_OPENAI_VERSION"
 fi
 
 echo "claude CLI: $(readlink -f "$CLI") ($("$CLI" --version))"
-echo "python: $VENV/bin/python (openai $("$VENV/bin/python" -c 'import openai; print(openai.__version__)'))"
+echo "python: $VENV/bin/python (openai $(py_version openai), langchain-openai $(py_version langchain-openai))"
 echo "node: $(command -v node) $(node --version) (openai $(npm_version openai))"
