@@ -31,6 +31,7 @@ lint: tools
 	cargo fmt --all -- --check
 	cargo clippy --locked --all-targets -- -D warnings
 	scripts/check-no-shell.sh
+	scripts/vendor-tiny-http.sh check
 
 ## check: lint and test (what CI runs)
 check: lint test

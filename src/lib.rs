@@ -74,8 +74,6 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
         format!("{}:{}", config.host, config.port)
     };
     let listener = TcpListener::bind(&bind).map_err(|e| StartError::Bind(bind.clone(), e))?;
-    set_send_timeout(&listener, config.body_timeout);
-    set_nodelay(&listener);
     deepen_backlog(&listener);
     let addr = listener
         .local_addr()
@@ -86,6 +84,12 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
         head: Some(app.config.headers_timeout),
         body_read: Some(app.config.body_timeout),
         max_head_bytes: MAX_HEAD_BYTES,
+        // A client that stops reading cannot hold a worker in a blocked
+        // write for longer than this.
+        write: Some(app.config.body_timeout),
+        // Small event writes must not wait for the client's delayed ACK
+        // (Nagle's algorithm: about 40 ms each).
+        nodelay: true,
     };
     let server = tiny_http::Server::from_listener_with_timeouts(listener, None, timeouts)
         .map_err(|e| StartError::Setup(format!("cannot start accepting: {e}")))?;
@@ -97,43 +101,6 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
         app,
         workers: Some(workers),
     })
-}
-
-/// Accepted sockets inherit the listener's send timeout on Linux, so a
-/// client that stops reading cannot pin a worker in a blocked write.
-fn set_send_timeout(listener: &TcpListener, timeout: Duration) {
-    let tv = libc::timeval {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
-    };
-    if !set_option(listener, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &tv) {
-        log::warn!("could not set the socket send timeout");
-    }
-}
-
-/// Accepted sockets inherit TCP_NODELAY from the listener on Linux. Without
-/// it, Nagle's algorithm holds each small SSE write back until the client's
-/// delayed ACK (about 40 ms), which is exactly what streaming must not do.
-fn set_nodelay(listener: &TcpListener) {
-    let one: libc::c_int = 1;
-    if !set_option(listener, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one) {
-        log::warn!("could not set TCP_NODELAY on the listener");
-    }
-}
-
-fn set_option<T>(listener: &TcpListener, level: libc::c_int, name: libc::c_int, value: &T) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: a valid socket fd, and a pointer to a live value of the size
-    // passed; the option names used here take exactly these types.
-    unsafe {
-        libc::setsockopt(
-            listener.as_raw_fd(),
-            level,
-            name,
-            value as *const T as *const libc::c_void,
-            std::mem::size_of::<T>() as libc::socklen_t,
-        ) == 0
-    }
 }
 
 /// Connections the kernel may hold completed for the accept thread.

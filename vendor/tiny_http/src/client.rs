@@ -2,15 +2,15 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{self, BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::{HTTPVersion, Method};
-use crate::util::{ReadPolicy, RefinedTcpStream};
+use crate::util::{ReadPolicy, RefinedTcpStream, Unread, UnreadBody};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
@@ -37,29 +37,76 @@ pub struct ClientConnection {
     // true if the connection goes through SSL
     secure: bool,
 
-    // claude-cli-api patch: read limits per phase of a request, and the
-    // first byte of a request, read while waiting for it.
+    // claude-cli-api patch: the limits, the policy that applies them to the
+    // read half of the socket, the first byte of the next request (read
+    // while waiting for it) and the size of the head read so far
     timeouts: ConnectionTimeouts,
-    policy: Option<Arc<ReadPolicy>>,
+    policy: Arc<ReadPolicy>,
     first_byte: Option<u8>,
-    header_bytes: usize,
-    body_incomplete: Arc<std::sync::atomic::AtomicBool>,
+    head_bytes: usize,
+
+    // claude-cli-api patch: what the current request's body left unread
+    unread: Arc<UnreadBody>,
 }
 
-/// Read limits for each phase of a connection (claude-cli-api patch).
-/// `None` everywhere keeps tiny_http's own behaviour: block forever.
+// claude-cli-api patch: request body bytes nobody read.
+//
+// Dropping a `Request` or its body reader never reads from the socket (the
+// thread that drops it must not wait on the client); what is left is
+// recorded, and the connection's thread deals with it once the response is
+// written, before it reads the next request. Up to `DISCARD_MAX` bytes are
+// read and thrown away (each read limited like a body read, or to
+// `LINGER_SILENCE` when bodies have no limit), and the connection goes on.
+// A larger remainder, one of unknown size (a chunked body, or a body the
+// client was never told to send with `100 Continue`), or one that does not
+// arrive, ends the connection with a lingering close, as nginx does: the
+// write side is shut down after the response, so the client reads all of it
+// and then EOF, and what the client still sends is read and thrown away
+// until it has been silent for `LINGER_SILENCE`, for at most `LINGER_TOTAL`
+// and `LINGER_MAX_BYTES`; then the socket is closed. Closing at once with
+// bytes unread would make the kernel answer them with a reset, which can
+// destroy the response before the client has read it.
+
+/// Largest unread remainder read and thrown away to keep the connection.
+const DISCARD_MAX: u64 = 64 * 1024;
+/// A lingering close ends once the client has been silent this long...
+const LINGER_SILENCE: Duration = Duration::from_secs(2);
+/// ...or after this long...
+const LINGER_TOTAL: Duration = Duration::from_secs(10);
+/// ...or once this many bytes have been thrown away.
+const LINGER_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Limits for each connection (claude-cli-api patch), given to
+/// [`Server::from_listener_with_timeouts`](crate::Server::from_listener_with_timeouts).
+///
+/// The default (`None`, `0`, `false` everywhere) is tiny_http's own
+/// behaviour: reads and writes block for as long as it takes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConnectionTimeouts {
-    /// An idle keep-alive connection (no response being written, no new
-    /// request started) is closed, without an answer, after this long.
+    /// A keep-alive connection on which nothing is happening (the previous
+    /// response is written, no byte of a new request has arrived) is closed,
+    /// without an answer, after this long.
     pub idle: Option<Duration>,
-    /// A request head must arrive whole within this long of its first byte;
-    /// otherwise 408 and the connection is closed.
+    /// A request head (request line and headers) must have arrived whole
+    /// this long after its first byte; otherwise the client gets
+    /// `408 Request Timeout` and the connection is closed.
     pub head: Option<Duration>,
-    /// Each read of a request body may block this long.
+    /// Each read of a request body may block this long; a read that times
+    /// out fails with `ErrorKind::TimedOut`.
     pub body_read: Option<Duration>,
-    /// A request head larger than this closes the connection (0 = no cap).
+    /// A request head larger than this many bytes closes the connection
+    /// (0: no cap).
     pub max_head_bytes: usize,
+    /// Each write to the connection may block this long (the socket's
+    /// `SO_SNDTIMEO`, set with `TcpStream::set_write_timeout` on every
+    /// accepted connection), so a client that stops reading cannot hold a
+    /// writer forever. A write that times out fails with
+    /// `ErrorKind::WouldBlock`.
+    pub write: Option<Duration>,
+    /// `TCP_NODELAY` on every accepted connection: small writes (server-sent
+    /// events) leave at once instead of waiting for Nagle's algorithm and
+    /// the client's delayed ACK.
+    pub nodelay: bool,
 }
 
 /// Error that can happen when reading a request.
@@ -83,13 +130,8 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
-        let limited = timeouts.idle.is_some()
-            || timeouts.head.is_some()
-            || timeouts.body_read.is_some();
-        let policy = limited.then(|| Arc::new(ReadPolicy::new()));
-        if let Some(policy) = &policy {
-            read_socket.set_read_policy(policy.clone());
-        }
+        let policy = Arc::new(ReadPolicy::new());
+        read_socket.set_read_policy(policy.clone());
 
         let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
         let first_header = source.next().unwrap();
@@ -104,28 +146,70 @@ impl ClientConnection {
             timeouts,
             policy,
             first_byte: None,
-            header_bytes: 0,
-            body_incomplete: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            head_bytes: 0,
+            unread: Arc::new(UnreadBody::default()),
         }
     }
 
-    /// Waits for the first byte of the next request. While a response is
-    /// still being written (a long stream), the wait goes on: the idle limit
-    /// only counts once the connection has nothing to do.
-    fn wait_for_request(&mut self) -> Result<(), ReadError> {
-        self.next_header_source.wait_turn();
-        // The previous body was left partly unread: the next bytes are not
-        // a request head, so the connection cannot go on.
-        if self.body_incomplete.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(ReadError::ReadIoError(IoError::new(
-                ErrorKind::ConnectionAborted,
-                "previous request body not consumed",
-            )));
+    /// Waits until the previous request is over (claude-cli-api patch): its
+    /// response written whole (the writer dropped; what it left in the
+    /// buffer is flushed here) and its body reader dropped, then deals with
+    /// what the body left unread. False when the connection cannot go on.
+    fn finish_previous(&mut self) -> bool {
+        if self.sink.wait_written().is_err() {
+            return false;
         }
-        let Some(policy) = self.policy.clone() else {
-            return Ok(());
-        };
-        policy.per_read(self.timeouts.idle);
+        self.next_header_source.wait_turn();
+        match self.unread.take() {
+            Unread::Nothing => true,
+            Unread::Bytes(left) if left <= DISCARD_MAX && self.discard(left) => true,
+            Unread::Bytes(_) | Unread::Unknown => {
+                self.linger();
+                false
+            }
+        }
+    }
+
+    /// Reads and throws away the `left` bytes of a body; false if they do
+    /// not all arrive.
+    fn discard(&mut self, left: u64) -> bool {
+        let limit = self.timeouts.body_read.unwrap_or(LINGER_SILENCE);
+        self.policy.per_read(Some(limit));
+        let mut rest = (&mut self.next_header_source).take(left);
+        matches!(io::copy(&mut rest, &mut io::sink()), Ok(read) if read == left)
+    }
+
+    /// A lingering close, all but the closing (see `LINGER_SILENCE`).
+    fn linger(&mut self) {
+        let shut = self.sink.with_writer(|writer| {
+            writer.flush()?;
+            writer.get_mut().shutdown_write()
+        });
+        if shut.is_err() {
+            return;
+        }
+        let start = Instant::now();
+        let mut thrown = 0u64;
+        let mut buf = [0u8; 16 * 1024];
+        while thrown < LINGER_MAX_BYTES {
+            let left = LINGER_TOTAL.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            self.policy.per_read(Some(left.min(LINGER_SILENCE)));
+            match self.next_header_source.read(&mut buf) {
+                Ok(0) => break,
+                Ok(read) => thrown += read as u64,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Waits for the first byte of the next request (claude-cli-api patch),
+    /// for at most the idle limit, then starts the head's deadline.
+    fn wait_for_request(&mut self) -> Result<(), ReadError> {
+        self.policy.per_read(self.timeouts.idle);
         let mut byte = [0u8; 1];
         loop {
             match self.next_header_source.read(&mut byte) {
@@ -136,22 +220,16 @@ impl ClientConnection {
                     )))
                 }
                 Ok(_) => break,
-                Err(e) if e.kind() == ErrorKind::TimedOut => {
-                    if self.sink.outstanding() > 0 {
-                        continue;
-                    }
-                    return Err(ReadError::Idle);
-                }
+                Err(e) if e.kind() == ErrorKind::TimedOut => return Err(ReadError::Idle),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(ReadError::ReadIoError(e)),
             }
         }
         self.first_byte = Some(byte[0]);
-        self.header_bytes = 0;
-        if let Some(head) = self.timeouts.head {
-            policy.deadline_in(head);
-        } else {
-            policy.per_read(None);
+        self.head_bytes = 0;
+        match self.timeouts.head {
+            Some(head) => self.policy.deadline_in(head),
+            None => self.policy.per_read(None),
         }
         Ok(())
     }
@@ -174,9 +252,13 @@ impl ClientConnection {
                 Some(b) => Some(Ok(b)),
                 None => self.next_header_source.by_ref().bytes().next(),
             };
-            self.header_bytes += 1;
-            if self.timeouts.max_head_bytes > 0 && self.header_bytes > self.timeouts.max_head_bytes {
-                return Err(IoError::new(ErrorKind::InvalidData, "request head too large"));
+            self.head_bytes += 1;
+            let max = self.timeouts.max_head_bytes;
+            if max > 0 && self.head_bytes > max {
+                return Err(IoError::new(
+                    ErrorKind::InvalidData,
+                    "request head too large",
+                ));
             }
 
             let byte = match byte {
@@ -232,9 +314,8 @@ impl ClientConnection {
             (method, path, version, headers)
         };
 
-        if let Some(policy) = &self.policy {
-            policy.per_read(self.timeouts.body_read);
-        }
+        // claude-cli-api patch: the body, read from here on, has its own limit
+        self.policy.per_read(self.timeouts.body_read);
 
         // building the writer for the request
         let writer = self.sink.next().unwrap();
@@ -253,7 +334,7 @@ impl ClientConnection {
             *self.remote_addr.as_ref().unwrap(),
             data_source,
             writer,
-            Some(self.body_incomplete.clone()),
+            Some(self.unread.clone()),
         )
         .map_err(|e| {
             use crate::request;
@@ -278,13 +359,22 @@ impl Iterator for ClientConnection {
     fn next(&mut self) -> Option<Request> {
         use crate::{Response, StatusCode};
 
-        // the client sent a "connection: close" header in this previous request
-        //  or is using HTTP 1.0, meaning that no new request will come
-        if self.no_more_requests {
-            return None;
-        }
-
         loop {
+            // claude-cli-api patch: one request at a time. The next request
+            // is read only once the previous one is over, so whoever answers
+            // a request never waits behind another response on the same
+            // connection (pipelined requests queue in the socket instead),
+            // and the idle limit starts when the connection is idle.
+            if !self.finish_previous() {
+                return None;
+            }
+
+            // the client sent a "connection: close" header in this previous request
+            //  or is using HTTP 1.0, meaning that no new request will come
+            if self.no_more_requests {
+                return None;
+            }
+
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
                     let writer = self.sink.next().unwrap();

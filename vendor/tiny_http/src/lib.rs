@@ -87,7 +87,6 @@
 //! # let response = tiny_http::Response::from_file(File::open(&Path::new("image.png")).unwrap());
 //! let _ = request.respond(response);
 //! ```
-#![allow(dead_code, unused_imports)]
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
@@ -100,7 +99,7 @@ use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
 use std::io::Result as IoResult;
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -127,9 +126,6 @@ mod ssl;
 mod test;
 mod util;
 
-/// claude-cli-api patch: see `InlineHandling::spawn_thread`.
-pub use util::Spawner;
-
 /// The main class of this library.
 ///
 /// Destroying this object will immediately close the listening socket and the reading
@@ -145,27 +141,6 @@ pub struct Server {
 
     // result of TcpListener::local_addr()
     listening_addr: ListenAddr,
-
-    // claude-cli-api patch: threads serving connections
-    connection_threads: Arc<AtomicUsize>,
-}
-
-/// claude-cli-api patch: requests answered on their connection's own
-/// thread, one at a time, instead of being handed out by `recv`. A
-/// connection then costs one thread, and a request no hand-over.
-#[derive(Clone)]
-pub struct InlineHandling {
-    /// Answers one request; the connection reads its next request after
-    /// this returns.
-    pub handler: Arc<dyn Fn(Request) + Send + Sync>,
-    /// Stack size of the connection threads.
-    pub stack_size: usize,
-    /// Starts a connection thread (name, stack size, work); std's threads
-    /// when `None`.
-    pub spawn_thread: Option<Spawner>,
-    /// Run when idle connection threads have left and the pool is back to
-    /// its resting size.
-    pub on_idle: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 enum Message {
@@ -187,6 +162,7 @@ impl From<Request> for Message {
 
 // this trait is to make sure that Server implements Share and Send
 #[doc(hidden)]
+#[allow(dead_code)]
 trait MustBeShareDummy: Sync + Send {}
 #[doc(hidden)]
 impl MustBeShareDummy for Server {}
@@ -272,39 +248,14 @@ impl Server {
         Self::from_listener_with_timeouts(listener, ssl_config, ConnectionTimeouts::default())
     }
 
-    /// Like [`Server::from_listener`], with read limits for every connection
-    /// (claude-cli-api patch).
+    /// Like [`Server::from_listener`], with limits for every connection
+    /// (claude-cli-api patch): see [`ConnectionTimeouts`].
     pub fn from_listener_with_timeouts<L: Into<Listener>>(
         listener: L,
         ssl_config: Option<SslConfig>,
         timeouts: ConnectionTimeouts,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Server::build(listener.into(), ssl_config, timeouts, None)
-    }
-
-    /// claude-cli-api patch: like `from_listener_with_timeouts`, but every
-    /// request is answered by `inline.handler` on its connection's thread;
-    /// `recv` then only ever reports accept errors.
-    pub fn from_listener_inline<L: Into<Listener>>(
-        listener: L,
-        timeouts: ConnectionTimeouts,
-        inline: InlineHandling,
-    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Server::build(listener.into(), None, timeouts, Some(inline))
-    }
-
-    /// claude-cli-api patch: threads currently serving connections (idle
-    /// ones waiting for a connection included).
-    pub fn connection_threads(&self) -> usize {
-        self.connection_threads.load(Relaxed)
-    }
-
-    fn build(
-        listener: Listener,
-        ssl_config: Option<SslConfig>,
-        timeouts: ConnectionTimeouts,
-        inline: Option<InlineHandling>,
-    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -346,22 +297,30 @@ impl Server {
 
         let inside_close_trigger = close_trigger.clone();
         let inside_messages = messages.clone();
-        let connection_threads = Arc::new(AtomicUsize::new(0));
-        let inside_threads = connection_threads.clone();
-        thread::Builder::new().name("http-accept".into()).spawn(move || {
+        // claude-cli-api patch: named, and an error if it cannot be started
+        let accept_thread = thread::Builder::new().name("http-accept".into());
+        accept_thread.spawn(move || {
             // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::with_options(
-                inline.as_ref().map(|i| i.stack_size),
-                inline.as_ref().and_then(|i| i.spawn_thread.clone()),
-                inline.as_ref().and_then(|i| i.on_idle.clone()),
-                inside_threads,
-            );
+            let tasks_pool = util::TaskPool::new();
 
             log::debug!("Running accept thread");
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
                         use util::RefinedTcpStream;
+                        // claude-cli-api patch: write limit and TCP_NODELAY
+                        // for every connection; one that cannot have them
+                        // is served anyway.
+                        if timeouts.write.is_some() {
+                            if let Err(e) = sock.set_write_timeout(timeouts.write) {
+                                log::warn!("could not set a connection's write timeout: {}", e);
+                            }
+                        }
+                        if timeouts.nodelay {
+                            if let Err(e) = sock.set_nodelay(true) {
+                                log::warn!("could not set TCP_NODELAY on a connection: {}", e);
+                            }
+                        }
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),
                             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
@@ -379,7 +338,11 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable, timeouts))
+                        Ok(ClientConnection::new(
+                            write_closable,
+                            read_closable,
+                            timeouts,
+                        ))
                     }
                     Err(e) => Err(e),
                 };
@@ -388,13 +351,8 @@ impl Server {
                     Ok(client) => {
                         let messages = inside_messages.clone();
                         let mut client = Some(client);
-                        let handler = inline.as_ref().map(|i| i.handler.clone());
                         tasks_pool.spawn(Box::new(move || {
-                            if let (Some(handler), true) = (&handler, client.is_some()) {
-                                for rq in client.take().into_iter().flatten() {
-                                    handler(rq);
-                                }
-                            } else if let Some(client) = client.take() {
+                            if let Some(client) = client.take() {
                                 // Synchronization is needed for HTTPS requests to avoid a deadlock
                                 if client.secure() {
                                     let (sender, receiver) = mpsc::channel();
@@ -413,15 +371,14 @@ impl Server {
 
                     Err(e) => {
                         // claude-cli-api patch: running out of descriptors
-                        // (EMFILE) or a connection reset before accept is
-                        // passing; the original stopped accepting for good.
+                        // (EMFILE) or a connection reset before it was
+                        // accepted (ECONNABORTED) passes. The original
+                        // queued the error for `recv` and stopped accepting
+                        // for good.
                         if inside_close_trigger.load(Relaxed) {
                             break;
                         }
                         log::error!("Error accepting new client: {}", e);
-                        if inline.is_none() {
-                            inside_messages.push(e.into());
-                        }
                         thread::sleep(Duration::from_millis(50));
                     }
                 }
@@ -434,7 +391,6 @@ impl Server {
             messages,
             close: close_trigger,
             listening_addr: local_addr,
-            connection_threads,
         })
     }
 

@@ -6,8 +6,9 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
-use crate::util::{EqualReader, FusedReader};
+use crate::util::{EqualReader, FusedReader, UnreadBody, UntilEnd};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
 
@@ -21,20 +22,11 @@ use chunked_transfer::Decoder;
 ///
 /// # Pipelining
 ///
-/// If a client sends multiple requests in a row (without waiting for the response), then you will
-/// get multiple `Request` objects simultaneously. This is called *requests pipelining*.
-/// Tiny-http automatically reorders the responses so that you don't need to worry about the order
-/// in which you call `respond` or `into_writer`.
-///
-/// This mechanic is disabled if:
-///
-///  - The body of a request is large enough (handling requires pipelining requires storing the
-///    body of the request in a buffer ; if the body is too big, tiny-http will avoid doing that)
-///  - A request sends a `Expect: 100-continue` header (which means that the client waits to
-///    know whether its body will be processed before sending it)
-///  - A request sends a `Connection: close` header or `Connection: upgrade` header (used for
-///    websockets), which indicates that this is the last request that will be received on this
-///    connection
+/// If a client sends multiple requests in a row (without waiting for the response), they are
+/// handed out one at a time (claude-cli-api patch): the next request on a connection is read
+/// only once the response to the previous one has been written whole (its writer dropped) and
+/// the `Request` is gone. Responses therefore leave in order, and answering a request never
+/// waits behind another response on the same connection.
 ///
 /// # Automatic cleanup
 ///
@@ -74,6 +66,10 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // claude-cli-api patch: where the body records what it left unread
+    // (None: no body, or not on a connection)
+    unread: Option<Arc<UnreadBody>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -125,6 +121,9 @@ impl From<IoError> for RequestCreationError {
 /// It is the responsibility of the `Request` to read only the data of the request and not further.
 ///
 /// The `Write` object will be used by the `Request` to write the response.
+///
+/// What the body leaves unread when dropped is recorded in `unread`
+/// (claude-cli-api patch).
 #[allow(clippy::too_many_arguments)]
 pub fn new_request<R, W>(
     secure: bool,
@@ -135,7 +134,7 @@ pub fn new_request<R, W>(
     remote_addr: Option<SocketAddr>,
     mut source_data: R,
     writer: W,
-    body_incomplete: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    unread: Option<Arc<UnreadBody>>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
@@ -184,6 +183,10 @@ where
         }
     };
 
+    // claude-cli-api patch: the body readers that may be left with bytes
+    // unread record them in `unread`
+    let mut tracked = false;
+
     // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
     // content-length headers
     let reader = if connection_upgrade {
@@ -213,16 +216,16 @@ where
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
-            let (mut data_reader, _) = EqualReader::new(source_data, content_length);
-            if let Some(flag) = body_incomplete {
-                data_reader.flag_incomplete(flag);
-            }
+            tracked = true;
+            let data_reader = EqualReader::new(source_data, content_length, unread.clone());
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        tracked = true;
+        let data_reader = UntilEnd::new(Decoder::new(source_data), unread.clone());
+        Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -242,6 +245,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        unread: if tracked { unread } else { None },
     })
 }
 
@@ -496,6 +500,14 @@ impl Drop for Request {
             let _ = self.respond_impl(response); // ignoring any potential error
             if let Some(sender) = self.notify_when_responded.take() {
                 sender.send(()).unwrap();
+            }
+        }
+        // claude-cli-api patch: a client that sent `Expect: 100-continue`
+        // and was never told to go on (the body was not asked for) may send
+        // its body or not: where its next request would start is unknown.
+        if self.must_send_continue {
+            if let Some(unread) = &self.unread {
+                unread.unknown();
             }
         }
     }

@@ -1,51 +1,35 @@
 use std::io::Read;
 use std::io::Result as IoResult;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::channel;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender};
+
+use super::UnreadBody;
 
 /// A `Reader` that reads exactly the number of bytes from a sub-reader.
 ///
 /// If the limit is reached, it returns EOF. If the limit is not reached
-/// when the destructor is called, the remaining bytes will be read and
-/// thrown away.
+/// when the destructor is called, what is left is recorded in `unread`
+/// (claude-cli-api patch: the original read the remaining bytes and threw
+/// them away there, which blocked the thread dropping the request for as
+/// long as the client took to send them).
 pub struct EqualReader<R>
 where
     R: Read,
 {
     reader: R,
     size: usize,
-    last_read_signal: Sender<IoResult<()>>,
-    incomplete: Option<Arc<AtomicBool>>,
+    unread: Option<Arc<UnreadBody>>,
 }
-
-/// At most this much of an unread body is drained on drop (claude-cli-api
-/// patch): the original allocated the whole declared length at once, so a
-/// request declaring a huge `Content-Length` could abort the process.
-const DRAIN_LIMIT: usize = 64 * 1024;
 
 impl<R> EqualReader<R>
 where
     R: Read,
 {
-    pub fn new(reader: R, size: usize) -> (EqualReader<R>, Receiver<IoResult<()>>) {
-        let (tx, rx) = channel();
-
-        let r = EqualReader {
+    pub fn new(reader: R, size: usize, unread: Option<Arc<UnreadBody>>) -> EqualReader<R> {
+        EqualReader {
             reader,
             size,
-            last_read_signal: tx,
-            incomplete: None,
-        };
-
-        (r, rx)
-    }
-
-    /// `flag` is set when the body could not be drained on drop, so the
-    /// connection knows its byte stream is out of step and must close.
-    pub fn flag_incomplete(&mut self, flag: Arc<AtomicBool>) {
-        self.incomplete = Some(flag);
+            unread,
+        }
     }
 }
 
@@ -79,38 +63,8 @@ where
     R: Read,
 {
     fn drop(&mut self) {
-        let mut remaining_to_read = self.size;
-        let mut budget = DRAIN_LIMIT;
-        let mut buf = [0u8; 8192];
-        let mut drained = true;
-
-        while remaining_to_read > 0 {
-            if budget == 0 {
-                drained = false;
-                break;
-            }
-            let want = remaining_to_read.min(buf.len()).min(budget);
-            match self.reader.read(&mut buf[..want]) {
-                Err(e) => {
-                    self.last_read_signal.send(Err(e)).ok();
-                    drained = false;
-                    break;
-                }
-                Ok(0) => {
-                    self.last_read_signal.send(Ok(())).ok();
-                    drained = false;
-                    break;
-                }
-                Ok(other) => {
-                    remaining_to_read -= other;
-                    budget -= other;
-                }
-            }
-        }
-        if !drained {
-            if let Some(flag) = &self.incomplete {
-                flag.store(true, Ordering::SeqCst);
-            }
+        if let Some(unread) = &self.unread {
+            unread.bytes(self.size as u64);
         }
     }
 }
@@ -118,7 +72,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::EqualReader;
+    use crate::util::{Unread, UnreadBody};
     use std::io::Read;
+    use std::sync::Arc;
 
     #[test]
     fn test_limit() {
@@ -127,7 +83,7 @@ mod tests {
         let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
 
         {
-            let (mut equal_reader, _) = EqualReader::new(org_reader.by_ref(), 5);
+            let mut equal_reader = EqualReader::new(org_reader.by_ref(), 5, None);
 
             let mut string = String::new();
             equal_reader.read_to_string(&mut string).unwrap();
@@ -144,17 +100,20 @@ mod tests {
         use std::io::Cursor;
 
         let mut org_reader = Cursor::new("hello world".to_string().into_bytes());
+        let unread = Arc::new(UnreadBody::default());
 
         {
-            let (mut equal_reader, _) = EqualReader::new(org_reader.by_ref(), 5);
+            let mut equal_reader = EqualReader::new(org_reader.by_ref(), 5, Some(unread.clone()));
 
             let mut vec = [0];
             equal_reader.read_exact(&mut vec).unwrap();
             assert_eq!(vec[0], b'h');
         }
 
+        // Dropping the reader read nothing more: the rest is recorded.
+        assert_eq!(unread.take(), Unread::Bytes(4));
         let mut string = String::new();
         org_reader.read_to_string(&mut string).unwrap();
-        assert_eq!(string, " world");
+        assert_eq!(string, "ello world");
     }
 }

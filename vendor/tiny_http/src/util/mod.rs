@@ -3,9 +3,10 @@ pub use self::equal_reader::EqualReader;
 pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
 pub use self::refined_tcp_stream::{ReadPolicy, RefinedTcpStream};
+pub use self::sequential::SequentialWriterBuilder;
 pub use self::sequential::{SequentialReader, SequentialReaderBuilder};
-pub use self::sequential::{SequentialWriter, SequentialWriterBuilder};
-pub use self::task_pool::{Spawner, TaskPool};
+pub use self::task_pool::TaskPool;
+pub use self::unread_body::{Unread, UnreadBody, UntilEnd};
 
 use std::str::FromStr;
 
@@ -16,6 +17,7 @@ mod messages_queue;
 pub(crate) mod refined_tcp_stream;
 mod sequential;
 mod task_pool;
+mod unread_body;
 
 /// Parses a the value of a header.
 /// Suitable for `Accept-*`, `TE`, etc.

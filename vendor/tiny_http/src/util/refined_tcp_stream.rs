@@ -133,13 +133,17 @@ impl ReadPolicy {
     /// Each read may block for `limit` (none: forever); no deadline.
     pub fn per_read(&self, limit: Option<Duration>) {
         self.deadline.store(0, Ordering::SeqCst);
-        self.per_read
-            .store(limit.map_or(0, |d| d.as_nanos().max(1) as u64), Ordering::SeqCst);
+        self.per_read.store(
+            limit.map_or(0, |d| d.as_nanos().max(1) as u64),
+            Ordering::SeqCst,
+        );
     }
 
     /// Every read from now on must finish by `now + within`.
     pub fn deadline_in(&self, within: Duration) {
-        let at = (Instant::now() + within).duration_since(self.base).as_nanos() as u64;
+        let at = (Instant::now() + within)
+            .duration_since(self.base)
+            .as_nanos() as u64;
         self.deadline.store(at.max(1), Ordering::SeqCst);
     }
 
@@ -187,6 +191,12 @@ impl RefinedTcpStream {
         };
 
         (read, write)
+    }
+
+    /// Shuts the socket's write side down (claude-cli-api patch): the
+    /// client gets EOF after what was written so far.
+    pub(crate) fn shutdown_write(&mut self) -> IoResult<()> {
+        self.stream.shutdown(Shutdown::Write)
     }
 
     /// Reads through this half follow `policy` from now on.

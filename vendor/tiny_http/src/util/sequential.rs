@@ -1,7 +1,6 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::channel;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -46,8 +45,6 @@ where
 {
     writer: Arc<Mutex<W>>,
     next_trigger: Option<Receiver<()>>,
-    /// Writers handed out and not dropped yet (claude-cli-api patch).
-    outstanding: Arc<AtomicUsize>,
 }
 
 pub struct SequentialWriter<W>
@@ -57,7 +54,6 @@ where
     trigger: Option<Receiver<()>>,
     writer: Arc<Mutex<W>>,
     on_finish: Sender<()>,
-    outstanding: Arc<AtomicUsize>,
 }
 
 impl<R: Read + Send> SequentialReaderBuilder<R> {
@@ -73,13 +69,29 @@ impl<W: Write + Send> SequentialWriterBuilder<W> {
         SequentialWriterBuilder {
             writer: Arc::new(Mutex::new(writer)),
             next_trigger: None,
-            outstanding: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    /// Responses still being written on this connection.
-    pub fn outstanding(&self) -> usize {
-        self.outstanding.load(Ordering::SeqCst)
+    /// Blocks until every writer handed out so far has been dropped, then
+    /// flushes what they left in the buffer (claude-cli-api patch).
+    pub fn wait_written(&mut self) -> IoResult<()> {
+        if let Some(trigger) = self.next_trigger.take() {
+            // Err: the writer is gone too (its sender dropped)
+            trigger.recv().ok();
+        }
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .flush()
+    }
+
+    /// Runs `f` on the writer the responses go through (claude-cli-api
+    /// patch).
+    pub fn with_writer<T>(&self, f: impl FnOnce(&mut W) -> T) -> T {
+        f(&mut self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 }
 
@@ -112,20 +124,17 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
         let mut next_next_trigger = Some(rx);
         ::std::mem::swap(&mut next_next_trigger, &mut self.next_trigger);
 
-        self.outstanding.fetch_add(1, Ordering::SeqCst);
         Some(SequentialWriter {
             trigger: next_next_trigger,
             writer: self.writer.clone(),
             on_finish: tx,
-            outstanding: self.outstanding.clone(),
         })
     }
 }
 
 impl<R: Read + Send> SequentialReader<R> {
     /// Blocks until the readers before this one are done, without reading
-    /// (claude-cli-api patch: read limits may only change once it is this
-    /// reader's turn, or they would cut into the previous request's body).
+    /// (claude-cli-api patch).
     pub fn wait_turn(&mut self) {
         if let SequentialReaderInner::Waiting(ref mut recv) = self.inner {
             let reader = recv.recv().unwrap();
@@ -193,7 +202,6 @@ where
     W: Write + Send,
 {
     fn drop(&mut self) {
-        self.outstanding.fetch_sub(1, Ordering::SeqCst);
         self.on_finish.send(()).ok();
     }
 }

@@ -1,5 +1,5 @@
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -19,36 +19,12 @@ struct Sharing {
     // condvar that will be notified whenever a task is added to `todo`
     condvar: Condvar,
 
-    // number of total worker threads running (shared with the server, which
-    // reports it)
-    active_tasks: Arc<AtomicUsize>,
+    // number of total worker threads running
+    active_tasks: AtomicUsize,
 
     // number of idle worker threads
     waiting_tasks: AtomicUsize,
-
-    // claude-cli-api patch: stack size of new threads (None: std's default)
-    stack_size: Option<usize>,
-
-    // claude-cli-api patch: starts a thread in place of std's (None: std)
-    spawner: Option<Spawner>,
-
-    // claude-cli-api patch: run by a resting thread once the pool has been
-    // back at its minimum for `SETTLE` (the threads that left have finished
-    // exiting and freed what they held by then)
-    on_shrunk: Option<Arc<dyn Fn() + Send + Sync>>,
-
-    // claude-cli-api patch: the pool has shrunk and `on_shrunk` is due
-    shrunk_pending: AtomicBool,
 }
-
-/// claude-cli-api patch: how long the pool rests at its minimum before
-/// `on_shrunk` runs.
-const SETTLE: Duration = Duration::from_secs(1);
-
-/// claude-cli-api patch: starts a named thread running the task, with the
-/// stack size given; an error when none could be started.
-pub type Spawner =
-    Arc<dyn Fn(&str, usize, Box<dyn FnOnce() + Send>) -> std::io::Result<()> + Send + Sync>;
 
 /// Minimum number of active threads.
 static MIN_THREADS: usize = 4;
@@ -72,28 +48,12 @@ impl<'a> Drop for Registration<'a> {
 
 impl TaskPool {
     pub fn new() -> TaskPool {
-        TaskPool::with_options(None, None, None, Arc::new(AtomicUsize::new(0)))
-    }
-
-    /// claude-cli-api patch: threads with `stack_size`, started by
-    /// `spawner` when given, `on_shrunk` run when the pool has shrunk back
-    /// to its minimum, and the live thread count kept in `active`.
-    pub fn with_options(
-        stack_size: Option<usize>,
-        spawner: Option<Spawner>,
-        on_shrunk: Option<Arc<dyn Fn() + Send + Sync>>,
-        active: Arc<AtomicUsize>,
-    ) -> TaskPool {
         let pool = TaskPool {
             sharing: Arc::new(Sharing {
                 todo: Mutex::new(VecDeque::new()),
                 condvar: Condvar::new(),
-                active_tasks: active,
+                active_tasks: AtomicUsize::new(0),
                 waiting_tasks: AtomicUsize::new(0),
-                stack_size,
-                spawner,
-                on_shrunk,
-                shrunk_pending: AtomicBool::new(false),
             }),
         };
 
@@ -109,9 +69,10 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        // claude-cli-api patch: each waiting thread takes one queued task,
-        // so with more queued tasks than waiting threads the surplus sat
-        // until some other connection ended (a burst of streams stalled).
+        // claude-cli-api patch: each waiting thread takes one queued task;
+        // the original started a thread only when none was waiting, so in a
+        // burst of connections the surplus waited for unrelated connections
+        // to end.
         if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
@@ -122,10 +83,12 @@ impl TaskPool {
 
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
-        let spawner = sharing.spawner.clone();
-        let stack_size = sharing.stack_size;
 
-        let work = move || {
+        // claude-cli-api patch: named (they showed up under the accept
+        // thread's name), and a thread that cannot be started drops its
+        // task, which closes that connection, where the original panicked
+        let builder = thread::Builder::new().name("http-conn".into());
+        let spawned = builder.spawn(move || {
             let sharing = sharing;
             let active_guard = Registration::new(&sharing.active_tasks);
 
@@ -147,23 +110,7 @@ impl TaskPool {
 
                         let received =
                             if sharing.active_tasks.load(Ordering::Acquire) <= MIN_THREADS {
-                                if sharing.shrunk_pending.load(Ordering::Acquire) {
-                                    let (new_lock, waitres) =
-                                        sharing.condvar.wait_timeout(todo, SETTLE).unwrap();
-                                    todo = new_lock;
-                                    if waitres.timed_out()
-                                        && todo.is_empty()
-                                        && sharing.shrunk_pending.swap(false, Ordering::AcqRel)
-                                    {
-                                        drop(todo);
-                                        if let Some(hook) = &sharing.on_shrunk {
-                                            hook();
-                                        }
-                                        todo = sharing.todo.lock().unwrap();
-                                    }
-                                } else {
-                                    todo = sharing.condvar.wait(todo).unwrap();
-                                }
+                                todo = sharing.condvar.wait(todo).unwrap();
                                 true
                             } else {
                                 let (new_lock, waitres) = sharing
@@ -176,22 +123,15 @@ impl TaskPool {
 
                         if !received && todo.is_empty() {
                             // claude-cli-api patch: leave only while above
-                            // the minimum (threads timing out together all
-                            // left before), and the one that brings the pool
-                            // back to it has a resting thread run the hook
-                            // once the others are gone.
+                            // the minimum; in the original, threads that
+                            // timed out together could all leave.
                             let left = sharing.active_tasks.fetch_update(
                                 Ordering::AcqRel,
                                 Ordering::Acquire,
                                 |n| (n > MIN_THREADS).then(|| n - 1),
                             );
-                            if let Ok(before) = left {
-                                if before - 1 == MIN_THREADS && sharing.on_shrunk.is_some() {
-                                    sharing.shrunk_pending.store(true, Ordering::Release);
-                                    // Resting threads wait without a timeout.
-                                    sharing.condvar.notify_all();
-                                }
-                                drop(todo);
+                            if left.is_ok() {
+                                // counted out already
                                 std::mem::forget(active_guard);
                                 return;
                             }
@@ -203,21 +143,8 @@ impl TaskPool {
 
                 task();
             }
-        };
-        // Named, or they would show up under the accept thread's name.
-        let spawned = match (spawner, stack_size) {
-            (Some(spawn), Some(size)) => spawn("http-conn", size, Box::new(work)),
-            (_, size) => {
-                let mut builder = thread::Builder::new().name("http-conn".into());
-                if let Some(size) = size {
-                    builder = builder.stack_size(size);
-                }
-                builder.spawn(work).map(|_| ())
-            }
-        };
+        });
         if let Err(e) = spawned {
-            // claude-cli-api patch: out of threads the task is dropped (its
-            // connection closes) instead of the accept thread panicking.
             log::error!("could not start a connection thread: {}", e);
         }
     }
