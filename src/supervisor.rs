@@ -141,7 +141,7 @@ impl Supervisor {
         );
         // Waking the thread costs two context switches per request; it is
         // only needed when this deadline comes before the one it sleeps to.
-        let sooner = state.sleeping_until.map_or(true, |t| deadline < t);
+        let sooner = state.sleeping_until.is_none_or(|t| deadline < t);
         drop(state);
         if sooner {
             self.wake.notify_one();
@@ -161,7 +161,7 @@ impl Supervisor {
             return;
         }
         entry.deadline = at;
-        let sooner = state.sleeping_until.map_or(true, |t| at < t);
+        let sooner = state.sleeping_until.is_none_or(|t| at < t);
         drop(state);
         if sooner {
             self.wake.notify_one();

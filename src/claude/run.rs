@@ -6,7 +6,7 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, ChildStdout};
+use std::fs::File;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use super::adapter::{failure_from_stderr, sanitize_message, Adapter, Outcome, St
 use super::output::{LineRead, LineReader, StderrHead, StderrReader};
 use super::prompt::Invocation;
 use super::redact::redact;
-use super::spawn::spawn;
+use super::spawn::{spawn, Process};
 use super::SessionId;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -32,10 +32,10 @@ pub const EXIT_AFTER_ANSWER: Duration = Duration::from_secs(10);
 
 /// A running child and everything read from it so far.
 pub struct CliRun {
-    child: Child,
+    child: Process,
     reaped: bool,
     watch: Option<Watch>,
-    lines: Option<LineReader<ChildStdout>>,
+    lines: Option<LineReader<File>>,
     stderr: Option<StderrReader>,
     pub adapter: Adapter,
     session_id: SessionId,
@@ -194,7 +194,7 @@ impl CliRun {
             .take()
             .map(StderrReader::finish)
             .unwrap_or_default();
-        let exit_code = self.child.wait().ok().and_then(|status| status.code());
+        let exit_code = self.child.wait().ok().flatten();
         self.reaped = true;
         let reason = self.watch.take().and_then(|watch| watch.reason());
         self.log_exit(exit_code, &head.text);

@@ -109,7 +109,7 @@ impl<K: Hash + Eq> Logs<K> {
     /// window, and the least loaded ones when the table is full.
     /// Returns how many active clients had to be evicted.
     fn make_room(&mut self, now: Instant, window: Duration, cap: usize) -> usize {
-        let due = self.next_sweep.map_or(true, |t| now >= t);
+        let due = self.next_sweep.is_none_or(|t| now >= t);
         if !due && self.logs.len() < cap {
             return 0;
         }
