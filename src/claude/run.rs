@@ -4,9 +4,9 @@
 //! `output`), reap it, and decide what the run's end means. Knows nothing
 //! of HTTP: callers get chunks and a final result or an `ApiError`.
 
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
-use std::fs::File;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
