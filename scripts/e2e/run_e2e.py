@@ -538,6 +538,31 @@ def test_langchain_claude_session(ctx):
     check("turns=2 " in second.content, second.content)
 
 
+def test_oversize_bodies_get_their_413(ctx):
+    """A body over the limit is refused without being read; the SDKs must
+    still read the 413 (not a reset connection) while they are sending."""
+    client = ctx.main.client()
+    for size, tries in ((1_200_000, 20), (20_000_000, 3)):
+        for _ in range(tries):
+            try:
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "x" * size}])
+            except openai.APIStatusError as e:
+                check(e.status_code == 413 and e.code == "payload_too_large", f"{size}: {e}")
+            else:
+                raise AssertionError(f"{size}: expected a 413")
+    node = shutil.which("node")
+    check(node, "node not on PATH")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_oversize.mjs")
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": ctx.tmp,
+           "E2E_BASE_URL": ctx.main.url("/v1"), "E2E_API_KEY": API_KEY,
+           "E2E_NODE_MODULES": os.path.join(NODE_DIR, "node_modules")}
+    out = subprocess.run([node, script], env=env, capture_output=True, text=True, timeout=120)
+    check(out.returncode == 0, f"node exited {out.returncode}: {out.stderr[-800:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    check(result == {"1200000": {"413": 20}, "5000000": {"413": 5}}, result)
+
+
 def test_node_sdk_stream(ctx):
     node = shutil.which("node")
     check(node, "node not on PATH")
@@ -573,6 +598,7 @@ TESTS = [
     test_langchain_passthrough,
     test_langchain_claude_session,
     test_node_sdk_stream,
+    test_oversize_bodies_get_their_413,
 ]
 
 
