@@ -56,17 +56,24 @@ impl Service for App {
 
     fn refuse_busy(&self, rq: Request) {
         let head = Head::of(&rq, self.config.trust_proxy);
-        let answer = Answer::of(Err(ApiError::CapacityExceeded {
+        let busy = ApiError::CapacityExceeded {
             retry_after_secs: 1,
-        }));
-        finish(self, rq, &head, answer, Instant::now());
+        };
+        finish(
+            self,
+            rq,
+            &head,
+            Err(busy),
+            Learnt::default(),
+            Instant::now(),
+        );
     }
 }
 
-/// What answering a request produced, and what was learnt on the way for
-/// the headers and the access log.
-struct Answer {
-    result: Result<Reply, ApiError>,
+/// What the steps learn about a request on the way, for the headers and
+/// the access log, whatever the answer turns out to be.
+#[derive(Default)]
+struct Learnt {
     mode: Option<Mode>,
     key_mask: Option<String>,
     /// `X-RateLimit-*` of a limited route, on every answer it gives.
@@ -75,41 +82,22 @@ struct Answer {
     key_slot: Option<KeySlot>,
 }
 
-impl Answer {
-    fn of(result: Result<Reply, ApiError>) -> Answer {
-        Answer {
-            result,
-            mode: None,
-            key_mask: None,
-            limit_headers: Vec::new(),
-            key_slot: None,
-        }
-    }
-}
-
 pub fn serve(app: &App, mut rq: Request) {
     let started = Instant::now();
     let head = Head::of(&rq, app.config.trust_proxy);
-    let answer =
-        catch_unwind(AssertUnwindSafe(|| answer(app, &mut rq, &head))).unwrap_or_else(|_| {
+    let mut learnt = Learnt::default();
+    let result = catch_unwind(AssertUnwindSafe(|| steps(app, &mut rq, &head, &mut learnt)))
+        .unwrap_or_else(|_| {
             log::error!("handler panicked (request_id={})", head.request_id);
-            Answer::of(Err(ApiError::InternalError {
+            Err(ApiError::InternalError {
                 message: "Internal server error.".into(),
-            }))
+            })
         });
-    finish(app, rq, &head, answer, started);
+    finish(app, rq, &head, result, learnt, started);
 }
 
-fn answer(app: &App, rq: &mut Request, head: &Head) -> Answer {
-    let mut answer = Answer::of(Err(ApiError::InternalError {
-        message: "Internal server error.".into(),
-    }));
-    answer.result = steps(app, rq, head, &mut answer);
-    answer
-}
-
-/// The steps up to a reply; each records what it learnt in `answer`.
-fn steps(app: &App, rq: &mut Request, head: &Head, answer: &mut Answer) -> Result<Reply, ApiError> {
+/// The steps up to a reply; each records what it learnt in `learnt`.
+fn steps(app: &App, rq: &mut Request, head: &Head, learnt: &mut Learnt) -> Result<Reply, ApiError> {
     if head.method == "OPTIONS" {
         return Ok(Reply::bytes(204, "text/plain", Vec::new()));
     }
@@ -120,8 +108,8 @@ fn steps(app: &App, rq: &mut Request, head: &Head, answer: &mut Answer) -> Resul
     let mut incoming = Incoming::from_head(rq, head);
     if route.needs_auth() {
         let admitted = admission::admit(app, &incoming).map_err(|refused| {
-            answer.key_mask = refused.key_mask;
-            answer.limit_headers = refused.limit_headers;
+            learnt.key_mask = refused.key_mask;
+            learnt.limit_headers = refused.limit_headers;
             refused.error
         })?;
         let Admitted {
@@ -130,28 +118,34 @@ fn steps(app: &App, rq: &mut Request, head: &Head, answer: &mut Answer) -> Resul
             limit_headers,
             key_slot,
         } = admitted;
-        (answer.key_mask, answer.limit_headers, answer.key_slot) =
+        (learnt.key_mask, learnt.limit_headers, learnt.key_slot) =
             (key_mask, limit_headers, key_slot);
         incoming.api_key = key;
     }
-    answer.mode = routes::mode(route, &incoming)?;
+    learnt.mode = routes::mode(route, &incoming)?;
     if head.method == "POST" {
         check_content_type(incoming.header("Content-Type"))?;
         incoming.body = read_body(rq, BODY_LIMIT, app.config.body_timeout)?;
     }
-    routes::handle(app, route, answer.mode, &incoming)
+    routes::handle(app, route, learnt.mode, &incoming)
 }
 
 /// Turns the answer into a response with the common headers, sends it,
 /// logs it, then runs the reply's afterwards work.
-fn finish(app: &App, rq: Request, head: &Head, answer: Answer, started: Instant) {
-    let Answer {
-        result,
+fn finish(
+    app: &App,
+    rq: Request,
+    head: &Head,
+    result: Result<Reply, ApiError>,
+    learnt: Learnt,
+    started: Instant,
+) {
+    let Learnt {
         mode,
         key_mask,
         mut limit_headers,
         key_slot,
-    } = answer;
+    } = learnt;
     let mut reply = match result {
         Ok(reply) => reply,
         Err(err) => {

@@ -59,11 +59,11 @@ pub fn handle(
     mode: Option<Mode>,
     rq: &Incoming,
 ) -> Result<Reply, ApiError> {
-    match (route, mode) {
-        (Route::ChatCompletions, Some(mode)) => chat(app, mode, rq),
-        (Route::ChatCompletions, None) => chat(app, Mode::Passthrough, rq),
-        (Route::Models, _) => Ok(Reply::json(200, &models())),
-        (Route::Health, _) => Ok(health(app)),
+    match route {
+        // `mode` always names a backend for this route.
+        Route::ChatCompletions => chat(app, mode.unwrap_or(Mode::Passthrough), rq),
+        Route::Models => Ok(Reply::json(200, &models())),
+        Route::Health => Ok(health(app)),
     }
 }
 
