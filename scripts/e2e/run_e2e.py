@@ -541,7 +541,15 @@ def test_langchain_claude_session(ctx):
 def test_oversize_bodies_get_their_413(ctx):
     """A body over the limit is refused without being read; the SDKs must
     still read the 413 (not a reset connection) while they are sending."""
-    client = ctx.main.client()
+    srv = Server(ctx, "oversize", extra_env={"RATE_LIMIT_PER_IP": "0"}).start()
+    try:
+        oversize_bodies(ctx, srv)
+    finally:
+        srv.stop()
+
+
+def oversize_bodies(ctx, srv):
+    client = srv.client()
     for size, tries in ((1_200_000, 20), (20_000_000, 3)):
         for _ in range(tries):
             try:
@@ -555,7 +563,7 @@ def test_oversize_bodies_get_their_413(ctx):
     check(node, "node not on PATH")
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_oversize.mjs")
     env = {"PATH": os.environ.get("PATH", ""), "HOME": ctx.tmp,
-           "E2E_BASE_URL": ctx.main.url("/v1"), "E2E_API_KEY": API_KEY,
+           "E2E_BASE_URL": srv.url("/v1"), "E2E_API_KEY": API_KEY,
            "E2E_NODE_MODULES": os.path.join(NODE_DIR, "node_modules")}
     out = subprocess.run([node, script], env=env, capture_output=True, text=True, timeout=120)
     check(out.returncode == 0, f"node exited {out.returncode}: {out.stderr[-800:]}")
