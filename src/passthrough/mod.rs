@@ -112,13 +112,6 @@ impl Passthrough {
             .clone()
     }
 
-    /// Closes the idle upstream connections now. ureq only lets go of
-    /// expired ones when it is next used, so after a burst their buffers
-    /// would stay until the next request.
-    pub fn drop_parked_connections(&self) {
-        self.agent.write().take();
-    }
-
     /// Sends the request and waits for the upstream's status and headers.
     /// A redirect is refused here, before anything of it reaches a client.
     fn send(
