@@ -129,10 +129,11 @@ impl ClaudeBackend {
         self.supervisor.stop_all(StopReason::Shutdown);
     }
 
-    /// Writes the session registry now (end of drain).
+    /// Writes the session registry now and removes the directory made
+    /// ahead for the next new session (end of drain).
     pub fn flush_sessions(&self) {
         if let Some(Ok(store)) = self.sessions.get() {
-            store.flush();
+            store.close();
         }
     }
 

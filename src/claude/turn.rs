@@ -170,6 +170,7 @@ impl Turn {
             run.close();
             // The slot first: a resume woken by the lease then finds it free.
             drop(slot);
+            lease.make_spare_dir();
             drop(lease);
         })
     }

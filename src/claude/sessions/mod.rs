@@ -156,6 +156,13 @@ impl SessionStore {
         self.registry.persist();
     }
 
+    /// The end of the server: the registry written, and the directory made
+    /// ahead for a session that will not come removed.
+    pub fn close(&self) {
+        self.registry.dirs.drop_spare();
+        self.registry.persist();
+    }
+
     /// Resumes waiting for the previous CLI of their session to exit.
     pub fn waiting_for_exit(&self) -> usize {
         self.registry.waiting_for_exit()

@@ -178,3 +178,47 @@ fn resume_recreates_a_vanished_work_dir() {
     assert!(lease.work_dir().is_dir());
     assert_eq!(mode(lease.work_dir()), 0o700);
 }
+
+/// The names of the session directories under the work dir.
+fn work_dir_names(dirs: &Dirs) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dirs.work())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_directory_made_ahead_is_taken_by_the_next_new_session_only() {
+    let dirs = Dirs::new();
+    let store = dirs.open();
+    let first = store.create(None, "sonnet").unwrap();
+    let first_id = first.id().clone();
+    first.make_spare_dir();
+    drop(first);
+    let names = work_dir_names(&dirs);
+    assert_eq!(names.len(), 2, "{names:?}");
+    let spare = names.into_iter().find(|n| n != first_id.as_str()).unwrap();
+    assert_eq!(mode(&dirs.work().join(&spare)), 0o700);
+
+    // Not a session anyone can resume, with auth off either.
+    let spare_id = SessionId::parse(&spare).unwrap();
+    assert!(store.resume(&spare_id, None, "sonnet").is_err());
+    // A resumed session does not make another one.
+    let resumed = store.resume(&first_id, None, "sonnet").unwrap();
+    resumed.make_spare_dir();
+    drop(resumed);
+    assert_eq!(work_dir_names(&dirs).len(), 2);
+
+    let second = store.create(None, "sonnet").unwrap();
+    assert_eq!(second.id().as_str(), spare);
+    drop(second);
+    assert_eq!(work_dir_names(&dirs).len(), 2, "no directory was made");
+
+    // Made again after that session, and gone with the server.
+    store.create(None, "sonnet").unwrap().make_spare_dir();
+    assert_eq!(work_dir_names(&dirs).len(), 4);
+    store.close();
+    assert_eq!(work_dir_names(&dirs).len(), 3);
+}
