@@ -558,7 +558,7 @@ if [[ -n ${R[ch_peak]:-} ]]; then
 else
     row "5. peak RSS, $CLAUDE_SLOTS Claude streams open" — — "not measured: ${R[f4_skip]:-}" — n/a
 fi
-row "5. server threads: idle / 64-conn load / $HOLD_STREAMS streams" — "${R[hold_idle_threads]} / $(na "${R[threads64]:-}") / ${R[hold_threads]}" — — —
+row "5. server threads: idle / 64-conn load / $HOLD_STREAMS streams (that phase with WORKER_THREADS=$((HOLD_STREAMS + 8)): idle ${R[hold_idle_threads]})" — "${R[idle_threads]} / $(na "${R[threads64]:-}") / ${R[hold_threads]}" — — —
 row "6. start-up: exec → first /health 200 (median of 20; range ${R[startup_range]} ms)" — "$(na "${R[startup]}") ms" — "≤ 10 ms" "$(met "${R[startup]}" '<=' 10)"
 row "7. binary size, stripped, ${R[static]}" — "${R[size]} MB" — "≤ 6 MB static" "$(met "${R[size]}" '<=' 6)"
 echo
