@@ -3,19 +3,7 @@
 // for each size, how the tries ended ({"413": n} when every one got the
 // server's 413, anything else names what the SDK threw instead).
 // run_e2e.py runs it and checks the line.
-import { createRequire } from "node:module";
-import path from "node:path";
-
-const modules = process.env.E2E_NODE_MODULES;
-const require = createRequire(path.join(modules, "noop.js"));
-const OpenAI = require("openai").default ?? require("openai");
-
-const client = new OpenAI({
-  baseURL: process.env.E2E_BASE_URL,
-  apiKey: process.env.E2E_API_KEY,
-  maxRetries: 0,
-  timeout: 60_000,
-});
+import { client } from "./node_client.mjs";
 
 const result = {};
 for (const [size, tries] of [[1_200_000, 20], [5_000_000, 5]]) {

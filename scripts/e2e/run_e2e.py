@@ -559,28 +559,26 @@ def oversize_bodies(ctx, srv):
                 check(e.status_code == 413 and e.code == "payload_too_large", f"{size}: {e}")
             else:
                 raise AssertionError(f"{size}: expected a 413")
+    result = run_node(ctx, "node_oversize.mjs", srv)
+    check(result == {"1200000": {"413": 20}, "5000000": {"413": 5}}, result)
+
+
+def run_node(ctx, script, srv):
+    """Runs one of the Node scripts beside this file against `srv` and
+    returns the JSON of its last line."""
     node = shutil.which("node")
     check(node, "node not on PATH")
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_oversize.mjs")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), script)
     env = {"PATH": os.environ.get("PATH", ""), "HOME": ctx.tmp,
            "E2E_BASE_URL": srv.url("/v1"), "E2E_API_KEY": API_KEY,
            "E2E_NODE_MODULES": os.path.join(NODE_DIR, "node_modules")}
     out = subprocess.run([node, script], env=env, capture_output=True, text=True, timeout=120)
     check(out.returncode == 0, f"node exited {out.returncode}: {out.stderr[-800:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    check(result == {"1200000": {"413": 20}, "5000000": {"413": 5}}, result)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_node_sdk_stream(ctx):
-    node = shutil.which("node")
-    check(node, "node not on PATH")
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node_stream.mjs")
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": ctx.tmp,
-           "E2E_BASE_URL": ctx.main.url("/v1"), "E2E_API_KEY": API_KEY,
-           "E2E_NODE_MODULES": os.path.join(NODE_DIR, "node_modules")}
-    out = subprocess.run([node, script], env=env, capture_output=True, text=True, timeout=60)
-    check(out.returncode == 0, f"node exited {out.returncode}: {out.stderr[-800:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_node(ctx, "node_stream.mjs", ctx.main)
     check(result["text"].startswith("turns=1 system=no model=claude-sonnet"), result)
     check(result["finish"] == ["stop"] and is_uuid4(result["sessionId"]), result)
 
