@@ -107,6 +107,7 @@ fn non_streaming_answer_with_session_headers_and_usage() {
         "--verbose",
         "--include-partial-messages",
         "--output-format",
+        "--input-format",
         "--tools",
     ] {
         assert!(args.contains(&flag.to_string()), "{flag} in {args:?}");
@@ -115,6 +116,13 @@ fn non_streaming_answer_with_session_headers_and_usage() {
         flag_value(&args, "--output-format").as_deref(),
         Some("stream-json")
     );
+    assert_eq!(
+        flag_value(&args, "--input-format").as_deref(),
+        Some("stream-json")
+    );
+    // The turn travels on stdin, never as an argument.
+    assert_eq!(run["prompt"], "hello there");
+    assert!(!args.contains(&"hello there".to_string()));
     assert_eq!(flag_value(&args, "--tools").as_deref(), Some(""));
     assert_eq!(flag_value(&args, "--model").as_deref(), Some("sonnet"));
     assert_eq!(
@@ -157,7 +165,7 @@ fn resumed_session_sends_only_the_last_user_message_in_the_same_directory() {
     let run = c.last_run();
     let args = argv(&run);
     assert_eq!(flag_value(&args, "--resume").as_deref(), Some(sid.as_str()));
-    assert!(args.contains(&"what is my name?".to_string()));
+    assert_eq!(run["prompt"], "what is my name?");
     assert_eq!(run["cwd"].as_str().unwrap(), cwd1);
 }
 
@@ -174,15 +182,16 @@ fn new_session_with_history_gets_a_transcript_and_system_prompt() {
     .to_string();
     let r = chat(c.addr(), &[CLAUDE], &req);
     assert_eq!(r.status, 200, "{}", r.text());
-    let args = argv(&c.last_run());
-    assert_eq!(
-        flag_value(&args, "--system-prompt").as_deref(),
-        Some("Be terse.\n\nAnswer in English.")
-    );
-    let prompt = args
-        .iter()
-        .find(|a| a.contains("User:"))
-        .expect("a transcript prompt");
+    let run = c.last_run();
+    let args = argv(&run);
+    // The system prompt is a private file in the session's directory.
+    let file = flag_value(&args, "--system-prompt-file").expect("a system prompt file");
+    assert!(file.starts_with(run["cwd"].as_str().unwrap()), "{file}");
+    assert_eq!(run["system"], "Be terse.\n\nAnswer in English.");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let prompt = run["prompt"].as_str().expect("a transcript prompt");
     assert!(prompt.contains("User: Hi") && prompt.contains("Assistant: Hello"));
     assert!(prompt.contains("User: Bye"));
     assert!(!prompt.contains("Be terse"));
@@ -656,26 +665,30 @@ fn shell_metacharacters_reach_the_cli_literally() {
         {"role": "user", "content": nasty}]});
     let r = chat(c.addr(), &[CLAUDE], &req.to_string());
     assert_eq!(r.status, 200, "{}", r.text());
-    let args = argv(&c.last_run());
-    assert!(
-        args.contains(&nasty),
-        "prompt is one argv entry, byte-identical"
-    );
+    let run = c.last_run();
     assert_eq!(
-        flag_value(&args, "--system-prompt").as_deref(),
-        Some(nasty.as_str())
+        run["prompt"],
+        nasty.as_str(),
+        "the turn arrives byte-identical"
     );
+    assert_eq!(run["system"], nasty.as_str());
+    assert!(argv(&run).iter().all(|a| !a.contains("touch")));
     assert!(!canary.exists(), "nothing was executed");
 }
 
 #[test]
-fn long_prompts_go_through_stdin() {
+fn long_prompts_and_system_prompts_go_whole() {
     let c = Claude::start(&[]);
     let long = "a".repeat(200 * 1024);
-    let r = chat(c.addr(), &[CLAUDE], &body("sonnet", &long));
+    let system = "s".repeat(300 * 1024);
+    let req = json!({"model": "sonnet", "messages": [
+        {"role": "system", "content": system},
+        {"role": "user", "content": long}]});
+    let r = chat(c.addr(), &[CLAUDE], &req.to_string());
     assert_eq!(r.status, 200, "{}", r.text());
     let run = c.last_run();
-    assert_eq!(run["stdin"].as_str().unwrap().len(), long.len());
+    assert_eq!(run["prompt"].as_str().unwrap().len(), long.len());
+    assert_eq!(run["system"].as_str().unwrap().len(), system.len());
     assert!(argv(&run).iter().all(|a| a.len() < 1024));
 }
 

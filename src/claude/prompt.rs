@@ -1,6 +1,17 @@
-//! Turns a validated request into the CLI's argument vector and, when the
-//! prompt cannot safely be an argument, the text for its standard input.
-//! Pure: no process is started here.
+//! Turns a validated request into the CLI's argument vector, the user turn
+//! it reads on its standard input (one stream-json line) and the system
+//! prompt it reads from a file. Pure: no process is started and no file is
+//! written here.
+//!
+//! Every run reads its turn from stdin (`--input-format stream-json`), so
+//! one way of starting the CLI serves new and resumed sessions, and later
+//! a process that stays up for the next turn. Nothing the client wrote
+//! travels as an argument: no argv length limit, nothing that could be
+//! read as an option.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
 
 use super::validate::{Role, ValidChat};
 
@@ -13,42 +24,30 @@ pub enum SessionArg {
     Resume(String),
 }
 
-/// What to run: `claude` + `args`, with `stdin` written to the child (and
-/// the pipe closed) when present. With `stdin: None` the child's standard
-/// input should be empty (`/dev/null`): the CLI appends piped input to the
-/// prompt.
+/// The system prompt's file in the session's working directory.
+pub const SYSTEM_PROMPT_FILE: &str = "system-prompt.txt";
+
+/// What to run: `claude` + `args`, with `stdin` written to the child and
+/// the pipe then closed (the CLI answers the turn and exits at EOF), after
+/// `system` has been written to `system_file`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
     pub args: Vec<String>,
-    pub stdin: Option<String>,
+    pub stdin: String,
+    /// The system prompt and the file `args` name for it.
+    pub system: Option<(PathBuf, String)>,
 }
-
-/// Linux refuses a single argument of 128 KiB or more (MAX_ARG_STRLEN,
-/// counting its NUL), so longer prompts go through standard input.
-pub const MAX_ARGV_PROMPT_BYTES: usize = 128 * 1024 - 1;
 
 pub fn build_invocation(
     chat: &ValidChat,
     session: &SessionArg,
+    work_dir: &Path,
     skip_permissions: bool,
 ) -> Invocation {
-    let prompt = prompt_text(chat, session);
-    // The prompt goes right after `-p`, where the recordings have it: after
-    // `--tools` it would be taken as a second tool name (that option takes a
-    // list). A prompt that begins with `-` would be read as an option
-    // wherever it stands, and whether this CLI honours `--` as the end of
-    // options is not recorded, so such prompts (and over-long ones) go
-    // through standard input instead, which the CLI reads when `-p` has no
-    // prompt argument (fixtures/claude-cli-2.1.331/json-stdin-prompt).
-    let via_stdin = prompt.len() > MAX_ARGV_PROMPT_BYTES || prompt.starts_with('-');
-    let mut args: Vec<String> = vec!["-p".into()];
-    let stdin = if via_stdin {
-        Some(prompt)
-    } else {
-        args.push(prompt);
-        None
-    };
-    for a in [
+    let mut args: Vec<String> = [
+        "-p",
+        "--input-format",
+        "stream-json",
         "--output-format",
         "stream-json",
         "--verbose",
@@ -57,22 +56,38 @@ pub fn build_invocation(
         "",
         "--model",
         chat.cli_model,
-    ] {
-        args.push(a.to_string());
-    }
+    ]
+    .map(String::from)
+    .to_vec();
     match session {
         SessionArg::New(id) => args.extend(["--session-id".to_string(), id.clone()]),
         SessionArg::Resume(id) => args.extend(["--resume".to_string(), id.clone()]),
     }
-    // `--system-prompt` takes a required value, so the next argument is its
-    // value even when the text starts with `-`.
-    if let Some(system) = &chat.system {
-        args.extend(["--system-prompt".to_string(), system.clone()]);
-    }
+    let system = chat.system.as_ref().map(|text| {
+        let file = work_dir.join(SYSTEM_PROMPT_FILE);
+        args.extend([
+            "--system-prompt-file".to_string(),
+            file.display().to_string(),
+        ]);
+        (file, text.clone())
+    });
     if skip_permissions {
         args.push("--dangerously-skip-permissions".into());
     }
-    Invocation { args, stdin }
+    Invocation {
+        args,
+        stdin: user_line(&prompt_text(chat, session)),
+        system,
+    }
+}
+
+/// One user turn as the CLI reads it with `--input-format stream-json`.
+pub fn user_line(text: &str) -> String {
+    let turn = json!({
+        "type": "user",
+        "message": {"role": "user", "content": [{"type": "text", "text": text}]},
+    });
+    format!("{turn}\n")
 }
 
 /// What the model is asked. A resumed session already holds the history,
@@ -102,6 +117,7 @@ mod tests {
     use serde_json::{json, Value};
 
     const ID: &str = "3f2a7c1e-5b4d-4e8a-9c3b-2d1e0f9a8b7c";
+    const DIR: &str = "/srv/app";
 
     fn chat(body: Value) -> ValidChat {
         validate(body.as_object().expect("object")).expect("valid")
@@ -115,14 +131,32 @@ mod tests {
         v.iter().map(String::as_str).collect()
     }
 
+    fn turn_text(line: &str) -> String {
+        assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["type"], "user");
+        assert_eq!(v["message"]["role"], "user");
+        v["message"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
     #[test]
     fn a_new_session_matches_the_recorded_command_line() {
-        let inv = build_invocation(&user("hi there"), &SessionArg::New(ID.into()), false);
+        // fixtures/claude-cli-2.1.331/multi-turn.stdin and its README.
+        let inv = build_invocation(
+            &user("hi there"),
+            &SessionArg::New(ID.into()),
+            Path::new(DIR),
+            false,
+        );
         assert_eq!(
             strs(&inv.args),
             [
                 "-p",
-                "hi there",
+                "--input-format",
+                "stream-json",
                 "--output-format",
                 "stream-json",
                 "--verbose",
@@ -135,7 +169,11 @@ mod tests {
                 ID
             ]
         );
-        assert_eq!(inv.stdin, None);
+        assert_eq!(
+            inv.stdin,
+            "{\"message\":{\"content\":[{\"text\":\"hi there\",\"type\":\"text\"}],\"role\":\"user\"},\"type\":\"user\"}\n"
+        );
+        assert_eq!(inv.system, None);
     }
 
     #[test]
@@ -147,31 +185,33 @@ mod tests {
             {"role": "assistant", "content": "ok"},
             {"role": "user", "content": "second turn"}
         ]}));
-        let inv = build_invocation(&c, &SessionArg::Resume(ID.into()), true);
+        let inv = build_invocation(&c, &SessionArg::Resume(ID.into()), Path::new(DIR), true);
         assert_eq!(
-            strs(&inv.args),
+            strs(&inv.args)[9..],
             [
-                "-p",
-                "second turn",
-                "--output-format",
-                "stream-json",
-                "--verbose",
-                "--include-partial-messages",
-                "--tools",
-                "",
                 "--model",
                 "claude-haiku-4-5-20251001",
                 "--resume",
                 ID,
-                "--system-prompt",
-                "You are terse.\n\n-no lists",
+                "--system-prompt-file",
+                "/srv/app/system-prompt.txt",
                 "--dangerously-skip-permissions"
             ]
         );
-        assert!(!build_invocation(&c, &SessionArg::New(ID.into()), false)
-            .args
-            .iter()
-            .any(|a| a.contains("dangerously")));
+        assert_eq!(turn_text(&inv.stdin), "second turn");
+        assert_eq!(
+            inv.system,
+            Some((
+                PathBuf::from("/srv/app/system-prompt.txt"),
+                "You are terse.\n\n-no lists".to_string()
+            ))
+        );
+        assert!(
+            !build_invocation(&c, &SessionArg::New(ID.into()), Path::new(DIR), false)
+                .args
+                .iter()
+                .any(|a| a.contains("dangerously"))
+        );
     }
 
     #[test]
@@ -193,38 +233,24 @@ mod tests {
     }
 
     #[test]
-    fn shell_metacharacters_stay_one_literal_argument() {
-        let text = "$(rm -rf /); `id` && echo $HOME | cat > /tmp/x; 'q' \"d\" \n*";
-        let inv = build_invocation(&user(text), &SessionArg::New(ID.into()), false);
-        assert_eq!(inv.args[1], text);
-        assert_eq!(inv.args.len(), 12);
-    }
-
-    #[test]
-    fn a_prompt_that_looks_like_an_option_goes_to_stdin() {
-        for text in ["--model opus", "-h", "- list item"] {
-            let inv = build_invocation(&user(text), &SessionArg::New(ID.into()), false);
-            assert_eq!(inv.stdin.as_deref(), Some(text));
-            assert_eq!(inv.args[0], "-p");
-            assert_eq!(inv.args[1], "--output-format");
-            assert!(!inv.args.iter().any(|a| a == text));
+    fn what_the_client_wrote_is_never_an_argument() {
+        let long = "ü".repeat(70_000); // 140 000 bytes: over one argument's limit
+        let texts = [
+            "$(rm -rf /); `id` && echo $HOME | cat > /tmp/x; 'q' \"d\" \n*",
+            "--model opus",
+            "-h",
+            long.as_str(),
+        ];
+        for text in texts {
+            let inv = build_invocation(
+                &user(text),
+                &SessionArg::New(ID.into()),
+                Path::new(DIR),
+                false,
+            );
+            assert_eq!(turn_text(&inv.stdin), text);
+            assert_eq!(inv.args.len(), 13);
+            assert!(inv.args.iter().all(|a| a.len() < 100));
         }
-    }
-
-    #[test]
-    fn a_long_prompt_goes_to_stdin_never_argv() {
-        let at_limit = "x".repeat(MAX_ARGV_PROMPT_BYTES);
-        let inv = build_invocation(&user(&at_limit), &SessionArg::New(ID.into()), false);
-        assert_eq!(inv.stdin, None);
-        assert_eq!(inv.args[1].len(), MAX_ARGV_PROMPT_BYTES);
-
-        let long = "ü".repeat(70_000); // 140 000 bytes
-        let inv = build_invocation(&user(&long), &SessionArg::New(ID.into()), false);
-        assert_eq!(inv.stdin.as_deref(), Some(long.as_str()));
-        assert!(inv.args.iter().all(|a| a.len() < 1000));
-        assert_eq!(
-            &strs(&inv.args)[..3],
-            ["-p", "--output-format", "stream-json"]
-        );
     }
 }

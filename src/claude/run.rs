@@ -80,29 +80,23 @@ impl CliRun {
             "CLAUDE_CODE_MAX_RETRIES".into(),
             config.claude_max_retries.to_string(),
         ));
-        let (child, pipes) = spawn(
-            cli,
-            &invocation.args,
-            &env,
-            work_dir,
-            invocation.stdin.is_some(),
-        )
-        .map_err(|e| {
+        if let Some((file, text)) = &invocation.system {
+            write_private(file, text).map_err(|e| {
+                log::error!("cannot write the system prompt file: {e}");
+                ApiError::InternalError {
+                    message: "Could not prepare the system prompt for the Claude session.".into(),
+                }
+            })?;
+        }
+        let (child, pipes) = spawn(cli, &invocation.args, &env, work_dir, true).map_err(|e| {
             log::error!("cannot start the claude CLI: {e}");
             ApiError::BackendUnavailable {
                 reason: "the claude CLI could not be started. Check CLAUDE_PATH.".into(),
             }
         })?;
         let watch = supervisor.watch(child.id(), Instant::now() + config.request_timeout);
-        if let (Some(text), Some(mut stdin)) = (invocation.stdin, pipes.stdin) {
-            // A thread, so a child that answers before reading all of its
-            // input cannot deadlock us.
-            let _ = thread::Builder::new()
-                .name("cli-stdin".into())
-                .stack_size(64 * 1024)
-                .spawn(move || {
-                    let _ = stdin.write_all(text.as_bytes());
-                });
+        if let Some(stdin) = pipes.stdin {
+            send_turn(stdin, invocation.stdin);
         }
         let stop = watch.stopper();
         let stderr = StderrReader::start(pipes.stderr, move || stop(StopReason::OutputLimit));
@@ -353,4 +347,36 @@ pub struct Finished {
     pub final_chunks: Vec<Vec<u8>>,
     /// Non-streaming: the whole `chat.completion`.
     pub completion: serde_json::Value,
+}
+
+/// A fresh pipe takes this much without blocking (Linux's default).
+const PIPE_CAPACITY: usize = 64 * 1024;
+
+/// Writes the turn to the child's stdin and closes it: the CLI answers and
+/// exits at EOF. A turn the pipe cannot take at once goes from a thread, so
+/// a child that answers before reading all of its input cannot deadlock
+/// the worker.
+fn send_turn(mut stdin: File, line: String) {
+    if line.len() <= PIPE_CAPACITY {
+        let _ = stdin.write_all(line.as_bytes());
+        return;
+    }
+    let _ = thread::Builder::new()
+        .name("cli-stdin".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let _ = stdin.write_all(line.as_bytes());
+        });
+}
+
+/// Writes `text` to `path`, readable by the server's user only.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
 }

@@ -85,8 +85,12 @@ impl Turn {
         } else {
             SessionArg::Resume(lease.id().to_string())
         };
-        let invocation =
-            build_invocation(&chat, &session_arg, backend.config.claude_skip_permissions);
+        let invocation = build_invocation(
+            &chat,
+            &session_arg,
+            lease.work_dir(),
+            backend.config.claude_skip_permissions,
+        );
         let meta = ChunkMeta {
             id: format!("chatcmpl-{}", uuid::Uuid::new_v4()),
             created: SystemTime::now()

@@ -12,10 +12,6 @@ use crate::error::ApiError;
 const MAX_MODEL_CHARS: usize = 256;
 const MAX_MESSAGES: usize = 100;
 const MAX_CONTENT_CHARS: usize = 500_000;
-/// Linux refuses a single argv string of 128 KiB or more (MAX_ARG_STRLEN)
-/// and the system prompt can only travel as an argument, so a larger one is
-/// a client error rather than a failed spawn.
-pub const MAX_SYSTEM_BYTES: usize = 128 * 1024 - 1;
 
 /// Accepted, not honoured; reported in `X-Claude-Ignored-Params` in this order.
 const IGNORED: &[&str] = &[
@@ -303,16 +299,6 @@ fn read_messages(messages: &Value) -> Result<(Option<String>, Vec<Turn>), ApiErr
         ));
     }
     let system = (!system.is_empty()).then(|| system.join("\n\n"));
-    if system.as_ref().is_some_and(|s| s.len() > MAX_SYSTEM_BYTES) {
-        return Err(invalid(
-            "messages",
-            format!(
-                "The system messages together are too long for Claude Code mode: at most {} \
-                 KiB of UTF-8 text.",
-                MAX_SYSTEM_BYTES / 1024
-            ),
-        ));
-    }
     Ok((system, turns))
 }
 
