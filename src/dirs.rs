@@ -4,10 +4,10 @@
 //! start with a line naming it, instead of a 503 on the first Claude
 //! request.
 
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::os::unix::fs::DirBuilderExt;
+use std::fs::{self, OpenOptions};
 use std::path::Path;
 
+use crate::claude::sessions::create_private_dir;
 use crate::config::Config;
 
 /// One line per directory that cannot be used; empty when all can.
@@ -29,11 +29,7 @@ fn usable(path: &Path) -> Result<(), String> {
     match fs::metadata(path) {
         Ok(meta) if !meta.is_dir() => return Err("exists but is not a directory".into()),
         Ok(_) => {}
-        Err(_) => DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(path)
-            .map_err(|e| format!("cannot be created ({e})"))?,
+        Err(_) => create_private_dir(path).map_err(|e| format!("cannot be created ({e})"))?,
     }
     // Permission bits do not tell (root, ACLs, a read-only mount): try.
     let probe = path.join(format!(".write-check-{}", std::process::id()));

@@ -29,11 +29,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use app::App;
+pub use config::Config;
 
 /// A request head (request line and headers) larger than this closes the
 /// connection.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
-pub use config::Config;
 
 /// A running server.
 pub struct ServerHandle {

@@ -349,8 +349,9 @@ pub struct Finished {
     pub completion: serde_json::Value,
 }
 
-/// A fresh pipe takes this much without blocking (Linux's default).
-const PIPE_CAPACITY: usize = 64 * 1024;
+/// What any pipe takes without blocking: one page. (Linux gives a fresh
+/// pipe 64 KiB, but only a page once its user holds too many pipe pages.)
+const PIPE_CAPACITY: usize = 4096;
 
 /// Writes the turn to the child's stdin and closes it: the CLI answers and
 /// exits at EOF. A turn the pipe cannot take at once goes from a thread, so

@@ -147,7 +147,7 @@ fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-pub fn header<'a>(rq: &'a tiny_http::Request, name: &str) -> Option<&'a str> {
+fn header<'a>(rq: &'a tiny_http::Request, name: &str) -> Option<&'a str> {
     rq.headers()
         .iter()
         .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))

@@ -10,5 +10,5 @@ pub mod send;
 pub mod sse;
 pub mod workers;
 
-pub use message::{header, Afterwards, Body, Head, Incoming, Reply, StreamBody};
+pub use message::{Afterwards, Body, Head, Incoming, Reply, StreamBody};
 pub use sse::SseWriter;

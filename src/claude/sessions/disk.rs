@@ -38,7 +38,7 @@ struct Document {
 
 /// Creates `path` and any missing parents with mode 0700. An existing
 /// directory keeps its mode: it may be one the operator chose and shares.
-pub(super) fn create_private_dir(path: &Path) -> io::Result<()> {
+pub(crate) fn create_private_dir(path: &Path) -> io::Result<()> {
     DirBuilder::new().recursive(true).mode(0o700).create(path)
 }
 

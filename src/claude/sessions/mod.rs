@@ -35,6 +35,7 @@ use sha2::Sha256;
 use super::SessionId;
 use crate::config::Secret;
 use crate::error::ApiError;
+pub(crate) use disk::create_private_dir;
 pub use lease::SessionLease;
 use registry::{Lookup, Registry};
 pub use sweeper::spawn_sweeper;
