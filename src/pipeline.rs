@@ -156,10 +156,12 @@ fn finish(
         }
     };
     let session_id = reply.header("X-Claude-Session-ID").map(str::to_string);
+    let warm = reply.header("X-Claude-Warm").map(|v| v == "true");
     reply.headers.extend(common_headers(app, head, mode));
     reply.headers.append(&mut limit_headers);
     let sent = send(rq, reply, move || drop(key_slot));
-    access_log(head, &sent, mode, key_mask, session_id, started);
+    let claude = ClaudeTurn { session_id, warm };
+    access_log(head, &sent, mode, key_mask, claude, started);
     for work in sent.afterwards {
         work();
     }
@@ -196,12 +198,19 @@ fn common_headers(app: &App, head: &Head, mode: Option<Mode>) -> Vec<(String, St
     headers
 }
 
+/// What the access log tells of a Claude Code turn.
+struct ClaudeTurn {
+    session_id: Option<String>,
+    /// Whether the turn ran on a child that was already up.
+    warm: Option<bool>,
+}
+
 fn access_log(
     head: &Head,
     sent: &Sent,
     mode: Option<Mode>,
     key_mask: Option<String>,
-    session_id: Option<String>,
+    claude: ClaudeTurn,
     started: Instant,
 ) {
     if !log::log_enabled!(target: "access", log::Level::Info) {
@@ -222,8 +231,11 @@ fn access_log(
     if let Some(key) = key_mask {
         line["key"] = key.into();
     }
-    if let Some(sid) = session_id {
+    if let Some(sid) = claude.session_id {
         line["session_id"] = sid.into();
+    }
+    if let Some(warm) = claude.warm {
+        line["warm"] = warm.into();
     }
     if let Some((events, broken)) = sent.stream {
         line["stream_events"] = events.into();

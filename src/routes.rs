@@ -127,6 +127,7 @@ fn health(app: &App) -> Reply {
             "anthropic_key": if app.config.anthropic_key_set { "ok" } else { "missing" },
             "openai_passthrough": passthrough.health(),
             "capacity": app.capacity(),
+            "warm": app.claude.warm_stats(),
         }
     });
     Reply::json(if serving && !draining { 200 } else { 503 }, &body)

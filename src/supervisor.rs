@@ -7,6 +7,12 @@
 //! it. An entry leaves the registry when its `Watch` is dropped, which the
 //! worker does only after `wait()` returned, so a signal is never sent to a
 //! reaped (and possibly reused) process group.
+//!
+//! A child that stays up between turns (a warm CLI) is given an
+//! interrupter: its turn's deadline, or a client that went away, then
+//! writes an interrupt to it instead of a SIGTERM, and SIGKILL follows only
+//! if the turn has not ended within the grace. The turn's end re-arms the
+//! entry ([`Watch::rearm`]) unless a signal was already sent.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,11 +32,40 @@ pub enum StopReason {
     OutputLimit,
 }
 
+/// Asks a child to end its turn; false when the request could not be made
+/// (the child is then signalled instead). Called under the supervisor's
+/// lock, so it must not block.
+pub type Interrupter = Box<dyn Fn() -> bool + Send>;
+
 struct Entry {
     pgid: i32,
     deadline: Instant,
     reason: Option<StopReason>,
     kill_at: Option<Instant>,
+    interrupter: Option<Interrupter>,
+    /// A SIGTERM or SIGKILL went to the group: it is not to be reused.
+    signalled: bool,
+}
+
+impl Entry {
+    /// Ends the current turn for `reason`: an interrupt where the child
+    /// takes one, else SIGTERM; SIGKILL after `grace` either way.
+    fn end_turn(&mut self, reason: StopReason, now: Instant, grace: Duration) {
+        self.reason = Some(reason);
+        self.kill_at = Some(now + grace);
+        let interrupted = self
+            .interrupter
+            .as_ref()
+            .is_some_and(|interrupt| interrupt());
+        if !interrupted {
+            self.signal(libc::SIGTERM);
+        }
+    }
+
+    fn signal(&mut self, signal: i32) {
+        self.signalled = true;
+        signal_group(self.pgid, signal);
+    }
 }
 
 struct State {
@@ -76,13 +111,49 @@ impl Watch {
         self.supervisor.deadline_by(self.id, at);
     }
 
+    /// Ends the child's turn for `reason`: an interrupt if it has an
+    /// interrupter, else SIGTERM; SIGKILL after the grace.
+    pub fn interrupt(&self, reason: StopReason) {
+        self.supervisor.interrupt_one(self.id, reason);
+    }
+
+    /// From now on the turn's end is asked for, not forced (see
+    /// [`Interrupter`]).
+    pub fn set_interrupter(&self, interrupter: Interrupter) {
+        if let Some(entry) = self.supervisor.state.lock().entries.get_mut(&self.id) {
+            entry.interrupter = Some(interrupter);
+        }
+    }
+
+    /// A new turn (or a rest until `deadline`) for a child whose turn has
+    /// ended: the stop reason and any pending SIGKILL are cleared. False,
+    /// and nothing changed, when the child was already signalled.
+    pub fn rearm(&self, deadline: Instant) -> bool {
+        let mut state = self.supervisor.state.lock();
+        let Some(entry) = state.entries.get_mut(&self.id) else {
+            return false;
+        };
+        if entry.signalled {
+            return false;
+        }
+        entry.reason = None;
+        entry.kill_at = None;
+        entry.deadline = deadline;
+        let sooner = state.sleeping_until.is_none_or(|t| deadline < t);
+        drop(state);
+        if sooner {
+            self.supervisor.wake.notify_one();
+        }
+        true
+    }
+
     /// SIGKILL to the group now.
     pub fn kill_now(&self) {
         let mut state = self.supervisor.state.lock();
         if let Some(entry) = state.entries.get_mut(&self.id) {
             entry.reason.get_or_insert(StopReason::Shutdown);
             entry.kill_at = None;
-            signal_group(entry.pgid, libc::SIGKILL);
+            entry.signal(libc::SIGKILL);
         }
     }
 
@@ -137,6 +208,8 @@ impl Supervisor {
                 deadline,
                 reason: None,
                 kill_at: None,
+                interrupter: None,
+                signalled: false,
             },
         );
         // Waking the thread costs two context switches per request; it is
@@ -177,10 +250,10 @@ impl Supervisor {
         let mut state = self.state.lock();
         let now = Instant::now();
         for entry in state.entries.values_mut() {
-            if entry.reason.is_none() {
-                entry.reason = Some(reason);
+            if !entry.signalled {
+                entry.reason.get_or_insert(reason);
                 entry.kill_at = Some(now + self.grace);
-                signal_group(entry.pgid, libc::SIGTERM);
+                entry.signal(libc::SIGTERM);
             }
         }
         drop(state);
@@ -193,7 +266,7 @@ impl Supervisor {
         for entry in state.entries.values_mut() {
             entry.reason.get_or_insert(StopReason::Shutdown);
             entry.kill_at = None;
-            signal_group(entry.pgid, libc::SIGKILL);
+            entry.signal(libc::SIGKILL);
         }
     }
 
@@ -206,10 +279,21 @@ impl Supervisor {
     fn stop_one(&self, id: u64, reason: StopReason) {
         let mut state = self.state.lock();
         if let Some(entry) = state.entries.get_mut(&id) {
-            if entry.reason.is_none() {
-                entry.reason = Some(reason);
+            if !entry.signalled {
+                entry.reason.get_or_insert(reason);
                 entry.kill_at = Some(Instant::now() + self.grace);
-                signal_group(entry.pgid, libc::SIGTERM);
+                entry.signal(libc::SIGTERM);
+            }
+        }
+        drop(state);
+        self.wake.notify_one();
+    }
+
+    fn interrupt_one(&self, id: u64, reason: StopReason) {
+        let mut state = self.state.lock();
+        if let Some(entry) = state.entries.get_mut(&id) {
+            if entry.reason.is_none() {
+                entry.end_turn(reason, Instant::now(), self.grace);
             }
         }
         drop(state);
@@ -223,13 +307,11 @@ impl Supervisor {
             let mut next: Option<Instant> = None;
             for entry in state.entries.values_mut() {
                 if entry.reason.is_none() && entry.deadline <= now {
-                    entry.reason = Some(StopReason::Timeout);
-                    entry.kill_at = Some(now + self.grace);
-                    signal_group(entry.pgid, libc::SIGTERM);
+                    entry.end_turn(StopReason::Timeout, now, self.grace);
                 }
                 if let Some(kill_at) = entry.kill_at {
                     if kill_at <= now {
-                        signal_group(entry.pgid, libc::SIGKILL);
+                        entry.signal(libc::SIGKILL);
                         entry.kill_at = None;
                     }
                 }
@@ -272,21 +354,56 @@ mod tests {
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     use std::process::Command;
 
-    #[test]
-    fn a_deadline_brought_forward_stops_the_child_then() {
-        let supervisor = Supervisor::start(Duration::from_secs(5));
-        let mut child = Command::new("sleep")
+    /// A `sleep 30` in a group of its own, watched with a far deadline.
+    fn watched_sleep(supervisor: &Arc<Supervisor>) -> (std::process::Child, Watch) {
+        let child = Command::new("sleep")
             .arg("30")
             .process_group(0)
             .spawn()
             .unwrap();
         let watch = supervisor.watch(child.id(), Instant::now() + Duration::from_secs(300));
+        (child, watch)
+    }
+
+    #[test]
+    fn a_deadline_brought_forward_stops_the_child_then() {
+        let supervisor = Supervisor::start(Duration::from_secs(5));
+        let (mut child, watch) = watched_sleep(&supervisor);
         watch.deadline_by(Instant::now() + Duration::from_millis(50));
         // Never pushed back again.
         watch.deadline_by(Instant::now() + Duration::from_secs(600));
         let status = child.wait().unwrap();
         assert_eq!(status.signal(), Some(libc::SIGTERM));
         assert_eq!(watch.reason(), Some(StopReason::Timeout));
+        drop(watch);
+        supervisor.shutdown();
+    }
+
+    #[test]
+    fn a_child_with_an_interrupter_is_asked_first_and_killed_after_the_grace() {
+        use std::sync::atomic::AtomicUsize;
+        let supervisor = Supervisor::start(Duration::from_millis(300));
+        let (mut child, watch) = watched_sleep(&supervisor);
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = asked.clone();
+        watch.set_interrupter(Box::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            true
+        }));
+        // A turn that ends in time: the entry is re-armed, nothing is sent.
+        assert!(watch.rearm(Instant::now() + Duration::from_secs(300)));
+        let started = Instant::now();
+        watch.deadline_by(Instant::now() + Duration::from_millis(50));
+        // `sleep` ignores the interrupt, so the SIGKILL after the grace ends it.
+        let status = child.wait().unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        assert_eq!(watch.reason(), Some(StopReason::Timeout));
+        assert!(
+            !watch.rearm(Instant::now() + Duration::from_secs(300)),
+            "killed: not reusable"
+        );
         drop(watch);
         supervisor.shutdown();
     }

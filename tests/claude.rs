@@ -140,7 +140,8 @@ fn non_streaming_answer_with_session_headers_and_usage() {
 
 #[test]
 fn resumed_session_sends_only_the_last_user_message_in_the_same_directory() {
-    let c = Claude::start(&[]);
+    // A cold resume: with warm children the turn would go to the first CLI.
+    let c = Claude::start(&[("WARM_SESSIONS", "0")]);
     let first = chat(c.addr(), &[CLAUDE], &body("sonnet", "my name is Ada"));
     assert_eq!(first.status, 200);
     let sid = first.header("X-Claude-Session-ID").unwrap().to_string();
@@ -301,7 +302,8 @@ fn active_processes(c: &Claude) -> Value {
 
 #[test]
 fn the_answer_leaves_when_the_cli_has_answered_not_when_it_exits() {
-    let c = Claude::start(&[]);
+    // Without warm children every CLI gets EOF after its turn and exits.
+    let c = Claude::start(&[("WARM_SESSIONS", "0")]);
     let r = chat(c.addr(), &[CLAUDE], &body("sonnet", "[[fake:linger]]"));
     assert_eq!(r.status, 200, "{}", r.text());
     let content = r.json()["choices"][0]["message"]["content"].clone();
@@ -326,7 +328,7 @@ fn the_answer_leaves_when_the_cli_has_answered_not_when_it_exits() {
 
 #[test]
 fn a_resume_waits_for_the_previous_cli_to_exit_instead_of_refusing() {
-    let c = Claude::start(&[]);
+    let c = Claude::start(&[("WARM_SESSIONS", "0")]);
     let r = chat(c.addr(), &[CLAUDE], &body("sonnet", "[[fake:linger]]"));
     assert_eq!(r.status, 200);
     let sid = r.header("X-Claude-Session-ID").unwrap().to_string();

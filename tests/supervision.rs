@@ -1,6 +1,10 @@
 //! Process supervision with the fake CLI: the pool and its queue,
 //! deadlines and the SIGTERM → SIGKILL escalation, process groups, output
 //! limits and client disconnects. Every test checks no child is left.
+//!
+//! These are the rules for a child that is not kept warm (`WARM_SESSIONS=0`,
+//! and every child once it cannot be reused); tests/warm.rs has the ones
+//! for warm children, which are interrupted rather than stopped.
 
 mod support;
 
@@ -18,7 +22,9 @@ struct Setup {
 }
 
 fn start(extra: &[(&str, &str)]) -> Setup {
-    let (server, records) = server_with_fake_cli(extra);
+    let mut settings = vec![("WARM_SESSIONS", "0")];
+    settings.extend_from_slice(extra);
+    let (server, records) = server_with_fake_cli(&settings);
     Setup { server, records }
 }
 

@@ -50,6 +50,14 @@ pub enum Outcome {
     NoResult,
 }
 
+/// The cost figures of a turn's `result` line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TurnCost {
+    /// `total_cost_usd`: the session's running total, this turn included.
+    pub total_usd: f64,
+    pub duration_ms: u64,
+}
+
 pub struct Adapter {
     id: String,
     created: u64,
@@ -63,6 +71,11 @@ pub struct Adapter {
     content: String,
     last_stop_reason: Option<String>,
     result: Option<ResultLine>,
+    /// The turn's `result` line has been read (it may be taken by now).
+    result_seen: bool,
+    /// From the `result` line: the session's running cost and this turn's
+    /// duration.
+    cost: Option<TurnCost>,
     bad_lines: usize,
     /// False for a non-streaming request, whose reply is only the final
     /// `chat.completion`: no chunk is serialized for it.
@@ -114,6 +127,8 @@ impl Adapter {
             content: String::new(),
             last_stop_reason: None,
             result: None,
+            result_seen: false,
+            cost: None,
             bad_lines: 0,
             chunks_wanted: true,
         }
@@ -176,6 +191,13 @@ impl Adapter {
                 self.on_event(wrapped.event)
             }
             Line::Result(result) => {
+                self.result_seen = true;
+                if let Some(total_usd) = result.total_cost_usd {
+                    self.cost = Some(TurnCost {
+                        total_usd,
+                        duration_ms: result.duration_ms.unwrap_or(0),
+                    });
+                }
                 self.result = Some(result);
                 Step::Nothing
             }
@@ -199,6 +221,23 @@ impl Adapter {
     /// without a word streamed first): the reply is a 200 stream from then.
     pub fn committed(&self) -> bool {
         self.started || self.answered()
+    }
+
+    /// True once the turn's `result` line was read, whatever it said: a
+    /// child kept open writes nothing more until its next turn.
+    pub fn has_result(&self) -> bool {
+        self.result_seen
+    }
+
+    /// The answer's text as the client got it (redacted, held-back text
+    /// included once released).
+    pub fn content(&self) -> &str {
+        &self.content
+    }
+
+    /// What the `result` line said about cost and time, if it did.
+    pub fn cost(&self) -> Option<TurnCost> {
+        self.cost
     }
 
     /// Stdout lines that were not JSON at all.

@@ -126,6 +126,10 @@ pub struct ResultLine {
     pub api_error_status: Option<u16>,
     pub api_error_type: Option<String>,
     pub usage: Option<Usage>,
+    /// A running total for the session, not this turn's cost.
+    pub total_cost_usd: Option<f64>,
+    /// This turn's time in the CLI.
+    pub duration_ms: Option<u64>,
 }
 
 impl ResultLine {

@@ -1,32 +1,37 @@
-//! Claude Code mode: answers an OpenAI chat request with one run of the
+//! Claude Code mode: answers an OpenAI chat request with a turn of the
 //! `claude` CLI. [`ClaudeBackend`] owns what outlives a request: the CLI's
 //! path, the session store (opened off the start-up path), the process
-//! pool, the supervisor and the drain flag. A request is a `turn`.
+//! pool, the warm children, the supervisor and the drain flag. A request is
+//! a `turn`.
 //!
 //! A stream sends its head only once the model starts answering, so
 //! failures the CLI reports first (refused credentials, unknown session)
 //! are still plain HTTP errors. The answer leaves as soon as the CLI's
-//! successful `result` line is read: the real CLI takes another 25–40 ms to
-//! exit. The child is reaped after the answer is written, and only then are
-//! its session and process slot free; a resume of the session meanwhile
-//! waits for that.
+//! successful `result` line is read. The child is then kept warm for the
+//! session's next turn (or closed) after the answer is written, and only
+//! then is the session free; a resume of the session meanwhile waits for
+//! that.
 
 pub mod adapter;
 pub mod events;
 pub mod failure;
+pub mod history;
 mod locate;
 pub mod models;
 pub mod output;
 pub mod pool;
+pub mod process;
 pub mod prompt;
 pub mod redact;
 pub mod run;
 mod session_id;
 pub mod sessions;
+mod spares;
 pub mod spawn;
 mod stream;
 mod turn;
 pub mod validate;
+pub mod warm;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,11 +50,13 @@ pub use session_id::SessionId;
 use sessions::SessionStore;
 use stream::ClaudeStream;
 use turn::Turn;
+use warm::{WarmProcesses, WarmStats};
 
 pub struct ClaudeBackend {
     config: Config,
     cli: Option<PathBuf>,
     pool: Arc<ProcessPool>,
+    warm: Arc<WarmProcesses>,
     supervisor: Arc<Supervisor>,
     sessions: Arc<OnceLock<Result<Arc<SessionStore>, String>>>,
     shutting_down: AtomicBool,
@@ -65,12 +72,34 @@ impl ClaudeBackend {
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.as_str())
             .unwrap_or("");
+        let cli = locate_cli(&config.claude_path, path_var);
+        let pool = ProcessPool::new(config.max_concurrent_processes);
+        let supervisor = Supervisor::start(config.kill_grace);
+        let sessions = Arc::new(OnceLock::new());
+        let spares = spares::spare_plan(
+            config,
+            cli.clone(),
+            pool.clone(),
+            supervisor.clone(),
+            sessions.clone(),
+        );
+        // A process kept longer than its session would outlive its
+        // directory (the sweeper removes both).
+        let warm_idle = config.warm_idle.min(config.session_ttl);
+        let warm = WarmProcesses::start(
+            config.warm_sessions,
+            warm_idle,
+            config.warm_min_free_mb,
+            pool.clone(),
+            spares,
+        );
         let backend = ClaudeBackend {
             config: config.clone(),
-            cli: locate_cli(&config.claude_path, path_var),
-            pool: ProcessPool::new(config.max_concurrent_processes),
-            supervisor: Supervisor::start(config.kill_grace),
-            sessions: Arc::new(OnceLock::new()),
+            cli,
+            pool,
+            warm,
+            supervisor,
+            sessions,
             shutting_down: AtomicBool::new(false),
             sweeper_stop: Arc::new(AtomicBool::new(false)),
         };
@@ -110,7 +139,12 @@ impl ClaudeBackend {
         self.cli.as_deref()
     }
 
-    /// Children alive right now.
+    /// The warm children: how many, and the memory they hold.
+    pub fn warm_stats(&self) -> WarmStats {
+        self.warm.stats()
+    }
+
+    /// Children alive right now (warm ones included).
     pub fn live_children(&self) -> usize {
         self.supervisor.live()
     }
@@ -123,10 +157,12 @@ impl ClaudeBackend {
         }
     }
 
-    /// SIGTERM to every running child and no new ones (drain).
+    /// SIGTERM to every running child, warm ones closed, and no new ones
+    /// (drain).
     pub fn terminate_all(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.supervisor.stop_all(StopReason::Shutdown);
+        self.warm.close_all();
     }
 
     /// Writes the session registry now and removes the directory made
@@ -151,19 +187,23 @@ impl Backend for ClaudeBackend {
 
     fn complete(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
         let mut turn = Turn::start(self, request)?;
-        loop {
+        let finished = loop {
             if let Some(finished) = turn.run.take_answer() {
-                let reply = turn.with_headers(Reply::json(200, &finished.completion));
-                return Ok(reply.with_afterwards(turn.close_afterwards()));
+                break Ok(finished);
             }
             if let Progress::Ended = turn.run.step() {
-                break;
+                break turn.run.finish();
             }
-        }
-        match turn.run.finish() {
+        };
+        match finished {
             Ok(finished) => {
-                let reply = Reply::json(200, &finished.completion);
-                Ok(turn.with_headers(reply))
+                let mut reply = turn.with_headers(Reply::json(200, &finished.completion));
+                if let Some(cost) = turn.note_answer() {
+                    reply = reply
+                        .with_header("X-Claude-Cost-USD", cost.usd_text())
+                        .with_header("X-Claude-Duration-Ms", cost.duration_ms.to_string());
+                }
+                Ok(reply.with_afterwards(turn.close_afterwards()))
             }
             Err(error) => Err(turn.settle_error(error)),
         }
@@ -183,11 +223,14 @@ impl Backend for ClaudeBackend {
             return match turn.run.finish() {
                 Ok(finished) => {
                     pending.extend(finished.final_chunks);
+                    let cost = turn.note_answer();
                     let reply = Reply::stream(Box::new(ClaudeStream {
                         turn: None,
                         pending,
+                        cost,
                     }));
-                    Ok(turn.with_headers(reply))
+                    let reply = turn.with_headers(reply);
+                    Ok(reply.with_afterwards(turn.close_afterwards()))
                 }
                 Err(error) => Err(turn.settle_error(error)),
             };
@@ -196,6 +239,7 @@ impl Backend for ClaudeBackend {
         let reply = Reply::stream(Box::new(ClaudeStream {
             turn: Some(turn),
             pending,
+            cost: None,
         }));
         Ok(headers
             .into_iter()
@@ -216,6 +260,7 @@ impl Drop for ClaudeBackend {
         self.flush_sessions();
         self.sweeper_stop.store(true, Ordering::SeqCst);
         self.supervisor.kill_all();
+        self.warm.close_all();
         self.supervisor.shutdown();
     }
 }

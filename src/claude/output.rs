@@ -41,6 +41,11 @@ impl<R: Read> LineReader<R> {
         }
     }
 
+    /// A new budget, for the next turn of a child that takes several.
+    pub fn set_budget(&mut self, budget: usize) {
+        self.budget = budget;
+    }
+
     /// True when more output is already read and waiting to be split.
     pub fn has_buffered(&self) -> bool {
         !self.inner.buffer().is_empty()

@@ -44,25 +44,7 @@ pub fn build_invocation(
     work_dir: &Path,
     skip_permissions: bool,
 ) -> Invocation {
-    let mut args: Vec<String> = [
-        "-p",
-        "--input-format",
-        "stream-json",
-        "--output-format",
-        "stream-json",
-        "--verbose",
-        "--include-partial-messages",
-        "--tools",
-        "",
-        "--model",
-        chat.cli_model,
-    ]
-    .map(String::from)
-    .to_vec();
-    match session {
-        SessionArg::New(id) => args.extend(["--session-id".to_string(), id.clone()]),
-        SessionArg::Resume(id) => args.extend(["--resume".to_string(), id.clone()]),
-    }
+    let mut args = command_line(chat.cli_model, session);
     let system = chat.system.as_ref().map(|text| {
         let file = work_dir.join(SYSTEM_PROMPT_FILE);
         args.extend([
@@ -79,6 +61,45 @@ pub fn build_invocation(
         stdin: user_line(&prompt_text(chat, session)),
         system,
     }
+}
+
+/// A CLI started ahead of its session (a spare): the default model, no
+/// system prompt, a fresh session id; its first turn comes later.
+pub fn spare_invocation(model: &str, id: &str, skip_permissions: bool) -> Invocation {
+    let mut args = command_line(model, &SessionArg::New(id.to_string()));
+    if skip_permissions {
+        args.push("--dangerously-skip-permissions".into());
+    }
+    Invocation {
+        args,
+        stdin: String::new(),
+        system: None,
+    }
+}
+
+/// The options every run starts with: stream-json both ways, no tools,
+/// the model, and the session to create or resume.
+fn command_line(model: &str, session: &SessionArg) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-p",
+        "--input-format",
+        "stream-json",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+        "--include-partial-messages",
+        "--tools",
+        "",
+        "--model",
+        model,
+    ]
+    .map(String::from)
+    .to_vec();
+    match session {
+        SessionArg::New(id) => args.extend(["--session-id".to_string(), id.clone()]),
+        SessionArg::Resume(id) => args.extend(["--resume".to_string(), id.clone()]),
+    }
+    args
 }
 
 /// One user turn as the CLI reads it with `--input-format stream-json`.

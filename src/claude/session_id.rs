@@ -48,6 +48,11 @@ impl SessionId {
         SessionId(Arc::from(uuid.hyphenated().to_string()))
     }
 
+    /// An id the registry holds (checked when it entered the registry).
+    pub(crate) fn from_registry(id: Arc<str>) -> SessionId {
+        SessionId(id)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -1,31 +1,39 @@
 //! The body of a Claude Code stream after its head: the chunks read before
 //! the head, then whatever the CLI still writes, then the ending (the final
-//! chunks, or a finish chunk and an error event).
+//! chunks and the turn's cost as a comment, or a finish chunk and an error
+//! event).
 
 use super::run::Progress;
-use super::turn::Turn;
+use super::turn::{Turn, TurnCost};
 use crate::http::{Afterwards, SseWriter, StreamBody};
 
 /// The rest of a stream after its head: queued chunks, then the turn's
-/// remaining output (none when the run was already over).
+/// remaining output (none when the turn was already over, its cost known).
 pub(super) struct ClaudeStream {
     pub(super) turn: Option<Turn>,
     pub(super) pending: Vec<Vec<u8>>,
+    pub(super) cost: Option<TurnCost>,
 }
 
 impl StreamBody for ClaudeStream {
     fn write_events(self: Box<Self>, sse: &mut SseWriter) -> Option<Afterwards> {
-        let ClaudeStream { turn, pending } = *self;
+        let ClaudeStream {
+            turn,
+            pending,
+            cost,
+        } = *self;
         let mut client_gone = !send_deferred(sse, &pending);
         let Some(mut turn) = turn else {
+            send_cost(sse, cost);
             let _ = sse.flush();
             return None;
         };
         while !client_gone {
             if let Some(finished) = turn.run.take_answer() {
                 // The ending leaves with `[DONE]` in one write; the child is
-                // reaped after it.
+                // put away after it.
                 send_deferred(sse, &finished.final_chunks);
+                send_cost(sse, turn.note_answer());
                 return Some(turn.close_afterwards());
             }
             // Events go out before the worker would wait on the child again;
@@ -42,14 +50,15 @@ impl StreamBody for ClaudeStream {
             }
         }
         if client_gone {
-            turn.run.client_gone();
-            let _ = turn.run.finish();
+            turn.abandon();
             return None;
         }
         // The ending is held: it leaves with `[DONE]` in one write.
         match turn.run.finish() {
             Ok(finished) => {
                 send_deferred(sse, &finished.final_chunks);
+                send_cost(sse, turn.note_answer());
+                Some(turn.close_afterwards())
             }
             Err(error) => {
                 for chunk in turn.run.adapter.release_held() {
@@ -58,14 +67,21 @@ impl StreamBody for ClaudeStream {
                 let _ = sse.data_deferred(&turn.meta.finish_chunk());
                 let _ = sse.error(&error.message());
                 // The client already holds the session id and the CLI has
-                // the session on disk (it started answering): keep it.
+                // the session on disk (it started answering): it is kept.
+                turn.settle_kept();
+                None
             }
         }
-        None
     }
 }
 
 /// Queues chunks for the next write; false once the client is gone.
 fn send_deferred(sse: &mut SseWriter, chunks: &[Vec<u8>]) -> bool {
     chunks.iter().all(|c| sse.data_deferred(c).is_ok())
+}
+
+fn send_cost(sse: &mut SseWriter, cost: Option<TurnCost>) {
+    if let Some(cost) = cost {
+        let _ = sse.comment_deferred(&cost.comment());
+    }
 }

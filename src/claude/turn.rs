@@ -1,35 +1,70 @@
-//! One request's turn on a session, from its checks to its end: the CLI run
-//! with the session lease and process slot it holds, the reply headers,
-//! and what happens to the session when the run fails or has answered.
+//! One request's turn on a session, from its checks to its end: which
+//! session it continues, the CLI child it runs on (the session's warm one,
+//! or a new one), the reply headers, and what becomes of the session and
+//! the child when the turn fails or has answered.
 //!
-//! The order: body validation, CLI present, session lease (new or resumed,
-//! owner checked, busy refused), a process slot (FIFO wait), spawn. The
-//! session id's form was checked where the header was read.
+//! The order: body validation, CLI present, session lease (by header, by
+//! resent history, or new; owner checked, busy refused), the session's warm
+//! child if it fits, else a process slot (closing an idle warm child rather
+//! than queueing) and a new child. The session id's form was checked where
+//! the header was read.
 
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
 use super::adapter::Adapter;
+use super::history::HistoryHasher;
 use super::pool::Slot;
-use super::prompt::{build_invocation, SessionArg};
-use super::run::{CliRun, RunSpec};
-use super::sessions::SessionLease;
-use super::validate::validate;
+use super::process::{CliProcess, Shape, StartSpec};
+use super::prompt::{build_invocation, prompt_text, user_line, SessionArg};
+use super::run::CliRun;
+use super::sessions::{SessionLease, SessionStore};
+use super::validate::{validate, Role, ValidChat};
+use super::warm::{Spare, WarmProcesses};
 use super::ClaudeBackend;
 use crate::backend::ChatRequest;
+use crate::config::Secret;
 use crate::error::ApiError;
 use crate::http::{Afterwards, Reply};
 
-/// A run in progress with what it holds: its session lease and process
-/// slot are released when this is dropped, on every path.
+/// A turn in progress with what it holds: its session lease and its child.
+/// Dropped without [`Turn::close_afterwards`] or [`Turn::settle_error`],
+/// the child is killed and the lease freed.
 pub(super) struct Turn {
     pub(super) run: CliRun,
     lease: SessionLease,
-    _slot: Slot,
+    warm: Arc<WarmProcesses>,
+    /// The conversation so far, this turn's user message included; the
+    /// answer is added once there is one.
+    history: Option<HistoryHasher>,
     pub(super) headers: Vec<(String, String)>,
     pub(super) meta: ChunkMeta,
+}
+
+/// This turn's share of the session's cost, and its time in the CLI.
+pub(super) struct TurnCost {
+    pub usd: f64,
+    pub duration_ms: u64,
+}
+
+impl TurnCost {
+    /// Dollars to the nanodollar, without trailing zeros.
+    pub(super) fn usd_text(&self) -> String {
+        let text = format!("{:.9}", self.usd.max(0.0));
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+
+    /// The SSE comment a stream ends with (SDKs skip comments).
+    pub(super) fn comment(&self) -> String {
+        format!(
+            "cost usd={} duration_ms={}",
+            self.usd_text(),
+            self.duration_ms
+        )
+    }
 }
 
 /// What every chunk of this turn's answer is labelled with.
@@ -54,9 +89,9 @@ impl ChunkMeta {
 }
 
 impl Turn {
-    /// Checks the request, leases its session, waits for a process slot and
-    /// starts the CLI. A session this turn created is forgotten again if
-    /// the CLI never starts.
+    /// Checks the request, leases its session and puts the turn to a CLI
+    /// child. A session this turn created is forgotten again if no child
+    /// takes the turn.
     pub(super) fn start(backend: &ClaudeBackend, request: &ChatRequest) -> Result<Turn, ApiError> {
         let chat = validate(request.json)?;
         let Some(cli) = backend.cli.clone() else {
@@ -65,32 +100,36 @@ impl Turn {
             });
         };
         let store = backend.sessions()?;
-        let owner = request.incoming.api_key.as_ref();
-        let lease = match &request.session_id {
-            Some(id) => store.resume(id, owner, chat.cli_model)?,
-            None => store.create(owner, chat.cli_model)?,
+        let shape = Shape::new(chat.cli_model, chat.system.as_deref());
+        let (lease, history, spare) = lease_session(backend, &store, request, &chat, &shape)?;
+        let deadline = Instant::now() + backend.config.request_timeout;
+        let candidate = match spare {
+            Some(spare) => Some(spare),
+            None if !lease.created() => backend.warm.take(lease.id()),
+            None => None,
         };
-        let Some(slot) = backend.pool.acquire(backend.config.pool_queue_timeout) else {
-            forget_if_new(lease);
-            return Err(ApiError::CapacityExceeded {
-                retry_after_secs: 1,
-            });
-        };
-        if backend.shutting_down.load(Ordering::SeqCst) {
-            forget_if_new(lease);
-            return Err(ApiError::ServerShuttingDown);
+        let mut reused = None;
+        if let Some(mut process) = candidate {
+            let line = user_line(&prompt_text(&chat, &session_arg(&lease)));
+            if process.shape == shape && process.next_turn(line, deadline) {
+                reused = Some(process);
+            } else {
+                // Never two children on one conversation: the old one is
+                // gone before a cold resume starts.
+                process.close();
+            }
         }
-        let session_arg = if lease.created() {
-            SessionArg::New(lease.id().to_string())
-        } else {
-            SessionArg::Resume(lease.id().to_string())
+        let warm = reused.is_some();
+        let process = match reused {
+            Some(process) => process,
+            None => match start_cold(backend, &cli, request, &chat, &lease, shape) {
+                Ok(process) => process,
+                Err(e) => {
+                    forget_if_new(lease);
+                    return Err(e);
+                }
+            },
         };
-        let invocation = build_invocation(
-            &chat,
-            &session_arg,
-            lease.work_dir(),
-            backend.config.claude_skip_permissions,
-        );
         let meta = ChunkMeta {
             id: format!("chatcmpl-{}", uuid::Uuid::new_v4()),
             created: SystemTime::now()
@@ -110,29 +149,11 @@ impl Turn {
         } else {
             adapter.without_chunks()
         };
-        let spawned = CliRun::spawn(
-            RunSpec {
-                cli: &cli,
-                config: &backend.config,
-                invocation,
-                work_dir: lease.work_dir(),
-                session_id: lease.id(),
-                request_id: &request.incoming.request_id,
-            },
-            &backend.supervisor,
-            adapter,
-        );
-        let run = match spawned {
-            Ok(run) => run,
-            Err(e) => {
-                forget_if_new(lease);
-                return Err(e);
-            }
-        };
         let mut headers = vec![("X-Claude-Session-ID".to_string(), lease.id().to_string())];
         if lease.created() {
             headers.push(("X-Claude-Session-Created".into(), "true".into()));
         }
+        headers.push(("X-Claude-Warm".into(), warm.to_string()));
         if !chat.ignored_params.is_empty() {
             headers.push((
                 "X-Claude-Ignored-Params".into(),
@@ -140,40 +161,87 @@ impl Turn {
             ));
         }
         Ok(Turn {
-            run,
+            run: CliRun::new(process, adapter),
             lease,
-            _slot: slot,
+            warm: backend.warm.clone(),
+            history,
             headers,
             meta,
         })
     }
 
-    /// A failed run leaves no registry entry for a session the client never
-    /// learnt about, nor for one the CLI says does not exist.
+    /// The answer is complete: the conversation as the client now holds it
+    /// is remembered, and the turn's cost is recorded. Gives the cost.
+    pub(super) fn note_answer(&mut self) -> Option<TurnCost> {
+        if let Some(mut history) = self.history.take() {
+            history.message(Role::Assistant, self.run.adapter.content());
+            self.lease.remember_history(history.digest());
+        }
+        self.record_cost()
+    }
+
+    /// Records the session's running cost (an interrupted turn costs too),
+    /// giving this turn's share.
+    fn record_cost(&self) -> Option<TurnCost> {
+        let cost = self.run.adapter.cost()?;
+        Some(TurnCost {
+            usd: self.lease.record_cost(cost.total_usd),
+            duration_ms: cost.duration_ms,
+        })
+    }
+
+    /// A failed turn: its child is kept warm if it ended the turn cleanly
+    /// (an interrupted turn does), else closed; and no registry entry is
+    /// left for a session the client never learnt about, nor for one the
+    /// CLI says does not exist.
     pub(super) fn settle_error(self, error: ApiError) -> ApiError {
+        self.record_cost();
         let unknown = matches!(error, ApiError::SessionNotFound { .. });
-        if self.lease.created() || unknown {
-            let Turn { lease, .. } = self;
+        let Turn {
+            run, lease, warm, ..
+        } = self;
+        if lease.created() || unknown {
+            // No session left for the child to serve.
+            run.into_process().close();
             lease.forget();
+        } else {
+            put_away(&warm, run);
         }
         error
     }
 
-    /// The CLI has answered but may still be exiting. What the pipeline
-    /// runs once the answer is written: reap the child, then free its
-    /// process slot and its session (a resume meanwhile waits for that).
+    /// A turn that failed after its stream began: the session stays (the
+    /// client holds its id), and the child is kept or closed as for any
+    /// failure.
+    pub(super) fn settle_kept(self) {
+        self.record_cost();
+        let Turn { run, warm, .. } = self;
+        put_away(&warm, run);
+    }
+
+    /// Nobody is listening any more: the turn is interrupted and read to its
+    /// end, so that its child can take the session's next turn.
+    pub(super) fn abandon(mut self) {
+        self.run.client_gone();
+        while let super::run::Progress::Chunks(_) = self.run.step() {}
+        let _ = self.run.finish();
+        self.record_cost();
+        let Turn { run, warm, .. } = self;
+        put_away(&warm, run);
+        // The client already holds the session id and the CLI has the
+        // session on disk (it started answering): the lease just ends.
+    }
+
+    /// The answer is complete but not yet written. What the pipeline runs
+    /// once it is: the child kept warm (or closed), then the session freed.
+    /// A resume of the session meanwhile waits for that.
     pub(super) fn close_afterwards(self) -> Afterwards {
         self.lease.answered();
         Box::new(move || {
             let Turn {
-                run,
-                lease,
-                _slot: slot,
-                ..
+                run, lease, warm, ..
             } = self;
-            run.close();
-            // The slot first: a resume woken by the lease then finds it free.
-            drop(slot);
+            put_away(&warm, run);
             lease.make_spare_dir();
             drop(lease);
         })
@@ -184,6 +252,135 @@ impl Turn {
             .iter()
             .fold(reply, |r, (k, v)| r.with_header(k.clone(), v.clone()))
     }
+}
+
+/// The session this request continues, the hasher that will remember its
+/// conversation, and a spare child that comes with a new session: the
+/// session its header names; else the one that answered the history it
+/// resends; else a new one.
+fn lease_session(
+    backend: &ClaudeBackend,
+    store: &SessionStore,
+    request: &ChatRequest,
+    chat: &ValidChat,
+    shape: &Shape,
+) -> Result<(SessionLease, Option<HistoryHasher>, Option<CliProcess>), ApiError> {
+    let owner = request.incoming.api_key.as_ref();
+    let model = chat.cli_model;
+    let mut history = backend
+        .config
+        .claude_match_history
+        .then(|| store.history_hasher(owner, model, chat.system.as_deref()));
+    let (before_last, last) = chat.turns.split_at(chat.turns.len().saturating_sub(1));
+    if let Some(hasher) = &mut history {
+        for turn in before_last {
+            hasher.message(turn.role, &turn.content);
+        }
+    }
+    let matched = match (&request.session_id, &history) {
+        (Some(id), _) => Some(store.resume(id, owner, model)?),
+        // A first turn has no history to match.
+        (None, Some(hasher)) if !before_last.is_empty() => {
+            store.continue_history(&hasher.digest(), owner, model)
+        }
+        (None, _) => None,
+    };
+    let (lease, spare) = match matched {
+        Some(lease) => (lease, None),
+        None => new_session(backend, store, owner, model, shape)?,
+    };
+    if let Some(hasher) = &mut history {
+        for turn in last {
+            hasher.message(turn.role, &turn.content);
+        }
+    }
+    Ok((lease, history, spare))
+}
+
+/// A new child for the turn: `--session-id` for a new session, `--resume`
+/// for one whose child is gone.
+fn start_cold(
+    backend: &ClaudeBackend,
+    cli: &std::path::Path,
+    request: &ChatRequest,
+    chat: &ValidChat,
+    lease: &SessionLease,
+    shape: Shape,
+) -> Result<CliProcess, ApiError> {
+    let slot = acquire_slot(backend).ok_or(ApiError::CapacityExceeded {
+        retry_after_secs: 1,
+    })?;
+    if backend.shutting_down.load(Ordering::SeqCst) {
+        return Err(ApiError::ServerShuttingDown);
+    }
+    let invocation = build_invocation(
+        chat,
+        &session_arg(lease),
+        lease.work_dir(),
+        backend.config.claude_skip_permissions,
+    );
+    CliProcess::start(
+        StartSpec {
+            cli,
+            config: &backend.config,
+            invocation,
+            work_dir: lease.work_dir(),
+            session_id: lease.id(),
+            shape,
+            request_id: &request.incoming.request_id,
+            keep_open: backend.warm.enabled(),
+        },
+        &backend.supervisor,
+        slot,
+    )
+}
+
+/// A process slot: a free one; else one an idle warm child gives up (the
+/// least recently used is closed); else a place in the queue.
+fn acquire_slot(backend: &ClaudeBackend) -> Option<Slot> {
+    loop {
+        if let Some(slot) = backend.pool.acquire(std::time::Duration::ZERO) {
+            return Some(slot);
+        }
+        if !backend.warm.evict_oldest() {
+            break;
+        }
+    }
+    backend.pool.acquire(backend.config.pool_queue_timeout)
+}
+
+/// A child that ended its turn cleanly waits for its session's next turn;
+/// any other is closed.
+fn put_away(warm: &WarmProcesses, run: CliRun) {
+    if run.reusable() {
+        warm.park(run.into_process());
+    } else {
+        run.into_process().close();
+    }
+}
+
+/// `--session-id` for a session this turn creates, `--resume` otherwise.
+fn session_arg(lease: &SessionLease) -> SessionArg {
+    if lease.created() {
+        SessionArg::New(lease.id().to_string())
+    } else {
+        SessionArg::Resume(lease.id().to_string())
+    }
+}
+
+/// A new session: a spare's when one of this shape is ready (its child
+/// comes with it), else a fresh one.
+fn new_session(
+    backend: &ClaudeBackend,
+    store: &SessionStore,
+    owner: Option<&Secret>,
+    model: &str,
+    shape: &Shape,
+) -> Result<(SessionLease, Option<CliProcess>), ApiError> {
+    if let Some(Spare { process, id, dir }) = backend.warm.take_spare(shape) {
+        return Ok((store.create_with(owner, model, id, dir), Some(process)));
+    }
+    Ok((store.create(owner, model)?, None))
 }
 
 fn forget_if_new(lease: SessionLease) {

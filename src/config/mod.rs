@@ -74,6 +74,15 @@ pub struct Config {
     /// Time between SIGTERM and SIGKILL for a child that must stop.
     pub kill_grace: Duration,
     pub child_env: ChildEnv,
+    /// Idle CLI processes kept for their session's next turn (0: none).
+    pub warm_sessions: usize,
+    pub warm_idle: Duration,
+    /// No process is kept warm while the host has less memory available.
+    pub warm_min_free_mb: u64,
+    /// Processes started ahead for the next new session.
+    pub warm_spares: usize,
+    /// Whether a request that resends a known history continues its session.
+    pub claude_match_history: bool,
 
     // Passthrough
     pub openai_api_key: Option<Secret>,
@@ -259,6 +268,11 @@ impl Config {
             claude_skip_permissions: r.bool("CLAUDE_SKIP_PERMISSIONS", false),
             kill_grace: r.millis("CLAUDE_KILL_GRACE_MS", 5_000, 0),
             child_env: ChildEnv(child_env),
+            warm_sessions: r.number("WARM_SESSIONS", 4, 0, 10_000) as usize,
+            warm_idle: r.millis("WARM_IDLE_MS", 300_000, 100),
+            warm_min_free_mb: r.number("WARM_MIN_FREE_MB", 1024, 0, 1 << 30),
+            warm_spares: r.number("WARM_SPARES", 0, 0, 64) as usize,
+            claude_match_history: r.bool("CLAUDE_MATCH_HISTORY", true),
             openai_api_key: r.raw("OPENAI_API_KEY").map(Secret::new),
             openai_base_url,
             openai_passthrough_enabled: r.bool("OPENAI_PASSTHROUGH_ENABLED", true),

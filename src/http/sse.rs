@@ -90,6 +90,12 @@ impl SseWriter {
         self.frame_event(&[lines, b"\n\n"], false)
     }
 
+    /// A comment line (`: text`), held like [`SseWriter::data_deferred`]:
+    /// clients skip it, a person reading the stream sees it.
+    pub fn comment_deferred(&mut self, text: &str) -> io::Result<()> {
+        self.frame_event(&[b": ", text.as_bytes(), b"\n\n"], false)
+    }
+
     /// The error event a broken stream ends with, held: it leaves with the
     /// `[DONE]` that [`SseWriter::finish`] adds.
     pub fn error(&mut self, message: &str) -> io::Result<()> {

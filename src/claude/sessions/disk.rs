@@ -21,13 +21,20 @@ pub(super) const KEY_LEN: usize = 32;
 /// fingerprint of the key that created it, absent when auth was off. The
 /// strings are shared with the registry in memory, so a snapshot for
 /// writing copies none of them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct Record {
     pub id: Arc<str>,
     pub owner: Option<Arc<str>>,
     pub created_ms: u64,
     pub last_used_ms: u64,
     pub model: Arc<str>,
+    /// Hex digest of the conversation as its client holds it (see
+    /// `claude::history`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<String>,
+    /// The CLI's running cost of the session after its last turn.
+    #[serde(default)]
+    pub cost_usd: f64,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::registry::Registry;
+use crate::claude::history::HistoryDigest;
 use crate::claude::SessionId;
 
 /// The right to run one request on a session. Dropping it frees the
@@ -56,6 +57,17 @@ impl SessionLease {
     /// session waits for this lease to end rather than being refused.
     pub fn answered(&self) {
         self.registry.mark_exiting(self.id.as_str());
+    }
+
+    /// After an answer: the conversation as the client now holds it, so
+    /// that the client resending it lands here.
+    pub fn remember_history(&self, digest: HistoryDigest) {
+        self.registry.remember_history(self.id.as_str(), digest);
+    }
+
+    /// The CLI's running total after this turn; gives the turn's share.
+    pub fn record_cost(&self, total_usd: f64) -> f64 {
+        self.registry.record_cost(self.id.as_str(), total_usd)
     }
 
     /// Makes the directory the next new session will take, when this lease

@@ -25,13 +25,14 @@ mod tests;
 mod work_dirs;
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::history::{HistoryDigest, HistoryHasher};
 use super::SessionId;
 use crate::config::Secret;
 use crate::error::ApiError;
@@ -44,7 +45,7 @@ use work_dirs::WorkDirs;
 const REGISTRY_FILE: &str = "sessions.json";
 /// How long a resume waits for the previous run's CLI to exit after its
 /// answer; by then that CLI is being stopped.
-const EXITING_WAIT: Duration = super::run::EXIT_AFTER_ANSWER;
+const EXITING_WAIT: Duration = super::process::EXIT_AFTER_EOF;
 const KEY_FILE: &str = "fingerprint.key";
 
 /// The session store. Cheap to share behind an `Arc`; every method takes
@@ -98,6 +99,27 @@ impl SessionStore {
         Ok(SessionLease::new(registry, id, dir, true))
     }
 
+    /// A fresh session id and its new directory, for a CLI started ahead
+    /// of the session (a spare); nothing is registered yet.
+    pub fn fresh_dir(&self) -> Result<(SessionId, PathBuf), ApiError> {
+        self.registry.dirs.make_fresh()
+    }
+
+    /// Registers a new session for `owner` under an id made by
+    /// [`SessionStore::fresh_dir`], leased to the caller.
+    pub fn create_with(
+        &self,
+        owner: Option<&Secret>,
+        model: &str,
+        id: SessionId,
+        dir: PathBuf,
+    ) -> SessionLease {
+        let registry = &self.registry;
+        let owner = registry.fingerprint(owner);
+        registry.insert_new(&id, owner.as_deref(), model);
+        SessionLease::new(registry, id, dir, true)
+    }
+
     /// Leases an existing session for `owner`. Unknown, expired and foreign
     /// sessions all give the same `SessionNotFound`, so a caller cannot
     /// learn whether someone else's id exists.
@@ -134,6 +156,47 @@ impl SessionStore {
         let lease = SessionLease::new(registry, id.clone(), dir, false);
         registry.dirs.ensure(lease.work_dir())?;
         Ok(lease)
+    }
+
+    /// Takes the session that answered the conversation `digest` (see
+    /// `claude::history`) for `owner`, like [`SessionStore::resume`] but
+    /// quietly: `None` when nothing matches, the match is busy, expired or
+    /// someone else's, and the caller starts a new session instead.
+    pub fn continue_history(
+        &self,
+        digest: &HistoryDigest,
+        owner: Option<&Secret>,
+        model: &str,
+    ) -> Option<SessionLease> {
+        let registry = &self.registry;
+        let owner = registry.fingerprint(owner);
+        let id = registry.session_of_history(digest)?;
+        let mut lookup = registry.take(&id, &owner, model, registry.now_ms());
+        if matches!(lookup, Lookup::Exiting) {
+            // The previous turn has answered and is being put away.
+            registry.wait_exited(&id, Instant::now() + EXITING_WAIT);
+            lookup = registry.take(&id, &owner, model, registry.now_ms());
+        }
+        if !matches!(lookup, Lookup::Taken) {
+            return None;
+        }
+        registry.consume_history(digest, id.as_str());
+        let dir = registry.dirs.path(id.as_str());
+        let lease = SessionLease::new(registry, id, dir, false);
+        registry.dirs.ensure(lease.work_dir()).ok()?;
+        Some(lease)
+    }
+
+    /// A hasher for `owner`'s conversations (see `claude::history`).
+    pub fn history_hasher(
+        &self,
+        owner: Option<&Secret>,
+        model: &str,
+        system: Option<&str>,
+    ) -> HistoryHasher {
+        let owner = self.registry.fingerprint(owner);
+        self.registry
+            .history_hasher(owner.as_deref(), model, system)
     }
 
     /// Removes sessions idle longer than the TTL or older than the maximum

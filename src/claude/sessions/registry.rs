@@ -1,7 +1,8 @@
 //! The registry behind the store and every lease: which sessions exist,
 //! whose they are (as fingerprints), which are busy or only waiting for
-//! their CLI to exit, when each was made and last used, and when the
-//! registry file needs writing. All of it under one lock.
+//! their CLI to exit, when each was made and last used, which conversation
+//! digest leads to each, what each has cost, and when the registry file
+//! needs writing. All of it under one lock.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use subtle::ConstantTimeEq;
 use super::disk::{self, Record};
 use super::millis;
 use super::work_dirs::WorkDirs;
+use crate::claude::history::{HistoryDigest, HistoryHasher};
 use crate::claude::SessionId;
 use crate::config::Secret;
 
@@ -46,6 +48,8 @@ struct State {
     /// Owner fingerprints and model names, one copy each: there are only as
     /// many as keys and models, shared by every session.
     names: HashSet<Arc<str>>,
+    /// The session each remembered conversation continues.
+    by_history: HashMap<HistoryDigest, Arc<str>>,
 }
 
 impl State {
@@ -57,6 +61,24 @@ impl State {
         self.names.insert(name.clone());
         name
     }
+
+    /// Removes a session and the conversation digest that leads to it.
+    fn remove(&mut self, id: &str) -> bool {
+        let Some(entry) = self.sessions.remove(id) else {
+            return false;
+        };
+        if let Some(digest) = entry.history {
+            self.unindex(&digest, id);
+        }
+        self.generation += 1;
+        true
+    }
+
+    fn unindex(&mut self, digest: &HistoryDigest, id: &str) {
+        if self.by_history.get(digest).is_some_and(|s| &**s == id) {
+            self.by_history.remove(digest);
+        }
+    }
 }
 
 struct Entry {
@@ -67,6 +89,9 @@ struct Entry {
     busy: bool,
     /// Busy, but its CLI has answered and is only exiting.
     exiting: bool,
+    history: Option<HistoryDigest>,
+    /// The CLI's running total after the session's last turn.
+    cost_usd: f64,
 }
 
 /// Outcome of looking a session up for a caller, decided under the lock.
@@ -95,6 +120,7 @@ impl Registry {
             sessions: HashMap::new(),
             generation: 0,
             names: HashSet::new(),
+            by_history: HashMap::new(),
         };
         for record in records {
             if !SessionId::is_canonical(&record.id) {
@@ -108,7 +134,12 @@ impl Registry {
                 model: state.name(&record.model),
                 busy: false,
                 exiting: false,
+                history: record.history.as_deref().and_then(from_hex),
+                cost_usd: record.cost_usd,
             };
+            if let Some(digest) = entry.history {
+                state.by_history.insert(digest, record.id.clone());
+            }
             state.sessions.insert(record.id, entry);
         }
         Registry {
@@ -164,6 +195,8 @@ impl Registry {
             model: state.name(model),
             busy: true,
             exiting: false,
+            history: None,
+            cost_usd: 0.0,
         };
         state.sessions.insert(id.shared(), entry);
         state.generation += 1;
@@ -190,8 +223,7 @@ impl Registry {
         }
         if self.is_expired(entry, now) {
             if !entry.busy {
-                state.sessions.remove(id);
-                state.generation += 1;
+                state.remove(id);
                 drop(state);
                 self.dirs.remove(id);
             }
@@ -231,6 +263,8 @@ impl Registry {
                 model: state.name(model),
                 busy: false,
                 exiting: false,
+                history: None,
+                cost_usd: 0.0,
             };
             state.sessions.insert(id.shared(), entry);
             state.generation += 1;
@@ -254,10 +288,7 @@ impl Registry {
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in &expired {
-                state.sessions.remove(&**id);
-            }
-            if !expired.is_empty() {
-                state.generation += 1;
+                state.remove(id);
             }
             expired
         };
@@ -296,6 +327,8 @@ impl Registry {
                     created_ms: e.created_ms,
                     last_used_ms: e.last_used_ms,
                     model: e.model.clone(),
+                    history: e.history.as_ref().map(to_hex),
+                    cost_usd: e.cost_usd,
                 })
                 .collect();
             (state.generation, records)
@@ -351,17 +384,70 @@ impl Registry {
     }
 
     pub(super) fn forget(&self, id: &str) {
-        let removed = {
-            let mut state = self.state.lock();
-            let removed = state.sessions.remove(id).is_some();
-            if removed {
-                state.generation += 1;
-            }
-            removed
-        };
+        let removed = self.state.lock().remove(id);
         self.dirs.remove(id);
         if removed {
             self.persist();
+        }
+    }
+
+    /// A hasher for conversations of `owner` (a fingerprint), keyed with
+    /// this server's secret.
+    pub(super) fn history_hasher(
+        &self,
+        owner: Option<&str>,
+        model: &str,
+        system: Option<&str>,
+    ) -> HistoryHasher {
+        HistoryHasher::new(&self.fingerprint_mac, owner, model, system)
+    }
+
+    /// The session whose remembered conversation is `digest`, if any.
+    pub(super) fn session_of_history(&self, digest: &HistoryDigest) -> Option<SessionId> {
+        let id = self.state.lock().by_history.get(digest)?.clone();
+        Some(SessionId::from_registry(id))
+    }
+
+    /// The session has been taken to continue the conversation `digest`:
+    /// the digest is used up, so a conversation continues on one session
+    /// only, whoever resends it next.
+    pub(super) fn consume_history(&self, digest: &HistoryDigest, id: &str) {
+        let mut state = self.state.lock();
+        state.unindex(digest, id);
+        if let Some(entry) = state.sessions.get_mut(id) {
+            entry.history = None;
+            state.generation += 1;
+        }
+    }
+
+    /// After a turn's answer: the conversation as its client now holds it.
+    pub(super) fn remember_history(&self, id: &str, digest: HistoryDigest) {
+        let mut state = self.state.lock();
+        let Some(entry) = state.sessions.get_mut(id) else {
+            return;
+        };
+        let old = entry.history.replace(digest);
+        if let Some(old) = old {
+            state.unindex(&old, id);
+        }
+        state.by_history.insert(digest, Arc::from(id));
+        state.generation += 1;
+    }
+
+    /// Records the CLI's running total after a turn and gives the turn's
+    /// share of it. A total below the last one (a session the CLI could
+    /// not carry over) counts whole.
+    pub(super) fn record_cost(&self, id: &str, total_usd: f64) -> f64 {
+        let mut state = self.state.lock();
+        let Some(entry) = state.sessions.get_mut(id) else {
+            return total_usd;
+        };
+        let before = std::mem::replace(&mut entry.cost_usd, total_usd);
+        state.generation += 1;
+        if total_usd >= before {
+            total_usd - before
+        } else {
+            total_usd
         }
     }
 
@@ -387,4 +473,19 @@ fn same_owner(stored: &Option<Arc<str>>, caller: &Option<String>) -> bool {
         (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
         _ => false,
     }
+}
+
+fn to_hex(digest: &HistoryDigest) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> Option<HistoryDigest> {
+    if text.len() != 64 || !text.is_ascii() {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (i, byte) in digest.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(digest)
 }

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 mod expiry;
 mod files;
+mod history;
 mod leases;
 
 const HOUR: Duration = Duration::from_secs(3600);

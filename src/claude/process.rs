@@ -1,0 +1,425 @@
+//! One `claude` child for as long as it lives, across every turn it serves:
+//! its pipes, its process slot, the supervisor's watch over it, and how it
+//! is closed (EOF on stdin, then SIGTERM, then SIGKILL) and reaped.
+//!
+//! A child started to stay warm keeps its stdin open after its turn and
+//! waits for the next user line; one started cold-only gets EOF right after
+//! its turn and exits once it has answered. What a turn reads from it is
+//! `run`'s business; which idle child is kept is `warm`'s.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use super::output::{LineRead, LineReader, StderrHead, StderrReader};
+use super::pool::Slot;
+use super::prompt::Invocation;
+use super::redact::redact;
+use super::spawn::{spawn, Process};
+use super::SessionId;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::supervisor::{StopReason, Supervisor, Watch};
+
+/// Stdout beyond this in one turn is refused (the child is stopped).
+pub const STDOUT_LIMIT: usize = 10 * 1024 * 1024;
+
+/// How long a child may take to exit once its stdin is closed before it is
+/// stopped (SIGTERM, then SIGKILL after the grace). The real CLI needs
+/// about 0.1 s; a hook or an MCP server may hold it longer, not this long.
+pub const EXIT_AFTER_EOF: Duration = Duration::from_secs(10);
+
+/// What a warm child must share with a turn to take it: the model it runs
+/// and the system prompt it read at start (as a digest). The owner, working
+/// directory and environment follow from the session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shape {
+    pub model: &'static str,
+    pub system: Option<[u8; 32]>,
+}
+
+impl Shape {
+    pub fn new(model: &'static str, system: Option<&str>) -> Shape {
+        Shape {
+            model,
+            system: system.map(|text| Sha256::digest(text.as_bytes()).into()),
+        }
+    }
+}
+
+/// The child's stdin, shared with the interrupter the supervisor calls. A
+/// long turn is written from a thread that holds the lock meanwhile.
+type Stdin = Arc<Mutex<Option<File>>>;
+
+pub struct CliProcess {
+    child: Process,
+    reaped: bool,
+    watch: Option<Watch>,
+    lines: Option<LineReader<File>>,
+    stderr: Option<StderrReader>,
+    stdin: Stdin,
+    keep_open: bool,
+    _slot: Slot,
+    pub shape: Shape,
+    pub session_id: SessionId,
+    /// Turns written to this child.
+    pub turns: u32,
+    /// Where it logs to: the request that started it.
+    request_id: String,
+    started: Instant,
+}
+
+/// Everything needed to start a child.
+pub struct StartSpec<'a> {
+    pub cli: &'a Path,
+    pub config: &'a Config,
+    pub invocation: Invocation,
+    pub work_dir: &'a Path,
+    pub session_id: &'a SessionId,
+    pub shape: Shape,
+    pub request_id: &'a str,
+    /// Keep stdin open after the first turn, so the child can stay warm.
+    pub keep_open: bool,
+}
+
+impl CliProcess {
+    /// Starts a child in its session's directory and writes its first turn.
+    pub fn start(
+        spec: StartSpec,
+        supervisor: &Arc<Supervisor>,
+        slot: Slot,
+    ) -> Result<CliProcess, ApiError> {
+        let StartSpec {
+            cli,
+            config,
+            invocation,
+            work_dir,
+            session_id,
+            shape,
+            request_id,
+            keep_open,
+        } = spec;
+        let mut env = config.child_env.0.clone();
+        env.push((
+            "CLAUDE_CODE_MAX_RETRIES".into(),
+            config.claude_max_retries.to_string(),
+        ));
+        if let Some((file, text)) = &invocation.system {
+            write_private(file, text).map_err(|e| {
+                log::error!("cannot write the system prompt file: {e}");
+                ApiError::InternalError {
+                    message: "Could not prepare the system prompt for the Claude session.".into(),
+                }
+            })?;
+        }
+        let (child, pipes) = spawn(cli, &invocation.args, &env, work_dir, true).map_err(|e| {
+            log::error!("cannot start the claude CLI: {e}");
+            ApiError::BackendUnavailable {
+                reason: "the claude CLI could not be started. Check CLAUDE_PATH.".into(),
+            }
+        })?;
+        let watch = supervisor.watch(child.id(), Instant::now() + config.request_timeout);
+        let stop = watch.stopper();
+        let stderr = StderrReader::start(pipes.stderr, move || stop(StopReason::OutputLimit));
+        // A spare is started without a turn.
+        let turns = u32::from(!invocation.stdin.is_empty());
+        let stdin: Stdin = Arc::new(Mutex::new(pipes.stdin));
+        if keep_open {
+            watch.set_interrupter(interrupter(stdin.clone()));
+        }
+        let process = CliProcess {
+            child,
+            reaped: false,
+            watch: Some(watch),
+            lines: Some(LineReader::new(pipes.stdout, STDOUT_LIMIT)),
+            stderr: Some(stderr),
+            stdin,
+            keep_open,
+            _slot: slot,
+            shape,
+            session_id: session_id.clone(),
+            turns,
+            request_id: request_id.to_string(),
+            started: Instant::now(),
+        };
+        write_line(&process.stdin, invocation.stdin, !keep_open);
+        Ok(process)
+    }
+
+    /// True for a child started to stay up between turns.
+    pub fn keeps_open(&self) -> bool {
+        self.keep_open
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Gives an idle child its next turn, due by `deadline`. False when the
+    /// child cannot take it (it was signalled, or has exited): close it.
+    pub fn next_turn(&mut self, line: String, deadline: Instant) -> bool {
+        let armed = self.watch.as_ref().is_some_and(|w| w.rearm(deadline));
+        if !armed || self.exited() || self.stdin.lock().is_none() {
+            return false;
+        }
+        self.turns += 1;
+        if let Some(lines) = self.lines.as_mut() {
+            lines.set_budget(STDOUT_LIMIT);
+        }
+        write_line(&self.stdin, line, false);
+        true
+    }
+
+    /// After a turn has ended: no deadline until the next one. False when
+    /// the child was signalled meanwhile and must be closed.
+    pub fn rest(&self) -> bool {
+        // Idle children are closed by `warm`, which owns that clock.
+        let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+        self.watch.as_ref().is_some_and(|w| w.rearm(far))
+    }
+
+    /// True when the child is gone (a zombie, or no longer there). Read
+    /// from /proc, which does not reap it: its pid cannot be reused while
+    /// the watch may still signal it.
+    pub fn exited(&self) -> bool {
+        let stat = match std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())) {
+            Ok(stat) => stat,
+            Err(_) => return true,
+        };
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        matches!(state, Some("Z" | "X") | None)
+    }
+
+    /// Resident memory of the child, in bytes (0 when unknown).
+    pub fn rss_bytes(&self) -> u64 {
+        let Ok(statm) = std::fs::read_to_string(format!("/proc/{}/statm", self.child.id())) else {
+            return 0;
+        };
+        let pages: u64 = statm
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        pages * 4096
+    }
+
+    pub fn next_line(&mut self) -> LineRead<'_> {
+        match self.lines.as_mut() {
+            Some(lines) => lines.next_line(),
+            None => LineRead::Eof,
+        }
+    }
+
+    /// True when more output is already read: the next line will not wait.
+    pub fn output_pending(&self) -> bool {
+        self.lines.as_ref().is_some_and(|l| l.has_buffered())
+    }
+
+    /// True once stderr went over its limit: its thread has stopped the
+    /// child, and no more of stdout is read.
+    pub fn stderr_flooded(&self) -> bool {
+        self.stderr.as_ref().is_some_and(StderrReader::flooded)
+    }
+
+    /// Why the child was told to stop or interrupted, if it was.
+    pub fn reason(&self) -> Option<StopReason> {
+        self.watch.as_ref().and_then(Watch::reason)
+    }
+
+    /// SIGTERM now, SIGKILL after the grace.
+    pub fn stop(&self, reason: StopReason) {
+        if let Some(watch) = &self.watch {
+            watch.stop(reason);
+        }
+    }
+
+    /// Ends the current turn early: an interrupt for a child kept open,
+    /// SIGTERM for one that is not.
+    pub fn interrupt(&self, reason: StopReason) {
+        if let Some(watch) = &self.watch {
+            watch.interrupt(reason);
+        }
+    }
+
+    /// Closes stdin: a warm child exits once it sees that.
+    pub fn send_eof(&mut self) {
+        self.stdin.lock().take();
+    }
+
+    /// EOF on stdin, then whatever the child still writes is read and
+    /// dropped while it exits (stopped if it takes longer than
+    /// [`EXIT_AFTER_EOF`]); then it is reaped.
+    pub fn close(mut self) {
+        self.reap();
+    }
+
+    /// [`CliProcess::close`], keeping what stderr said and why the child
+    /// was stopped, for a run that failed.
+    pub fn reap(&mut self) -> Reaped {
+        if self.reaped {
+            return Reaped::default();
+        }
+        self.stdin.lock().take();
+        if let Some(watch) = &self.watch {
+            watch.deadline_by(Instant::now() + EXIT_AFTER_EOF);
+        }
+        while self.read_on() {}
+        // Stdout closed: a child blocked on a full pipe gets EPIPE instead
+        // of holding us. The stderr thread, which may stop the child, is
+        // done before `wait`, and the watch goes only after it, so the
+        // supervisor never signals a reaped group.
+        self.lines = None;
+        let stderr = self
+            .stderr
+            .take()
+            .map(StderrReader::finish)
+            .unwrap_or_default();
+        let exit_code = self.child.wait().ok().flatten();
+        self.reaped = true;
+        let reason = self.watch.take().and_then(|watch| watch.reason());
+        self.log_exit(exit_code, &stderr.text);
+        Reaped {
+            stderr,
+            exit_code,
+            reason,
+        }
+    }
+
+    /// Reads and drops one more line; false once stdout has ended (or went
+    /// over its limit).
+    fn read_on(&mut self) -> bool {
+        if self.stderr_flooded() {
+            return false;
+        }
+        match self.next_line() {
+            LineRead::Line(_) => true,
+            LineRead::OverLimit => {
+                self.stop(StopReason::OutputLimit);
+                false
+            }
+            LineRead::Eof | LineRead::Error(_) => false,
+        }
+    }
+
+    fn log_exit(&self, exit_code: Option<i32>, stderr: &str) {
+        if !stderr.is_empty() {
+            log::warn!(
+                "{}",
+                serde_json::json!({
+                    "event": "cli_stderr",
+                    "request_id": self.request_id,
+                    "exit_code": exit_code,
+                    "stderr": redact(stderr),
+                })
+            );
+        }
+        log::debug!(
+            "{}",
+            serde_json::json!({"event": "cli_exit", "request_id": self.request_id,
+                "exit_code": exit_code, "turns": self.turns,
+                "ms": self.started.elapsed().as_millis() as u64})
+        );
+    }
+}
+
+impl Drop for CliProcess {
+    /// A child abandoned without `close` (a panic on the way, an error path
+    /// that gives up on it) must not be left behind: kill its group and
+    /// reap it. The stderr thread ends with the pipe.
+    fn drop(&mut self) {
+        if !self.reaped {
+            if let Some(watch) = &self.watch {
+                watch.kill_now();
+            }
+            self.lines = None;
+            self.stdin.lock().take();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// How a child ended.
+#[derive(Default)]
+pub struct Reaped {
+    pub stderr: StderrHead,
+    pub exit_code: Option<i32>,
+    pub reason: Option<StopReason>,
+}
+
+/// What any pipe takes without blocking: one page. (Linux gives a fresh
+/// pipe 64 KiB, but only a page once its user holds too many pipe pages.)
+const PIPE_CAPACITY: usize = 4096;
+
+/// Writes one line to the child's stdin, closing it afterwards when `eof`.
+/// A line the pipe cannot take at once goes from a thread holding the
+/// lock, so a child that answers before reading all of its input cannot
+/// deadlock the worker.
+fn write_line(stdin: &Stdin, line: String, eof: bool) {
+    if line.len() <= PIPE_CAPACITY {
+        let mut guard = stdin.lock();
+        if let Some(pipe) = guard.as_mut() {
+            let _ = pipe.write_all(line.as_bytes());
+        }
+        if eof {
+            guard.take();
+        }
+        return;
+    }
+    let shared = stdin.clone();
+    let _ = thread::Builder::new()
+        .name("cli-stdin".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let mut guard = shared.lock();
+            if let Some(pipe) = guard.as_mut() {
+                let _ = pipe.write_all(line.as_bytes());
+            }
+            if eof {
+                guard.take();
+            }
+        });
+}
+
+/// The interrupt the CLI takes on stdin in stream-json mode: it ends the
+/// turn with an error `result` and waits for the next one. Written from a
+/// thread of its own: the supervisor calls this under its lock, and a child
+/// that stopped reading could leave the pipe full. A SIGKILL follows after
+/// the grace whether or not the write got through.
+fn interrupter(stdin: Stdin) -> crate::supervisor::Interrupter {
+    Box::new(move || {
+        let shared = stdin.clone();
+        thread::Builder::new()
+            .name("cli-interrupt".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let id = uuid::Uuid::new_v4().simple().to_string();
+                let line = format!(
+                    "{{\"type\":\"control_request\",\"request_id\":\"{id}\",\"request\":{{\"subtype\":\"interrupt\"}}}}\n"
+                );
+                if let Some(pipe) = shared.lock().as_mut() {
+                    let _ = pipe.write_all(line.as_bytes());
+                }
+            })
+            .is_ok()
+    })
+}
+
+/// Writes `text` to `path`, readable by the server's user only.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}

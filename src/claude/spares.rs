@@ -1,0 +1,75 @@
+//! How a spare is made (see `warm`): a CLI started with a fresh session id
+//! in that session's new directory, the default model and no system
+//! prompt, holding a process slot it takes only when one is free.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use super::models::resolve_model;
+use super::pool::ProcessPool;
+use super::process::{CliProcess, Shape, StartSpec};
+use super::prompt::spare_invocation;
+use super::sessions::SessionStore;
+use super::warm::{Spare, SparePlan};
+use crate::config::Config;
+use crate::supervisor::Supervisor;
+
+/// The spares `config` asks for, or `None` when it asks for none (or the
+/// CLI is missing).
+pub(super) fn spare_plan(
+    config: &Config,
+    cli: Option<PathBuf>,
+    pool: Arc<ProcessPool>,
+    supervisor: Arc<Supervisor>,
+    sessions: Arc<OnceLock<Result<Arc<SessionStore>, String>>>,
+) -> Option<SparePlan> {
+    let cli = cli?;
+    if config.warm_spares == 0 {
+        return None;
+    }
+    let model = resolve_model(&config.default_model).unwrap_or("sonnet");
+    let shape = Shape::new(model, None);
+    let count = config.warm_spares;
+    let config = config.clone();
+    let make = move || -> Option<Spare> {
+        let store = super::open_sessions(&sessions, &config)
+            .as_ref()
+            .ok()?
+            .clone();
+        let slot = pool.acquire(Duration::ZERO)?;
+        let (id, dir) = store.fresh_dir().ok()?;
+        let invocation = spare_invocation(model, id.as_str(), config.claude_skip_permissions);
+        let started = CliProcess::start(
+            StartSpec {
+                cli: &cli,
+                config: &config,
+                invocation,
+                work_dir: &dir,
+                session_id: &id,
+                shape: Shape::new(model, None),
+                request_id: "spare",
+                keep_open: true,
+            },
+            &supervisor,
+            slot,
+        );
+        match started {
+            // It has no turn yet: no deadline until it gets one.
+            Ok(process) if process.rest() => Some(Spare { process, id, dir }),
+            Ok(process) => {
+                Spare { process, id, dir }.discard();
+                None
+            }
+            Err(_) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                None
+            }
+        }
+    };
+    Some(SparePlan {
+        count,
+        shape,
+        make: Box::new(make),
+    })
+}
