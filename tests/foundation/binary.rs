@@ -137,6 +137,16 @@ impl Running {
         }
     }
 
+    /// SIGTERM, then the drain to a clean exit; gives how long it took.
+    #[allow(dead_code)] // not every test crate that includes this drains
+    pub fn drain(&mut self) -> Duration {
+        let signalled = std::time::Instant::now();
+        self.signal(libc::SIGTERM);
+        let status = self.wait_exit(Duration::from_secs(15));
+        assert!(status.success(), "{status:?}");
+        signalled.elapsed()
+    }
+
     /// Every stderr line, once the process has exited.
     pub fn all_lines(mut self) -> Vec<String> {
         loop {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake_openai;
+pub mod warm;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -396,6 +397,13 @@ pub const FAKE_CLI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/fake-c
 /// returned directory. `extra` settings are applied last.
 pub fn server_with_fake_cli(extra: &[(&str, &str)]) -> (TestServer, PathBuf) {
     let records = temp_dir("records");
+    let config = fake_cli_config(&records, extra);
+    (server_with(config), records)
+}
+
+/// Test settings whose `claude` is the fake CLI recording into `records`,
+/// with `extra` applied last.
+pub fn fake_cli_config(records: &std::path::Path, extra: &[(&str, &str)]) -> Config {
     let path = std::env::var("PATH").unwrap_or_default();
     let records_s = records.display().to_string();
     let mut vars: Vec<(&str, &str)> = vec![
@@ -408,7 +416,7 @@ pub fn server_with_fake_cli(extra: &[(&str, &str)]) -> (TestServer, PathBuf) {
         ),
     ];
     vars.extend_from_slice(extra);
-    (server_with(config_from(&vars)), records)
+    config_from(&vars)
 }
 
 /// A port that was free a moment ago (for the binary, which refuses 0).
