@@ -54,7 +54,8 @@ coverage:
 		--skip sigterm_drains_in_flight --skip drain_stops_children --skip second_signal_exits \
 		--skip a_whole_lifecycle_logs
 
-## bench: load and latency figures against nginx and a fake CLI (not a test)
+## bench: load and latency figures against nginx and a fake CLI, and warm
+## sessions with the real CLI (not a test; BENCH_ONLY=warm for that alone)
 bench:
 	scripts/bench.sh
 

@@ -9,11 +9,19 @@
 # server, with the target it is checked against. A benchmark, not a test:
 # it never runs in `make test`.
 #
+# Figure 8, warm sessions, is scripts/bench/warm.py: the real claude CLI
+# that scripts/e2e/setup.sh caches in .cache/e2e, against the e2e fake
+# Anthropic API (skipped, and said so, when that cache is missing). Its table
+# goes after the others in target/bench-report.md. BENCH_ONLY=warm runs it
+# alone (building the server only) and updates that part of the report.
+#
 # Knobs (environment): BENCH_SECS (length of each load run, default 3),
 # BENCH_RUNS (runs per figure, median taken, default 3), BENCH_KEEP=1 (keep
 # the temp directory with every log), BENCH_NO_BUILD=1 (use the binaries
 # already built), BENCH_BIN (a server binary to measure instead of the one
-# built here), BENCH_SERVER_ENV (extra VAR=VALUE words for every server).
+# built here), BENCH_SERVER_ENV (extra VAR=VALUE words for every server),
+# BENCH_ONLY=warm, BENCH_WARM_TURNS and BENCH_WARM_CONVS (figure 8: turns per
+# figure, default 12, and warm conversations, default 5).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -198,7 +206,31 @@ start_server() {
 mem_mb() { awk -v k="$2:" '$1 == k { printf "%.2f\n", $2 * 1.024 / 1000 }' "/proc/$1/status"; }
 threads_of() { ls "/proc/$1/task" | wc -l; }
 
+# Figure 8: warm sessions with the real CLI, its table put in the report.
+warm_phase() {
+    local py=$ROOT/.cache/e2e/venv/bin/python
+    [[ -x $py ]] || py=$(command -v python3)
+    log "figure 8: warm sessions with the real claude CLI (scripts/bench/warm.py)"
+    "$py" "$BENCH_DIR/warm.py" --bin "$BIN" --report "$ROOT/target/bench-report.md" \
+        || log "figure 8 failed (see above)"
+}
+
 # ------------------------------------------------------------------ run ----
+
+case ${BENCH_ONLY:-} in
+    "") ;;
+    warm)
+        if [[ ${BENCH_NO_BUILD:-0} != 1 && -z ${BENCH_BIN:-} ]]; then
+            log "building the static release binary"
+            RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
+                --target "$TARGET" --bin claude-cli-api
+        fi
+        [[ -x $BIN ]] || die "no server binary at $BIN"
+        warm_phase
+        exit 0
+        ;;
+    *) die "BENCH_ONLY=$BENCH_ONLY: only BENCH_ONLY=warm runs alone" ;;
+esac
 
 ensure_tools
 build
@@ -566,3 +598,5 @@ echo
 mkdir -p "$ROOT/target"
 cp "$RUN/table.md" "$ROOT/target/bench-report.md"
 log "table also written to target/bench-report.md"
+
+warm_phase

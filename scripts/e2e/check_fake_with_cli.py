@@ -98,10 +98,12 @@ def main():
         print(f"claude CLI: {cli.path} ({out.stdout.strip()})")
 
         sid = new_sid()
+        history = []  # (role, text) of the session's messages, for the echo's hist=
 
         def new_session_streams():
             r = cli.run("hello", "--model", "sonnet", "--session-id", sid)
             check(r.code == 0, r.describe())
+            history.extend([("user", "hello"), ("assistant", r.text)])
             check("turns=1 " in r.text and "system=no" in r.text and "auth=x-api-key" in r.text,
                   r.describe())
             check(r.streamed == r.text, f"deltas {r.streamed!r} != result {r.text!r}")
@@ -111,9 +113,16 @@ def main():
                   f"expected a streaming request naming the session: {rec}")
 
         def resume_counts_turns():
+            # The resumed CLI sends the history as separate messages, and the
+            # echo's msgs/roles/hist say so.
             for turn in (2, 3):
                 r = cli.run(f"turn {turn}", "--model", "sonnet", "--resume", sid)
                 check(r.code == 0 and f"turns={turn} " in r.text, r.describe())
+                if history:
+                    history.append(("user", f"turn {turn}"))
+                    echo = fake_anthropic.history_echo(history)
+                    check(r.text.endswith(echo), f"expected {echo!r}: {r.describe()}")
+                    history.append(("assistant", r.text))
 
         def resume_unknown_session():
             r = cli.run("x", "--model", "sonnet", "--resume", new_sid())
@@ -223,7 +232,8 @@ def main():
             status, _, data = post("/v1/messages", body, {"x-api-key": "sk-ant-ok"})
             msg = json.loads(data)
             check(status == 200 and msg["content"][0]["text"]
-                  == "turns=1 system=yes model=m auth=x-api-key", data)
+                  == "turns=1 system=yes model=m auth=x-api-key "
+                  + fake_anthropic.history_echo([("user", "hi")]), data)
             status, _, data = post("/v1/messages", body, {"authorization": "Bearer sk-ant-bad1"})
             check(status == 401 and json.loads(data) == {"type": "error", "error": {
                 "type": "authentication_error", "message": "invalid x-api-key"}}, data)

@@ -5,7 +5,7 @@ The real `claude` CLI talks to it through ANTHROPIC_BASE_URL. Every answer
 says what the fake received, so a test can check what reached the upstream
 without looking inside the server or the CLI:
 
-    turns=3 system=yes model=claude-sonnet-4-6 auth=x-api-key
+    turns=3 system=yes model=claude-sonnet-4-6 auth=x-api-key msgs=5 roles=uauau hist=1f0c9a2e
 
 - turns:  user messages that carry text of their own (the CLI's wrapping in
           content blocks and its <system-reminder> blocks do not count)
@@ -13,6 +13,15 @@ without looking inside the server or the CLI:
           (MARKER-SYS-42 unless --marker says otherwise)
 - model:  the model name in the request body
 - auth:   x-api-key or bearer, whichever header carried the credential
+- msgs:   the conversation's messages with text of their own, user and
+          assistant (messages of other roles, which the CLI sends too, and
+          empty ones are left out)
+- roles:  their roles in order, one letter each (u, a): a history that came
+          as separate turns reads `uauau`, one squashed into a single
+          message reads `u`
+- hist:   the first 8 hex digits of a SHA-256 over those messages' roles and
+          texts (`history_digest`), so a test that holds the conversation can
+          check that every earlier message arrived, in order and unchanged
 
 A credential starting with the bad-key prefix (sk-ant-bad) is refused with the
 API's 401 body. Words in the last user message steer the reply:
@@ -26,6 +35,7 @@ stderr as one JSON line. Keys and prompts are never logged.
 """
 
 import argparse
+import hashlib
 import itertools
 import json
 import re
@@ -62,6 +72,37 @@ def count_user_turns(messages):
         if any(own):
             turns += 1
     return turns
+
+
+def conversation(messages):
+    """(role, text) of each user and assistant message with text of its own:
+    the text blocks joined by newlines, <system-reminder> blocks cut out,
+    surrounding whitespace stripped."""
+    out = []
+    for msg in messages or []:
+        if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant"):
+            continue
+        parts = [_REMINDER.sub("", t).strip() for t in _text_blocks(msg.get("content"))]
+        text = "\n".join(p for p in parts if p)
+        if text:
+            out.append((msg["role"], text))
+    return out
+
+
+def history_digest(pairs):
+    """The `hist=` value for (role, text) pairs: a test computes it from the
+    messages it sent (and the answers it got) to compare with the echo."""
+    h = hashlib.sha256()
+    for role, text in pairs:
+        data = text.strip().encode()
+        h.update(f"{role[0]}:{len(data)}:".encode() + data + b"\n")
+    return h.hexdigest()[:8]
+
+
+def history_echo(pairs):
+    """The `msgs=N roles=... hist=...` part of an answer."""
+    roles = "".join(role[0] for role, _ in pairs)
+    return f"msgs={len(pairs)} roles={roles or '-'} hist={history_digest(pairs)}"
 
 
 def last_user_text(messages):
@@ -205,6 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
             "model": model,
             "stream": bool(req.get("stream")),
             "turns": turns,
+            "roles": "".join(r[0] for r, _ in conversation(messages)),
             "system_marker": system,
             "max_tokens": req.get("max_tokens"),
             "tools": len(req.get("tools") or []),
@@ -220,7 +262,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "type": "overloaded_error", "message": "Overloaded"}})
             return
 
-        text = f"turns={turns} system={'yes' if system else 'no'} model={model} auth={kind}"
+        text = (f"turns={turns} system={'yes' if system else 'no'} model={model} auth={kind} "
+                f"{history_echo(conversation(messages))}")
         slow = "SLOW-STREAM" in prompt
         if req.get("stream"):
             self._stream(model, text, slow, len(raw))

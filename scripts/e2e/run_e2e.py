@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """End-to-end suite: the real server binary, the real `claude` CLI (no
 wrapper), the official OpenAI SDKs (Python here, Node for one test),
-LangChain's `ChatOpenAI` (two tests), and two local fakes for the upstreams (fake_anthropic.py behind the CLI,
-fake_openai.py behind the passthrough).
+LangChain's `ChatOpenAI` (three tests), and two local fakes for the upstreams
+(fake_anthropic.py behind the CLI, fake_openai.py behind the passthrough).
 
     SERVER_BIN=target/x86_64-unknown-linux-gnu/release/claude-cli-api \\
         .cache/e2e/venv/bin/python scripts/e2e/run_e2e.py [name-filter ...]
@@ -317,7 +317,10 @@ def test_unknown_session_404(ctx):
 
 def test_session_gone_from_disk_404(ctx):
     # The registry knows the session but the CLI's own file is gone: the
-    # CLI's "No conversation found" must come back as a 404 too.
+    # CLI's "No conversation found" must come back as a 404 too. The session's
+    # process is still warm (and would answer from memory, writing a new file
+    # that holds only the new turn), so the turn asks for another model: that
+    # closes the warm process and runs cold with --resume.
     client = ctx.main.client()
     sid, c, _ = claude_turn(client, USER_HI)
     projects = os.path.join(ctx.main.dirs["home"], ".claude", "projects")
@@ -326,7 +329,7 @@ def test_session_gone_from_disk_404(ctx):
     check(len(files) == 1, f"expected one session file for {sid}, found {files}")
     os.remove(files[0])
     try:
-        claude_turn(client, USER_HI, session=sid)
+        claude_turn(client, USER_HI, session=sid, model="haiku")
     except openai.NotFoundError as e:
         check(e.code == "session_not_found", f"code {e.code!r}")
     else:
@@ -334,7 +337,11 @@ def test_session_gone_from_disk_404(ctx):
 
 
 def test_busy_session_then_disconnect(ctx):
+    """A second turn while one streams is refused as busy; a client that goes
+    away mid-stream gets its turn interrupted (the main server keeps processes
+    warm), and the session's next turn runs on the same process, warm."""
     client = ctx.main.client()
+    before = set(cli_children(ctx, ctx.main))
     sid, _, _ = claude_turn(client, USER_HI)
     stream = client.chat.completions.create(
         model="sonnet", messages=[{"role": "user", "content": "SLOW-STREAM"}], stream=True,
@@ -343,8 +350,11 @@ def test_busy_session_then_disconnect(ctx):
         for chunk in stream:
             if any(ch.delta.content for ch in chunk.choices):
                 break
-        kids = [p for p in children_of(ctx.main.proc.pid) if proc_exe(p) == ctx.cli]
-        check(len(kids) == 1, f"expected one claude child, found {kids}")
+        # Earlier tests' sessions may still have warm processes: this
+        # session's is the one that was not there before its first turn.
+        kids = [p for p in cli_children(ctx, ctx.main) if p not in before]
+        check(len(kids) == 1, f"expected one new claude child, found {kids} "
+              f"(before: {sorted(before)})")
         try:
             claude_turn(client, USER_HI, session=sid)
         except openai.RateLimitError as e:
@@ -353,21 +363,23 @@ def test_busy_session_then_disconnect(ctx):
             raise AssertionError("expected openai.RateLimitError while the session is busy")
     finally:
         stream.close()
-    # The client went away: the server must notice and stop the child, and
-    # the session must take requests again soon after.
-    wait_until(lambda: not alive(kids[0]), 10, what="the claude child to stop after the "
-               "client disconnected")
+    # The client went away: the server must notice and interrupt the turn,
+    # and the session must take requests again soon after, on the process
+    # that stayed warm.
 
     def next_turn():
         try:
-            return claude_turn(client, USER_HI, session=sid)[1]
+            return claude_turn(client, USER_HI, session=sid)
         except openai.RateLimitError as e:
             if e.code != "session_busy":
                 raise
             return None
 
-    c = wait_until(next_turn, 5, interval=0.1, what="the session to be free again")
+    _, c, headers = wait_until(next_turn, 10, interval=0.1, what="the session to be free again")
     check(text_of(c).startswith("turns="), text_of(c))
+    check(headers.get("x-claude-warm") == "true" and alive(kids[0]),
+          f"the turn after the interrupted one: X-Claude-Warm {headers.get('x-claude-warm')!r}, "
+          f"its process {kids[0]} {'alive' if alive(kids[0]) else 'gone'}")
 
 
 def test_upstream_overloaded_502(ctx):
@@ -440,6 +452,182 @@ def test_restart_between_turns(ctx):
         check(got == sid and text_of(c).startswith("turns=2 "), text_of(c))
     finally:
         srv.stop()
+
+
+# --- warm sessions --------------------------------------------------------
+
+# A server that keeps processes warm whatever the host's free memory, and
+# takes a conversation's quick turns without its per-session rate limit.
+WARM_ENV = {"WARM_SESSIONS": "4", "WARM_MIN_FREE_MB": "0", "RATE_LIMIT_PER_SESSION": "0"}
+
+
+def warm_server(ctx, name, **env):
+    """A server with WARM_ENV and its own CLAUDE_WORK_DIR, kept across restarts."""
+    srv = Server(ctx, name, extra_env={**WARM_ENV, **env})
+    srv.dirs["work"] = tempfile.mkdtemp(prefix=f"{name}-work-", dir=ctx.tmp)
+    srv.extra_env["CLAUDE_WORK_DIR"] = srv.dirs["work"]
+    return srv
+
+
+def cli_children(ctx, srv):
+    """The live claude processes the server has started (warm, spare or running)."""
+    return sorted(p for p in children_of(srv.proc.pid) if proc_exe(p) == ctx.cli and alive(p))
+
+
+def expect_history(text, history, what):
+    """The fake API's echo ends with `msgs=N roles=uaua.. hist=..` of what the
+    CLI sent it: `history` ((role, text), the last user message included) as
+    separate messages, in order and unchanged."""
+    want = fake_anthropic.history_echo(history)
+    check(text.endswith(" " + want),
+          f"{what}: expected the CLI to send {len(history)} messages ({want}), the fake "
+          f"API answered: {text!r}")
+
+
+def access_lines(srv):
+    """(session_id, warm) of every chat completion in the server's access logs
+    (all its runs), read after it stopped."""
+    out = []
+    for path in srv.logs:
+        with open(path, errors="replace") as f:
+            for line in f:
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if obj.get("event") == "request" and obj.get("path") == "/v1/chat/completions":
+                    out.append((obj.get("session_id"), obj.get("warm")))
+    return out
+
+
+def test_warm_sdk_conversation(ctx):
+    """Six turns with the session header: the history reaches the API as
+    separate messages every turn, turns 2-6 run on the first turn's process
+    (warm), each answer reports its own turn's cost. After a restart (same
+    STATE_DIR, CLAUDE_WORK_DIR and HOME) turn 7 runs cold, with the history."""
+    srv = warm_server(ctx, "warm-sdk").start()
+    try:
+        client = srv.client()
+        messages, history, sid, pid, costs = [], [], None, None, []
+        for turn in range(1, 7):
+            prompt = f"warm turn {turn}: the number is {turn * 7}"
+            messages.append({"role": "user", "content": prompt})
+            history.append(("user", prompt))
+            if turn in (3, 5):  # streamed turns take the warm path too
+                headers = dict(CLAUDE)
+                if sid:
+                    headers["X-Claude-Session-ID"] = sid
+                raw = client.chat.completions.with_raw_response.create(
+                    model="sonnet", messages=messages, stream=True, extra_headers=headers)
+                text, finishes, _, _ = read_stream(raw.parse())
+                text = text.strip()
+                got, headers = raw.headers.get("x-claude-session-id"), raw.headers
+                check(finishes == ["stop"], f"turn {turn}: finish reasons {finishes}")
+            else:
+                got, c, headers = claude_turn(client, messages, session=sid)
+                text = text_of(c)
+                cost = headers.get("x-claude-cost-usd")
+                check(cost is not None and headers.get("x-claude-duration-ms", "").isdigit(),
+                      f"turn {turn}: no cost or duration header: {dict(headers)}")
+                costs.append(float(cost))
+            warm = headers.get("x-claude-warm")
+            if turn == 1:
+                check(is_uuid4(got) and headers.get("x-claude-session-created") == "true",
+                      dict(headers))
+                check(warm == "false", f"turn 1: X-Claude-Warm {warm!r}")
+                sid = got
+            else:
+                check(got == sid, f"turn {turn} answered for session {got}, not {sid}")
+                check(warm == "true", f"turn {turn}: X-Claude-Warm {warm!r}")
+            check(text.startswith(f"turns={turn} "), f"turn {turn}: {text}")
+            expect_history(text, history, f"turn {turn}")
+            messages.append({"role": "assistant", "content": text})
+            history.append(("assistant", text))
+            # One process serves the whole conversation.
+            kids = wait_until(lambda: cli_children(ctx, srv), 5, what="the warm claude process")
+            check(len(kids) == 1, f"turn {turn}: claude processes {kids}")
+            if pid is None:
+                pid = kids[0]
+            check(kids == [pid], f"turn {turn}: the warm process {pid} was replaced by {kids}")
+        # Each answer's cost is its own turn's, not the CLI's running total.
+        check(all(0 < c < 1.5 * costs[0] for c in costs), f"costs per turn {costs}")
+        status, body = srv.health()
+        warm = body.get("checks", {}).get("warm", {})
+        check(status == 200 and warm.get("processes") == 1 and warm.get("max") == 4
+              and warm.get("rss_bytes", 0) > 0, f"/health: {body}")
+
+        check(srv.stop() == 0, "first run did not exit 0")
+        left = claude_processes_under(srv.dirs["work"]) + claude_processes_under(
+            srv.dirs["state"])
+        check(not left and not alive(pid), f"claude processes left after the drain: {left}")
+        srv.start()  # same STATE_DIR, CLAUDE_WORK_DIR and HOME, new port
+        prompt = "turn 7, after the restart"
+        messages.append({"role": "user", "content": prompt})
+        history.append(("user", prompt))
+        got, c, headers = claude_turn(srv.client(), messages, session=sid)
+        text = text_of(c)
+        check(got == sid and headers.get("x-claude-warm") == "false",
+              f"turn 7: session {got}, X-Claude-Warm {headers.get('x-claude-warm')!r}")
+        check(text.startswith("turns=7 "), f"turn 7: {text}")
+        expect_history(text, history, "turn 7 (cold, after the restart)")
+    finally:
+        srv.stop()
+    seen = access_lines(srv)
+    check([w for _, w in seen] == [False] + [True] * 5 + [False]
+          and {s for s, _ in seen} == {sid}, f"access log (session, warm): {seen}")
+
+
+def test_warm_langchain_whole_histories(ctx):
+    """LangChain's ChatOpenAI resends the whole conversation each turn and
+    never sends X-Claude-Session-ID: the server must find the session from
+    the history, so every turn lands on one session, turns 2.. warm, and the
+    CLI sees the history as separate turns, not one transcript message."""
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+    sent, answered = [], []  # request and response headers, seen by httpx
+    http_client = openai.DefaultHttpxClient(event_hooks={
+        "request": [lambda rq: sent.append({k.lower(): v for k, v in rq.headers.items()})],
+        "response": [lambda rs: answered.append({k.lower(): v for k, v in rs.headers.items()})],
+    })
+    srv = warm_server(ctx, "warm-lc").start()
+    try:
+        chat = ChatOpenAI(base_url=srv.url("/v1"), api_key=API_KEY, model="sonnet",
+                          max_retries=0, timeout=60, default_headers=CLAUDE,
+                          http_client=http_client)
+        system = f"{MARKER}: you are a terse assistant."
+        messages, history, sid = [SystemMessage(system)], [], None
+        for turn in range(1, 6):
+            prompt = f"langchain turn {turn}"
+            messages.append(HumanMessage(prompt))
+            history.append(("user", prompt))
+            reply = chat.invoke(messages)
+            text = reply.content
+            check(len(sent) == turn and len(answered) == turn,
+                  f"turn {turn}: {len(sent)} requests, {len(answered)} answers seen")
+            check("x-claude-session-id" not in sent[-1] and sent[-1].get("x-claude-code") == "true",
+                  f"turn {turn}: request headers {sent[-1]}")
+            headers = answered[-1]
+            got, warm = headers.get("x-claude-session-id"), headers.get("x-claude-warm")
+            if turn == 1:
+                check(is_uuid4(got) and headers.get("x-claude-session-created") == "true"
+                      and warm == "false", f"turn 1: {headers}")
+                sid = got
+            else:
+                check(got == sid, f"turn {turn} landed on session {got}, not {sid}: {headers}")
+                check("x-claude-session-created" not in headers, f"turn {turn}: {headers}")
+                check(warm == "true", f"turn {turn}: X-Claude-Warm {warm!r}")
+            check(text.startswith(f"turns={turn} system=yes "), f"turn {turn}: {text}")
+            expect_history(text, history, f"turn {turn}")
+            messages.append(AIMessage(text))
+            history.append(("assistant", text))
+        kids = cli_children(ctx, srv)
+        check(len(kids) == 1, f"expected one warm claude process, found {kids}")
+    finally:
+        srv.stop()
+        http_client.close()
+    seen = access_lines(srv)
+    check([w for _, w in seen] == [False] + [True] * 4 and {s for s, _ in seen} == {sid},
+          f"access log (session, warm): {seen}")
 
 
 def claude_processes_under(path):
@@ -599,6 +787,8 @@ TESTS = [
     test_upstream_401_fails_fast,
     test_oauth_token_only,
     test_restart_between_turns,
+    test_warm_sdk_conversation,
+    test_warm_langchain_whole_histories,
     test_sigterm_during_stream,
     test_env_drop_in,
     test_langchain_passthrough,
@@ -649,7 +839,7 @@ def main():
     ctx = Ctx(tmp, cli, server_bin, anthropic, oai)
     suite = Suite(only=only)
     try:
-        ctx.main = Server(ctx, "main").start()
+        ctx.main = Server(ctx, "main", extra_env={"WARM_MIN_FREE_MB": "0"}).start()
         for test in TESTS:
             suite.run(test.__name__[5:], test, ctx)
         status = ctx.main.stop()
