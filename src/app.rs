@@ -1,5 +1,5 @@
 //! Shared state of one running server: settings, both backends, the key
-//! ring, the limiters and the drain flag. Built once at start, then only
+//! ring, the limiters, the budget for request bodies and the drain flag. Built once at start, then only
 //! read (its parts keep their own locks).
 
 use std::sync::atomic::AtomicBool;
@@ -10,6 +10,7 @@ use crate::backend::Backend;
 use crate::claude::pool::Capacity;
 use crate::claude::ClaudeBackend;
 use crate::config::Config;
+use crate::http::body::BodyBudget;
 use crate::mode::Mode;
 use crate::passthrough::Passthrough;
 use crate::ratelimit::RateLimiter;
@@ -22,6 +23,8 @@ pub struct App {
     pub passthrough: Passthrough,
     pub claude: ClaudeBackend,
     pub limiter: RateLimiter,
+    /// Request bodies held in memory at once (`MAX_BODY_MEMORY_BYTES`).
+    pub bodies: Arc<BodyBudget>,
 }
 
 impl App {
@@ -31,6 +34,7 @@ impl App {
         Ok(Arc::new(App {
             keys: KeyRing::new(&config.api_keys),
             limiter: RateLimiter::new(&config),
+            bodies: BodyBudget::new(config.max_body_memory_bytes),
             passthrough,
             claude,
             draining: AtomicBool::new(false),

@@ -26,9 +26,6 @@ use crate::mode::Mode;
 use crate::ratelimit::KeySlot;
 use crate::routes::{self, Route};
 
-/// Largest request body accepted.
-pub const BODY_LIMIT: usize = 1024 * 1024;
-
 const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("X-Content-Type-Options", "nosniff"),
     ("Cache-Control", "no-store"),
@@ -123,9 +120,12 @@ fn steps(app: &App, rq: &mut Request, head: &Head, learnt: &mut Learnt) -> Resul
         incoming.api_key = key;
     }
     learnt.mode = routes::mode(route, &incoming)?;
+    // Held for as long as the body is: until the handler has answered.
+    let mut body_permit = app.bodies.permit();
     if head.method == "POST" {
         check_content_type(incoming.header("Content-Type"))?;
-        incoming.body = read_body(rq, BODY_LIMIT, app.config.body_timeout)?;
+        let limit = app.config.max_body_bytes;
+        incoming.body = read_body(rq, limit, app.config.body_timeout, &mut body_permit)?;
     }
     routes::handle(app, route, learnt.mode, &incoming)
 }

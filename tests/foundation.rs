@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::{chat, config_from, get, request, server_with, HttpResponse};
 use wait_timeout::ChildExt;
 
@@ -243,8 +243,8 @@ fn unknown_route_and_wrong_method() {
 }
 
 #[test]
-fn body_over_one_mib_is_refused_by_its_declared_length() {
-    let s = server_with(offline(&[]));
+fn a_body_over_the_limit_is_refused_by_its_declared_length() {
+    let s = server_with(offline(&[("MAX_BODY_BYTES", "1048576")]));
     let mut stream = connect(s.addr);
     // Only the head is sent: the answer must not wait for the body.
     let head = format!(
@@ -255,12 +255,17 @@ fn body_over_one_mib_is_refused_by_its_declared_length() {
     stream.write_all(head.as_bytes()).unwrap();
     let r = read_response(&mut BufReader::new(stream));
     let error = assert_error(&r, 413, "payload_too_large");
-    assert!(error["message"].as_str().unwrap().contains("1048576"));
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("1048576"), "{message}");
+    assert!(
+        message.contains("MAX_BODY_BYTES"),
+        "names the setting: {message}"
+    );
 }
 
 #[test]
-fn chunked_body_over_one_mib_is_refused() {
-    let s = server_with(offline(&[]));
+fn a_chunked_body_over_the_limit_is_refused() {
+    let s = server_with(offline(&[("MAX_BODY_BYTES", "1048576")]));
     let mut stream = connect(s.addr);
     let head = "POST /v1/chat/completions HTTP/1.1\r\nHost: test\r\n\
                 Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
@@ -279,6 +284,86 @@ fn chunked_body_over_one_mib_is_refused() {
     stream.flush().unwrap();
     let r = read_response(&mut BufReader::new(stream));
     assert_error(&r, 413, "payload_too_large");
+}
+
+#[test]
+fn a_screenshot_sized_body_is_read_by_default() {
+    // A 6 MB body (a base64 screenshot) gets past the body limit: the
+    // answer is the passthrough's own refusal, not a 413.
+    let s = server_with(offline(&[("OPENAI_PASSTHROUGH_ENABLED", "false")]));
+    let text = "x".repeat(6_000_000);
+    let body = json!({"model": "gpt-4o", "messages": [{"role": "user", "content": text}]});
+    let r = request(
+        s.addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    assert_error(&r, 503, "passthrough_disabled");
+}
+
+#[test]
+fn bodies_wait_for_room_in_the_memory_budget_then_are_refused() {
+    let s = server_with(offline(&[
+        ("OPENAI_PASSTHROUGH_ENABLED", "false"),
+        ("MAX_BODY_BYTES", "65536"),
+        ("MAX_BODY_MEMORY_BYTES", "100000"),
+    ]));
+    let post = |length: usize| {
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: test\r\n\
+             Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        )
+    };
+    let body = format!(
+        "{{\"model\":\"gpt-4o\",\"pad\":\"{}\"}}",
+        "x".repeat(59_973)
+    );
+    assert_eq!(body.len(), 60_000);
+    // The first holds what it has sent so far, all but 10 bytes.
+    let mut first = connect(s.addr);
+    first.write_all(post(60_000).as_bytes()).unwrap();
+    first.write_all(&body.as_bytes()[..59_990]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // The second does not fit beside it: it waits, then is told to retry.
+    let started = Instant::now();
+    let mut second = connect(s.addr);
+    second.write_all(post(60_000).as_bytes()).unwrap();
+    second.write_all(body.as_bytes()).unwrap();
+    let r = read_response(&mut BufReader::new(second));
+    assert_error(&r, 429, "capacity_exceeded");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "it waited for room first"
+    );
+    // The first, once complete, is read and answered; then there is room again.
+    first.write_all(&body.as_bytes()[59_990..]).unwrap();
+    let r = read_response(&mut BufReader::new(first));
+    assert_error(&r, 503, "passthrough_disabled");
+    let r = request(
+        s.addr,
+        "POST",
+        "/v1/chat/completions",
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_error(&r, 503, "passthrough_disabled");
+}
+
+#[test]
+fn the_body_memory_budget_must_hold_one_largest_body() {
+    let errors = claude_cli_api::Config::from_vars(vec![
+        ("MAX_BODY_BYTES".to_string(), "2000000".to_string()),
+        ("MAX_BODY_MEMORY_BYTES".to_string(), "1000000".to_string()),
+    ])
+    .unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_string().contains("MAX_BODY_MEMORY_BYTES")),
+        "{errors:?}"
+    );
 }
 
 #[test]

@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 use support::{config_from, server_with};
 
 fn server() -> support::TestServer {
-    server_with(config_from(&[("OPENAI_PASSTHROUGH_ENABLED", "false")]))
+    server_with(config_from(&[
+        ("OPENAI_PASSTHROUGH_ENABLED", "false"),
+        ("MAX_BODY_BYTES", "1048576"),
+    ]))
 }
 
 fn head(length: u64) -> String {

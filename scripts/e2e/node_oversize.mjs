@@ -1,4 +1,5 @@
-// Sends chat requests whose bodies are over the server's 1 MiB limit
+// Sends chat requests whose bodies are over the server's limit (run_e2e.py
+// starts it with MAX_BODY_BYTES at 1 MiB)
 // through the official Node `openai` package and prints one JSON line:
 // for each size, how the tries ended ({"413": n} when every one got the
 // server's 413, anything else names what the SDK threw instead).

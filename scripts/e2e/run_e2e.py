@@ -729,7 +729,9 @@ def test_langchain_claude_session(ctx):
 def test_oversize_bodies_get_their_413(ctx):
     """A body over the limit is refused without being read; the SDKs must
     still read the 413 (not a reset connection) while they are sending."""
-    srv = Server(ctx, "oversize", extra_env={"RATE_LIMIT_PER_IP": "0"}).start()
+    # The 1 MiB limit of earlier releases, so the sizes below are over it.
+    srv = Server(ctx, "oversize",
+                 extra_env={"RATE_LIMIT_PER_IP": "0", "MAX_BODY_BYTES": "1048576"}).start()
     try:
         oversize_bodies(ctx, srv)
     finally:

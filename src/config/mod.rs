@@ -55,6 +55,10 @@ pub struct Config {
     pub headers_timeout: Duration,
     pub body_timeout: Duration,
     pub keepalive_timeout: Duration,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Request bodies held in memory at once, across all requests.
+    pub max_body_memory_bytes: usize,
     pub shutdown_timeout: Duration,
     pub state_dir: PathBuf,
 
@@ -203,6 +207,18 @@ impl Config {
 
         let max_concurrent_processes = r.number("MAX_CONCURRENT_PROCESSES", 10, 1, 10_000) as usize;
         let worker_threads = r.number("WORKER_THREADS", 64, 1, 10_000) as usize;
+        let max_body_bytes = r.number("MAX_BODY_BYTES", 16 << 20, 1024, 1 << 30) as usize;
+        let max_body_memory_bytes =
+            r.number("MAX_BODY_MEMORY_BYTES", 64 << 20, 1024, 1 << 34) as usize;
+        if max_body_memory_bytes < max_body_bytes {
+            r.fail(
+                "MAX_BODY_MEMORY_BYTES",
+                format!(
+                    "must be at least MAX_BODY_BYTES ({max_body_bytes}), or no body that large \
+                     could ever be read; got {max_body_memory_bytes}"
+                ),
+            );
+        }
 
         let openai_base_url = r
             .string("OPENAI_BASE_URL", "https://api.openai.com/v1")
@@ -252,6 +268,8 @@ impl Config {
             headers_timeout: r.millis("HEADERS_TIMEOUT_MS", 30_000, 100),
             body_timeout: r.millis("BODY_TIMEOUT_MS", 30_000, 100),
             keepalive_timeout: r.millis("KEEPALIVE_TIMEOUT_MS", 5_000, 100),
+            max_body_bytes,
+            max_body_memory_bytes,
             shutdown_timeout: r.millis("SHUTDOWN_TIMEOUT_MS", 10_000, 0),
             state_dir,
             anthropic_key_set: r.raw("ANTHROPIC_API_KEY").is_some(),

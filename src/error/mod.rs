@@ -228,7 +228,10 @@ impl ApiError {
                  in messages."
             ),
             PayloadTooLarge { limit } => {
-                format!("Request body too large: the limit is {limit} bytes.")
+                format!(
+                    "Request body too large: the limit is {limit} bytes (MAX_BODY_BYTES on \
+                     the server)."
+                )
             }
             UnsupportedMediaType => "Content-Type must be application/json.".into(),
             NotFound { path } => format!(
