@@ -359,6 +359,33 @@ fn an_idle_warm_process_is_closed_and_the_next_turn_runs_cold() {
 }
 
 #[test]
+fn a_closed_process_that_stays_after_eof_gets_sigterm_before_sigkill() {
+    // `linger` stays after EOF (until a release file that never comes).
+    // Closing it is EOF, SIGTERM 10 s later, SIGKILL after the grace: with
+    // a 5 s grace, only the SIGTERM ends it before 15 s.
+    let w = Warm::start_with(&[("CLAUDE_KILL_GRACE_MS", "5000")], |c| {
+        c.warm_idle = Duration::from_millis(300)
+    });
+    w.say(None, "sonnet", "[[fake:linger]] stays");
+    let cli = w.run_of("[[fake:linger]] stays");
+    let answered = Instant::now();
+    assert!(
+        wait_until(Duration::from_secs(20), || !process_alive(cli.pid)),
+        "the lingering process was never stopped"
+    );
+    let took = answered.elapsed();
+    assert!(
+        took >= Duration::from_secs(9),
+        "EOF first, then a wait: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(14),
+        "SIGTERM came before SIGKILL: {took:?}"
+    );
+    w.finish();
+}
+
+#[test]
 fn a_new_session_takes_the_slot_of_an_idle_warm_process_at_once() {
     // Queueing for the slot would take the whole pool timeout.
     let w = Warm::start(&[

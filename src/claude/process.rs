@@ -395,6 +395,11 @@ fn write_line(stdin: &Stdin, line: String, eof: bool) {
 /// the grace whether or not the write got through.
 fn interrupter(stdin: Stdin) -> crate::supervisor::Interrupter {
     Box::new(move || {
+        // A child whose stdin is closed is being closed, not in a turn:
+        // the supervisor signals it (SIGTERM, then SIGKILL) instead.
+        if stdin.try_lock().is_some_and(|pipe| pipe.is_none()) {
+            return false;
+        }
         let shared = stdin.clone();
         thread::Builder::new()
             .name("cli-interrupt".into())
