@@ -2,7 +2,12 @@
 //! whose they are (as fingerprints), which are busy or only waiting for
 //! their CLI to exit, when each was made and last used, which conversation
 //! digest leads to each, what each has cost, and when the registry file
-//! needs writing. All of it under one lock.
+//! needs writing. All of it under one lock. What concerns the
+//! conversations themselves (their digests, their running cost) is in
+//! `conversations`.
+
+mod conversations;
+mod saved;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -15,12 +20,13 @@ use parking_lot::{Condvar, Mutex};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use super::disk::{self, Record};
+use super::disk::Record;
 use super::millis;
 use super::work_dirs::WorkDirs;
-use crate::claude::history::{HistoryDigest, HistoryHasher};
+use crate::claude::history::HistoryDigest;
 use crate::claude::SessionId;
 use crate::config::Secret;
+use conversations::to_hex;
 
 pub(super) struct Registry {
     pub(super) dirs: WorkDirs,
@@ -73,12 +79,6 @@ impl State {
         self.generation += 1;
         true
     }
-
-    fn unindex(&mut self, digest: &HistoryDigest, id: &str) {
-        if self.by_history.get(digest).is_some_and(|s| &**s == id) {
-            self.by_history.remove(digest);
-        }
-    }
 }
 
 struct Entry {
@@ -116,32 +116,7 @@ impl Registry {
         max_age: Duration,
         records: Vec<Record>,
     ) -> Registry {
-        let mut state = State {
-            sessions: HashMap::new(),
-            generation: 0,
-            names: HashSet::new(),
-            by_history: HashMap::new(),
-        };
-        for record in records {
-            if !SessionId::is_canonical(&record.id) {
-                log::warn!("session registry: skipping an entry with an invalid id");
-                continue;
-            }
-            let entry = Entry {
-                owner: record.owner.map(|o| state.name(&o)),
-                created_ms: record.created_ms,
-                last_used_ms: record.last_used_ms,
-                model: state.name(&record.model),
-                busy: false,
-                exiting: false,
-                history: record.history.as_deref().and_then(from_hex),
-                cost_usd: record.cost_usd,
-            };
-            if let Some(digest) = entry.history {
-                state.by_history.insert(digest, record.id.clone());
-            }
-            state.sessions.insert(record.id, entry);
-        }
+        let state = State::from_records(records);
         Registry {
             dirs,
             registry_path,
@@ -180,8 +155,7 @@ impl Registry {
         let secret = owner?;
         let mut mac = self.fingerprint_mac.clone();
         mac.update(secret.expose().as_bytes());
-        let digest = mac.finalize().into_bytes();
-        Some(digest.iter().map(|b| format!("{b:02x}")).collect())
+        Some(to_hex(&mac.finalize().into_bytes().into()))
     }
 
     /// Enters a session just created for `owner`, already busy.
@@ -305,43 +279,6 @@ impl Registry {
         expired.len() + orphans
     }
 
-    /// Writes the registry if it changed since the last write. The file is
-    /// written outside the registry lock; the write lock makes writers take
-    /// turns, and each one snapshots only once it has its turn, so the last
-    /// write always carries the latest state.
-    pub(super) fn persist(&self) {
-        let mut written = self.written.lock();
-        let (generation, records) = {
-            let state = self.state.lock();
-            if state.generation == *written {
-                return;
-            }
-            // Reference counts, not copies: the lock is held only for this,
-            // and a large registry costs no string allocations to save.
-            let records: Vec<Record> = state
-                .sessions
-                .iter()
-                .map(|(id, e)| Record {
-                    id: id.clone(),
-                    owner: e.owner.clone(),
-                    created_ms: e.created_ms,
-                    last_used_ms: e.last_used_ms,
-                    model: e.model.clone(),
-                    history: e.history.as_ref().map(to_hex),
-                    cost_usd: e.cost_usd,
-                })
-                .collect();
-            (state.generation, records)
-        };
-        match disk::write_registry(&self.registry_path, records) {
-            Ok(()) => *written = generation,
-            Err(e) => log::warn!(
-                "could not write session registry {}: {e}",
-                self.registry_path.display()
-            ),
-        }
-    }
-
     /// Until the lease is dropped, a resume waits instead of being refused.
     pub(super) fn mark_exiting(&self, id: &str) {
         if let Some(entry) = self.state.lock().sessions.get_mut(id) {
@@ -391,66 +328,6 @@ impl Registry {
         }
     }
 
-    /// A hasher for conversations of `owner` (a fingerprint), keyed with
-    /// this server's secret.
-    pub(super) fn history_hasher(
-        &self,
-        owner: Option<&str>,
-        model: &str,
-        system: Option<&str>,
-    ) -> HistoryHasher {
-        HistoryHasher::new(&self.fingerprint_mac, owner, model, system)
-    }
-
-    /// The session whose remembered conversation is `digest`, if any.
-    pub(super) fn session_of_history(&self, digest: &HistoryDigest) -> Option<SessionId> {
-        let id = self.state.lock().by_history.get(digest)?.clone();
-        Some(SessionId::from_registry(id))
-    }
-
-    /// The session has been taken to continue the conversation `digest`:
-    /// the digest is used up, so a conversation continues on one session
-    /// only, whoever resends it next.
-    pub(super) fn consume_history(&self, digest: &HistoryDigest, id: &str) {
-        let mut state = self.state.lock();
-        state.unindex(digest, id);
-        if let Some(entry) = state.sessions.get_mut(id) {
-            entry.history = None;
-            state.generation += 1;
-        }
-    }
-
-    /// After a turn's answer: the conversation as its client now holds it.
-    pub(super) fn remember_history(&self, id: &str, digest: HistoryDigest) {
-        let mut state = self.state.lock();
-        let Some(entry) = state.sessions.get_mut(id) else {
-            return;
-        };
-        let old = entry.history.replace(digest);
-        if let Some(old) = old {
-            state.unindex(&old, id);
-        }
-        state.by_history.insert(digest, Arc::from(id));
-        state.generation += 1;
-    }
-
-    /// Records the CLI's running total after a turn and gives the turn's
-    /// share of it. A total below the last one (a session the CLI could
-    /// not carry over) counts whole.
-    pub(super) fn record_cost(&self, id: &str, total_usd: f64) -> f64 {
-        let mut state = self.state.lock();
-        let Some(entry) = state.sessions.get_mut(id) else {
-            return total_usd;
-        };
-        let before = std::mem::replace(&mut entry.cost_usd, total_usd);
-        state.generation += 1;
-        if total_usd >= before {
-            total_usd - before
-        } else {
-            total_usd
-        }
-    }
-
     pub(super) fn waiting_for_exit(&self) -> usize {
         self.waiting.load(Ordering::SeqCst)
     }
@@ -473,19 +350,4 @@ fn same_owner(stored: &Option<Arc<str>>, caller: &Option<String>) -> bool {
         (Some(a), Some(b)) => bool::from(a.as_bytes().ct_eq(b.as_bytes())),
         _ => false,
     }
-}
-
-fn to_hex(digest: &HistoryDigest) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn from_hex(text: &str) -> Option<HistoryDigest> {
-    if text.len() != 64 || !text.is_ascii() {
-        return None;
-    }
-    let mut digest = [0u8; 32];
-    for (i, byte) in digest.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(digest)
 }
