@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{chat, config_from, get, request, server_with, HttpResponse};
+use support::{chat, config_from, get, request, server_with, wait_until, HttpResponse};
 use wait_timeout::ChildExt;
 
 use binary::{binary, free_port, Running};
@@ -325,7 +325,11 @@ fn bodies_wait_for_room_in_the_memory_budget_then_are_refused() {
     let mut first = connect(s.addr);
     first.write_all(post(60_000).as_bytes()).unwrap();
     first.write_all(&body.as_bytes()[..59_990]).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        wait_until(Duration::from_secs(5), || s.app().bodies.used() >= 59_990),
+        "the first body's bytes were never held: {}",
+        s.app().bodies.used()
+    );
     // The second does not fit beside it: it waits, then is told to retry.
     let started = Instant::now();
     let mut second = connect(s.addr);
