@@ -30,10 +30,11 @@ pub struct App {
 impl App {
     pub fn new(config: Config) -> Result<Arc<App>, String> {
         let passthrough = Passthrough::new(&config);
-        let claude = ClaudeBackend::new(&config)?;
+        let limiter = RateLimiter::new(&config);
+        let claude = ClaudeBackend::new(&config, limiter.key_holder())?;
         Ok(Arc::new(App {
             keys: KeyRing::new(&config.api_keys),
-            limiter: RateLimiter::new(&config),
+            limiter,
             bodies: BodyBudget::new(config.max_body_memory_bytes),
             passthrough,
             claude,

@@ -8,6 +8,14 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 fn main() -> ExitCode {
+    // The CLI starts this binary as the stdio end of the tool bridge.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [command, socket] = args.as_slice() {
+        if command == "mcp-bridge" {
+            let status = claude_cli_api::claude::tools::relay::run(socket);
+            return ExitCode::from(u8::try_from(status).unwrap_or(1));
+        }
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(errors) => {

@@ -71,9 +71,7 @@ fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
     let mut session_id = None;
     if mode == Mode::ClaudeCode {
         if let Some(raw) = rq.header("X-Claude-Session-ID") {
-            let id = crate::claude::SessionId::parse(raw)?;
-            app.limiter.check_session(id.as_str())?;
-            session_id = Some(id);
+            session_id = Some(crate::claude::SessionId::parse(raw)?);
         }
     }
     let parsed: Value = serde_json::from_slice(&rq.body).map_err(|e| ApiError::InvalidJson {
@@ -84,6 +82,12 @@ fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
             detail: "the top level must be an object".into(),
         });
     };
+    if let Some(id) = &session_id {
+        // Tool results carry on a turn that was counted when it began.
+        if !ends_with_tool_results(&json) {
+            app.limiter.check_session(id.as_str())?;
+        }
+    }
     let request = ChatRequest {
         incoming: rq,
         raw: &rq.body,
@@ -96,6 +100,17 @@ fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
     } else {
         backend.complete(&request)
     }
+}
+
+/// True when the last message is a tool (or legacy function) result.
+fn ends_with_tool_results(json: &serde_json::Map<String, Value>) -> bool {
+    let role = json
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.last())
+        .and_then(|m| m.get("role"))
+        .and_then(Value::as_str);
+    matches!(role, Some("tool" | "function"))
 }
 
 /// Claude models served in Claude Code mode; passthrough accepts any name.
@@ -128,6 +143,7 @@ fn health(app: &App) -> Reply {
             "openai_passthrough": passthrough.health(),
             "capacity": app.capacity(),
             "warm": app.claude.warm_stats(),
+            "waiting_for_tools": app.claude.waiting_for_tools(),
         }
     });
     Reply::json(if serving && !draining { 200 } else { 503 }, &body)

@@ -569,8 +569,8 @@ fn validation_rejects_what_claude_mode_cannot_do() {
         (
             json!({"model": "sonnet", "messages": user, "tools": [{"type": "function"}]}),
             400,
-            "unsupported_parameter",
-            Some("tools"),
+            "invalid_value",
+            Some("tools[0].function"),
         ),
         (
             json!({"model": "sonnet", "messages": user, "n": 2}),
@@ -579,22 +579,28 @@ fn validation_rejects_what_claude_mode_cannot_do() {
             Some("n"),
         ),
         (
-            json!({"model": "sonnet", "messages": user, "response_format": {"type": "json_object"}}),
+            json!({"model": "sonnet", "messages": user, "response_format": {"type": "xml"}}),
             400,
-            "unsupported_parameter",
-            Some("response_format"),
+            "invalid_value",
+            Some("response_format.type"),
         ),
         (
-            json!({"model": "sonnet", "messages": [{"role": "tool", "content": "x"}]}),
+            json!({"model": "sonnet", "messages": [{"role": "tool", "content": "x", "tool_call_id": "t"}]}),
             400,
-            "unsupported_parameter",
-            None,
+            "invalid_value",
+            Some("messages"),
         ),
         (
-            json!({"model": "sonnet", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x"}}]}]}),
+            json!({"model": "sonnet", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]}),
             400,
-            "unsupported_parameter",
-            None,
+            "unsupported_content",
+            Some("messages[0].content[0]"),
+        ),
+        (
+            json!({"model": "sonnet", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x/y.png"}}]}]}),
+            400,
+            "invalid_value",
+            Some("messages[0].content[0]"),
         ),
         (
             json!({"model": "sonnet", "messages": []}),

@@ -11,13 +11,17 @@
 //! `text_delta`, one finish chunk carrying the last stop reason, and
 //! nothing final before `result`.
 
+use std::sync::Arc;
+
 use log::debug;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::events::{BlockDelta, Event, Line, ResultLine, Usage};
+use super::events::{BlockDelta, BlockStart, Event, Line, ResultLine, Usage};
 use super::failure;
 use super::redact::{redact, StreamRedactor};
+use super::tool_calls::{Block, ToolCalls};
+use super::tools::ToolSpec;
 use crate::error::ApiError;
 
 pub use super::failure::{failure_from_stderr, sanitize_message};
@@ -80,6 +84,14 @@ pub struct Adapter {
     /// False for a non-streaming request, whose reply is only the final
     /// `chat.completion`: no chunk is serialized for it.
     chunks_wanted: bool,
+    /// The client's functions the model called, and the structured answer.
+    tools: ToolCalls,
+    /// The model stopped to have client functions run: the CLI now waits
+    /// for their results, and this answer ends with the calls.
+    paused: bool,
+    /// Token counts of the model's messages, for an answer that ends
+    /// before the `result` line (which has the turn's totals).
+    streamed_usage: Usage,
 }
 
 /// One `chat.completion.chunk`, serialized straight from borrowed fields
@@ -110,6 +122,10 @@ struct Delta<'a> {
     role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    function_call: Option<Value>,
 }
 
 impl Adapter {
@@ -131,7 +147,17 @@ impl Adapter {
             cost: None,
             bad_lines: 0,
             chunks_wanted: true,
+            tools: ToolCalls::new(Arc::new(ToolSpec::default())),
+            paused: false,
+            streamed_usage: Usage::default(),
         }
+    }
+
+    /// The functions offered and the output schema the CLI was started
+    /// with: their calls are read from the stream.
+    pub fn with_tools(mut self, spec: Arc<ToolSpec>) -> Adapter {
+        self.tools = ToolCalls::new(spec);
+        self
     }
 
     /// For a non-streaming request: the steps and the outcome are the same,
@@ -211,10 +237,27 @@ impl Adapter {
         self.started
     }
 
-    /// True once a `result` line reporting success was read: the CLI's
-    /// last word, so the answer is complete.
+    /// True once a `result` line reporting success was read (the CLI's
+    /// last word), or the model stopped for client calls: the answer is
+    /// complete.
     pub fn answered(&self) -> bool {
-        self.result.as_ref().is_some_and(|r| !r.failed())
+        self.paused || self.result.as_ref().is_some_and(|r| !r.failed())
+    }
+
+    /// True when the answer ends with client calls and the CLI waits for
+    /// their results.
+    pub fn paused(&self) -> bool {
+        self.paused
+    }
+
+    /// True when calls are answered the legacy way (`function_call`).
+    pub fn legacy_calls(&self) -> bool {
+        self.tools.legacy()
+    }
+
+    /// The calls of this answer (client names, CLI ids).
+    pub fn calls(&self) -> &[super::tool_calls::Call] {
+        &self.tools.calls
     }
 
     /// True once the model began answering or the run answered (perhaps
@@ -227,6 +270,13 @@ impl Adapter {
     /// child kept open writes nothing more until its next turn.
     pub fn has_result(&self) -> bool {
         self.result_seen
+    }
+
+    /// True once nothing more of this answer will come: the `result` line,
+    /// or a stop for client calls (the CLI writes nothing until their
+    /// results are in).
+    pub fn over(&self) -> bool {
+        self.result_seen || self.paused
     }
 
     /// The answer's text as the client got it (redacted, held-back text
@@ -263,6 +313,9 @@ impl Adapter {
     }
 
     pub fn finish(&mut self) -> Outcome {
+        if self.paused && self.result.is_none() {
+            return self.finish_with_calls();
+        }
         let Some(result) = self.result.take() else {
             return Outcome::NoResult;
         };
@@ -331,32 +384,117 @@ impl Adapter {
         }
     }
 
+    /// The answer of a model message that stopped for client calls: its
+    /// text, then the calls.
+    fn finish_with_calls(&mut self) -> Outcome {
+        let mut final_chunks = self.release_held();
+        if !self.role_sent {
+            self.role_sent = true;
+            keep(&mut final_chunks, self.role_chunk());
+        }
+        let finish_reason = self.tools.finish_reason();
+        keep(
+            &mut final_chunks,
+            self.chunk(Delta::default(), Some(finish_reason)),
+        );
+        let usage = usage_json(&self.streamed_usage);
+        if self.include_usage && self.chunks_wanted {
+            final_chunks.push(self.bytes(json!({
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [],
+                "usage": usage,
+            })));
+        }
+        let content = if self.content.is_empty() {
+            Value::Null
+        } else {
+            Value::String(self.content.clone())
+        };
+        let mut message = json!({"role": "assistant", "content": content});
+        let (key, calls) = self.tools.message_field();
+        message[key] = calls;
+        let completion = json!({
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
+            "usage": usage,
+        });
+        Outcome::Success {
+            final_chunks,
+            completion,
+            session_id: None,
+        }
+    }
+
     fn on_event(&mut self, event: Event) -> Step {
         self.started = true;
         let mut chunks = Vec::new();
         match event {
-            Event::MessageStart {} => {}
-            Event::ContentBlockDelta {
-                delta: BlockDelta::TextDelta { text },
-            } => {
-                self.saw_text = true;
-                let ready = self.redactor.push(&text);
-                if !ready.is_empty() {
-                    if !self.role_sent {
-                        self.role_sent = true;
-                        keep(&mut chunks, self.role_chunk());
-                    }
-                    keep(&mut chunks, self.content_chunk(&ready));
-                    self.content.push_str(&ready);
+            Event::MessageStart { message } => {
+                self.tools.message_started();
+                if let Some(usage) = message.and_then(|m| m.usage) {
+                    self.streamed_usage.input_tokens = Some(usage.prompt_tokens());
                 }
             }
-            Event::MessageDelta { delta } => {
+            Event::ContentBlockDelta {
+                delta: BlockDelta::TextDelta { text },
+                ..
+            } => {
+                // With an output schema, only the structured call is the answer.
+                if !self.tools.structured() {
+                    self.push_text(&text, &mut chunks);
+                }
+            }
+            Event::ContentBlockStart {
+                index,
+                content_block: BlockStart::ToolUse { id, name },
+            } => match self.tools.block_started(index, &id, &name) {
+                Some(Block::Call(n)) => {
+                    // Text before the call leaves first.
+                    chunks.extend(self.release_held());
+                    self.role_chunk_once(&mut chunks);
+                    let opening = self.tools.opening_delta(n);
+                    keep(&mut chunks, self.calls_chunk(opening));
+                }
+                Some(Block::Structured) | None => {}
+            },
+            Event::ContentBlockDelta {
+                index,
+                delta: BlockDelta::InputJsonDelta { partial_json },
+            } => match self.tools.block(index) {
+                Some(Block::Structured) => self.push_text(&partial_json, &mut chunks),
+                Some(Block::Call(n)) => {
+                    let delta = self.tools.arguments_delta(n, &partial_json);
+                    keep(&mut chunks, self.calls_chunk(delta));
+                }
+                None => {}
+            },
+            Event::MessageDelta { delta, usage } => {
                 if delta.stop_reason.is_some() {
                     self.last_stop_reason = delta.stop_reason;
                 }
+                if let Some(output) = usage.and_then(|u| u.output_tokens) {
+                    let so_far = self.streamed_usage.output_tokens.unwrap_or(0);
+                    self.streamed_usage.output_tokens = Some(so_far.saturating_add(output));
+                }
                 return Step::Nothing;
             }
-            Event::ContentBlockDelta { .. } | Event::Other => return Step::Nothing,
+            Event::MessageStop {} => {
+                if self.tools.message_called()
+                    && self.last_stop_reason.as_deref() == Some("tool_use")
+                {
+                    self.paused = true;
+                }
+                return Step::Nothing;
+            }
+            Event::ContentBlockStart { .. } | Event::ContentBlockDelta { .. } | Event::Other => {
+                return Step::Nothing
+            }
         }
         if !self.role_sent {
             self.role_sent = true;
@@ -367,6 +505,43 @@ impl Adapter {
         } else {
             Step::Chunks(chunks)
         }
+    }
+
+    /// Answer text, through the redactor.
+    fn push_text(&mut self, text: &str, chunks: &mut Vec<Vec<u8>>) {
+        self.saw_text = true;
+        let ready = self.redactor.push(text);
+        if !ready.is_empty() {
+            self.role_chunk_once(chunks);
+            keep(chunks, self.content_chunk(&ready));
+            self.content.push_str(&ready);
+        }
+    }
+
+    fn role_chunk_once(&mut self, chunks: &mut Vec<Vec<u8>>) {
+        if !self.role_sent {
+            self.role_sent = true;
+            keep(chunks, self.role_chunk());
+        }
+    }
+
+    /// A chunk carrying call deltas (`tool_calls`, or `function_call`).
+    fn calls_chunk(&self, delta: Option<Value>) -> Vec<u8> {
+        let Some(delta) = delta else {
+            return Vec::new();
+        };
+        let delta = if self.tools.legacy() {
+            Delta {
+                function_call: Some(delta),
+                ..Delta::default()
+            }
+        } else {
+            Delta {
+                tool_calls: Some(delta),
+                ..Delta::default()
+            }
+        };
+        self.chunk(delta, None)
     }
 
     fn role_chunk(&self) -> Vec<u8> {

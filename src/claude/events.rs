@@ -86,14 +86,44 @@ pub struct StreamEventLine {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
-    MessageStart {},
+    MessageStart {
+        #[serde(default)]
+        message: Option<StartedMessage>,
+    },
+    ContentBlockStart {
+        index: u64,
+        content_block: BlockStart,
+    },
     ContentBlockDelta {
+        #[serde(default)]
+        index: u64,
         delta: BlockDelta,
     },
     MessageDelta {
         delta: MessageDeltaBody,
+        #[serde(default)]
+        usage: Option<Usage>,
     },
-    /// `content_block_start`, `content_block_stop`, `message_stop`, `ping`, ...
+    MessageStop {},
+    /// `content_block_stop`, `ping`, ...
+    #[serde(other)]
+    Other,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StartedMessage {
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BlockStart {
+    ToolUse {
+        id: String,
+        name: String,
+    },
+    /// `text`, `thinking`, ...
     #[serde(other)]
     Other,
 }
@@ -104,8 +134,11 @@ pub enum BlockDelta {
     TextDelta {
         text: String,
     },
-    /// `thinking_delta`, `signature_delta`, `input_json_delta`, ...: never
-    /// answer text.
+    /// A piece of a tool call's arguments (JSON text).
+    InputJsonDelta {
+        partial_json: String,
+    },
+    /// `thinking_delta`, `signature_delta`, ...: never answer text.
     #[serde(other)]
     Other,
 }

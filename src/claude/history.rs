@@ -4,15 +4,16 @@
 //!
 //! What is digested is what the messages mean, not how they were spelled:
 //! the owner, the model the CLI runs, the system text, then each turn's
-//! role and text (list parts already joined by `validate`, so a string and
-//! a list of text parts agree). Every field is length-prefixed, so no two
+//! role and text (list parts already joined by `messages`, so a string and
+//! a list of text parts agree), its images, and the ids of the tool calls
+//! it makes or answers. Every field is length-prefixed, so no two
 //! conversations feed the same bytes. The hash is keyed with the server's
 //! secret: a digest in the registry file tells nothing about the text.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::validate::Role;
+use super::messages::{Part, Role, Turn};
 
 pub type HistoryDigest = [u8; 32];
 
@@ -43,8 +44,39 @@ impl HistoryHasher {
         self.field(match role {
             Role::User => b"user",
             Role::Assistant => b"assistant",
+            Role::Tool => b"tool",
         });
         self.field(text.as_bytes());
+    }
+
+    /// A whole turn: its role and text as [`HistoryHasher::message`] (so a
+    /// text-only turn digests as it always did), then its images, the calls
+    /// it made (by id; a legacy call, which has none, by name) and the call
+    /// it answers.
+    pub fn turn(&mut self, turn: &Turn) {
+        self.message(turn.role, &turn.content);
+        for part in &turn.parts {
+            match part {
+                Part::Text(_) => {}
+                Part::Image { media_type, data } => {
+                    self.field(b"image");
+                    self.field(media_type.as_bytes());
+                    self.field(data.as_bytes());
+                }
+                Part::ImageUrl(url) => {
+                    self.field(b"image-url");
+                    self.field(url.as_bytes());
+                }
+            }
+        }
+        for call in &turn.tool_calls {
+            self.field(b"call");
+            self.field(call.id.as_deref().unwrap_or(&call.name).as_bytes());
+        }
+        if let Some(id) = &turn.tool_call_id {
+            self.field(b"answers");
+            self.field(id.as_bytes());
+        }
     }
 
     /// The digest of the messages so far; more may still be added.

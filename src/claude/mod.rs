@@ -15,8 +15,10 @@
 pub mod adapter;
 pub mod events;
 pub mod failure;
+mod follow_up;
 pub mod history;
 mod locate;
+pub mod messages;
 pub mod models;
 pub mod output;
 pub mod pool;
@@ -29,8 +31,11 @@ pub mod sessions;
 mod spares;
 pub mod spawn;
 mod stream;
+mod tool_calls;
+pub mod tools;
 mod turn;
 pub mod validate;
+mod waiting;
 pub mod warm;
 
 use std::path::{Path, PathBuf};
@@ -42,6 +47,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::Reply;
 use crate::mode::Mode;
+use crate::ratelimit::KeyHolder;
 use crate::supervisor::{StopReason, Supervisor};
 use locate::locate_cli;
 use pool::{Capacity, ProcessPool};
@@ -50,6 +56,7 @@ pub use session_id::SessionId;
 use sessions::SessionStore;
 use stream::ClaudeStream;
 use turn::Turn;
+use waiting::WaitingTurns;
 use warm::{WarmProcesses, WarmStats};
 
 pub struct ClaudeBackend {
@@ -61,10 +68,14 @@ pub struct ClaudeBackend {
     sessions: Arc<OnceLock<Result<Arc<SessionStore>, String>>>,
     shutting_down: AtomicBool,
     sweeper_stop: Arc<AtomicBool>,
+    /// Turns stopped for client calls, waiting for their results.
+    waiting: Arc<WaitingTurns>,
+    /// Slots of a key held while its turns wait.
+    key_holder: KeyHolder,
 }
 
 impl ClaudeBackend {
-    pub fn new(config: &Config) -> Result<ClaudeBackend, String> {
+    pub fn new(config: &Config, key_holder: KeyHolder) -> Result<ClaudeBackend, String> {
         let path_var = config
             .child_env
             .0
@@ -93,6 +104,11 @@ impl ClaudeBackend {
             pool.clone(),
             spares,
         );
+        let retire_to = warm.clone();
+        let grace = config.request_timeout;
+        let waiting = WaitingTurns::start(Box::new(move |turn| {
+            follow_up::retire(turn, retire_to.clone(), grace)
+        }));
         let backend = ClaudeBackend {
             config: config.clone(),
             cli,
@@ -102,6 +118,8 @@ impl ClaudeBackend {
             sessions,
             shutting_down: AtomicBool::new(false),
             sweeper_stop: Arc::new(AtomicBool::new(false)),
+            waiting,
+            key_holder,
         };
         backend.start_sweeper();
         Ok(backend)
@@ -144,6 +162,11 @@ impl ClaudeBackend {
         self.warm.stats()
     }
 
+    /// Turns stopped for client calls, waiting for their results.
+    pub fn waiting_for_tools(&self) -> usize {
+        self.waiting.len()
+    }
+
     /// Children alive right now (warm ones included).
     pub fn live_children(&self) -> usize {
         self.supervisor.live()
@@ -163,6 +186,7 @@ impl ClaudeBackend {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.supervisor.stop_all(StopReason::Shutdown);
         self.warm.close_all();
+        follow_up::close_all(&self.waiting);
     }
 
     /// Writes the session registry now and removes the directory made
@@ -198,6 +222,11 @@ impl Backend for ClaudeBackend {
         match finished {
             Ok(finished) => {
                 let mut reply = turn.with_headers(Reply::json(200, &finished.completion));
+                if turn.run.adapter.paused() {
+                    turn.note_answer();
+                    turn.wait_for_results();
+                    return Ok(reply);
+                }
                 if let Some(cost) = turn.note_answer() {
                     reply = reply
                         .with_header("X-Claude-Cost-USD", cost.usd_text())
@@ -224,6 +253,15 @@ impl Backend for ClaudeBackend {
                 Ok(finished) => {
                     pending.extend(finished.final_chunks);
                     let cost = turn.note_answer();
+                    if turn.run.adapter.paused() {
+                        let reply = turn.with_headers(Reply::stream(Box::new(ClaudeStream {
+                            turn: None,
+                            pending,
+                            cost: None,
+                        })));
+                        turn.wait_for_results();
+                        return Ok(reply);
+                    }
                     let reply = Reply::stream(Box::new(ClaudeStream {
                         turn: None,
                         pending,
@@ -261,6 +299,7 @@ impl Drop for ClaudeBackend {
         self.sweeper_stop.store(true, Ordering::SeqCst);
         self.supervisor.kill_all();
         self.warm.close_all();
+        follow_up::close_all(&self.waiting);
         self.supervisor.shutdown();
     }
 }

@@ -22,6 +22,7 @@ use super::pool::Slot;
 use super::prompt::Invocation;
 use super::redact::redact;
 use super::spawn::{spawn, Process};
+use super::tools::{Bridge, ToolSpec};
 use super::SessionId;
 use crate::config::Config;
 use crate::error::ApiError;
@@ -35,20 +36,23 @@ pub const STDOUT_LIMIT: usize = 10 * 1024 * 1024;
 /// about 0.1 s; a hook or an MCP server may hold it longer, not this long.
 pub const EXIT_AFTER_EOF: Duration = Duration::from_secs(10);
 
-/// What a warm child must share with a turn to take it: the model it runs
-/// and the system prompt it read at start (as a digest). The owner, working
-/// directory and environment follow from the session.
+/// What a warm child must share with a turn to take it: the model it runs,
+/// the system prompt it read at start, and the functions and output schema
+/// it was started with (as digests). The owner, working directory and
+/// environment follow from the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shape {
     pub model: &'static str,
     pub system: Option<[u8; 32]>,
+    pub tools: Option<[u8; 32]>,
 }
 
 impl Shape {
-    pub fn new(model: &'static str, system: Option<&str>) -> Shape {
+    pub fn new(model: &'static str, system: Option<&str>, tools: &ToolSpec) -> Shape {
         Shape {
             model,
             system: system.map(|text| Sha256::digest(text.as_bytes()).into()),
+            tools: tools.digest(),
         }
     }
 }
@@ -73,6 +77,10 @@ pub struct CliProcess {
     /// Where it logs to: the request that started it.
     request_id: String,
     started: Instant,
+    /// The functions it offers the model and its output schema.
+    pub tools: Arc<ToolSpec>,
+    /// Where its calls of client functions arrive; dropped after the child.
+    pub bridge: Option<Bridge>,
 }
 
 /// Everything needed to start a child.
@@ -86,6 +94,9 @@ pub struct StartSpec<'a> {
     pub request_id: &'a str,
     /// Keep stdin open after the first turn, so the child can stay warm.
     pub keep_open: bool,
+    pub tools: Arc<ToolSpec>,
+    /// The bridge `invocation` names in its `--mcp-config`.
+    pub bridge: Option<Bridge>,
 }
 
 impl CliProcess {
@@ -104,12 +115,28 @@ impl CliProcess {
             shape,
             request_id,
             keep_open,
+            tools,
+            bridge,
         } = spec;
         let mut env = config.child_env.0.clone();
         env.push((
             "CLAUDE_CODE_MAX_RETRIES".into(),
             config.claude_max_retries.to_string(),
         ));
+        // The copies the CLI makes of images go away with the session.
+        let tmp = work_dir.join("tmp");
+        if super::sessions::create_private_dir(&tmp).is_ok() {
+            env.retain(|(k, _)| k != "TMPDIR");
+            env.push(("TMPDIR".into(), tmp.display().to_string()));
+        }
+        if bridge.is_some() {
+            // The CLI's own wait for a tool must never be the shorter one:
+            // the client has its TOOL_RESULT_TIMEOUT_MS, then the turn its
+            // REQUEST_TIMEOUT_MS.
+            let wait = config.tool_result_timeout + config.request_timeout + EXIT_AFTER_EOF;
+            let ms = wait.as_millis().min(i32::MAX as u128);
+            env.push(("MCP_TOOL_TIMEOUT".into(), ms.to_string()));
+        }
         if let Some((file, text)) = &invocation.system {
             write_private(file, text).map_err(|e| {
                 log::error!("cannot write the system prompt file: {e}");
@@ -147,6 +174,8 @@ impl CliProcess {
             turns,
             request_id: request_id.to_string(),
             started: Instant::now(),
+            tools,
+            bridge,
         };
         write_line(&process.stdin, invocation.stdin, !keep_open);
         Ok(process)
@@ -173,6 +202,19 @@ impl CliProcess {
             lines.set_budget(STDOUT_LIMIT);
         }
         write_line(&self.stdin, line, false);
+        true
+    }
+
+    /// Carries on a turn that waited for tool results, due by `deadline`.
+    /// False when the child cannot (it was signalled, or has exited).
+    pub fn continue_turn(&mut self, deadline: Instant) -> bool {
+        let armed = self.watch.as_ref().is_some_and(|w| w.rearm(deadline));
+        if !armed || self.exited() {
+            return false;
+        }
+        if let Some(lines) = self.lines.as_mut() {
+            lines.set_budget(STDOUT_LIMIT);
+        }
         true
     }
 

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::validate::{Role, ValidChat};
+use super::tools::spec::SERVER_NAME;
+use super::validate::{Part, Role, Turn, ValidChat};
 
 /// Which session the child works on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,13 +39,30 @@ pub struct Invocation {
     pub system: Option<(PathBuf, String)>,
 }
 
+/// `mcp_config` is the bridge's `--mcp-config` when the request offers
+/// functions.
 pub fn build_invocation(
     chat: &ValidChat,
     session: &SessionArg,
     work_dir: &Path,
     skip_permissions: bool,
+    mcp_config: Option<String>,
 ) -> Invocation {
     let mut args = command_line(chat.cli_model, session);
+    if let Some(config) = mcp_config {
+        // Only the bridge: no MCP server of the CLI's own configuration,
+        // and the bridge's tools need no permission prompt.
+        args.extend([
+            "--mcp-config".to_string(),
+            config,
+            "--strict-mcp-config".to_string(),
+            "--allowedTools".to_string(),
+            format!("mcp__{SERVER_NAME}"),
+        ]);
+    }
+    if let Some(schema) = &chat.tools.output_schema {
+        args.extend(["--json-schema".to_string(), schema.to_string()]);
+    }
     let system = chat.system.as_ref().map(|text| {
         let file = work_dir.join(SYSTEM_PROMPT_FILE);
         args.extend([
@@ -58,7 +76,7 @@ pub fn build_invocation(
     }
     Invocation {
         args,
-        stdin: user_line(&prompt_text(chat, session)),
+        stdin: blocks_line(prompt_blocks(chat, session)),
         system,
     }
 }
@@ -104,11 +122,76 @@ fn command_line(model: &str, session: &SessionArg) -> Vec<String> {
 
 /// One user turn as the CLI reads it with `--input-format stream-json`.
 pub fn user_line(text: &str) -> String {
+    blocks_line(vec![json!({"type": "text", "text": text})])
+}
+
+/// A user turn of Anthropic content blocks (text and images).
+pub fn blocks_line(blocks: Vec<serde_json::Value>) -> String {
     let turn = json!({
         "type": "user",
-        "message": {"role": "user", "content": [{"type": "text", "text": text}]},
+        "message": {"role": "user", "content": blocks},
     });
     format!("{turn}\n")
+}
+
+/// What the model is asked, as content blocks: the newest user turn's text
+/// and images, or for a new session with history the whole conversation
+/// as a labelled transcript (images where they were).
+pub fn prompt_blocks(chat: &ValidChat, session: &SessionArg) -> Vec<serde_json::Value> {
+    let Some(last) = chat.new_user_turn() else {
+        return Vec::new();
+    };
+    if matches!(session, SessionArg::Resume(_)) || chat.turns.len() == 1 {
+        return part_blocks(&last.parts);
+    }
+    let mut blocks = Vec::new();
+    let mut text = String::new();
+    for turn in &chat.turns {
+        if !text.is_empty() {
+            text.push_str("\n\n");
+        }
+        text.push_str(&transcript_entry(turn));
+        let images: Vec<&Part> = turn
+            .parts
+            .iter()
+            .filter(|p| !matches!(p, Part::Text(_)))
+            .collect();
+        if !images.is_empty() {
+            blocks.push(json!({"type": "text", "text": std::mem::take(&mut text)}));
+            blocks.extend(images.into_iter().map(part_block));
+        }
+    }
+    if !text.is_empty() {
+        blocks.push(json!({"type": "text", "text": text}));
+    }
+    blocks
+}
+
+fn transcript_entry(turn: &Turn) -> String {
+    match turn.role {
+        Role::User => format!("User: {}", turn.content),
+        Role::Assistant => {
+            let mut entry = format!("Assistant: {}", turn.content);
+            for call in &turn.tool_calls {
+                entry.push_str(&format!("\n[called {} with {}]", call.name, call.arguments));
+            }
+            entry
+        }
+        Role::Tool => format!("Tool result: {}", turn.content),
+    }
+}
+
+fn part_blocks(parts: &[Part]) -> Vec<serde_json::Value> {
+    parts.iter().map(part_block).collect()
+}
+
+fn part_block(part: &Part) -> serde_json::Value {
+    match part {
+        Part::Text(text) => json!({"type": "text", "text": text}),
+        Part::Image { media_type, data } => json!({"type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data}}),
+        Part::ImageUrl(url) => json!({"type": "image", "source": {"type": "url", "url": url}}),
+    }
 }
 
 /// What the model is asked. A resumed session already holds the history,
@@ -116,17 +199,14 @@ pub fn user_line(text: &str) -> String {
 /// gets the whole conversation as a labelled transcript.
 pub fn prompt_text(chat: &ValidChat, session: &SessionArg) -> String {
     if matches!(session, SessionArg::Resume(_)) || chat.turns.len() == 1 {
-        return chat.last_user_message().to_string();
+        return chat
+            .new_user_turn()
+            .map(|t| t.content.clone())
+            .unwrap_or_default();
     }
     chat.turns
         .iter()
-        .map(|turn| {
-            let label = match turn.role {
-                Role::User => "User",
-                Role::Assistant => "Assistant",
-            };
-            format!("{label}: {}", turn.content)
-        })
+        .map(transcript_entry)
         .collect::<Vec<_>>()
         .join("\n\n")
 }
@@ -171,6 +251,7 @@ mod tests {
             &SessionArg::New(ID.into()),
             Path::new(DIR),
             false,
+            None,
         );
         assert_eq!(
             strs(&inv.args),
@@ -206,7 +287,13 @@ mod tests {
             {"role": "assistant", "content": "ok"},
             {"role": "user", "content": "second turn"}
         ]}));
-        let inv = build_invocation(&c, &SessionArg::Resume(ID.into()), Path::new(DIR), true);
+        let inv = build_invocation(
+            &c,
+            &SessionArg::Resume(ID.into()),
+            Path::new(DIR),
+            true,
+            None,
+        );
         assert_eq!(
             strs(&inv.args)[9..],
             [
@@ -228,7 +315,7 @@ mod tests {
             ))
         );
         assert!(
-            !build_invocation(&c, &SessionArg::New(ID.into()), Path::new(DIR), false)
+            !build_invocation(&c, &SessionArg::New(ID.into()), Path::new(DIR), false, None)
                 .args
                 .iter()
                 .any(|a| a.contains("dangerously"))
@@ -268,6 +355,7 @@ mod tests {
                 &SessionArg::New(ID.into()),
                 Path::new(DIR),
                 false,
+                None,
             );
             assert_eq!(turn_text(&inv.stdin), text);
             assert_eq!(inv.args.len(), 13);

@@ -45,6 +45,10 @@ impl CliRun {
         self.process
     }
 
+    pub fn process(&self) -> &CliProcess {
+        &self.process
+    }
+
     /// True when `finish` found the child ready for another turn.
     pub fn reusable(&self) -> bool {
         self.reusable
@@ -64,7 +68,7 @@ impl CliRun {
     /// Reads one stdout line and feeds it to the adapter.
     pub fn step(&mut self) -> Progress {
         // After its `result` a warm child writes nothing until its next turn.
-        if self.adapter.has_result() || self.process.stderr_flooded() {
+        if self.adapter.over() || self.process.stderr_flooded() {
             return Progress::Ended;
         }
         match self.process.next_line() {

@@ -11,6 +11,7 @@ use super::pool::ProcessPool;
 use super::process::{CliProcess, Shape, StartSpec};
 use super::prompt::spare_invocation;
 use super::sessions::SessionStore;
+use super::tools::ToolSpec;
 use super::warm::{Spare, SparePlan};
 use crate::config::Config;
 use crate::supervisor::Supervisor;
@@ -29,7 +30,7 @@ pub(super) fn spare_plan(
         return None;
     }
     let model = resolve_model(&config.default_model).unwrap_or("sonnet");
-    let shape = Shape::new(model, None);
+    let shape = Shape::new(model, None, &ToolSpec::default());
     let count = config.warm_spares;
     let config = config.clone();
     let make = move || -> Option<Spare> {
@@ -47,9 +48,11 @@ pub(super) fn spare_plan(
                 invocation,
                 work_dir: &dir,
                 session_id: &id,
-                shape: Shape::new(model, None),
+                shape: Shape::new(model, None, &ToolSpec::default()),
                 request_id: "spare",
                 keep_open: true,
+                tools: Arc::new(ToolSpec::default()),
+                bridge: None,
             },
             &supervisor,
             slot,

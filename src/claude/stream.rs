@@ -31,9 +31,14 @@ impl StreamBody for ClaudeStream {
         while !client_gone {
             if let Some(finished) = turn.run.take_answer() {
                 // The ending leaves with `[DONE]` in one write; the child is
-                // put away after it.
+                // put away after it (or waits for tool results, from now).
                 send_deferred(sse, &finished.final_chunks);
-                send_cost(sse, turn.note_answer());
+                let cost = turn.note_answer();
+                if turn.run.adapter.paused() {
+                    turn.wait_for_results();
+                    return None;
+                }
+                send_cost(sse, cost);
                 return Some(turn.close_afterwards());
             }
             // Events go out before the worker would wait on the child again;

@@ -16,32 +16,45 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde_json::json;
 
 use super::adapter::Adapter;
-use super::history::HistoryHasher;
+use super::follow_up;
+use super::history::{HistoryDigest, HistoryHasher};
 use super::pool::Slot;
 use super::process::{CliProcess, Shape, StartSpec};
-use super::prompt::{build_invocation, prompt_text, user_line, SessionArg};
+use super::prompt::{blocks_line, build_invocation, prompt_blocks, SessionArg};
 use super::run::CliRun;
 use super::sessions::{SessionLease, SessionStore};
-use super::validate::{validate, Role, ValidChat};
+use super::tools::Bridge;
+use super::validate::{validate, CallRef, Role, Turn as ChatTurn, ValidChat};
+use super::waiting::{Waiting, WaitingTurns};
 use super::warm::{Spare, WarmProcesses};
 use super::ClaudeBackend;
 use crate::backend::ChatRequest;
 use crate::config::Secret;
 use crate::error::ApiError;
 use crate::http::{Afterwards, Reply};
+use crate::ratelimit::KeyHolder;
 
 /// A turn in progress with what it holds: its session lease and its child.
 /// Dropped without [`Turn::close_afterwards`] or [`Turn::settle_error`],
 /// the child is killed and the lease freed.
 pub(super) struct Turn {
     pub(super) run: CliRun,
-    lease: SessionLease,
-    warm: Arc<WarmProcesses>,
+    pub(super) lease: SessionLease,
+    pub(super) warm: Arc<WarmProcesses>,
     /// The conversation so far, this turn's user message included; the
     /// answer is added once there is one.
-    history: Option<HistoryHasher>,
+    pub(super) history: Option<HistoryHasher>,
+    /// The conversation with the answer, once there is one.
+    answered_digest: Option<HistoryDigest>,
     pub(super) headers: Vec<(String, String)>,
     pub(super) meta: ChunkMeta,
+    /// Where the turn goes if it stops for client calls, and what it then
+    /// holds: the owner's fingerprint and a slot of the owner's key.
+    pub(super) waiting: Arc<WaitingTurns>,
+    pub(super) owner: Option<String>,
+    pub(super) owner_key: Option<Secret>,
+    pub(super) key_holder: KeyHolder,
+    pub(super) tool_wait: std::time::Duration,
 }
 
 /// This turn's share of the session's cost, and its time in the CLI.
@@ -100,7 +113,14 @@ impl Turn {
             });
         };
         let store = backend.sessions()?;
-        let shape = Shape::new(chat.cli_model, chat.system.as_deref());
+        if let Some(turn) = follow_up::carry_on(backend, &store, request, &chat)? {
+            return Ok(turn);
+        }
+        if !chat.tool_results().is_empty() {
+            // Results for calls no turn waits for.
+            return Err(follow_up::no_waiting_turn(&chat));
+        }
+        let shape = Shape::new(chat.cli_model, chat.system.as_deref(), &chat.tools);
         let (lease, history, spare) = lease_session(backend, &store, request, &chat, &shape)?;
         let deadline = Instant::now() + backend.config.request_timeout;
         let candidate = match spare {
@@ -110,7 +130,7 @@ impl Turn {
         };
         let mut reused = None;
         if let Some(mut process) = candidate {
-            let line = user_line(&prompt_text(&chat, &session_arg(&lease)));
+            let line = blocks_line(prompt_blocks(&chat, &session_arg(&lease)));
             if process.shape == shape && process.next_turn(line, deadline) {
                 reused = Some(process);
             } else {
@@ -130,6 +150,21 @@ impl Turn {
                 }
             },
         };
+        Ok(Turn::assemble(
+            backend, request, &chat, process, lease, history, warm,
+        ))
+    }
+
+    /// The turn of `process` on `lease`, its reply headers and labels.
+    pub(super) fn assemble(
+        backend: &ClaudeBackend,
+        request: &ChatRequest,
+        chat: &ValidChat,
+        process: CliProcess,
+        lease: SessionLease,
+        history: Option<HistoryHasher>,
+        warm: bool,
+    ) -> Turn {
         let meta = ChunkMeta {
             id: format!("chatcmpl-{}", uuid::Uuid::new_v4()),
             created: SystemTime::now()
@@ -143,7 +178,8 @@ impl Turn {
             meta.created,
             meta.model.clone(),
             chat.include_usage,
-        );
+        )
+        .with_tools(process.tools.clone());
         let adapter = if chat.stream {
             adapter
         } else {
@@ -160,24 +196,91 @@ impl Turn {
                 chat.ignored_params.join(","),
             ));
         }
-        Ok(Turn {
+        let owner_key = request.incoming.api_key.clone();
+        let owner = backend
+            .sessions()
+            .ok()
+            .and_then(|store| store.owner_fingerprint(owner_key.as_ref()));
+        Turn {
             run: CliRun::new(process, adapter),
             lease,
             warm: backend.warm.clone(),
             history,
+            answered_digest: None,
             headers,
             meta,
-        })
+            waiting: backend.waiting.clone(),
+            owner,
+            owner_key,
+            key_holder: backend.key_holder.clone(),
+            tool_wait: backend.config.tool_result_timeout,
+        }
     }
 
     /// The answer is complete: the conversation as the client now holds it
     /// is remembered, and the turn's cost is recorded. Gives the cost.
     pub(super) fn note_answer(&mut self) -> Option<TurnCost> {
         if let Some(mut history) = self.history.take() {
-            history.message(Role::Assistant, self.run.adapter.content());
-            self.lease.remember_history(history.digest());
+            let legacy = self.run.adapter.legacy_calls();
+            let answer = ChatTurn {
+                role: Role::Assistant,
+                content: self.run.adapter.content().to_string(),
+                parts: Vec::new(),
+                tool_calls: self
+                    .run
+                    .adapter
+                    .calls()
+                    .iter()
+                    .take(if legacy { 1 } else { usize::MAX })
+                    .map(|c| CallRef {
+                        id: (!legacy).then(|| c.id.clone()),
+                        name: c.name.clone(),
+                        arguments: String::new(),
+                    })
+                    .collect(),
+                tool_call_id: None,
+            };
+            history.turn(&answer);
+            let digest = history.digest();
+            self.lease.remember_history(digest);
+            self.answered_digest = Some(digest);
         }
         self.record_cost()
+    }
+
+    /// The answer ended with client calls: the child and the session wait
+    /// for their results, found again by the calls' ids. Done before the
+    /// answer is written, so that a client quick to answer finds them.
+    pub(super) fn wait_for_results(self) {
+        let calls: Vec<String> = self
+            .run
+            .adapter
+            .calls()
+            .iter()
+            .map(|c| c.id.clone())
+            .collect();
+        let Turn {
+            run,
+            lease,
+            waiting,
+            owner,
+            owner_key,
+            key_holder,
+            tool_wait,
+            answered_digest,
+            ..
+        } = self;
+        let process = run.into_process();
+        let key_slot = owner_key.as_ref().and_then(|key| key_holder.hold(key));
+        waiting.park(Waiting {
+            process,
+            lease,
+            owner,
+            calls,
+            digest: answered_digest,
+            deadline: Instant::now() + tool_wait,
+            key_slot,
+        });
     }
 
     /// Records the session's running cost (an interrupted turn costs too),
@@ -258,7 +361,7 @@ impl Turn {
 /// conversation, and a spare child that comes with a new session: the
 /// session its header names; else the one that answered the history it
 /// resends; else a new one.
-fn lease_session(
+pub(super) fn lease_session(
     backend: &ClaudeBackend,
     store: &SessionStore,
     request: &ChatRequest,
@@ -274,7 +377,7 @@ fn lease_session(
     let (before_last, last) = chat.turns.split_at(chat.turns.len().saturating_sub(1));
     if let Some(hasher) = &mut history {
         for turn in before_last {
-            hasher.message(turn.role, &turn.content);
+            hasher.turn(turn);
         }
     }
     let matched = match (&request.session_id, &history) {
@@ -291,7 +394,7 @@ fn lease_session(
     };
     if let Some(hasher) = &mut history {
         for turn in last {
-            hasher.message(turn.role, &turn.content);
+            hasher.turn(turn);
         }
     }
     Ok((lease, history, spare))
@@ -299,7 +402,7 @@ fn lease_session(
 
 /// A new child for the turn: `--session-id` for a new session, `--resume`
 /// for one whose child is gone.
-fn start_cold(
+pub(super) fn start_cold(
     backend: &ClaudeBackend,
     cli: &std::path::Path,
     request: &ChatRequest,
@@ -313,11 +416,20 @@ fn start_cold(
     if backend.shutting_down.load(Ordering::SeqCst) {
         return Err(ApiError::ServerShuttingDown);
     }
+    let bridge = if chat.tools.offers_functions() {
+        Some(start_bridge(chat, lease)?)
+    } else {
+        None
+    };
+    let mcp_config = bridge
+        .as_ref()
+        .map(|b| b.mcp_config(&backend.config.bridge_exe));
     let invocation = build_invocation(
         chat,
         &session_arg(lease),
         lease.work_dir(),
         backend.config.claude_skip_permissions,
+        mcp_config,
     );
     CliProcess::start(
         StartSpec {
@@ -328,11 +440,23 @@ fn start_cold(
             session_id: lease.id(),
             shape,
             request_id: &request.incoming.request_id,
-            keep_open: backend.warm.enabled(),
+            // A child that may wait for tool results keeps its stdin.
+            keep_open: backend.warm.enabled() || bridge.is_some(),
+            tools: Arc::new(chat.tools.clone()),
+            bridge,
         },
         &backend.supervisor,
         slot,
     )
+}
+
+fn start_bridge(chat: &ValidChat, lease: &SessionLease) -> Result<Bridge, ApiError> {
+    Bridge::start(lease.work_dir(), chat.tools.mcp_tools()).map_err(|e| {
+        log::error!("cannot open the tool bridge: {e}");
+        ApiError::BackendUnavailable {
+            reason: "the tool bridge for the claude CLI could not be opened.".into(),
+        }
+    })
 }
 
 /// A process slot: a free one; else one an idle warm child gives up (the
@@ -351,7 +475,7 @@ fn acquire_slot(backend: &ClaudeBackend) -> Option<Slot> {
 
 /// A child that ended its turn cleanly waits for its session's next turn;
 /// any other is closed.
-fn put_away(warm: &WarmProcesses, run: CliRun) {
+pub(super) fn put_away(warm: &WarmProcesses, run: CliRun) {
     if run.reusable() {
         warm.park(run.into_process());
     } else {
@@ -360,7 +484,7 @@ fn put_away(warm: &WarmProcesses, run: CliRun) {
 }
 
 /// `--session-id` for a session this turn creates, `--resume` otherwise.
-fn session_arg(lease: &SessionLease) -> SessionArg {
+pub(super) fn session_arg(lease: &SessionLease) -> SessionArg {
     if lease.created() {
         SessionArg::New(lease.id().to_string())
     } else {

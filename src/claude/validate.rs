@@ -6,12 +6,13 @@
 
 use serde_json::{Map, Value};
 
+use super::messages::read_messages;
+pub use super::messages::{CallRef, Part, Role, Turn};
 use super::models::resolve_model;
+use super::tools::{read_tool_spec, ToolSpec};
 use crate::error::ApiError;
 
 const MAX_MODEL_CHARS: usize = 256;
-const MAX_MESSAGES: usize = 100;
-const MAX_CONTENT_CHARS: usize = 500_000;
 
 /// Accepted, not honoured; reported in `X-Claude-Ignored-Params` in this order.
 const IGNORED: &[&str] = &[
@@ -29,27 +30,10 @@ const IGNORED: &[&str] = &[
 
 /// Refused in Claude Code mode (`n` > 1 is refused separately).
 const REFUSED: &[(&str, &str)] = &[
-    ("tools", "tool use"),
-    ("tool_choice", "tool use"),
-    ("functions", "function calling"),
-    ("function_call", "function calling"),
-    ("response_format", "structured output / JSON mode"),
     ("logprobs", "log probabilities"),
     ("top_logprobs", "log probabilities"),
     ("logit_bias", "logit bias"),
 ];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    User,
-    Assistant,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Turn {
-    pub role: Role,
-    pub content: String,
-}
 
 /// A request Claude Code mode can serve.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,17 +44,31 @@ pub struct ValidChat {
     pub cli_model: &'static str,
     /// All system and developer messages, joined by a blank line.
     pub system: Option<String>,
-    /// Non-system messages in order; the last is always a user turn.
+    /// Non-system messages in order; the last is a user turn, or the
+    /// results of the previous answer's tool calls.
     pub turns: Vec<Turn>,
+    /// Functions offered, and the answer's schema.
+    pub tools: ToolSpec,
     pub stream: bool,
     pub include_usage: bool,
     pub ignored_params: Vec<&'static str>,
 }
 
 impl ValidChat {
-    /// The final user message (what a resumed session is sent).
-    pub fn last_user_message(&self) -> &str {
-        self.turns.last().map(|t| t.content.as_str()).unwrap_or("")
+    /// The trailing tool results, when the request ends with them.
+    pub fn tool_results(&self) -> &[Turn] {
+        let n = self
+            .turns
+            .iter()
+            .rev()
+            .take_while(|t| t.role == Role::Tool)
+            .count();
+        &self.turns[self.turns.len() - n..]
+    }
+
+    /// The final user turn, when the request ends with one.
+    pub fn new_user_turn(&self) -> Option<&Turn> {
+        self.turns.last().filter(|t| t.role == Role::User)
     }
 }
 
@@ -92,7 +90,9 @@ pub fn validate(json: &Map<String, Value>) -> Result<ValidChat, ApiError> {
     let cli_model = resolve_model(&requested_model)?;
 
     check_refused(json)?;
-    let ignored_params = ignored_params(json)?;
+    let mut ignored_params = ignored_params(json)?;
+    let tools = read_tool_spec(json)?;
+    ignored_params.extend(tools.ignored.iter().copied());
     let stream = match present(json, "stream") {
         None => false,
         Some(Value::Bool(b)) => *b,
@@ -106,6 +106,7 @@ pub fn validate(json: &Map<String, Value>) -> Result<ValidChat, ApiError> {
         cli_model,
         system,
         turns,
+        tools,
         stream,
         include_usage,
         ignored_params,
@@ -226,179 +227,6 @@ fn include_usage(json: &Map<String, Value>) -> Result<bool, ApiError> {
             "stream_options.include_usage",
             "'stream_options.include_usage' must be a boolean.".into(),
         )),
-    }
-}
-
-enum Kind {
-    System,
-    Turn(Role),
-}
-
-fn read_messages(messages: &Value) -> Result<(Option<String>, Vec<Turn>), ApiError> {
-    let Some(items) = messages.as_array() else {
-        return Err(invalid("messages", "'messages' must be an array.".into()));
-    };
-    if items.is_empty() {
-        return Err(invalid(
-            "messages",
-            "'messages' must contain at least one message.".into(),
-        ));
-    }
-    if items.len() > MAX_MESSAGES {
-        return Err(invalid(
-            "messages",
-            format!(
-                "'messages' has {} items; at most {MAX_MESSAGES} are allowed.",
-                items.len()
-            ),
-        ));
-    }
-    let mut system = Vec::new();
-    let mut turns = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let Some(message) = item.as_object() else {
-            return Err(invalid(
-                &format!("messages[{i}]"),
-                format!("messages[{i}] must be an object with 'role' and 'content'."),
-            ));
-        };
-        let kind = read_role(message, i)?;
-        if present(message, "tool_calls").is_some() || present(message, "function_call").is_some() {
-            return Err(unsupported(
-                &format!("messages[{i}].tool_calls"),
-                format!(
-                    "messages[{i}] carries tool calls, which Claude Code mode does not support. \
-                     {USE_PASSTHROUGH}"
-                ),
-            ));
-        }
-        let content = read_content(message, i)?;
-        match kind {
-            Kind::System => {
-                if !content.trim().is_empty() {
-                    system.push(content);
-                }
-            }
-            Kind::Turn(role) => {
-                if role == Role::User && content.trim().is_empty() {
-                    return Err(invalid(
-                        &format!("messages[{i}].content"),
-                        format!("messages[{i}] is a user message with empty content."),
-                    ));
-                }
-                turns.push(Turn { role, content });
-            }
-        }
-    }
-    if turns.last().map(|t| t.role) != Some(Role::User) {
-        return Err(invalid(
-            "messages",
-            "The last non-system message must be a user message: Claude Code mode answers \
-             the latest user turn."
-                .into(),
-        ));
-    }
-    let system = (!system.is_empty()).then(|| system.join("\n\n"));
-    Ok((system, turns))
-}
-
-fn read_role(message: &Map<String, Value>, i: usize) -> Result<Kind, ApiError> {
-    let param = format!("messages[{i}].role");
-    let role = match present(message, "role") {
-        None => return Err(invalid(&param, format!("messages[{i}] has no 'role'."))),
-        Some(Value::String(r)) => r.as_str(),
-        Some(_) => return Err(invalid(&param, format!("{param} must be a string."))),
-    };
-    match role {
-        "system" | "developer" => Ok(Kind::System),
-        "user" => Ok(Kind::Turn(Role::User)),
-        "assistant" => Ok(Kind::Turn(Role::Assistant)),
-        "tool" | "function" => Err(unsupported(
-            &param,
-            format!(
-                "messages[{i}] has role '{role}': tool results are not supported in Claude \
-                 Code mode. {USE_PASSTHROUGH}"
-            ),
-        )),
-        other => Err(invalid(
-            &param,
-            format!(
-                "messages[{i}] has role '{}'; expected one of system, developer, user, \
-                 assistant.",
-                shorten(other)
-            ),
-        )),
-    }
-}
-
-/// A string, or an array of text parts joined by newlines. Missing or null
-/// content reads as empty (an assistant turn may legitimately have none).
-fn read_content(message: &Map<String, Value>, i: usize) -> Result<String, ApiError> {
-    let param = format!("messages[{i}].content");
-    let text = match present(message, "content") {
-        None => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => {
-            let mut texts = Vec::with_capacity(parts.len());
-            for (j, part) in parts.iter().enumerate() {
-                texts.push(read_part(part, i, j)?);
-            }
-            texts.join("\n")
-        }
-        Some(_) => {
-            return Err(invalid(
-                &param,
-                format!("{param} must be a string or an array of text parts."),
-            ))
-        }
-    };
-    if text.chars().count() > MAX_CONTENT_CHARS {
-        return Err(invalid(
-            &param,
-            format!("{param} is too long: at most {MAX_CONTENT_CHARS} characters."),
-        ));
-    }
-    // An argv string cannot hold NUL; refusing it here beats a failed spawn.
-    if text.contains('\0') {
-        return Err(invalid(
-            &param,
-            format!("{param} contains a NUL character."),
-        ));
-    }
-    Ok(text)
-}
-
-fn read_part(part: &Value, i: usize, j: usize) -> Result<&str, ApiError> {
-    let param = format!("messages[{i}].content[{j}]");
-    let kind = part.get("type").and_then(Value::as_str);
-    match kind {
-        Some("text") => part.get("text").and_then(Value::as_str).ok_or_else(|| {
-            invalid(
-                &param,
-                format!("{param} is a text part without a string 'text'."),
-            )
-        }),
-        Some(other) => Err(unsupported(
-            &param,
-            format!(
-                "{param} is a '{}' part: Claude Code mode accepts text only (no images, audio \
-                 or files). {USE_PASSTHROUGH}",
-                shorten(other)
-            ),
-        )),
-        None => Err(invalid(
-            &param,
-            format!("{param} must be an object with a 'type'."),
-        )),
-    }
-}
-
-/// Client text echoed in an error message, kept short.
-fn shorten(s: &str) -> String {
-    const MAX: usize = 40;
-    match s.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &s[..cut]),
-        None => s.to_string(),
     }
 }
 

@@ -41,23 +41,34 @@ fn a_plain_request_is_reduced_to_what_the_cli_needs() {
     assert_eq!(
         chat.turns,
         vec![
+            text_turn(Role::User, "hi"),
+            text_turn(Role::Assistant, "hello"),
             Turn {
-                role: Role::User,
-                content: "hi".into()
-            },
-            Turn {
-                role: Role::Assistant,
-                content: "hello".into()
-            },
-            Turn {
-                role: Role::User,
-                content: "a\nb".into()
+                parts: vec![Part::Text("a".into()), Part::Text("b".into())],
+                ..text_turn(Role::User, "a\nb")
             },
         ]
     );
     assert!(chat.stream && chat.include_usage);
     assert!(chat.ignored_params.is_empty());
-    assert_eq!(chat.last_user_message(), "a\nb");
+    assert_eq!(
+        chat.new_user_turn().map(|t| t.content.as_str()),
+        Some("a\nb")
+    );
+}
+
+fn text_turn(role: Role, text: &str) -> Turn {
+    Turn {
+        role,
+        content: text.into(),
+        parts: if role == Role::User {
+            vec![Part::Text(text.into())]
+        } else {
+            Vec::new()
+        },
+        tool_calls: Vec::new(),
+        tool_call_id: None,
+    }
 }
 
 #[test]
@@ -127,14 +138,6 @@ fn tier_two_parameters_of_the_wrong_type_are_invalid() {
 #[test]
 fn tier_three_parameters_are_refused_and_point_to_passthrough() {
     for (extra, param) in [
-        (json!({"tools": [{"type": "function"}]}), "tools"),
-        (json!({"tool_choice": "auto"}), "tool_choice"),
-        (json!({"functions": []}), "functions"),
-        (json!({"function_call": "none"}), "function_call"),
-        (
-            json!({"response_format": {"type": "json_object"}}),
-            "response_format",
-        ),
         (json!({"logprobs": true}), "logprobs"),
         (json!({"top_logprobs": 2}), "top_logprobs"),
         (json!({"logit_bias": {"50256": -100}}), "logit_bias"),
@@ -225,27 +228,55 @@ fn message_rules() {
         (
             json!([user(json!("a")), {"role": "tool", "content": "r", "tool_call_id": "t"}]),
             400,
-            "unsupported_parameter",
-            "messages[1].role",
+            "invalid_value",
+            "messages",
         ),
         (
             json!([{"role": "function", "content": "r"}]),
             400,
-            "unsupported_parameter",
-            "messages[0].role",
+            "invalid_value",
+            "messages",
+        ),
+        (
+            json!([user(json!("a")), {"role": "assistant", "content": "x", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f"}}]}, {"role": "tool", "content": "r"}]),
+            400,
+            "invalid_value",
+            "messages[2].tool_call_id",
         ),
         (
             json!([user(json!("a")), {"role": "assistant", "content": null, "tool_calls": [{}]}, user(json!("b"))]),
             400,
-            "unsupported_parameter",
-            "messages[1].tool_calls",
+            "invalid_value",
+            "messages[1].tool_calls[0]",
         ),
         (
             json!([user(
-                json!([{"type": "image_url", "image_url": {"url": "http://x"}}])
+                json!([{"type": "image_url", "image_url": {"url": "http://x y"}}])
             )]),
             400,
-            "unsupported_parameter",
+            "invalid_value",
+            "messages[0].content[0]",
+        ),
+        (
+            json!([user(
+                json!([{"type": "image_url", "image_url": {"url": "data:image/bmp;base64,AAAA"}}])
+            )]),
+            400,
+            "unsupported_content",
+            "messages[0].content[0]",
+        ),
+        (
+            json!([user(
+                json!([{"type": "image_url", "image_url": {"url": "data:image/png;base64,A?A="}}])
+            )]),
+            400,
+            "invalid_value",
+            "messages[0].content[0]",
+        ),
+        (
+            json!([{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]}, user(json!("a"))]),
+            400,
+            "unsupported_content",
             "messages[0].content[0]",
         ),
         (
@@ -253,7 +284,7 @@ fn message_rules() {
                 json!([{"type": "text", "text": "a"}, {"type": "input_audio"}])
             )]),
             400,
-            "unsupported_parameter",
+            "unsupported_content",
             "messages[0].content[1]",
         ),
         (
@@ -338,7 +369,7 @@ fn limits_are_inclusive_and_count_characters() {
         json!({"model": "sonnet", "messages": [{"role": "user", "content": "ü".repeat(500_000)}]}),
     )
     .unwrap();
-    assert_eq!(chat.last_user_message().chars().count(), 500_000);
+    assert_eq!(chat.turns[0].content.chars().count(), 500_000);
 }
 
 #[test]
@@ -348,7 +379,7 @@ fn error_messages_name_the_role_and_the_part_type() {
     assert!(e.message().contains("'robot'"), "{}", e.message());
     let e = check(json!({"model": "sonnet", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]}))
         .unwrap_err();
-    assert!(e.message().contains("image_url") && e.message().contains("text only"));
+    assert!(e.message().contains("image_url"), "{}", e.message());
 }
 
 #[test]
@@ -361,13 +392,7 @@ fn empty_system_and_assistant_content_is_allowed() {
     ]}))
     .unwrap();
     assert_eq!(chat.system, None);
-    assert_eq!(
-        chat.turns[1],
-        Turn {
-            role: Role::Assistant,
-            content: String::new()
-        }
-    );
+    assert_eq!(chat.turns[1], text_turn(Role::Assistant, ""));
 }
 
 #[test]

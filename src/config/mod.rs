@@ -67,6 +67,12 @@ pub struct Config {
     pub claude_path: PathBuf,
     pub default_model: String,
     pub request_timeout: Duration,
+    /// How long a CLI waits for the client to send its tool calls' results.
+    pub tool_result_timeout: Duration,
+    /// The binary the CLI starts as the tool bridge (`mcp-bridge`): this
+    /// one. Not a setting; tests, which run the server inside the test
+    /// binary, point it at the built server.
+    pub bridge_exe: PathBuf,
     pub max_concurrent_processes: usize,
     pub pool_queue_timeout: Duration,
     pub session_ttl: Duration,
@@ -276,6 +282,7 @@ impl Config {
             claude_path: PathBuf::from(r.string("CLAUDE_PATH", "claude")),
             default_model: r.string("DEFAULT_MODEL", "sonnet"),
             request_timeout: r.millis("REQUEST_TIMEOUT_MS", 300_000, 100),
+            tool_result_timeout: r.millis("TOOL_RESULT_TIMEOUT_MS", 300_000, 100),
             max_concurrent_processes,
             pool_queue_timeout: r.millis("POOL_QUEUE_TIMEOUT_MS", 5_000, 0),
             session_ttl: r.millis("SESSION_TTL_MS", 3_600_000, 1_000),
@@ -286,6 +293,7 @@ impl Config {
             claude_skip_permissions: r.bool("CLAUDE_SKIP_PERMISSIONS", false),
             kill_grace: r.millis("CLAUDE_KILL_GRACE_MS", 5_000, 0),
             child_env: ChildEnv(child_env),
+            bridge_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("claude-cli-api")),
             warm_sessions: r.number("WARM_SESSIONS", 4, 0, 10_000) as usize,
             warm_idle: r.millis("WARM_IDLE_MS", 300_000, 100),
             warm_min_free_mb: r.number("WARM_MIN_FREE_MB", 1024, 0, 1 << 30),

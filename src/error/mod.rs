@@ -77,6 +77,14 @@ pub enum ApiError {
     ServerShuttingDown,
     /// The request body could not be read in time or at all.
     RequestTimeout,
+    /// A content part Claude Code mode cannot pass on (an image by URL,
+    /// audio, a file).
+    UnsupportedContent { param: String, message: String },
+    /// A `tool` message answers a call nothing is waiting for.
+    InvalidToolCallId { id: String },
+    /// A `tool` message answers a call that waited too long and was
+    /// answered with an error meanwhile.
+    ToolCallExpired { id: String },
 }
 
 impl ApiError {
@@ -90,7 +98,10 @@ impl ApiError {
             | ModelNotFound { .. }
             | InvalidHeaderValue { .. }
             | InvalidSessionId
-            | ContextLengthExceeded { .. } => 400,
+            | ContextLengthExceeded { .. }
+            | UnsupportedContent { .. }
+            | InvalidToolCallId { .. }
+            | ToolCallExpired { .. } => 400,
             MissingApiKey | InvalidApiKey { .. } | BackendAuthFailed => 401,
             SessionNotFound { .. } | NotFound { .. } => 404,
             MethodNotAllowed { .. } => 405,
@@ -150,6 +161,9 @@ impl ApiError {
             MethodNotAllowed { .. } => "method_not_allowed",
             ServerShuttingDown => "server_shutting_down",
             RequestTimeout => "request_timeout",
+            UnsupportedContent { .. } => "unsupported_content",
+            InvalidToolCallId { .. } => "invalid_tool_call_id",
+            ToolCallExpired { .. } => "tool_call_expired",
         }
     }
 
@@ -157,7 +171,10 @@ impl ApiError {
         use ApiError::*;
         match self {
             MissingRequiredParameter { param } => Some(param),
-            InvalidValue { param, .. } | UnsupportedParameter { param, .. } => Some(param),
+            InvalidValue { param, .. }
+            | UnsupportedParameter { param, .. }
+            | UnsupportedContent { param, .. } => Some(param),
+            InvalidToolCallId { .. } | ToolCallExpired { .. } => Some("messages"),
             ModelNotFound { .. } => Some("model"),
             InvalidHeaderValue { header, .. } => Some(header),
             InvalidSessionId | SessionNotFound { .. } => Some("X-Claude-Session-ID"),
@@ -172,7 +189,9 @@ impl ApiError {
             MissingRequiredParameter { param } => {
                 format!("Missing required parameter: '{param}'.")
             }
-            InvalidValue { message, .. } | UnsupportedParameter { message, .. } => message.clone(),
+            InvalidValue { message, .. }
+            | UnsupportedParameter { message, .. }
+            | UnsupportedContent { message, .. } => message.clone(),
             InvalidJson { detail } => {
                 format!("The request body is not valid JSON ({detail}). Send a JSON object.")
             }
@@ -245,6 +264,15 @@ impl ApiError {
                 "The server is shutting down. Retry against another instance.".into()
             }
             RequestTimeout => "The request was not received in time.".into(),
+            InvalidToolCallId { id } => format!(
+                "No tool call '{id}' is waiting for a result. Send tool results only for the \
+                 tool_calls of this server's latest answer, with the same key."
+            ),
+            ToolCallExpired { id } => format!(
+                "Tool call '{id}' waited too long for its result (TOOL_RESULT_TIMEOUT_MS on \
+                 the server) and was answered with an error. Send the conversation again as \
+                 a new user message."
+            ),
         }
     }
 

@@ -28,6 +28,28 @@ pub struct KeySlot {
     pub(super) key: [u8; 32],
 }
 
+/// Takes key slots for work that outlives its request (a CLI waiting for
+/// the results of the tool calls it asked for).
+#[derive(Clone)]
+pub struct KeyHolder(pub(super) Arc<InFlight>);
+
+impl KeyHolder {
+    /// One more slot of `key`, past the limit if need be: the work was
+    /// admitted already, and the key may start nothing new meanwhile.
+    /// `None` when the limit is off.
+    pub fn hold(&self, key: &Secret) -> Option<KeySlot> {
+        if self.0.limit == 0 {
+            return None;
+        }
+        let id = key_id(key);
+        *self.0.counts.lock().entry(id).or_insert(0) += 1;
+        Some(KeySlot {
+            owner: self.0.clone(),
+            key: id,
+        })
+    }
+}
+
 impl Drop for KeySlot {
     fn drop(&mut self) {
         let mut counts = self.owner.counts.lock();

@@ -25,8 +25,8 @@ use serde_json::json;
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
 
-pub use in_flight::KeySlot;
 use in_flight::{key_id, InFlight};
+pub use in_flight::{KeyHolder, KeySlot};
 use window::SlidingWindow;
 
 /// Most clients (or sessions) one window tracks at a time.
@@ -169,6 +169,11 @@ impl RateLimiter {
             owner: self.per_key.clone(),
             key: id,
         }))
+    }
+
+    /// Hands out slots for work that outlives its request.
+    pub fn key_holder(&self) -> KeyHolder {
+        KeyHolder(self.per_key.clone())
     }
 
     /// Requests currently holding a slot of `key`.

@@ -416,7 +416,11 @@ pub fn fake_cli_config(records: &std::path::Path, extra: &[(&str, &str)]) -> Con
         ),
     ];
     vars.extend_from_slice(extra);
-    config_from(&vars)
+    let mut config = config_from(&vars);
+    // The server runs inside the test binary: the CLI must start the
+    // built server as its tool bridge.
+    config.bridge_exe = PathBuf::from(env!("CARGO_BIN_EXE_claude-cli-api"));
+    config
 }
 
 /// A port that was free a moment ago (for the binary, which refuses 0).

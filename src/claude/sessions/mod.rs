@@ -187,6 +187,12 @@ impl SessionStore {
         Some(lease)
     }
 
+    /// The owner as the registry knows it (a keyed fingerprint of the key),
+    /// for tables that must check ownership too.
+    pub fn owner_fingerprint(&self, owner: Option<&Secret>) -> Option<String> {
+        self.registry.fingerprint(owner)
+    }
+
     /// A hasher for `owner`'s conversations (see `claude::history`).
     pub fn history_hasher(
         &self,

@@ -1,0 +1,145 @@
+//! The tool calls of one answer, as the CLI's stream shows them: which
+//! content block of the current model message is which call, their
+//! arguments as they arrive, and the OpenAI shapes they are written in
+//! (`tool_calls`, or the legacy `function_call`).
+//!
+//! A `tool_use` block of a bridge tool is a client call; the
+//! `StructuredOutput` block of `--json-schema` is the answer itself (its
+//! arguments are the content); any other tool is the CLI's own business.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::tools::{ToolSpec, STRUCTURED_OUTPUT_TOOL};
+
+/// One call the model made, with the client's function name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// What a content block of the current message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Block {
+    /// The answer's n-th call.
+    Call(usize),
+    /// The structured answer.
+    Structured,
+}
+
+pub struct ToolCalls {
+    spec: Arc<ToolSpec>,
+    pub calls: Vec<Call>,
+    blocks: HashMap<u64, Block>,
+    /// Client calls in the current model message.
+    in_message: usize,
+}
+
+impl ToolCalls {
+    pub fn new(spec: Arc<ToolSpec>) -> ToolCalls {
+        ToolCalls {
+            spec,
+            calls: Vec::new(),
+            blocks: HashMap::new(),
+            in_message: 0,
+        }
+    }
+
+    pub fn legacy(&self) -> bool {
+        self.spec.legacy
+    }
+
+    /// True when the answer is the `StructuredOutput` call's arguments.
+    pub fn structured(&self) -> bool {
+        self.spec.output_schema.is_some()
+    }
+
+    /// A new model message: block indexes start again.
+    pub fn message_started(&mut self) {
+        self.blocks.clear();
+        self.in_message = 0;
+    }
+
+    /// True when the current message made client calls: if it stops for
+    /// `tool_use`, the CLI now waits for their results.
+    pub fn message_called(&self) -> bool {
+        self.in_message > 0
+    }
+
+    /// A `tool_use` block began; what it is, if it concerns the client.
+    pub fn block_started(&mut self, index: u64, id: &str, name: &str) -> Option<Block> {
+        let block = if self.structured() && name == STRUCTURED_OUTPUT_TOOL {
+            Block::Structured
+        } else {
+            let client = self.spec.client_name(name)?;
+            self.calls.push(Call {
+                id: id.to_string(),
+                name: client.to_string(),
+                arguments: String::new(),
+            });
+            self.in_message += 1;
+            Block::Call(self.calls.len() - 1)
+        };
+        self.blocks.insert(index, block);
+        Some(block)
+    }
+
+    pub fn block(&self, index: u64) -> Option<Block> {
+        self.blocks.get(&index).copied()
+    }
+
+    /// The streamed delta that opens call `n`; `None` for a legacy call
+    /// after the first (a `function_call` answer holds one call).
+    pub fn opening_delta(&self, n: usize) -> Option<Value> {
+        let call = self.calls.get(n)?;
+        if self.legacy() {
+            return (n == 0).then(|| json!({"name": call.name, "arguments": ""}));
+        }
+        Some(json!([{"index": n, "id": call.id, "type": "function",
+            "function": {"name": call.name, "arguments": ""}}]))
+    }
+
+    /// Adds a piece of call `n`'s arguments; the streamed delta for it.
+    pub fn arguments_delta(&mut self, n: usize, piece: &str) -> Option<Value> {
+        let call = self.calls.get_mut(n)?;
+        call.arguments.push_str(piece);
+        if self.spec.legacy {
+            return (n == 0).then(|| json!({"arguments": piece}));
+        }
+        Some(json!([{"index": n, "function": {"arguments": piece}}]))
+    }
+
+    /// The finish reason of an answer that ends with the calls.
+    pub fn finish_reason(&self) -> &'static str {
+        if self.legacy() {
+            "function_call"
+        } else {
+            "tool_calls"
+        }
+    }
+
+    /// The calls in the answer's `message` (key and value).
+    pub fn message_field(&self) -> (&'static str, Value) {
+        if self.legacy() {
+            let first = self.calls.first();
+            return (
+                "function_call",
+                json!({"name": first.map(|c| c.name.as_str()).unwrap_or(""),
+                    "arguments": first.map(|c| c.arguments.as_str()).unwrap_or("")}),
+            );
+        }
+        let calls: Vec<Value> = self
+            .calls
+            .iter()
+            .map(|c| {
+                json!({"id": c.id, "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments}})
+            })
+            .collect();
+        ("tool_calls", Value::Array(calls))
+    }
+}

@@ -1,0 +1,632 @@
+//! What a request offers the model besides text: its functions (`tools`,
+//! or the legacy `functions`), how it wants them used (`tool_choice`,
+//! `function_call`) and the shape the answer must have
+//! (`response_format`). Pure: read from the body, checked, and reduced to
+//! what the CLI is started with.
+//!
+//! A function reaches the CLI as an MCP tool of the bridge, which the model
+//! sees as `mcp__client__<mcp name>`. The MCP name is the client's name when
+//! the whole tool name stays within what the Anthropic API accepts
+//! (letters, digits, `_`, `-`, at most 64); any other name gets a short
+//! stand-in, and answers are mapped back to the client's name.
+
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+
+/// The bridge's name in `--mcp-config`: tools show as `mcp__client__<name>`.
+pub const SERVER_NAME: &str = "client";
+/// What the CLI puts before every bridge tool's name.
+pub const TOOL_PREFIX: &str = "mcp__client__";
+/// The tool `--json-schema` makes the model call.
+pub const STRUCTURED_OUTPUT_TOOL: &str = "StructuredOutput";
+/// The Anthropic API's limit for a tool name.
+const API_NAME_MAX: usize = 64;
+/// OpenAI's limits.
+const MAX_FUNCTIONS: usize = 128;
+const CLIENT_NAME_MAX: usize = 64;
+/// The schema travels as one argument (`--json-schema`), which Linux caps
+/// at 128 KiB.
+const MAX_SCHEMA_BYTES: usize = 64 * 1024;
+
+/// One client function, as offered to the model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Function {
+    /// The client's name: what its answers carry.
+    pub name: String,
+    /// The name the bridge lists it under.
+    pub mcp_name: String,
+    pub description: Option<String>,
+    /// The function's `parameters`: the MCP tool's `inputSchema`.
+    pub parameters: Value,
+}
+
+/// Tools and output shape of one request, once checked.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ToolSpec {
+    /// The functions offered to the model (none for `tool_choice: "none"`).
+    pub functions: Vec<Function>,
+    /// The request used `functions`/`function_call`: answers use
+    /// `function_call` instead of `tool_calls`.
+    pub legacy: bool,
+    /// `--json-schema`: the JSON schema the answer must follow.
+    pub output_schema: Option<Value>,
+    /// Parameters accepted but not (fully) honoured.
+    pub ignored: Vec<&'static str>,
+}
+
+impl ToolSpec {
+    /// True when the CLI needs the bridge.
+    pub fn offers_functions(&self) -> bool {
+        !self.functions.is_empty()
+    }
+
+    /// The client's name of a tool the model called (`mcp__client__x`).
+    pub fn client_name(&self, tool: &str) -> Option<&str> {
+        let mcp_name = tool.strip_prefix(TOOL_PREFIX)?;
+        self.functions
+            .iter()
+            .find(|f| f.mcp_name == mcp_name)
+            .map(|f| f.name.as_str())
+    }
+
+    /// What a warm CLI must share with a turn to take it: the tools it was
+    /// started with and its output schema. `None` for neither.
+    pub fn digest(&self) -> Option<[u8; 32]> {
+        if self.functions.is_empty() && self.output_schema.is_none() {
+            return None;
+        }
+        let functions: Vec<Value> = self
+            .functions
+            .iter()
+            .map(|f| json!([f.name, f.mcp_name, f.description, f.parameters]))
+            .collect();
+        let canonical = json!([functions, self.output_schema]).to_string();
+        Some(Sha256::digest(canonical.as_bytes()).into())
+    }
+
+    /// The bridge's `tools/list` answer. Every tool is marked read-only, so
+    /// that the CLI calls the functions of one answer together and the
+    /// client gets them all at once.
+    pub fn mcp_tools(&self) -> Value {
+        let tools: Vec<Value> = self
+            .functions
+            .iter()
+            .map(|f| {
+                let mut tool = json!({
+                    "name": f.mcp_name,
+                    "inputSchema": f.parameters,
+                    "annotations": {"readOnlyHint": true},
+                });
+                if let Some(description) = &f.description {
+                    tool["description"] = Value::String(description.clone());
+                }
+                tool
+            })
+            .collect();
+        json!({ "tools": tools })
+    }
+}
+
+/// Reads `tools`/`functions`, `tool_choice`/`function_call`,
+/// `parallel_tool_calls` and `response_format`.
+pub fn read_tool_spec(json: &Map<String, Value>) -> Result<ToolSpec, ApiError> {
+    let tools = present(json, "tools");
+    let functions = present(json, "functions");
+    if tools.is_some() && functions.is_some() {
+        return Err(invalid(
+            "functions",
+            "Send either 'tools' or the legacy 'functions', not both.".into(),
+        ));
+    }
+    let legacy =
+        functions.is_some() || (tools.is_none() && present(json, "function_call").is_some());
+    let mut all = match (tools, functions) {
+        (Some(tools), _) => read_tools(tools)?,
+        (None, Some(functions)) => read_functions(functions)?,
+        (None, None) => Vec::new(),
+    };
+    let mut ignored = Vec::new();
+    let (choice_param, choice) = if legacy {
+        ("function_call", present(json, "function_call"))
+    } else {
+        ("tool_choice", present(json, "tool_choice"))
+    };
+    if let Some(choice) = choice {
+        match read_choice(choice_param, choice, legacy)? {
+            Choice::Auto => {}
+            Choice::None => all.clear(),
+            Choice::Required => ignored.push(choice_param_name(legacy)),
+            Choice::Named(name) => {
+                let Some(function) = all.iter().find(|f| f.name == name).cloned() else {
+                    return Err(invalid(
+                        choice_param,
+                        format!(
+                            "'{choice_param}' names the function '{}', which is not in '{}'.",
+                            shorten(&name),
+                            if legacy { "functions" } else { "tools" }
+                        ),
+                    ));
+                };
+                all = vec![function];
+                ignored.push(choice_param_name(legacy));
+            }
+        }
+    }
+    match present(json, "parallel_tool_calls") {
+        None | Some(Value::Bool(true)) => {}
+        Some(Value::Bool(false)) => ignored.push("parallel_tool_calls"),
+        Some(_) => {
+            return Err(invalid(
+                "parallel_tool_calls",
+                "'parallel_tool_calls' must be a boolean.".into(),
+            ))
+        }
+    }
+    assign_mcp_names(&mut all);
+    Ok(ToolSpec {
+        functions: all,
+        legacy,
+        output_schema: read_response_format(json)?,
+        ignored,
+    })
+}
+
+fn choice_param_name(legacy: bool) -> &'static str {
+    if legacy {
+        "function_call"
+    } else {
+        "tool_choice"
+    }
+}
+
+enum Choice {
+    None,
+    Auto,
+    Required,
+    Named(String),
+}
+
+fn read_choice(param: &str, choice: &Value, legacy: bool) -> Result<Choice, ApiError> {
+    match choice {
+        Value::String(word) => match (word.as_str(), legacy) {
+            ("none", _) => Ok(Choice::None),
+            ("auto", _) => Ok(Choice::Auto),
+            ("required", false) => Ok(Choice::Required),
+            _ => Err(invalid(
+                param,
+                format!(
+                    "'{param}' must be {}, or name a function.",
+                    if legacy {
+                        "\"none\" or \"auto\""
+                    } else {
+                        "\"none\", \"auto\" or \"required\""
+                    }
+                ),
+            )),
+        },
+        Value::Object(object) => {
+            let name = if legacy {
+                object.get("name")
+            } else {
+                if object.get("type").and_then(Value::as_str) != Some("function") {
+                    return Err(invalid(
+                        param,
+                        format!(
+                            "'{param}' as an object must be {{\"type\": \"function\", \
+                             \"function\": {{\"name\": ...}}}}."
+                        ),
+                    ));
+                }
+                object.get("function").and_then(|f| f.get("name"))
+            };
+            match name.and_then(Value::as_str) {
+                Some(name) => Ok(Choice::Named(name.to_string())),
+                None => Err(invalid(
+                    param,
+                    format!("'{param}' names no function: give its 'name'."),
+                )),
+            }
+        }
+        _ => Err(invalid(
+            param,
+            format!("'{param}' must be a string or an object."),
+        )),
+    }
+}
+
+fn read_tools(tools: &Value) -> Result<Vec<Function>, ApiError> {
+    let items = list("tools", tools)?;
+    let mut functions = Vec::with_capacity(items.len());
+    for (i, tool) in items.iter().enumerate() {
+        let param = format!("tools[{i}]");
+        let kind = tool.get("type").and_then(Value::as_str);
+        match kind {
+            Some("function") => {}
+            Some(other) => {
+                return Err(ApiError::UnsupportedParameter {
+                    param: format!("{param}.type"),
+                    message: format!(
+                        "{param} is a '{}' tool: Claude Code mode offers function tools only.",
+                        shorten(other)
+                    ),
+                })
+            }
+            None => {
+                return Err(invalid(
+                    &param,
+                    format!("{param} must be an object with \"type\": \"function\"."),
+                ))
+            }
+        }
+        let Some(function) = tool.get("function") else {
+            return Err(invalid(
+                &format!("{param}.function"),
+                format!("{param} has no 'function'."),
+            ));
+        };
+        functions.push(read_function(&format!("{param}.function"), function)?);
+    }
+    unique_names(&functions, "tools")?;
+    Ok(functions)
+}
+
+fn read_functions(functions: &Value) -> Result<Vec<Function>, ApiError> {
+    let items = list("functions", functions)?;
+    let read = items
+        .iter()
+        .enumerate()
+        .map(|(i, f)| read_function(&format!("functions[{i}]"), f))
+        .collect::<Result<Vec<_>, _>>()?;
+    unique_names(&read, "functions")?;
+    Ok(read)
+}
+
+fn list<'a>(param: &str, value: &'a Value) -> Result<&'a Vec<Value>, ApiError> {
+    let Some(items) = value.as_array() else {
+        return Err(invalid(param, format!("'{param}' must be an array.")));
+    };
+    if items.len() > MAX_FUNCTIONS {
+        return Err(invalid(
+            param,
+            format!(
+                "'{param}' has {} items; at most {MAX_FUNCTIONS} are allowed.",
+                items.len()
+            ),
+        ));
+    }
+    Ok(items)
+}
+
+fn read_function(param: &str, function: &Value) -> Result<Function, ApiError> {
+    let Some(object) = function.as_object() else {
+        return Err(invalid(param, format!("{param} must be an object.")));
+    };
+    let name = match object.get("name") {
+        Some(Value::String(name)) => name,
+        _ => {
+            return Err(invalid(
+                &format!("{param}.name"),
+                format!("{param} needs a string 'name'."),
+            ))
+        }
+    };
+    let length = name.chars().count();
+    if length == 0 || length > CLIENT_NAME_MAX || name.chars().any(char::is_control) {
+        return Err(invalid(
+            &format!("{param}.name"),
+            format!(
+                "{param}.name must be 1 to {CLIENT_NAME_MAX} characters (letters, digits, \
+                 '_' and '-')."
+            ),
+        ));
+    }
+    let description = match object.get("description") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => Some(text.clone()),
+        Some(_) => {
+            return Err(invalid(
+                &format!("{param}.description"),
+                format!("{param}.description must be a string."),
+            ))
+        }
+    };
+    let parameters = match object.get("parameters") {
+        None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
+        Some(Value::Object(schema)) => {
+            let mut schema = schema.clone();
+            // MCP requires an object schema; OpenAI lets the type be implied.
+            schema
+                .entry("type")
+                .or_insert_with(|| Value::String("object".into()));
+            Value::Object(schema)
+        }
+        Some(_) => {
+            return Err(invalid(
+                &format!("{param}.parameters"),
+                format!("{param}.parameters must be a JSON Schema object."),
+            ))
+        }
+    };
+    if parameters.get("type").and_then(Value::as_str) != Some("object") {
+        return Err(invalid(
+            &format!("{param}.parameters"),
+            format!("{param}.parameters must describe an object (\"type\": \"object\")."),
+        ));
+    }
+    Ok(Function {
+        name: name.clone(),
+        mcp_name: String::new(),
+        description,
+        parameters,
+    })
+}
+
+fn unique_names(functions: &[Function], param: &str) -> Result<(), ApiError> {
+    for (i, f) in functions.iter().enumerate() {
+        if functions[..i].iter().any(|g| g.name == f.name) {
+            return Err(invalid(
+                param,
+                format!("'{param}' names the function '{}' twice.", shorten(&f.name)),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Gives every function the name the bridge lists it under: its own when
+/// `mcp__client__<name>` is a valid API tool name, else `fn<i>_<stem>`.
+fn assign_mcp_names(functions: &mut [Function]) {
+    let room = API_NAME_MAX - TOOL_PREFIX.len();
+    for (i, function) in functions.iter_mut().enumerate() {
+        let name = &function.name;
+        let fits = name.len() <= room
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        function.mcp_name = if fits {
+            name.clone()
+        } else {
+            let stem: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let tag = format!("fn{i}_");
+            let keep = room - tag.len();
+            format!("{tag}{}", &stem[..stem.len().min(keep)])
+        };
+    }
+    // A client name may equal another's stand-in: give way to the client.
+    for i in 0..functions.len() {
+        let clash =
+            (0..functions.len()).any(|j| j != i && functions[j].mcp_name == functions[i].mcp_name);
+        if clash && functions[i].mcp_name != functions[i].name {
+            functions[i].mcp_name = format!("fn{i}_x");
+        }
+    }
+}
+
+/// `response_format`: the JSON schema the answer must follow, if any.
+fn read_response_format(json: &Map<String, Value>) -> Result<Option<Value>, ApiError> {
+    let Some(format) = present(json, "response_format") else {
+        return Ok(None);
+    };
+    let kind = format.get("type").and_then(Value::as_str);
+    let schema = match kind {
+        Some("text") => return Ok(None),
+        Some("json_object") => json!({"type": "object"}),
+        Some("json_schema") => {
+            let Some(spec) = format.get("json_schema").and_then(Value::as_object) else {
+                return Err(invalid(
+                    "response_format.json_schema",
+                    "'response_format.json_schema' must be an object with a 'schema'.".into(),
+                ));
+            };
+            match spec.get("schema") {
+                None | Some(Value::Null) => json!({"type": "object"}),
+                Some(schema @ Value::Object(_)) => schema.clone(),
+                Some(_) => {
+                    return Err(invalid(
+                        "response_format.json_schema.schema",
+                        "'response_format.json_schema.schema' must be a JSON Schema object.".into(),
+                    ))
+                }
+            }
+        }
+        _ => {
+            return Err(invalid(
+                "response_format.type",
+                "'response_format.type' must be \"text\", \"json_object\" or \"json_schema\"."
+                    .into(),
+            ))
+        }
+    };
+    if schema.to_string().len() > MAX_SCHEMA_BYTES {
+        return Err(invalid(
+            "response_format.json_schema.schema",
+            format!("The schema is too large: at most {MAX_SCHEMA_BYTES} bytes of JSON."),
+        ));
+    }
+    Ok(Some(schema))
+}
+
+fn present<'a>(json: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    json.get(key).filter(|v| !v.is_null())
+}
+
+fn invalid(param: &str, message: String) -> ApiError {
+    ApiError::InvalidValue {
+        param: param.to_string(),
+        message,
+    }
+}
+
+fn shorten(s: &str) -> String {
+    const MAX: usize = 40;
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &s[..cut]),
+        None => s.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(body: Value) -> Result<ToolSpec, ApiError> {
+        read_tool_spec(body.as_object().unwrap())
+    }
+
+    fn weather() -> Value {
+        json!({"type": "function", "function": {"name": "get_weather", "description": "Weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}})
+    }
+
+    #[test]
+    fn functions_become_mcp_tools_marked_read_only() {
+        let s = spec(json!({"tools": [weather()]})).unwrap();
+        assert!(!s.legacy);
+        assert_eq!(
+            s.client_name("mcp__client__get_weather"),
+            Some("get_weather")
+        );
+        assert_eq!(s.client_name("get_weather"), None);
+        let listed = s.mcp_tools();
+        assert_eq!(listed["tools"][0]["name"], "get_weather");
+        assert_eq!(listed["tools"][0]["description"], "Weather");
+        assert_eq!(listed["tools"][0]["annotations"]["readOnlyHint"], true);
+        assert_eq!(
+            listed["tools"][0]["inputSchema"]["properties"]["city"]["type"],
+            "string"
+        );
+    }
+
+    #[test]
+    fn names_the_api_would_refuse_are_mapped_both_ways() {
+        let long = "a".repeat(60);
+        let s = spec(json!({"tools": [
+            {"type": "function", "function": {"name": "my.tool"}},
+            {"type": "function", "function": {"name": long}},
+        ]}))
+        .unwrap();
+        let names: Vec<&str> = s.functions.iter().map(|f| f.mcp_name.as_str()).collect();
+        assert_eq!(names[0], "fn0_my_tool");
+        assert!(names[1].starts_with("fn1_aaa") && TOOL_PREFIX.len() + names[1].len() <= 64);
+        assert_eq!(s.client_name("mcp__client__fn0_my_tool"), Some("my.tool"));
+        assert_eq!(
+            s.client_name(&format!("mcp__client__{}", names[1])),
+            Some(long.as_str())
+        );
+        // An implied object type is made explicit for MCP.
+        assert_eq!(s.functions[0].parameters["type"], "object");
+    }
+
+    #[test]
+    fn tool_choice_none_offers_nothing_and_a_named_one_offers_only_it() {
+        let two = json!([weather(), {"type": "function", "function": {"name": "get_time"}}]);
+        let none = spec(json!({"tools": two, "tool_choice": "none"})).unwrap();
+        assert!(!none.offers_functions() && none.ignored.is_empty());
+        let named = spec(json!({"tools": two, "tool_choice":
+            {"type": "function", "function": {"name": "get_time"}}}))
+        .unwrap();
+        assert_eq!(named.functions.len(), 1);
+        assert_eq!(named.functions[0].name, "get_time");
+        assert_eq!(named.ignored, ["tool_choice"]);
+        let required = spec(json!({"tools": two, "tool_choice": "required"})).unwrap();
+        assert_eq!(required.functions.len(), 2);
+        assert_eq!(required.ignored, ["tool_choice"]);
+        let auto = spec(json!({"tools": two, "tool_choice": "auto"})).unwrap();
+        assert!(auto.ignored.is_empty());
+        let err = spec(json!({"tools": two, "tool_choice":
+            {"type": "function", "function": {"name": "nope"}}}))
+        .unwrap_err();
+        assert_eq!(err.param(), Some("tool_choice"));
+    }
+
+    #[test]
+    fn legacy_functions_and_their_choice() {
+        let s = spec(
+            json!({"functions": [{"name": "f", "parameters": {"type": "object"}}],
+            "function_call": {"name": "f"}}),
+        )
+        .unwrap();
+        assert!(s.legacy);
+        assert_eq!(s.ignored, ["function_call"]);
+        assert!(spec(json!({"functions": [], "tools": []})).is_err());
+    }
+
+    #[test]
+    fn bad_tools_get_a_400_naming_the_field() {
+        for (body, param) in [
+            (json!({"tools": {}}), "tools"),
+            (json!({"tools": [{"type": "web_search"}]}), "tools[0].type"),
+            (
+                json!({"tools": [{"type": "function"}]}),
+                "tools[0].function",
+            ),
+            (
+                json!({"tools": [{"type": "function", "function": {"name": ""}}]}),
+                "tools[0].function.name",
+            ),
+            (
+                json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": []}}]}),
+                "tools[0].function.parameters",
+            ),
+            (
+                json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "string"}}}]}),
+                "tools[0].function.parameters",
+            ),
+            (json!({"tools": [weather(), weather()]}), "tools"),
+            (
+                json!({"tools": [weather()], "tool_choice": "sometimes"}),
+                "tool_choice",
+            ),
+            (
+                json!({"tools": [weather()], "parallel_tool_calls": "yes"}),
+                "parallel_tool_calls",
+            ),
+            (
+                json!({"response_format": {"type": "xml"}}),
+                "response_format.type",
+            ),
+            (
+                json!({"response_format": {"type": "json_schema"}}),
+                "response_format.json_schema",
+            ),
+        ] {
+            let err = spec(body.clone()).unwrap_err();
+            assert_eq!(err.status(), 400, "{body}");
+            assert_eq!(err.param(), Some(param), "{body}");
+        }
+    }
+
+    #[test]
+    fn response_formats_become_a_schema() {
+        assert_eq!(
+            spec(json!({"response_format": {"type": "text"}}))
+                .unwrap()
+                .output_schema,
+            None
+        );
+        assert_eq!(
+            spec(json!({"response_format": {"type": "json_object"}}))
+                .unwrap()
+                .output_schema,
+            Some(json!({"type": "object"}))
+        );
+        let schema = json!({"type": "object", "properties": {"a": {"type": "integer"}}});
+        let s = spec(json!({"response_format": {"type": "json_schema",
+            "json_schema": {"name": "x", "schema": schema, "strict": true}}}))
+        .unwrap();
+        assert_eq!(s.output_schema, Some(schema));
+        assert!(s.digest().is_some());
+        assert_eq!(ToolSpec::default().digest(), None);
+    }
+}
