@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
 """Checks the fake upstreams on their own, without the server: the fake
 Anthropic API against the real `claude` CLI (new session, resumes, system
-prompt, aliases, OAuth token, bad key) and against plain HTTP; the fake
+prompt, aliases, OAuth token, bad key, a tool loop through a stdio MCP
+server with parallel calls, --json-schema, an image sent as stream-json) and
+against plain HTTP; the fake
 OpenAI API against the official `openai` SDK. Prints what the CLI sent
 (paths, header names, model names for the aliases) and `N passed, M failed`.
 
 Run with the e2e venv's python: .cache/e2e/venv/bin/python scripts/e2e/check_fake_with_cli.py
 """
 
+import base64
 import json
 import os
+import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -19,6 +24,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fake_anthropic  # noqa: E402
@@ -40,7 +46,10 @@ class Cli:
         os.makedirs(self.home)
         os.makedirs(self.cwd)
 
-    def run(self, prompt, *args, creds=None, extra_env=None, timeout=60):
+    def run(self, prompt, *args, creds=None, extra_env=None, timeout=60, stdin_lines=None):
+        """Runs `claude -p prompt ...`; with stdin_lines (dicts), the CLI reads
+        its user messages as stream-json from stdin instead (prompt unused),
+        the way the server drives it."""
         env = {
             "HOME": self.home,
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -49,11 +58,18 @@ class Cli:
         }
         env.update(creds if creds is not None else {"ANTHROPIC_API_KEY": "sk-ant-test"})
         env.update(extra_env or {})
-        argv = [self.path, "-p", prompt, "--output-format", "stream-json", "--verbose",
+        head = [self.path, "-p", prompt] if stdin_lines is None else [
+            self.path, "-p", "--input-format", "stream-json"]
+        argv = [*head, "--output-format", "stream-json", "--verbose",
                 "--include-partial-messages", "--tools", "", *args]
         started = time.monotonic()
-        proc = subprocess.run(argv, env=env, cwd=self.cwd, capture_output=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        if stdin_lines is None:
+            proc = subprocess.run(argv, env=env, cwd=self.cwd, capture_output=True,
+                                  timeout=timeout, stdin=subprocess.DEVNULL)
+        else:
+            data = "".join(json.dumps(line) + "\n" for line in stdin_lines).encode()
+            proc = subprocess.run(argv, env=env, cwd=self.cwd, capture_output=True,
+                                  timeout=timeout, input=data)
         events = []
         for line in proc.stdout.decode(errors="replace").splitlines():
             line = line.strip()
@@ -79,6 +95,45 @@ class CliResult:
 
     def describe(self):
         return f"exit={self.code} result={self.text!r} stderr={self.stderr[-300:]!r}"
+
+    def blocks(self, role, kind):
+        """The content blocks of one kind in the CLI's assistant or user events."""
+        return [b for e in self.events if e.get("type") == role
+                for b in e.get("message", {}).get("content") or []
+                if isinstance(b, dict) and b.get("type") == kind]
+
+    def json_pieces(self):
+        """The input_json_delta pieces the CLI passed on, per block index."""
+        out = {}
+        for e in self.events:
+            ev = e.get("event") or {}
+            if e.get("type") == "stream_event" and ev.get("type") == "content_block_delta" \
+                    and ev["delta"].get("type") == "input_json_delta":
+                out.setdefault(ev["index"], []).append(ev["delta"]["partial_json"])
+        return out
+
+
+MCP_SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_mcp_tools.py")
+TOOL_ID = re.compile(r"^toolu_[A-Za-z0-9]{24}$")
+
+
+def mcp_args():
+    """The flags that give the CLI fake_mcp_tools.py's tools as mcp__client__*."""
+    config = {"mcpServers": {"client": {"command": sys.executable, "args": [MCP_SERVER]}}}
+    return ["--mcp-config", json.dumps(config), "--allowedTools", "mcp__client"]
+
+
+def tiny_png(width=2, height=2):
+    """A real PNG image (red pixels), built here."""
+    raw = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 def new_sid():
@@ -247,6 +302,60 @@ def main():
             status, _, data = post("/v1/messages/count_tokens", body, {"x-api-key": "k"})
             check(status == 200 and "input_tokens" in json.loads(data), data)
 
+        def fake_tools_plain_http():
+            def post(body):
+                rq = urllib.request.Request(anth.url + "/v1/messages",
+                                            data=json.dumps(body).encode(),
+                                            headers={"content-type": "application/json",
+                                                     "x-api-key": "sk-ant-ok"})
+                with urllib.request.urlopen(rq, timeout=10) as resp:
+                    return resp.read()
+
+            tools = [{"name": "DeferredToolPlaceholder", "input_schema": {"type": "object"}},
+                     {"name": "mcp__client__get_weather", "input_schema": {
+                         "type": "object", "properties": {"city": {"type": "string"}}}}]
+            ask = {"role": "user", "content": [{"type": "text", "text":
+                                                 "weather in Paris and Berlin"}]}
+            msg = json.loads(post({"model": "m", "max_tokens": 10, "tools": tools,
+                                   "messages": [ask]}))
+            check(msg["stop_reason"] == "tool_use", msg)
+            blocks = msg["content"]
+            check(blocks[0] == {"type": "text", "text": "Let me check."}, blocks)
+            check([(b["name"], b["input"]) for b in blocks[1:]] == [
+                ("mcp__client__get_weather", {"city": "Paris"}),
+                ("mcp__client__get_weather", {"city": "Berlin"})], blocks)
+            # The same streamed: the inputs come as input_json_delta pieces.
+            data = post({"model": "m", "max_tokens": 10, "tools": tools, "messages": [ask],
+                         "stream": True}).decode()
+            events = [json.loads(ln[6:]) for ln in data.splitlines() if ln.startswith("data: ")]
+            starts = [e["content_block"] for e in events if e["type"] == "content_block_start"]
+            check([b["type"] for b in starts] == ["text", "tool_use", "tool_use"], starts)
+            inputs = {}
+            for e in events:
+                if e["type"] == "content_block_delta" and \
+                        e["delta"]["type"] == "input_json_delta":
+                    inputs[e["index"]] = inputs.get(e["index"], "") + e["delta"]["partial_json"]
+            check({i: json.loads(v) for i, v in inputs.items()} == {
+                1: {"city": "Paris"}, 2: {"city": "Berlin"}}, inputs)
+            stop = [e for e in events if e["type"] == "message_delta"][0]
+            check(stop["delta"]["stop_reason"] == "tool_use", stop)
+            # The results come back: the answer quotes them.
+            ids = [b["id"] for b in blocks[1:]]
+            follow = [ask, {"role": "assistant", "content": blocks},
+                      {"role": "user", "content": [
+                          {"type": "tool_result", "tool_use_id": ids[0], "content": "sunny"},
+                          {"type": "tool_result", "tool_use_id": ids[1], "is_error": True,
+                           "content": [{"type": "text", "text": "down"}]}]}]
+            msg = json.loads(post({"model": "m", "max_tokens": 10, "tools": tools,
+                                   "messages": follow}))
+            check(msg["stop_reason"] == "end_turn" and msg["content"][0]["text"]
+                  == "The tools said: sunny | ERROR: down", msg)
+            # Tools offered but not asked for: the usual echo, unchanged.
+            msg = json.loads(post({"model": "m", "max_tokens": 10, "tools": tools,
+                                   "messages": [{"role": "user", "content": "hi"}]}))
+            check(msg["content"][0]["text"] == "turns=1 system=no model=m auth=x-api-key "
+                  + fake_anthropic.history_echo([("user", "hi")]), msg)
+
         def fake_openai_with_sdk():
             import openai
             client = openai.OpenAI(base_url=oai.url, api_key="sk-e2e-good", max_retries=0)
@@ -275,6 +384,101 @@ def main():
             else:
                 raise AssertionError("no AuthenticationError")
 
+        def tool_loop_parallel_calls():
+            # One message with three tool_use blocks (parallel calls), the MCP
+            # server runs them, the results come back in one user message and
+            # the fake answers with their texts (an error result marked).
+            log = os.path.join(tmp, "mcp-calls.jsonl")
+            before = len(anth.messages_records())
+            r = cli.run("weather in Paris and Atlantis, and time in Tokyo", "--model", "sonnet",
+                        *mcp_args(), extra_env={"E2E_MCP_LOG": log})
+            check(r.code == 0, r.describe())
+            check(r.text == "The tools said: sunny 21C in Paris | ERROR: no such city: "
+                  "Atlantis | 12:00 in Tokyo", r.describe())
+            uses = r.blocks("assistant", "tool_use")
+            check([(u["name"], u["input"]) for u in uses] == [
+                ("mcp__client__get_weather", {"city": "Paris"}),
+                ("mcp__client__get_weather", {"city": "Atlantis"}),
+                ("mcp__client__get_time", {"zone": "Tokyo"})], uses)
+            check(all(TOOL_ID.match(u["id"]) for u in uses), [u["id"] for u in uses])
+            check(len({u["id"] for u in uses}) == 3, "tool ids repeat")
+            texts = r.blocks("assistant", "text")
+            check(texts and texts[0]["text"] == "Let me check.", texts)
+            results = r.blocks("user", "tool_result")
+            check([b["tool_use_id"] for b in results] == [u["id"] for u in uses], results)
+            check([bool(b.get("is_error")) for b in results] == [False, True, False], results)
+            pieces = r.json_pieces()
+            check(len(pieces) == 3 and all(len(p) > 1 for p in pieces.values()),
+                  f"expected each input streamed in several pieces: {pieces}")
+            check([json.loads("".join(p)) for _, p in sorted(pieces.items())]
+                  == [u["input"] for u in uses], pieces)
+            with open(log) as f:
+                calls = [json.loads(line) for line in f]
+            check(calls == [{"name": "get_weather", "arguments": {"city": "Paris"}},
+                            {"name": "get_weather", "arguments": {"city": "Atlantis"}},
+                            {"name": "get_time", "arguments": {"zone": "Tokyo"}}], calls)
+            recs = anth.messages_records()[before:]
+            check([rec["reply"] for rec in recs] == ["tools", "text"], recs)
+            check("mcp__client__get_weather" in recs[0]["tool_names"]
+                  and recs[1]["tool_results"] == 3, recs)
+
+        def tool_loop_two_turns():
+            # A session's second turn asks again: a new round of calls, and the
+            # turn before that, which did not ask, gets the usual echo.
+            s = new_sid()
+            r = cli.run("hello", "--model", "sonnet", "--session-id", s, *mcp_args())
+            check(r.code == 0 and r.text.startswith("turns=1 ") and not
+                  r.blocks("assistant", "tool_use"), r.describe())
+            r = cli.run("and the weather in Berlin?", "--model", "sonnet", "--resume", s,
+                        *mcp_args())
+            check(r.code == 0 and r.text == "The tools said: sunny 21C in Berlin",
+                  r.describe())
+
+        def json_schema_structured_output():
+            schema = {"type": "object", "required": ["city", "population", "capital"],
+                      "properties": {"city": {"type": "string"},
+                                     "population": {"type": "integer"},
+                                     "area": {"type": "number"},
+                                     "capital": {"type": "boolean"},
+                                     "tags": {"type": "array", "items": {"type": "string"}},
+                                     "mayor": {"type": "object", "properties": {
+                                         "name": {"type": "string"}}}}}
+            r = cli.run("Describe Paris briefly", "--model", "sonnet",
+                        "--json-schema", json.dumps(schema))
+            want = {"city": "Paris", "population": 21, "area": 21, "capital": True, "tags": [],
+                    "mayor": {"name": "Paris"}}
+            check(r.code == 0 and r.result.get("structured_output") == want, r.describe())
+            check(json.loads(r.text) == want, r.describe())
+            uses = r.blocks("assistant", "tool_use")
+            check(len(uses) == 1 and uses[0]["name"] == "StructuredOutput"
+                  and TOOL_ID.match(uses[0]["id"]), uses)
+            check(r.json_pieces(), "the input was not streamed as input_json_delta")
+            # No properties (what a json_object response format may become).
+            r = cli.run("anything", "--model", "sonnet", "--json-schema", '{"type":"object"}')
+            check(r.code == 0 and r.result.get("structured_output") == {"ok": True},
+                  r.describe())
+
+        def json_schema_after_tool_calls():
+            # Client tools and a schema together: the calls first, then StructuredOutput.
+            schema = {"type": "object", "properties": {"summary": {"type": "string"}},
+                      "required": ["summary"]}
+            r = cli.run("weather in Oslo", "--model", "sonnet", *mcp_args(),
+                        "--json-schema", json.dumps(schema))
+            check(r.code == 0 and r.result.get("structured_output") == {"summary": "Oslo"},
+                  r.describe())
+            names = [u["name"] for u in r.blocks("assistant", "tool_use")]
+            check(names == ["mcp__client__get_weather", "StructuredOutput"], names)
+
+        def image_reaches_the_api():
+            data = base64.b64encode(tiny_png()).decode()
+            line = {"type": "user", "message": {"role": "user", "content": [
+                {"type": "text", "text": "what is in this image?"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                             "data": data}}]}}
+            r = cli.run(None, "--model", "sonnet", stdin_lines=[line])
+            check(r.code == 0 and " images=1 media=image/png msgs=1 " in r.text, r.describe())
+            check(anth.messages_records()[-1]["images"] == 1, anth.messages_records()[-1])
+
         suite.run("cli_new_session_streams", new_session_streams)
         suite.run("cli_resume_counts_turns", resume_counts_turns)
         suite.run("cli_resume_unknown_session", resume_unknown_session)
@@ -285,10 +489,16 @@ def main():
         suite.run("cli_bad_key_fails_fast", bad_key_fails_fast_with_401)
         suite.run("cli_no_credentials", no_credentials_sends_nothing)
         suite.run("cli_sigterm_mid_stream", sigterm_stops_a_slow_stream)
+        suite.run("cli_tool_loop_parallel_calls", tool_loop_parallel_calls)
+        suite.run("cli_tool_loop_two_turns", tool_loop_two_turns)
+        suite.run("cli_json_schema", json_schema_structured_output)
+        suite.run("cli_json_schema_after_tools", json_schema_after_tool_calls)
+        suite.run("cli_image_reaches_api", image_reaches_the_api)
         # Only the CLI has talked to the fake so far.
         paths = sorted({r["path"] for r in anth.records})
         names = sorted({n for r in anth.messages_records() for n in r["header_names"]})
         suite.run("fake_anthropic_plain_http", fake_answers_plain_http)
+        suite.run("fake_anthropic_tools_plain_http", fake_tools_plain_http)
         suite.run("fake_openai_with_sdk", fake_openai_with_sdk)
 
         print(f"paths the CLI used: {paths}")

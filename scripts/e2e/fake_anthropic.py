@@ -28,9 +28,40 @@ API's 401 body. Words in the last user message steer the reply:
 SLOW-STREAM streams slowly (for interrupting a stream), FAIL-529 answers 529
 overloaded.
 
+Images: when the last user message holds image blocks, the echo also says
+`images=N media=image/png,...` (just before `msgs=`, so the `hist=` suffix
+stays last).
+
+Tools (what the CLI sends when it bridges a client's functions over MCP):
+
+- When the request offers tools named `mcp__client__<name>`, the last user
+  message has no tool_result blocks and its text asks for `weather in <City>`
+  or `time in <Zone>` (several: `weather in Paris and Berlin`, `weather in
+  Paris, Rome and Oslo`, `weather in Paris and time in Tokyo`), the answer is
+  a text block "Let me check." then one tool_use block per city/zone, all in
+  one message (parallel calls), stop_reason tool_use. The tool is the offered
+  one whose name has `weather` (or `time`) in it, else the first client tool;
+  the input is {"city": ...} or {"zone": ...} (or the tool's only property).
+- When the last user message carries tool_result blocks, the answer is the
+  text "The tools said: " + the results' texts joined by " | " (an is_error
+  result as "ERROR: <text>"), stop_reason end_turn.
+- Structured output: when the request offers the CLI's `StructuredOutput`
+  tool (from --json-schema) and StructuredOutput has not been called yet, the
+  answer calls it (after any client tool calls the prompt asks for) with an
+  input built from its input_schema: strings are the prompt's first
+  capitalized word after its first word (or "fake"), numbers and integers 21,
+  booleans true, arrays [], nested objects recursively ({} without
+  properties), enum/const their first value; a schema without properties
+  gives {"ok": true}.
+
+Tool ids are "toolu_" + 24 random letters and digits; tool inputs stream as
+input_json_delta pieces.
+
 Run standalone (prints `PORT=<n>` on stdout once listening) or import it and
 call `start()`; either way each request is also recorded (path, header names,
-model, auth kind, turns, system flag) for tests to inspect, and logged to
+model, auth kind, turns, system flag, tool names offered, tool results and
+images in the last user message, the kind of reply and the tools it called)
+for tests to inspect, and logged to
 stderr as one JSON line. Keys and prompts are never logged.
 """
 
@@ -38,7 +69,9 @@ import argparse
 import hashlib
 import itertools
 import json
+import random
 import re
+import string
 import sys
 import time
 from http.server import BaseHTTPRequestHandler
@@ -116,6 +149,200 @@ def system_text(system):
     if isinstance(system, str):
         return system
     return " ".join(_text_blocks(system))
+
+
+# -- tools, structured output, images ----------------------------------------
+
+CLIENT_TOOL_PREFIX = "mcp__client__"
+STRUCTURED_OUTPUT = "StructuredOutput"
+_ASK = re.compile(r"\b(weather|time)\s+(?:in|for|at)\s+", re.I)
+_rng = random.SystemRandom()
+
+
+def tool_id():
+    return "toolu_" + "".join(_rng.choice(string.ascii_letters + string.digits)
+                              for _ in range(24))
+
+
+def last_user_message(messages):
+    for msg in reversed(messages or []):
+        if isinstance(msg, dict) and msg.get("role") == "user":
+            return msg
+    return None
+
+
+def _blocks(msg, kind):
+    content = (msg or {}).get("content")
+    if not isinstance(content, list):
+        return []
+    return [b for b in content if isinstance(b, dict) and b.get("type") == kind]
+
+
+def tool_result_text(block):
+    """A tool_result's text: its string content, or its text blocks joined."""
+    content = block.get("content")
+    if isinstance(content, str):
+        text = content
+    else:
+        text = " ".join(_text_blocks(content))
+    return f"ERROR: {text}" if block.get("is_error") else text
+
+
+def tool_names_by_id(messages):
+    """tool_use id -> tool name, over the assistant messages."""
+    out = {}
+    for msg in messages or []:
+        if isinstance(msg, dict) and msg.get("role") == "assistant":
+            for block in _blocks(msg, "tool_use"):
+                out[block.get("id")] = block.get("name")
+    return out
+
+
+def latest_prompt(messages):
+    """The text of the latest user message with text of its own
+    (<system-reminder> blocks cut out), tool results skipped."""
+    for msg in reversed(messages or []):
+        if not isinstance(msg, dict) or msg.get("role") != "user":
+            continue
+        parts = [_REMINDER.sub("", t).strip() for t in _text_blocks(msg.get("content"))]
+        text = " ".join(p for p in parts if p)
+        if text:
+            return text
+    return ""
+
+
+def asked_lookups(text):
+    """[(kind, place)] for each `weather in X` / `time in Y` the text asks
+    for, several places per ask: "weather in Paris, Rome and Berlin?"."""
+    found = []
+    matches = list(_ASK.finditer(text))
+    for i, m in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+        segment = text[m.end():end]
+        for part in re.split(r",|;|&|\band\b", segment):
+            words = re.findall(r"[\w/+.-]+", part)
+            words = [w.strip(".") for w in words if w.strip(".")]
+            if not words:
+                continue
+            capital = []
+            for w in words:  # "New York today" -> "New York"
+                if w[0].isupper() or capital == [] and "/" in w:
+                    capital.append(w)
+                elif capital:
+                    break
+            place = " ".join(capital) or words[0]
+            found.append((m.group(1).lower(), place))
+    return found
+
+
+def pick_tool(tools, kind):
+    """The offered client tool for `kind` (weather/time): the one whose name
+    has the word in it, else the first client tool."""
+    client = [t for t in tools if str(t.get("name", "")).startswith(CLIENT_TOOL_PREFIX)]
+    for t in client:
+        if kind in t["name"][len(CLIENT_TOOL_PREFIX):].lower():
+            return t
+    return client[0] if client else None
+
+
+def tool_input(tool, kind, place):
+    key = "city" if kind == "weather" else "zone"
+    props = ((tool.get("input_schema") or {}).get("properties") or {})
+    if key not in props and len(props) == 1:
+        key = next(iter(props))
+    return {key: place}
+
+
+def prompt_word(prompt):
+    """A short word from the prompt: its first capitalized word after the
+    first word, or "fake"."""
+    words = re.findall(r"[A-Za-z][\w-]*", prompt)
+    for w in words[1:]:
+        if w[0].isupper():
+            return w
+    return "fake"
+
+
+def value_for(schema, word):
+    """A value that fits a JSON schema (the common cases)."""
+    if not isinstance(schema, dict):
+        return word
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        if schema.get(key):
+            options = [o for o in schema[key] if isinstance(o, dict)
+                       and o.get("type") != "null"] or schema[key]
+            return value_for(options[0], word)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind is None and "properties" in schema:
+        kind = "object"
+    if kind == "string":
+        return word
+    if kind in ("number", "integer"):
+        return 21
+    if kind == "boolean":
+        return True
+    if kind == "array":
+        return []
+    if kind == "null":
+        return None
+    if kind == "object":
+        return {k: value_for(v, word) for k, v in (schema.get("properties") or {}).items()}
+    return word
+
+
+def structured_input(schema, prompt):
+    """StructuredOutput's input for its input_schema; {"ok": true} when the
+    schema names no properties."""
+    schema = schema if isinstance(schema, dict) else {}
+    if not schema.get("properties"):
+        return {"ok": True}
+    return value_for(schema, prompt_word(prompt))
+
+
+def image_note(msg):
+    """`images=N media=a,b` for the image blocks of a message, or ""."""
+    images = _blocks(msg, "image")
+    if not images:
+        return ""
+    media = [str((b.get("source") or {}).get("media_type")
+                 or (b.get("source") or {}).get("type") or "?") for b in images]
+    return f"images={len(images)} media={','.join(media)}"
+
+
+def plan_reply(messages, tools):
+    """What to answer: ("text", text) or ("tools", text_before, [(name, input)]),
+    or None for the usual echo."""
+    tools = [t for t in tools or [] if isinstance(t, dict)]
+    names = {t.get("name") for t in tools}
+    last = last_user_message(messages)
+    results = _blocks(last, "tool_result")
+    structured = next((t for t in tools if t.get("name") == STRUCTURED_OUTPUT), None)
+    called = tool_names_by_id(messages)
+    if results:
+        done_structured = any(called.get(b.get("tool_use_id")) == STRUCTURED_OUTPUT
+                              for b in results)
+        if structured and not done_structured:
+            return ("tools", "", [(STRUCTURED_OUTPUT, structured_input(
+                structured.get("input_schema"), latest_prompt(messages)))])
+        return ("text", "The tools said: " + " | ".join(tool_result_text(b) for b in results))
+    prompt = latest_prompt(messages)
+    calls = []
+    if any(str(n).startswith(CLIENT_TOOL_PREFIX) for n in names):
+        for kind, place in asked_lookups(prompt):
+            tool = pick_tool(tools, kind)
+            calls.append((tool["name"], tool_input(tool, kind, place)))
+    if calls:
+        return ("tools", "Let me check.", calls)
+    if structured:
+        return ("tools", "", [(STRUCTURED_OUTPUT, structured_input(
+            structured.get("input_schema"), prompt))])
+    return None
 
 
 class FakeAnthropic(RecordingFake):
@@ -250,7 +477,15 @@ class _Handler(BaseHTTPRequestHandler):
             "system_marker": system,
             "max_tokens": req.get("max_tokens"),
             "tools": len(req.get("tools") or []),
+            "tool_names": [str(t.get("name")) for t in req.get("tools") or []
+                           if isinstance(t, dict)],
+            "tool_results": len(_blocks(last_user_message(messages), "tool_result")),
+            "images": len(_blocks(last_user_message(messages), "image")),
         })
+        plan = plan_reply(messages, req.get("tools"))
+        rec["reply"] = plan[0] if plan else "echo"
+        if plan and plan[0] == "tools":
+            rec["tool_calls"] = [name for name, _ in plan[2]]
         self.owner.record(rec)
 
         if kind == "none" or key.startswith(self.owner.bad_prefix):
@@ -262,8 +497,23 @@ class _Handler(BaseHTTPRequestHandler):
                 "type": "overloaded_error", "message": "Overloaded"}})
             return
 
-        text = (f"turns={turns} system={'yes' if system else 'no'} model={model} auth={kind} "
-                f"{history_echo(conversation(messages))}")
+        if plan and plan[0] == "tools":
+            _, before, calls = plan
+            blocks = ([{"type": "text", "text": before}] if before else []) + [
+                {"type": "tool_use", "id": tool_id(), "name": name, "input": args}
+                for name, args in calls]
+            if req.get("stream"):
+                self._stream_blocks(model, blocks, "tool_use", len(raw))
+            else:
+                self._send_json(200, self._message(model, blocks, len(raw), "tool_use"))
+            return
+        if plan:
+            text = plan[1]
+        else:
+            images = image_note(last_user_message(messages))
+            text = (f"turns={turns} system={'yes' if system else 'no'} model={model} "
+                    f"auth={kind} {images + ' ' if images else ''}"
+                    f"{history_echo(conversation(messages))}")
         slow = "SLOW-STREAM" in prompt
         if req.get("stream"):
             self._stream(model, text, slow, len(raw))
@@ -277,21 +527,70 @@ class _Handler(BaseHTTPRequestHandler):
         return {"input_tokens": max(1, raw_len // 4), "output_tokens": out,
                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
 
-    def _message(self, model, text, raw_len):
+    def _message(self, model, text, raw_len, stop_reason="end_turn"):
+        """A whole message; `text` may also be a list of content blocks."""
+        blocks = text if isinstance(text, list) else [{"type": "text", "text": text}]
+        words = sum(len(json.dumps(b.get("input", b.get("text", ""))).split()) for b in blocks)
         return {
             "id": f"msg_fake{next(_ids):06d}", "type": "message", "role": "assistant",
-            "model": model, "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn", "stop_sequence": None,
-            "usage": self._usage(raw_len, len(text.split())),
+            "model": model, "content": blocks,
+            "stop_reason": stop_reason, "stop_sequence": None,
+            "usage": self._usage(raw_len, words if isinstance(text, list)
+                                 else len(text.split())),
         }
 
-    def _stream(self, model, text, slow, raw_len):
+    def _stream_head(self):
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("request-id", f"req_fake{next(_ids):06d}")
         self.end_headers()
+
+    def _stream_blocks(self, model, blocks, stop_reason, raw_len):
+        """Streams a message of text and tool_use blocks: text as text_delta
+        pieces, each tool's input as input_json_delta pieces."""
+        self._stream_head()
+        try:
+            start = self._message(model, "", raw_len)
+            start["content"] = []
+            start["stop_reason"] = None
+            start["usage"]["output_tokens"] = 1
+            self._event("message_start", {"type": "message_start", "message": start})
+            pieces_sent = 0
+            for index, block in enumerate(blocks):
+                if block["type"] == "text":
+                    first = {"type": "text", "text": ""}
+                    pieces = [{"type": "text_delta", "text": p}
+                              for p in re.findall(r"\S+\s*", block["text"])]
+                else:
+                    first = {"type": "tool_use", "id": block["id"], "name": block["name"],
+                             "input": {}}
+                    data = json.dumps(block["input"])
+                    pieces = [{"type": "input_json_delta", "partial_json": data[i:i + 7]}
+                              for i in range(0, len(data), 7)]
+                self._event("content_block_start", {"type": "content_block_start",
+                                                    "index": index, "content_block": first})
+                if index == 0:
+                    self._event("ping", {"type": "ping"})
+                for delta in pieces:
+                    self._event("content_block_delta", {"type": "content_block_delta",
+                                                        "index": index, "delta": delta})
+                pieces_sent += len(pieces)
+                self._event("content_block_stop", {"type": "content_block_stop",
+                                                   "index": index})
+            self._event("message_delta", {"type": "message_delta",
+                                          "delta": {"stop_reason": stop_reason,
+                                                    "stop_sequence": None},
+                                          "usage": {"output_tokens": max(1, pieces_sent)}})
+            self._event("message_stop", {"type": "message_stop"})
+            self._chunk(b"")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True
+
+    def _stream(self, model, text, slow, raw_len):
+        self._stream_head()
         pieces = re.findall(r"\S+\s*", text)
         if slow:
             pieces = [text + " "] + [f"tick{i} " for i in range(self.owner.slow_chunks)]

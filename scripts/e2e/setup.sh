@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end suite needs into .cache/e2e/ (git-ignored),
 # once: the real Claude Code CLI and the Node `openai` package (npm), and a
-# Python venv with the `openai` and `langchain-openai` packages (pip). Pinned
-# versions; a cache that already holds them is reused as it is. Prints the
+# Python venv with the `openai`, `openai-agents` (the Agents SDK, `agents`),
+# `langchain-openai` and `langchain-core` (its tools, for `bind_tools`)
+# packages (pip). Pinned versions; a cache that already holds them is reused
+# as it is, and the venv is brought to the pins when one changed. Prints the
 # CLI's path and version.
 set -euo pipefail
 
@@ -10,6 +12,11 @@ CLAUDE_CODE_VERSION=2.1.331
 OPENAI_NPM_VERSION=6.49.0
 OPENAI_PY_VERSION=3.57.0
 LANGCHAIN_OPENAI_VERSION=1.7.4
+# The newest openai-agents that installs beside openai==$OPENAI_PY_VERSION, and
+# the langchain-core that langchain-openai brings (pinned since the suite
+# imports its tools directly).
+OPENAI_AGENTS_VERSION=0.24.0
+LANGCHAIN_CORE_VERSION=1.8.3
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE="$ROOT/.cache/e2e"
@@ -43,14 +50,20 @@ py_version() {
 }
 
 if [ "$(py_version openai)" != "$OPENAI_PY_VERSION" ] \
-   || [ "$(py_version langchain-openai)" != "$LANGCHAIN_OPENAI_VERSION" ]; then
-  echo "setup.sh: creating the venv with openai==$OPENAI_PY_VERSION and" \
-       "langchain-openai==$LANGCHAIN_OPENAI_VERSION (pip)" >&2
+   || [ "$(py_version openai-agents)" != "$OPENAI_AGENTS_VERSION" ] \
+   || [ "$(py_version langchain-openai)" != "$LANGCHAIN_OPENAI_VERSION" ] \
+   || [ "$(py_version langchain-core)" != "$LANGCHAIN_CORE_VERSION" ]; then
+  echo "setup.sh: installing openai==$OPENAI_PY_VERSION," \
+       "openai-agents==$OPENAI_AGENTS_VERSION, langchain-openai==$LANGCHAIN_OPENAI_VERSION" \
+       "and langchain-core==$LANGCHAIN_CORE_VERSION into the venv (pip)" >&2
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-      "openai==$OPENAI_PY_VERSION" "langchain-openai==$LANGCHAIN_OPENAI_VERSION"
+      "openai==$OPENAI_PY_VERSION" "openai-agents==$OPENAI_AGENTS_VERSION" \
+      "langchain-openai==$LANGCHAIN_OPENAI_VERSION" "langchain-core==$LANGCHAIN_CORE_VERSION"
 fi
 
 echo "claude CLI: $(readlink -f "$CLI") ($("$CLI" --version))"
-echo "python: $VENV/bin/python (openai $(py_version openai), langchain-openai $(py_version langchain-openai))"
+echo "python: $VENV/bin/python (openai $(py_version openai), openai-agents" \
+     "$(py_version openai-agents), langchain-openai $(py_version langchain-openai)," \
+     "langchain-core $(py_version langchain-core))"
 echo "node: $(command -v node) $(node --version) (openai $(npm_version openai))"
