@@ -2,6 +2,11 @@
 //! rate (before auth, so a client guessing keys is throttled too), the key,
 //! then the per-key concurrency cap. Returns what it found; the pipeline
 //! puts it in headers and the access log.
+//!
+//! A key at its concurrency cap is refused only once the body is read
+//! ([`Admitted::over_key_limit`]): a request that brings tool results
+//! carries on a turn that holds one of the key's slots already, and must
+//! not be refused for it.
 
 use serde_json::json;
 
@@ -19,6 +24,9 @@ pub struct Admitted {
     pub limit_headers: Vec<(String, String)>,
     /// The key's concurrency slot, held until the request's work is done.
     pub key_slot: Option<KeySlot>,
+    /// The key has all its requests in flight: the refusal, unless the
+    /// body turns out to carry tool results (see the module docs).
+    pub over_key_limit: Option<ApiError>,
 }
 
 /// A request turned away, with what was known of it by then.
@@ -62,14 +70,11 @@ pub fn admit(app: &App, rq: &Incoming) -> Result<Admitted, Refused> {
         }
     };
     let key_mask = key.as_ref().map(Secret::masked);
-    let key_slot = match &key {
-        None => None,
+    let (key_slot, over_key_limit) = match &key {
+        None => (None, None),
         Some(secret) => match app.limiter.acquire_key(secret) {
-            Ok(slot) => slot,
-            Err(error) => {
-                audit_rate_limited(rq, &error, key_mask.clone());
-                return Err(refused(error, key_mask, limit_headers));
-            }
+            Ok(slot) => (slot, None),
+            Err(error) => (None, Some(error)),
         },
     };
     Ok(Admitted {
@@ -77,7 +82,26 @@ pub fn admit(app: &App, rq: &Incoming) -> Result<Admitted, Refused> {
         key_mask,
         limit_headers,
         key_slot,
+        over_key_limit,
     })
+}
+
+/// The body is read: a key over its concurrency cap is refused now, unless
+/// the request carries tool results on (it then takes a slot past the cap).
+pub fn settle_key_limit(
+    app: &App,
+    rq: &Incoming,
+    over_limit: ApiError,
+    carries_results: bool,
+    key_mask: Option<String>,
+) -> Result<Option<KeySlot>, ApiError> {
+    match &rq.api_key {
+        Some(key) if carries_results => Ok(app.limiter.key_holder().hold(key)),
+        _ => {
+            audit_rate_limited(rq, &over_limit, key_mask);
+            Err(over_limit)
+        }
+    }
 }
 
 /// The audit line for a refused request: who, which limit, how long to wait.

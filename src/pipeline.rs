@@ -103,6 +103,7 @@ fn steps(app: &App, rq: &mut Request, head: &Head, learnt: &mut Learnt) -> Resul
         return Err(ApiError::ServerShuttingDown);
     }
     let mut incoming = Incoming::from_head(rq, head);
+    let mut over_key_limit = None;
     if route.needs_auth() {
         let admitted = admission::admit(app, &incoming).map_err(|refused| {
             learnt.key_mask = refused.key_mask;
@@ -114,10 +115,12 @@ fn steps(app: &App, rq: &mut Request, head: &Head, learnt: &mut Learnt) -> Resul
             key_mask,
             limit_headers,
             key_slot,
+            over_key_limit: over,
         } = admitted;
         (learnt.key_mask, learnt.limit_headers, learnt.key_slot) =
             (key_mask, limit_headers, key_slot);
         incoming.api_key = key;
+        over_key_limit = over;
     }
     learnt.mode = routes::mode(route, &incoming)?;
     // Held for as long as the body is: until the handler has answered.
@@ -126,6 +129,17 @@ fn steps(app: &App, rq: &mut Request, head: &Head, learnt: &mut Learnt) -> Resul
         check_content_type(incoming.header("Content-Type"))?;
         let limit = app.config.max_body_bytes;
         incoming.body = read_body(rq, limit, app.config.body_timeout, &mut body_permit)?;
+    }
+    if let Some(refusal) = over_key_limit {
+        let carries_results =
+            learnt.mode == Some(Mode::ClaudeCode) && routes::carries_tool_results(&incoming.body);
+        learnt.key_slot = admission::settle_key_limit(
+            app,
+            &incoming,
+            refusal,
+            carries_results,
+            learnt.key_mask.clone(),
+        )?;
     }
     routes::handle(app, route, learnt.mode, &incoming)
 }

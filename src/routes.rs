@@ -102,6 +102,15 @@ fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
     }
 }
 
+/// True when a chat body's last message is a tool (or legacy function)
+/// result: it carries on a turn admitted before.
+pub fn carries_tool_results(body: &[u8]) -> bool {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(json)) => ends_with_tool_results(&json),
+        _ => false,
+    }
+}
+
 /// True when the last message is a tool (or legacy function) result.
 fn ends_with_tool_results(json: &serde_json::Map<String, Value>) -> bool {
     let role = json

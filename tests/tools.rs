@@ -356,3 +356,30 @@ fn a_follow_up_with_results_is_not_counted_against_the_session_rate() {
     assert_eq!(another.status, 429, "a new turn still counts");
     w.finish();
 }
+
+#[test]
+fn a_waiting_turn_holds_one_of_its_key_s_slots_but_its_results_get_in() {
+    let key = ("Authorization", "Bearer sk-cca-agent-1234567890");
+    let w = Warm::start(&[
+        ("API_KEYS", "sk-cca-agent-1234567890"),
+        ("MAX_CONCURRENT_PER_KEY", "1"),
+    ]);
+    let first = post(&w, &[key], with_tools(&[user(PARIS)], false));
+    assert_eq!(first.status, 200, "{}", first.text());
+    let message = echoed(&first.json());
+    let call = message["tool_calls"][0].clone();
+    // The waiting turn is the key's one request in flight.
+    let other = post(&w, &[key], with_tools(&[user("something else")], false));
+    assert_eq!(other.status, 429, "{}", other.text());
+    assert_eq!(other.error_code(), "rate_limit_exceeded");
+    let follow = post(
+        &w,
+        &[key],
+        with_tools(&[user(PARIS), message, result_for(&call, "sunny")], false),
+    );
+    assert_eq!(follow.status, 200, "{}", follow.text());
+    // Answered: the slot is free again.
+    let again = post(&w, &[key], with_tools(&[user("and now?")], false));
+    assert_eq!(again.status, 200, "{}", again.text());
+    w.finish();
+}

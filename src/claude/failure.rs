@@ -60,6 +60,18 @@ pub fn failure_from_stderr(stderr: &str, session_id: &str) -> Option<ApiError> {
         })
     } else if stderr.contains("is already in use") {
         Some(ApiError::SessionBusy)
+    } else if let Some(at) = stderr.find("--json-schema is not") {
+        // "--json-schema is not valid JSON: ..." / "... not a valid JSON
+        // Schema: ..." (fixtures/claude-cli-2.1.331/structured-bad-schema-*).
+        let line = stderr[at..].lines().next().unwrap_or("");
+        let detail = line.split_once(": ").map_or(line, |(_, d)| d);
+        Some(ApiError::InvalidValue {
+            param: "response_format.json_schema.schema".into(),
+            message: format!(
+                "The claude CLI refused the response format's schema: {}",
+                sanitize_message(detail)
+            ),
+        })
     } else {
         None
     }
@@ -384,6 +396,31 @@ mod tests {
             "{message}"
         );
         assert!(!message.contains("tool definitions"), "{message}");
+    }
+
+    #[test]
+    fn a_schema_the_cli_refuses_is_the_client_s_400() {
+        for (file, words) in [
+            (
+                include_str!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/fixtures/claude-cli-2.1.331/structured-bad-schema-badtype.stderr"
+                )),
+                "data/type must be equal to one of the allowed values",
+            ),
+            (
+                include_str!(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/fixtures/claude-cli-2.1.331/structured-bad-schema-notjson.stderr"
+                )),
+                "JSON Parse error",
+            ),
+        ] {
+            let error = failure_from_stderr(file, "x").unwrap();
+            assert_eq!(error.status(), 400);
+            assert_eq!(error.param(), Some("response_format.json_schema.schema"));
+            assert!(error.message().contains(words), "{}", error.message());
+        }
     }
 
     #[test]
