@@ -1,6 +1,7 @@
 //! The harness for the adapter tests: feeds stdout to an [`Adapter`] line
 //! by line, collects the chunks and checks the shape every stream keeps.
-//! `recordings` uses the real CLI output, `synthetic` made-up lines.
+//! `recordings` uses the real CLI output, `synthetic` made-up lines,
+//! `tools` the recorded tool calls and structured output.
 
 use super::*;
 
@@ -123,3 +124,4 @@ fn assert_well_formed(chunks: &[Value], finish: &str) {
 
 mod recordings;
 mod synthetic;
+mod tools;
