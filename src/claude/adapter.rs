@@ -92,6 +92,10 @@ pub struct Adapter {
     /// Token counts of the model's messages, for an answer that ends
     /// before the `result` line (which has the turn's totals).
     streamed_usage: Usage,
+    /// This answer carries on a CLI turn whose first part was answered
+    /// already (with tool calls): the `result` line's usage covers both
+    /// parts, so the messages read here are counted instead.
+    continuation: bool,
 }
 
 /// One `chat.completion.chunk`, serialized straight from borrowed fields
@@ -150,7 +154,14 @@ impl Adapter {
             tools: ToolCalls::new(Arc::new(ToolSpec::default())),
             paused: false,
             streamed_usage: Usage::default(),
+            continuation: false,
         }
+    }
+
+    /// For the answer that carries on a turn after its tool results.
+    pub fn continuing(mut self) -> Adapter {
+        self.continuation = true;
+        self
     }
 
     /// The functions offered and the output schema the CLI was started
@@ -350,7 +361,12 @@ impl Adapter {
             &mut final_chunks,
             self.chunk(Delta::default(), Some(finish_reason)),
         );
-        let usage = usage_json(&result.usage.unwrap_or_default());
+        let counted = if self.continuation && self.streamed_usage.input_tokens.is_some() {
+            self.streamed_usage
+        } else {
+            result.usage.unwrap_or_default()
+        };
+        let usage = usage_json(&counted);
         if self.include_usage && self.chunks_wanted {
             final_chunks.push(self.bytes(json!({
                 "id": self.id,

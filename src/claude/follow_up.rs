@@ -95,7 +95,7 @@ pub(super) fn carry_on(
                     .into(),
             });
         }
-        let turn = Turn::assemble(backend, request, chat, process, lease, history, true);
+        let turn = Turn::assemble_part(backend, request, chat, process, lease, history, true, true);
         return Ok(Some(turn));
     }
     // A new user message: the waiting calls were not run.

@@ -165,6 +165,22 @@ impl Turn {
         history: Option<HistoryHasher>,
         warm: bool,
     ) -> Turn {
+        Turn::assemble_part(backend, request, chat, process, lease, history, warm, false)
+    }
+
+    /// [`Turn::assemble`]; `continuation` for the part of a CLI turn that
+    /// follows its tool results.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn assemble_part(
+        backend: &ClaudeBackend,
+        request: &ChatRequest,
+        chat: &ValidChat,
+        process: CliProcess,
+        lease: SessionLease,
+        history: Option<HistoryHasher>,
+        warm: bool,
+        continuation: bool,
+    ) -> Turn {
         let meta = ChunkMeta {
             id: format!("chatcmpl-{}", uuid::Uuid::new_v4()),
             created: SystemTime::now()
@@ -180,6 +196,11 @@ impl Turn {
             chat.include_usage,
         )
         .with_tools(process.tools.clone());
+        let adapter = if continuation {
+            adapter.continuing()
+        } else {
+            adapter
+        };
         let adapter = if chat.stream {
             adapter
         } else {
@@ -271,6 +292,8 @@ impl Turn {
             ..
         } = self;
         let process = run.into_process();
+        let mut lease = lease;
+        lease.mark_known();
         let key_slot = owner_key.as_ref().and_then(|key| key_holder.hold(key));
         waiting.park(Waiting {
             process,

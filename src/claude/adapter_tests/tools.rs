@@ -348,10 +348,20 @@ fn the_follow_up_reads_the_final_answer_after_the_tool_result() {
         json!({"role": "assistant", "content": text})
     );
     assert_eq!(done.completion["choices"][0]["finish_reason"], "stop");
-    // The result line's usage: the whole CLI turn, both model messages.
+    // The result line's usage covers the whole CLI turn, both model
+    // messages; the server's follow-up adapter (`continuing`) counts only
+    // the message it answers, the first having been counted with the call.
     assert_eq!(
         done.completion["usage"],
         json!({"prompt_tokens": 50, "completion_tokens": 24, "total_tokens": 74})
+    );
+    let mut follow = feed_until_over(adapter(&spec, false, false).continuing(), paused.rest);
+    let Outcome::Success { completion, .. } = follow.run.adapter.finish() else {
+        panic!("the follow-up failed");
+    };
+    assert_eq!(
+        completion["usage"],
+        json!({"prompt_tokens": 25, "completion_tokens": 12, "total_tokens": 37})
     );
     assert_eq!(
         done.session_id.as_deref(),

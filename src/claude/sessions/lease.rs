@@ -53,6 +53,13 @@ impl SessionLease {
         self.created
     }
 
+    /// The client has been told the session (an answer that carries its id
+    /// went out) and the CLI has it on disk: from now on the session is
+    /// continued, not created, even by the request that holds this lease.
+    pub fn mark_known(&mut self) {
+        self.created = false;
+    }
+
     /// The CLI has answered; it is only exiting now. A resume of the
     /// session waits for this lease to end rather than being refused.
     pub fn answered(&self) {
