@@ -250,6 +250,28 @@ fn results_nobody_waits_for_get_a_400_at_once() {
     assert_eq!(r.json()["error"]["param"], "messages");
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(w.pids().is_empty(), "no CLI was started for it");
+
+    // With the header of a session this server does not have (behind a load
+    // balancer it lives on another instance), a 404 that sends it on.
+    let elsewhere = "3f2a7c1e-5b4d-4e8a-9c3b-2d1e0f9a8b7c";
+    let body = with_tools(
+        &[
+            user("q"),
+            json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "toolu_nobody", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]}),
+            json!({"role": "tool", "tool_call_id": "toolu_nobody", "content": "x"}),
+        ],
+        false,
+    );
+    let r = post(&w, &[("X-Claude-Session-ID", elsewhere)], body.clone());
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_eq!(r.error_code(), "session_not_found");
+    // A session it has, with ids nothing waits for: the 400.
+    let sid = w.say(None, "sonnet", "hello").sid;
+    let r = post(&w, &[("X-Claude-Session-ID", &sid)], body);
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_eq!(r.error_code(), "invalid_tool_call_id");
+    w.finish();
 }
 
 #[test]
@@ -382,5 +404,57 @@ fn a_waiting_turn_holds_one_of_its_key_s_slots_but_its_results_get_in() {
     // Answered: the slot is free again.
     let again = post(&w, &[key], with_tools(&[user("and now?")], false));
     assert_eq!(again.status, 200, "{}", again.text());
+    w.finish();
+}
+
+#[test]
+fn a_warm_process_is_told_of_new_functions_instead_of_being_replaced() {
+    let w = Warm::start(&[]);
+    let only_weather = |messages: &[Value]| {
+        json!({"model": "sonnet", "messages": messages,
+            "tools": [weather_tools()[0].clone()]})
+        .to_string()
+    };
+    let first = post(&w, &[], only_weather(&[user("hello")]));
+    assert_eq!(first.status, 200, "{}", first.text());
+    let sid = first.header("X-Claude-Session-ID").unwrap().to_string();
+    let pid = w.runs()[0].pid;
+    // Both functions now, and a call of the new one.
+    let ask = r#"time? [[fake:tools:get_time {"zone":"UTC"}]]"#;
+    let second = post(
+        &w,
+        &[("X-Claude-Session-ID", &sid)],
+        with_tools(&[user(ask)], false),
+    );
+    assert_eq!(second.status, 200, "{}", second.text());
+    assert_eq!(second.header("X-Claude-Warm"), Some("true"));
+    let answer = second.json();
+    assert_eq!(
+        answer["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "get_time"
+    );
+    let lists = mcp_record(&w, pid)["lists"].clone();
+    let names = |n: usize| -> Vec<String> {
+        lists[n]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(0), ["get_weather"]);
+    assert_eq!(
+        names(lists.as_array().unwrap().len() - 1),
+        ["get_weather", "get_time"]
+    );
+    assert_eq!(w.pids(), vec![pid]);
+    // An output schema is fixed at start: that still needs a new process.
+    let schema = json!({"model": "sonnet", "messages": [user("as json")], "tools": weather_tools(),
+        "response_format": {"type": "json_object"}});
+    let third = post(&w, &[("X-Claude-Session-ID", &sid)], schema.to_string());
+    // The call of the second turn is still waiting: the new question
+    // declines it, then needs a CLI started with the schema.
+    assert_eq!(third.status, 200, "{}", third.text());
+    assert_eq!(third.header("X-Claude-Warm"), Some("false"));
     w.finish();
 }

@@ -928,6 +928,34 @@ def test_tools_sdk_loop(ctx):
     check({s for s, _ in access_lines(srv)} == {sid}, f"access log: {access_lines(srv)}")
 
 
+def test_tools_change_between_turns(ctx):
+    """A client that offers other functions on a later turn keeps its warm CLI:
+    the bridge tells the CLI of the new list (MCP tools/list_changed), the CLI
+    lists again before the turn is written, and the model calls the new one."""
+    srv = tool_server(ctx, "tools-change").start()
+    try:
+        client = srv.client()
+        messages = [{"role": "user", "content": "What is the weather in Paris?"}]
+        sid, c, _ = claude_turn(client, messages, tools=[WEATHER_TOOL])
+        calls = c.choices[0].message.tool_calls or []
+        check(len(calls) == 1, f"tool calls {calls}")
+        pid = check_one_cli(ctx, srv, None, "after the first call")
+        messages += [assistant_turn(c.choices[0].message),
+                     {"role": "tool", "tool_call_id": calls[0].id, "content": weather("Paris")}]
+        _, c, _ = claude_turn(client, messages, tools=[WEATHER_TOOL])
+        messages += [{"role": "assistant", "content": text_of(c)},
+                     {"role": "user", "content": "And the time in Tokyo?"}]
+        got, c, headers = claude_turn(client, messages, tools=[WEATHER_TOOL, TIME_TOOL])
+        check(got == sid, f"session {got}, not {sid}")
+        check(headers.get("x-claude-warm") == "true", dict(headers))
+        calls = c.choices[0].message.tool_calls or []
+        check(len(calls) == 1, f"tool calls {calls}")
+        check_tool_call(calls[0], "get_time", {"zone": "Tokyo"}, "the new function")
+        check_one_cli(ctx, srv, pid, "after the tools changed")
+    finally:
+        srv.stop()
+
+
 def test_tools_sdk_stream(ctx):
     """The same loop streamed: the call arrives as tool_call deltas (index, id,
     type, name, then argument pieces) and a finish chunk "tool_calls"; the
@@ -1249,6 +1277,7 @@ TESTS = [
     test_node_sdk_stream,
     test_oversize_bodies_get_their_413,
     test_tools_sdk_loop,
+    test_tools_change_between_turns,
     test_tools_sdk_stream,
     test_tools_parallel_calls,
     test_image_data_url,

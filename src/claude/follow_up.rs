@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use super::adapter::Adapter;
-use super::process::CliProcess;
+use super::process::{CliProcess, Shape};
 use super::prompt::{blocks_line, prompt_blocks, SessionArg};
 use super::run::{CliRun, Progress};
 use super::sessions::SessionStore;
@@ -51,7 +51,23 @@ pub(super) fn carry_on(
             .iter()
             .filter_map(|r| r.tool_call_id.as_deref())
             .collect();
-        Some(waiting.take_by_calls(&ids, owner.as_deref())?)
+        match waiting.take_by_calls(&ids, owner.as_deref()) {
+            Ok(found) => Some(found),
+            // Behind a load balancer the session may live on another
+            // instance: a 404 sends the request on to the next one.
+            Err(ApiError::InvalidToolCallId { .. })
+                if request
+                    .session_id
+                    .as_ref()
+                    .is_some_and(|id| !store.knows(id, request.incoming.api_key.as_ref())) =>
+            {
+                let id = request.session_id.as_ref().map(|id| id.to_string());
+                return Err(ApiError::SessionNotFound {
+                    id: id.unwrap_or_default(),
+                });
+            }
+            Err(error) => return Err(error),
+        }
     } else {
         match &request.session_id {
             Some(id) => waiting.take_by_session(id, owner.as_deref()),
@@ -104,9 +120,10 @@ pub(super) fn carry_on(
         chat,
         &SessionArg::Resume(lease.id().to_string()),
     ));
+    let shape = Shape::new(chat.cli_model, chat.system.as_deref(), &chat.tools);
     let reused = if run.reusable() {
         let mut process = run.into_process();
-        if process.next_turn(line, deadline) {
+        if process.fits(&shape, &chat.tools) && process.next_turn(line, deadline) {
             Some(process)
         } else {
             process.close();
@@ -125,8 +142,6 @@ pub(super) fn carry_on(
                     reason: "the claude CLI was not found.".into(),
                 });
             };
-            let shape =
-                super::process::Shape::new(chat.cli_model, chat.system.as_deref(), &chat.tools);
             start_cold(backend, &cli, request, chat, &lease, shape)?
         }
     };
@@ -211,20 +226,19 @@ fn finish_unheard(
 }
 
 /// Every waiting turn at the drain: its calls get an error and its child
-/// is closed (the supervisor has signalled it already); its session is
-/// freed.
+/// is closed (the supervisor has signalled it already), all side by side,
+/// before the drain goes on; its session is freed.
 pub(super) fn close_all(waiting: &WaitingTurns) {
-    for Waiting { process, lease, .. } in waiting.take_all() {
-        if let Some(bridge) = &process.bridge {
+    let mut turns = waiting.take_all();
+    for turn in &mut turns {
+        if let Some(bridge) = &turn.process.bridge {
             bridge.decline_all("The server is shutting down.");
         }
-        let _ = std::thread::Builder::new()
-            .name("tool-drain".into())
-            .stack_size(128 * 1024)
-            .spawn(move || {
-                process.close();
-                drop(lease);
-            });
+        turn.process.send_eof();
+    }
+    for Waiting { process, lease, .. } in turns {
+        process.close();
+        drop(lease);
     }
 }
 

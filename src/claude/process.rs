@@ -37,14 +37,16 @@ pub const STDOUT_LIMIT: usize = 10 * 1024 * 1024;
 pub const EXIT_AFTER_EOF: Duration = Duration::from_secs(10);
 
 /// What a warm child must share with a turn to take it: the model it runs,
-/// the system prompt it read at start, and the functions and output schema
-/// it was started with (as digests). The owner, working directory and
+/// the system prompt it read at start and its output schema (as digests),
+/// and the functions it offers, which a child with a bridge can be told to
+/// change (see [`CliProcess::fits`]). The owner, working directory and
 /// environment follow from the session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shape {
     pub model: &'static str,
     pub system: Option<[u8; 32]>,
-    pub tools: Option<[u8; 32]>,
+    pub schema: Option<[u8; 32]>,
+    pub functions: Option<[u8; 32]>,
 }
 
 impl Shape {
@@ -52,10 +54,15 @@ impl Shape {
         Shape {
             model,
             system: system.map(|text| Sha256::digest(text.as_bytes()).into()),
-            tools: tools.digest(),
+            schema: tools.schema_digest(),
+            functions: tools.functions_digest(),
         }
     }
 }
+
+/// How long a warm child may take to read a changed tool list (the real
+/// CLI asks for it again 30 to 50 ms after being told).
+const RELIST_WAIT: Duration = Duration::from_secs(2);
 
 /// The child's stdin, shared with the interrupter the supervisor calls. A
 /// long turn is written from a thread that holds the lock meanwhile.
@@ -188,6 +195,28 @@ impl CliProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// True when this child can take a turn of `shape` offering `tools`:
+    /// the same shape, or one that differs only in its functions while the
+    /// child has a bridge, which then lists the new ones (the CLI is told,
+    /// and asks for the list again before the turn is written).
+    pub fn fits(&mut self, shape: &Shape, tools: &ToolSpec) -> bool {
+        if self.shape == *shape {
+            return true;
+        }
+        let same_but_functions = self.shape.model == shape.model
+            && self.shape.system == shape.system
+            && self.shape.schema == shape.schema;
+        let Some(bridge) = self.bridge.as_ref().filter(|_| same_but_functions) else {
+            return false;
+        };
+        if !bridge.replace_tools(tools.mcp_tools(), RELIST_WAIT) {
+            return false;
+        }
+        self.tools = Arc::new(tools.clone());
+        self.shape = shape.clone();
+        true
     }
 
     /// Gives an idle child its next turn, due by `deadline`. False when the

@@ -131,7 +131,7 @@ impl Turn {
         let mut reused = None;
         if let Some(mut process) = candidate {
             let line = blocks_line(prompt_blocks(&chat, &session_arg(&lease)));
-            if process.shape == shape && process.next_turn(line, deadline) {
+            if process.fits(&shape, &chat.tools) && process.next_turn(line, deadline) {
                 reused = Some(process);
             } else {
                 // Never two children on one conversation: the old one is

@@ -187,6 +187,13 @@ impl SessionStore {
         Some(lease)
     }
 
+    /// True when this server has session `id` for `owner`, busy or not.
+    /// Nothing is leased.
+    pub fn knows(&self, id: &SessionId, owner: Option<&Secret>) -> bool {
+        let registry = &self.registry;
+        registry.knows(id, &registry.fingerprint(owner), registry.now_ms())
+    }
+
     /// The owner as the registry knows it (a keyed fingerprint of the key),
     /// for tables that must check ownership too.
     pub fn owner_fingerprint(&self, owner: Option<&Secret>) -> Option<String> {

@@ -217,6 +217,15 @@ impl Registry {
         Lookup::Taken
     }
 
+    /// True when `id` is a live session of `owner` (busy or not).
+    pub(super) fn knows(&self, id: &SessionId, owner: &Option<String>, now: u64) -> bool {
+        let state = self.state.lock();
+        state
+            .sessions
+            .get(id.as_str())
+            .is_some_and(|entry| same_owner(&entry.owner, owner) && !self.is_expired(entry, now))
+    }
+
     /// Enters a session found only on disk, ownerless and idle, unless it
     /// is known by now. False when its directory is gone or past the
     /// maximum age (an expired one is removed).

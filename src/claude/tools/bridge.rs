@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use serde_json::{json, Value};
 
 use super::spec::SERVER_NAME;
@@ -71,14 +72,18 @@ pub struct Bridge {
 }
 
 struct State {
-    /// The `tools/list` result.
-    tools: Value,
     calls: Mutex<Calls>,
+    /// Signalled whenever a `tools/list` has been answered.
+    listed: Condvar,
     stop: AtomicBool,
 }
 
 #[derive(Default)]
 struct Calls {
+    /// The `tools/list` result.
+    tools: Value,
+    /// `tools/list` requests answered so far.
+    lists_served: u64,
     /// The connection's write half, while the CLI is connected.
     writer: Option<UnixStream>,
     /// Calls the CLI waits on: tool_use id → JSON-RPC id.
@@ -101,8 +106,11 @@ impl Bridge {
         let listener = UnixListener::bind(&reachable_name)?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
         let state = Arc::new(State {
-            tools,
-            calls: Mutex::new(Calls::default()),
+            calls: Mutex::new(Calls {
+                tools,
+                ..Calls::default()
+            }),
+            listed: Condvar::new(),
             stop: AtomicBool::new(false),
         });
         let serving = state.clone();
@@ -156,6 +164,33 @@ impl Bridge {
         let mut calls = self.state.calls.lock();
         calls.declining = None;
         calls.early.clear();
+    }
+
+    /// Lists `tools` from now on, tells the CLI so (MCP
+    /// `notifications/tools/list_changed`) and waits up to `wait` for it to
+    /// ask for the new list. False when it did not: its next turn might
+    /// still see the old one.
+    pub fn replace_tools(&self, tools: Value, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        let mut calls = self.state.calls.lock();
+        calls.tools = tools;
+        let before = calls.lists_served;
+        send(
+            &mut calls,
+            &json!({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}),
+        );
+        while calls.lists_served == before {
+            if calls.writer.is_none()
+                || self
+                    .state
+                    .listed
+                    .wait_until(&mut calls, deadline)
+                    .timed_out()
+            {
+                return calls.lists_served > before;
+            }
+        }
+        true
     }
 
     /// Tool_use ids the CLI is waiting on right now.
@@ -235,11 +270,20 @@ fn handle(state: &State, line: &[u8]) {
                 .unwrap_or_else(|| json!("2025-06-18"));
             json!({
                 "protocolVersion": version,
-                "capabilities": {"tools": {"listChanged": false}},
+                "capabilities": {"tools": {"listChanged": true}},
                 "serverInfo": {"name": "claude-cli-api", "version": env!("CARGO_PKG_VERSION")},
             })
         }
-        "tools/list" => state.tools.clone(),
+        "tools/list" => {
+            let tools = calls.tools.clone();
+            send(
+                &mut calls,
+                &json!({"jsonrpc": "2.0", "id": id, "result": tools}),
+            );
+            calls.lists_served += 1;
+            state.listed.notify_all();
+            return;
+        }
         "ping" => json!({}),
         "tools/call" => {
             let use_id = message
@@ -362,7 +406,7 @@ mod tests {
             .write_all(format!("{}\n", call(3, "toolu_b")).as_bytes())
             .unwrap();
         while bridge.waiting_on().is_empty() {
-            thread::sleep(std::time::Duration::from_millis(5));
+            thread::sleep(Duration::from_millis(5));
         }
         bridge.answer("toolu_b", ToolAnswer::error("failed"));
         let mut line = String::new();
@@ -379,6 +423,44 @@ mod tests {
         assert_eq!(got["result"]["content"][0]["text"], "not run");
         drop(bridge);
         assert!(!Path::new(&socket).exists());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_new_tool_list_is_announced_and_waited_for() {
+        let dir = tempfile_dir();
+        let bridge = Bridge::start(&dir, json!({"tools": []})).unwrap();
+        let config: Value = serde_json::from_str(&bridge.mcp_config(Path::new("/x"))).unwrap();
+        let socket = config["mcpServers"]["client"]["args"][1]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (_dir, name) = reachable(Path::new(&socket)).unwrap();
+        let mut stream = UnixStream::connect(name).unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let pong = rpc(
+            &mut stream,
+            &mut reader,
+            json!({"jsonrpc":"2.0","id":1,"method":"ping"}),
+        );
+        assert_eq!(pong["result"], json!({}));
+        let cli = thread::spawn(move || {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let told: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(told["method"], "notifications/tools/list_changed");
+            rpc(
+                &mut stream,
+                &mut reader,
+                json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
+            )
+        });
+        assert!(bridge.replace_tools(json!({"tools": [{"name": "g"}]}), Duration::from_secs(5)));
+        let listed = cli.join().unwrap();
+        assert_eq!(listed["result"]["tools"][0]["name"], "g");
+        // Nobody asks again: the change is not confirmed.
+        assert!(!bridge.replace_tools(json!({"tools": []}), Duration::from_millis(100)));
+        drop(bridge);
         let _ = std::fs::remove_dir_all(dir);
     }
 

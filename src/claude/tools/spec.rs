@@ -71,10 +71,10 @@ impl ToolSpec {
             .map(|f| f.name.as_str())
     }
 
-    /// What a warm CLI must share with a turn to take it: the tools it was
-    /// started with and its output schema. `None` for neither.
-    pub fn digest(&self) -> Option<[u8; 32]> {
-        if self.functions.is_empty() && self.output_schema.is_none() {
+    /// The functions offered, as a digest (`None` for none): a warm CLI
+    /// with a bridge can be told of other functions (see `bridge`).
+    pub fn functions_digest(&self) -> Option<[u8; 32]> {
+        if self.functions.is_empty() {
             return None;
         }
         let functions: Vec<Value> = self
@@ -82,8 +82,13 @@ impl ToolSpec {
             .iter()
             .map(|f| json!([f.name, f.mcp_name, f.description, f.parameters]))
             .collect();
-        let canonical = json!([functions, self.output_schema]).to_string();
-        Some(Sha256::digest(canonical.as_bytes()).into())
+        Some(Sha256::digest(json!([functions, self.legacy]).to_string().as_bytes()).into())
+    }
+
+    /// The output schema, as a digest: a CLI keeps the one it started with.
+    pub fn schema_digest(&self) -> Option<[u8; 32]> {
+        let schema = self.output_schema.as_ref()?;
+        Some(Sha256::digest(schema.to_string().as_bytes()).into())
     }
 
     /// The bridge's `tools/list` answer. Every tool is marked read-only, so
@@ -626,7 +631,7 @@ mod tests {
             "json_schema": {"name": "x", "schema": schema, "strict": true}}}))
         .unwrap();
         assert_eq!(s.output_schema, Some(schema));
-        assert!(s.digest().is_some());
-        assert_eq!(ToolSpec::default().digest(), None);
+        assert!(s.schema_digest().is_some() && s.functions_digest().is_none());
+        assert_eq!(ToolSpec::default().schema_digest(), None);
     }
 }
