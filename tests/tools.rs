@@ -120,6 +120,7 @@ fn a_call_ends_the_answer_and_its_result_carries_the_same_turn_on() {
     );
     assert_eq!(follow.status, 200, "{}", follow.text());
     assert_eq!(follow.header("X-Claude-Session-ID"), Some(sid.as_str()));
+    assert_eq!(follow.header("X-Claude-Session-Created"), None);
     assert_eq!(follow.header("X-Claude-Warm"), Some("true"));
     let done = follow.json();
     assert_eq!(done["choices"][0]["finish_reason"], "stop");

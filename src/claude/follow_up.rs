@@ -74,12 +74,14 @@ pub(super) fn carry_on(
     let deadline = Instant::now() + backend.config.request_timeout;
     let Waiting {
         mut process,
-        lease,
+        mut lease,
         calls,
         key_slot,
         ..
     } = found;
     drop(key_slot);
+    // The client learnt the session from the answer with the calls.
+    lease.mark_known();
     if !results.is_empty() {
         if let Some(bridge) = &process.bridge {
             for (n, id) in calls.iter().enumerate() {

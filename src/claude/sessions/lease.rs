@@ -53,6 +53,13 @@ impl SessionLease {
         self.created
     }
 
+    /// The client has had an answer naming this session (a turn that
+    /// stopped for tool calls): whatever follows continues an existing
+    /// session, one that a failed turn must not forget.
+    pub fn mark_known(&mut self) {
+        self.created = false;
+    }
+
     /// The CLI has answered; it is only exiting now. A resume of the
     /// session waits for this lease to end rather than being refused.
     pub fn answered(&self) {
