@@ -7,9 +7,17 @@
 //! suite in scripts/e2e/ runs the same SDK calls, `make e2e`), `excerpt:`
 //! (lines of a file, checked below), or `no-test:` with a reason.
 //!
-//! Marker keys: `status=N` (required), `server=open|keys|bare`,
+//! Marker keys: `status=N` (required), `server=open|keys|bare|tools`,
 //! `upstream=ok|401`, `header:NAME=VALUE` (`-` for absent, `$VAR` allowed),
-//! `capture:VAR=HEADER` (later examples of the same file may use `$VAR`).
+//! `capture:VAR=HEADER` or `capture:VAR=$.json.path[0]` (a header, or a
+//! string or number of the JSON answer; later examples of the same file may
+//! use `$VAR`).
+//!
+//! The `tools` server's stand-in model calls `get_weather` with
+//! `{"city":"Paris"}` at the start of every new turn (the fake's
+//! `tools:` scenario), so tool loops can be shown without the fake's
+//! `[[fake:...]]` directives in the prompts; its final answer, once the
+//! result is in, quotes what the tool returned.
 
 mod docs_support;
 mod support;
@@ -34,7 +42,14 @@ const CLIENT_OPENAI_KEY: &str = "sk-proj-docs-client-key-0000000001";
 const SERVER_OPENAI_KEY: &str = "sk-proj-docs-server-key-0000000002";
 
 /// Documents whose curl examples run here.
-const RUN: &[&str] = &["README.md", "docs/API_REFERENCE.md", "docs/SESSIONS.md"];
+const RUN: &[&str] = &[
+    "README.md",
+    "docs/API_REFERENCE.md",
+    "docs/SESSIONS.md",
+    "docs/COMPATIBILITY.md",
+];
+/// What the `tools` server's stand-in model does with every new turn.
+const TOOLS_SCENARIO: &str = r#"tools:get_weather {"city":"Paris"}"#;
 /// Documents checked for unaccounted examples.
 const ALL_DOCS: &[&str] = &[
     "README.md",
@@ -74,6 +89,7 @@ impl World {
     /// `open`: both backends, no client keys, the default per-address rate
     /// limit, no `ANTHROPIC_API_KEY` (as with a subscription login).
     /// `keys`: the same with `API_KEYS`. `bare`: neither backend usable.
+    /// `tools`: `open` whose stand-in model calls a tool on every new turn.
     fn server(&mut self, name: &str) -> Result<&TestServer, String> {
         if !self.servers.contains_key(name) {
             let base = self.fake.base_url();
@@ -85,11 +101,15 @@ impl World {
                 ("RATE_LIMIT_PER_IP", "60"),
             ];
             match name {
-                "open" | "keys" => {
+                "open" | "keys" | "tools" => {
                     pairs.push(("CLAUDE_PATH", FAKE_CLI));
                     pairs.push(("OPENAI_API_KEY", SERVER_OPENAI_KEY));
                     if name == "keys" {
                         pairs.push(("API_KEYS", &keys));
+                    }
+                    if name == "tools" {
+                        pairs.push(("FAKE_CLAUDE_SCENARIO", TOOLS_SCENARIO));
+                        pairs.push(("CLAUDE_ENV_PASSTHROUGH", "FAKE_CLAUDE_SCENARIO"));
                     }
                 }
                 "bare" => {
@@ -98,7 +118,11 @@ impl World {
                 }
                 other => return Err(format!("unknown server {other:?}")),
             }
-            let server = support::server_with(support::config_from(&pairs));
+            let mut config = support::config_from(&pairs);
+            // The server runs inside this test binary: the CLI must start
+            // the built server as its tool bridge.
+            config.bridge_exe = env!("CARGO_BIN_EXE_claude-cli-api").into();
+            let server = support::server_with(config);
             self.servers.insert(name.to_string(), server);
         }
         self.servers
@@ -243,12 +267,19 @@ fn run_example(world: &mut World, block: &Block, marker_text: &str) -> Result<()
             }
         }
     }
-    for (var, header) in &m.captures {
-        match r.header(header) {
+    for (var, source) in &m.captures {
+        let value = if source.starts_with('$') {
+            serde_json::from_slice::<Value>(&r.body)
+                .ok()
+                .and_then(|body| shape::json_at(&body, source))
+        } else {
+            r.header(source).map(str::to_string)
+        };
+        match value {
             Some(v) => {
-                world.vars.insert(var.clone(), v.to_string());
+                world.vars.insert(var.clone(), v);
             }
-            None => errors.push(format!("no {header} header to capture as ${var}")),
+            None => errors.push(format!("no {source} in the answer to capture as ${var}")),
         }
     }
     let is_stream = r
@@ -329,6 +360,11 @@ fn api_reference_examples_run() {
 #[test]
 fn sessions_examples_run() {
     run_doc("docs/SESSIONS.md");
+}
+
+#[test]
+fn compatibility_examples_run() {
+    run_doc("docs/COMPATIBILITY.md");
 }
 
 /// A block needs a note when it is code a reader would run or copy: a curl

@@ -5,8 +5,9 @@
 //! run to run (ids, timestamps, the model's text, numbers such as token
 //! counts). In a shown string, `...` stands for any text. A stream
 //! matches when its events come in the same order of kinds (role, content,
-//! finish, usage, error, `[DONE]`; runs of content count as one) and each
-//! shown event matches the first real event of its kind.
+//! finish, usage, error, `[DONE]`; runs of content, and runs of tool call
+//! deltas, count as one) and the n-th shown event of each kind matches the
+//! n-th real one, when there is one.
 //!
 //! Excerpts: every non-blank line shown must be a line of the file, in the
 //! file's order; an `@NAME@` placeholder in the file stands for any text
@@ -77,6 +78,30 @@ fn elided(shown: &str, actual: &str) -> bool {
     true
 }
 
+/// The string or number at `path` (`$.a.b[0].c`) of `value`, as text.
+pub fn json_at(value: &Value, path: &str) -> Option<String> {
+    let mut at = value;
+    let mut rest = path.strip_prefix('$')?;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            at = at.get(&after[..end])?;
+            rest = &after[end..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let end = after.find(']')?;
+            at = at.get(after[..end].parse::<usize>().ok()?)?;
+            rest = &after[end + 1..];
+        } else {
+            return None;
+        }
+    }
+    match at {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     Done,
@@ -119,6 +144,8 @@ pub fn kind(event: &Event) -> &'static str {
         "role"
     } else if first["finish_reason"].is_string() {
         "finish"
+    } else if first["delta"]["tool_calls"].is_array() {
+        "tool_calls"
     } else if first["delta"]["content"].is_string() {
         "content"
     } else {
@@ -129,7 +156,8 @@ pub fn kind(event: &Event) -> &'static str {
 fn kinds(events: &[Event]) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
     for k in events.iter().map(kind) {
-        if !(k == "content" && out.last() == Some(&"content")) {
+        let run = matches!(k, "content" | "tool_calls") && out.last() == Some(&k);
+        if !run {
             out.push(k);
         }
     }
@@ -148,7 +176,9 @@ pub fn compare_stream(doc: &[Event], actual: &[Event], errors: &mut Vec<String>)
         let Event::Json(shown_json) = shown else {
             continue;
         };
-        let real = actual.iter().find(|e| kind(e) == kind(shown));
+        // The n-th shown event of a kind stands for the n-th real one.
+        let nth = doc[..i].iter().filter(|e| kind(e) == kind(shown)).count();
+        let real = actual.iter().filter(|e| kind(e) == kind(shown)).nth(nth);
         if let Some(Event::Json(real)) = real {
             compare_json(shown_json, real, &format!("event {i}"), errors);
         }
@@ -218,6 +248,18 @@ mod tests {
         let bad = json!({"object": "other", "n": "7", "items": [], "m": "Session 12 gone."});
         compare_json(&doc, &bad, "$", &mut errors);
         assert_eq!(errors.len(), 6, "{errors:?}");
+    }
+
+    #[test]
+    fn json_paths_pick_strings_and_numbers() {
+        let v = json!({"choices": [{"message": {"tool_calls": [{"id": "toolu_1"}]}}], "n": 3});
+        assert_eq!(
+            json_at(&v, "$.choices[0].message.tool_calls[0].id").as_deref(),
+            Some("toolu_1")
+        );
+        assert_eq!(json_at(&v, "$.n").as_deref(), Some("3"));
+        assert_eq!(json_at(&v, "$.choices[1].message"), None);
+        assert_eq!(json_at(&v, "$.choices"), None);
     }
 
     #[test]
