@@ -9,7 +9,11 @@
 //! its own), `thinking` blocks come with their own delta types, and the
 //! `result` line always comes last. So: one role chunk, content only from
 //! `text_delta`, one finish chunk carrying the last stop reason, and
-//! nothing final before `result`.
+//! nothing final before `result`. Two exceptions: a model message that
+//! stopped to have client functions run ends the answer at its
+//! `message_stop`, with the calls (`tool_calls`), as the CLI then waits;
+//! and with an output schema the answer is the `StructuredOutput` call's
+//! arguments, not the text (see `tool_calls`).
 
 use std::sync::Arc;
 

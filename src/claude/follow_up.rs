@@ -1,8 +1,8 @@
 //! A request that carries on a turn waiting for tool results (see
-//! `waiting`). It is found by the ids its `tool` messages answer; a legacy
-//! `function` result, which has no id, by the session header or the
-//! history before it. It takes the waiting turn as it is, session lease
-//! and child included, so it never queues behind that lease.
+//! `waiting`; `resolve` finds the turn). It takes the waiting turn as it
+//! is, session lease and child included, so it never queues behind that
+//! lease. What becomes of turns whose results never come, and of waiting
+//! turns at the drain, is here too.
 //!
 //! With results, they go to the bridge and the same model turn goes on.
 //! With a new user message instead, the waiting calls are answered with an
@@ -12,10 +12,10 @@
 use std::time::Instant;
 
 use super::adapter::Adapter;
+use super::history::HistoryHasher;
 use super::process::{CliProcess, Shape};
 use super::prompt::{blocks_line, prompt_blocks, SessionArg};
 use super::run::{CliRun, Progress};
-use super::sessions::SessionStore;
 use super::tools::ToolAnswer;
 use super::turn::{put_away, start_cold, Turn};
 use super::validate::{Turn as ChatTurn, ValidChat};
@@ -30,63 +30,17 @@ const NOT_RUN: &str = "The client did not run this tool.";
 const NO_RESULT: &str = "The client sent no result for this call.";
 const TOO_LATE: &str = "The client did not send this tool's result in time.";
 
-/// The turn this request carries on, if one waits for it.
+/// Carries on the turn `found`, which waits for this request: with its
+/// results, or with a new question after the waiting calls are declined.
+/// `history` is the request's whole conversation.
 pub(super) fn carry_on(
     backend: &ClaudeBackend,
-    store: &SessionStore,
     request: &ChatRequest,
     chat: &ValidChat,
-) -> Result<Option<Turn>, ApiError> {
-    let owner = store.owner_fingerprint(request.incoming.api_key.as_ref());
+    found: Waiting,
+    history: Option<HistoryHasher>,
+) -> Result<Turn, ApiError> {
     let results = chat.tool_results();
-    let waiting = &backend.waiting;
-    let found = if results.is_empty() {
-        match &request.session_id {
-            Some(id) => waiting.take_by_session(id, owner.as_deref()),
-            None => digest_before(store, request, chat, chat.turns.len() - 1)
-                .and_then(|digest| waiting.take_by_digest(&digest)),
-        }
-    } else if results.iter().all(|r| r.tool_call_id.is_some()) {
-        let ids: Vec<&str> = results
-            .iter()
-            .filter_map(|r| r.tool_call_id.as_deref())
-            .collect();
-        match waiting.take_by_calls(&ids, owner.as_deref()) {
-            Ok(found) => Some(found),
-            // Behind a load balancer the session may live on another
-            // instance: a 404 sends the request on to the next one.
-            Err(ApiError::InvalidToolCallId { .. })
-                if request
-                    .session_id
-                    .as_ref()
-                    .is_some_and(|id| !store.knows(id, request.incoming.api_key.as_ref())) =>
-            {
-                let id = request.session_id.as_ref().map(|id| id.to_string());
-                return Err(ApiError::SessionNotFound {
-                    id: id.unwrap_or_default(),
-                });
-            }
-            Err(error) => return Err(error),
-        }
-    } else {
-        match &request.session_id {
-            Some(id) => waiting.take_by_session(id, owner.as_deref()),
-            None => digest_before(store, request, chat, chat.turns.len() - results.len())
-                .and_then(|digest| waiting.take_by_digest(&digest)),
-        }
-    };
-    let Some(found) = found else {
-        return Ok(None);
-    };
-    let history = backend.config.claude_match_history.then(|| {
-        let mut hasher = store.history_hasher(
-            request.incoming.api_key.as_ref(),
-            chat.cli_model,
-            chat.system.as_deref(),
-        );
-        chat.turns.iter().for_each(|t| hasher.turn(t));
-        hasher
-    });
     let deadline = Instant::now() + backend.config.request_timeout;
     let Waiting {
         mut process,
@@ -111,8 +65,9 @@ pub(super) fn carry_on(
                     .into(),
             });
         }
-        let turn = Turn::assemble_part(backend, request, chat, process, lease, history, true, true);
-        return Ok(Some(turn));
+        return Ok(Turn::assemble_part(
+            backend, request, chat, process, lease, history, true, true,
+        ));
     }
     // A new user message: the waiting calls were not run.
     let run = finish_unheard(process, deadline, NOT_RUN, false);
@@ -145,20 +100,9 @@ pub(super) fn carry_on(
             start_cold(backend, &cli, request, chat, &lease, shape)?
         }
     };
-    Ok(Some(Turn::assemble(
+    Ok(Turn::assemble(
         backend, request, chat, process, lease, history, warm,
-    )))
-}
-
-/// The 400 for legacy function results (no ids) that no waiting turn
-/// takes.
-pub(super) fn no_waiting_turn(chat: &ValidChat) -> ApiError {
-    let id = chat
-        .tool_results()
-        .iter()
-        .find_map(|r| r.tool_call_id.clone())
-        .unwrap_or_else(|| "(a function result without an id)".into());
-    ApiError::InvalidToolCallId { id }
+    ))
 }
 
 /// The client's result for call `id`, the `n`-th of its answer: by id, or
@@ -175,25 +119,6 @@ fn answer_for(id: &str, n: usize, results: &[ChatTurn]) -> ToolAnswer {
         },
         None => ToolAnswer::error(NO_RESULT),
     }
-}
-
-/// The conversation digest of the request's first `len` turns.
-fn digest_before(
-    store: &SessionStore,
-    request: &ChatRequest,
-    chat: &ValidChat,
-    len: usize,
-) -> Option<super::history::HistoryDigest> {
-    if len == 0 {
-        return None;
-    }
-    let mut hasher = store.history_hasher(
-        request.incoming.api_key.as_ref(),
-        chat.cli_model,
-        chat.system.as_deref(),
-    );
-    chat.turns[..len].iter().for_each(|t| hasher.turn(t));
-    Some(hasher.digest())
 }
 
 /// Answers the waiting calls (and any the model makes meanwhile) with the

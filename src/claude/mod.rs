@@ -25,6 +25,7 @@ pub mod pool;
 pub mod process;
 pub mod prompt;
 pub mod redact;
+mod resolve;
 pub mod run;
 mod session_id;
 pub mod sessions;

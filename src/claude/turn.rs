@@ -3,11 +3,13 @@
 //! or a new one), the reply headers, and what becomes of the session and
 //! the child when the turn fails or has answered.
 //!
-//! The order: body validation, CLI present, session lease (by header, by
-//! resent history, or new; owner checked, busy refused), the session's warm
-//! child if it fits, else a process slot (closing an idle warm child rather
-//! than queueing) and a new child. The session id's form was checked where
-//! the header was read.
+//! The order: body validation, CLI present, the conversation (see
+//! `resolve`: a turn waiting for tool results goes to `follow_up`; else a
+//! session lease, by header, by resent history, or new; owner checked,
+//! busy refused), the session's warm child if it fits, else a process slot
+//! (closing an idle warm child rather than queueing) and a new child. The
+//! session id's form was checked where the header was read. An answer that
+//! ends with client calls leaves the turn waiting ([`Turn::wait_for_results`]).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -21,12 +23,13 @@ use super::history::{HistoryDigest, HistoryHasher};
 use super::pool::Slot;
 use super::process::{CliProcess, Shape, StartSpec};
 use super::prompt::{blocks_line, build_invocation, prompt_blocks, SessionArg};
+use super::resolve::{resolve, Conversation};
 use super::run::CliRun;
-use super::sessions::{SessionLease, SessionStore};
+use super::sessions::SessionLease;
 use super::tools::Bridge;
 use super::validate::{validate, CallRef, Role, Turn as ChatTurn, ValidChat};
 use super::waiting::{Waiting, WaitingTurns};
-use super::warm::{Spare, WarmProcesses};
+use super::warm::WarmProcesses;
 use super::ClaudeBackend;
 use crate::backend::ChatRequest;
 use crate::config::Secret;
@@ -113,15 +116,13 @@ impl Turn {
             });
         };
         let store = backend.sessions()?;
-        if let Some(turn) = follow_up::carry_on(backend, &store, request, &chat)? {
-            return Ok(turn);
-        }
-        if !chat.tool_results().is_empty() {
-            // Results for calls no turn waits for.
-            return Err(follow_up::no_waiting_turn(&chat));
-        }
         let shape = Shape::new(chat.cli_model, chat.system.as_deref(), &chat.tools);
-        let (lease, history, spare) = lease_session(backend, &store, request, &chat, &shape)?;
+        let (lease, spare, history) = match resolve(backend, &store, request, &chat, &shape)? {
+            (Conversation::Waiting(waiting), history) => {
+                return follow_up::carry_on(backend, request, &chat, waiting, history);
+            }
+            (Conversation::Session { lease, spare }, history) => (lease, spare, history),
+        };
         let deadline = Instant::now() + backend.config.request_timeout;
         let candidate = match spare {
             Some(spare) => Some(spare),
@@ -380,49 +381,6 @@ impl Turn {
     }
 }
 
-/// The session this request continues, the hasher that will remember its
-/// conversation, and a spare child that comes with a new session: the
-/// session its header names; else the one that answered the history it
-/// resends; else a new one.
-pub(super) fn lease_session(
-    backend: &ClaudeBackend,
-    store: &SessionStore,
-    request: &ChatRequest,
-    chat: &ValidChat,
-    shape: &Shape,
-) -> Result<(SessionLease, Option<HistoryHasher>, Option<CliProcess>), ApiError> {
-    let owner = request.incoming.api_key.as_ref();
-    let model = chat.cli_model;
-    let mut history = backend
-        .config
-        .claude_match_history
-        .then(|| store.history_hasher(owner, model, chat.system.as_deref()));
-    let (before_last, last) = chat.turns.split_at(chat.turns.len().saturating_sub(1));
-    if let Some(hasher) = &mut history {
-        for turn in before_last {
-            hasher.turn(turn);
-        }
-    }
-    let matched = match (&request.session_id, &history) {
-        (Some(id), _) => Some(store.resume(id, owner, model)?),
-        // A first turn has no history to match.
-        (None, Some(hasher)) if !before_last.is_empty() => {
-            store.continue_history(&hasher.digest(), owner, model)
-        }
-        (None, _) => None,
-    };
-    let (lease, spare) = match matched {
-        Some(lease) => (lease, None),
-        None => new_session(backend, store, owner, model, shape)?,
-    };
-    if let Some(hasher) = &mut history {
-        for turn in last {
-            hasher.turn(turn);
-        }
-    }
-    Ok((lease, history, spare))
-}
-
 /// A new child for the turn: `--session-id` for a new session, `--resume`
 /// for one whose child is gone.
 pub(super) fn start_cold(
@@ -513,21 +471,6 @@ pub(super) fn session_arg(lease: &SessionLease) -> SessionArg {
     } else {
         SessionArg::Resume(lease.id().to_string())
     }
-}
-
-/// A new session: a spare's when one of this shape is ready (its child
-/// comes with it), else a fresh one.
-fn new_session(
-    backend: &ClaudeBackend,
-    store: &SessionStore,
-    owner: Option<&Secret>,
-    model: &str,
-    shape: &Shape,
-) -> Result<(SessionLease, Option<CliProcess>), ApiError> {
-    if let Some(Spare { process, id, dir }) = backend.warm.take_spare(shape) {
-        return Ok((store.create_with(owner, model, id, dir), Some(process)));
-    }
-    Ok((store.create(owner, model)?, None))
 }
 
 fn forget_if_new(lease: SessionLease) {

@@ -1,0 +1,125 @@
+//! Which conversation a request continues, decided in one place from the
+//! clues a request can carry, in this order:
+//!
+//! 1. tool results: the waiting turn whose calls they answer (by id; a
+//!    legacy `function` result, which has none, by the clues below);
+//! 2. the `X-Claude-Session-ID` header: that session;
+//! 3. the history it resends: the session that answered it (see `history`);
+//! 4. none of these: a new session.
+//!
+//! A session whose turn waits for tool results is held by that turn, so
+//! clues 2 and 3 look for a waiting turn first: the request then takes the
+//! turn over (and with it the session) rather than queueing behind it.
+//! Ownership is checked on every path; another key's session or calls look
+//! like none at all.
+
+use super::history::HistoryHasher;
+use super::process::{CliProcess, Shape};
+use super::sessions::{SessionLease, SessionStore};
+use super::validate::ValidChat;
+use super::waiting::Waiting;
+use super::warm::Spare;
+use super::ClaudeBackend;
+use crate::backend::ChatRequest;
+use crate::error::ApiError;
+
+/// Where a request goes.
+pub(super) enum Conversation {
+    /// A turn that waits for tool results (these, or a new question).
+    Waiting(Waiting),
+    /// A session leased to this request; a spare child comes with a new
+    /// session when one of the turn's shape was ready.
+    Session {
+        lease: SessionLease,
+        spare: Option<CliProcess>,
+    },
+}
+
+/// The conversation `request` continues, and the hasher of its history as
+/// the client holds it (every turn of the request, for the answer to be
+/// added to), when history matching is on.
+pub(super) fn resolve(
+    backend: &ClaudeBackend,
+    store: &SessionStore,
+    request: &ChatRequest,
+    chat: &ValidChat,
+    shape: &Shape,
+) -> Result<(Conversation, Option<HistoryHasher>), ApiError> {
+    let key = request.incoming.api_key.as_ref();
+    let owner = store.owner_fingerprint(key);
+    let waiting = &backend.waiting;
+    let results = chat.tool_results();
+    // The history before the clue it must match: before the results, or
+    // before the new user message.
+    let prefix = chat.turns.len() - results.len().max(1);
+    let mut history = backend
+        .config
+        .claude_match_history
+        .then(|| store.history_hasher(key, chat.cli_model, chat.system.as_deref()));
+    let prefix_digest = history.as_mut().and_then(|hasher| {
+        chat.turns[..prefix].iter().for_each(|t| hasher.turn(t));
+        (prefix > 0).then(|| hasher.digest())
+    });
+    if let Some(hasher) = &mut history {
+        chat.turns[prefix..].iter().for_each(|t| hasher.turn(t));
+    }
+
+    let ids: Vec<&str> = results
+        .iter()
+        .filter_map(|r| r.tool_call_id.as_deref())
+        .collect();
+    if !results.is_empty() && ids.len() == results.len() {
+        let found = match waiting.take_by_calls(&ids, owner.as_deref()) {
+            Ok(found) => found,
+            // Behind a load balancer the session may live on another
+            // instance: a 404 sends the request on to the next one.
+            Err(ApiError::InvalidToolCallId { .. })
+                if request
+                    .session_id
+                    .as_ref()
+                    .is_some_and(|id| !store.knows(id, key)) =>
+            {
+                let id = request.session_id.as_ref().map(|id| id.to_string());
+                return Err(ApiError::SessionNotFound {
+                    id: id.unwrap_or_default(),
+                });
+            }
+            Err(error) => return Err(error),
+        };
+        return Ok((Conversation::Waiting(found), history));
+    }
+    let found = match (&request.session_id, &prefix_digest) {
+        (Some(id), _) => waiting.take_by_session(id, owner.as_deref()),
+        (None, Some(digest)) => waiting.take_by_digest(digest),
+        (None, None) => None,
+    };
+    if let Some(found) = found {
+        return Ok((Conversation::Waiting(found), history));
+    }
+    if !results.is_empty() {
+        // Legacy function results that no waiting turn takes.
+        return Err(ApiError::InvalidToolCallId {
+            id: "(a function result without an id)".into(),
+        });
+    }
+    let model = chat.cli_model;
+    let lease = match (&request.session_id, &prefix_digest) {
+        (Some(id), _) => Some(store.resume(id, key, model)?),
+        (None, Some(digest)) => store.continue_history(digest, key, model),
+        (None, None) => None,
+    };
+    let conversation = match lease {
+        Some(lease) => Conversation::Session { lease, spare: None },
+        None => match backend.warm.take_spare(shape) {
+            Some(Spare { process, id, dir }) => Conversation::Session {
+                lease: store.create_with(key, model, id, dir),
+                spare: Some(process),
+            },
+            None => Conversation::Session {
+                lease: store.create(key, model)?,
+                spare: None,
+            },
+        },
+    };
+    Ok((conversation, history))
+}
