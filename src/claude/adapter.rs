@@ -371,16 +371,7 @@ impl Adapter {
             result.usage.unwrap_or_default()
         };
         let usage = usage_json(&counted);
-        if self.include_usage && self.chunks_wanted {
-            final_chunks.push(self.bytes(json!({
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [],
-                "usage": usage,
-            })));
-        }
+        self.usage_chunk(&usage, &mut final_chunks);
         // Built from the released deltas rather than `result.result`: after a
         // `max_tokens` continuation the CLI's result holds only the last
         // message, while the answer (and what a streaming client got) is
@@ -418,16 +409,7 @@ impl Adapter {
             self.chunk(Delta::default(), Some(finish_reason)),
         );
         let usage = usage_json(&self.streamed_usage);
-        if self.include_usage && self.chunks_wanted {
-            final_chunks.push(self.bytes(json!({
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [],
-                "usage": usage,
-            })));
-        }
+        self.usage_chunk(&usage, &mut final_chunks);
         let content = if self.content.is_empty() {
             Value::Null
         } else {
@@ -597,6 +579,20 @@ impl Adapter {
             usage: self.include_usage.then_some(()),
         };
         serde_json::to_vec(&body).unwrap_or_default()
+    }
+
+    /// The last chunk of a stream that asked for usage (`include_usage`).
+    fn usage_chunk(&self, usage: &Value, chunks: &mut Vec<Vec<u8>>) {
+        if self.include_usage && self.chunks_wanted {
+            chunks.push(self.bytes(json!({
+                "id": self.id,
+                "object": "chat.completion.chunk",
+                "created": self.created,
+                "model": self.model,
+                "choices": [],
+                "usage": usage,
+            })));
+        }
     }
 
     fn bytes(&self, body: Value) -> Vec<u8> {

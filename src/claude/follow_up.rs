@@ -17,7 +17,7 @@ use super::process::{CliProcess, Shape};
 use super::prompt::{blocks_line, prompt_blocks, SessionArg};
 use super::run::{CliRun, Progress};
 use super::tools::ToolAnswer;
-use super::turn::{put_away, start_cold, Turn};
+use super::turn::{put_away, start_cold, Took, Turn};
 use super::validate::{Turn as ChatTurn, ValidChat};
 use super::waiting::{Waiting, WaitingTurns};
 use super::warm::WarmProcesses;
@@ -65,8 +65,14 @@ pub(super) fn carry_on(
                     .into(),
             });
         }
-        return Ok(Turn::assemble_part(
-            backend, request, chat, process, lease, history, true, true,
+        return Ok(Turn::assemble(
+            backend,
+            request,
+            chat,
+            process,
+            lease,
+            history,
+            Took::Continued,
         ));
     }
     // A new user message: the waiting calls were not run.
@@ -100,8 +106,9 @@ pub(super) fn carry_on(
             start_cold(backend, &cli, request, chat, &lease, shape)?
         }
     };
+    let how = if warm { Took::Warm } else { Took::Started };
     Ok(Turn::assemble(
-        backend, request, chat, process, lease, history, warm,
+        backend, request, chat, process, lease, history, how,
     ))
 }
 

@@ -11,6 +11,7 @@
 
 use serde_json::{Map, Value};
 
+use super::validate::{invalid, present, shorten};
 use crate::error::ApiError;
 
 const MAX_MESSAGES: usize = 100;
@@ -427,24 +428,4 @@ fn joined_text(parts: &[Part]) -> String {
         })
         .collect();
     texts.join("\n")
-}
-
-fn present<'a>(json: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    json.get(key).filter(|v| !v.is_null())
-}
-
-fn invalid(param: &str, message: String) -> ApiError {
-    ApiError::InvalidValue {
-        param: param.to_string(),
-        message,
-    }
-}
-
-/// Client text echoed in an error message, kept short.
-pub fn shorten(s: &str) -> String {
-    const MAX: usize = 40;
-    match s.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &s[..cut]),
-        None => s.to_string(),
-    }
 }

@@ -60,6 +60,17 @@ pub(super) struct Turn {
     pub(super) tool_wait: std::time::Duration,
 }
 
+/// How the turn's CLI process came to take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Took {
+    /// Started for it.
+    Started,
+    /// The session's warm process (or a spare), given the turn's line.
+    Warm,
+    /// The process of a turn that waited for these tool results.
+    Continued,
+}
+
 /// This turn's share of the session's cost, and its time in the CLI.
 pub(super) struct TurnCost {
     pub usd: f64,
@@ -151,8 +162,9 @@ impl Turn {
                 }
             },
         };
+        let how = if warm { Took::Warm } else { Took::Started };
         Ok(Turn::assemble(
-            backend, request, &chat, process, lease, history, warm,
+            backend, request, &chat, process, lease, history, how,
         ))
     }
 
@@ -164,23 +176,7 @@ impl Turn {
         process: CliProcess,
         lease: SessionLease,
         history: Option<HistoryHasher>,
-        warm: bool,
-    ) -> Turn {
-        Turn::assemble_part(backend, request, chat, process, lease, history, warm, false)
-    }
-
-    /// [`Turn::assemble`]; `continuation` for the part of a CLI turn that
-    /// follows its tool results.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn assemble_part(
-        backend: &ClaudeBackend,
-        request: &ChatRequest,
-        chat: &ValidChat,
-        process: CliProcess,
-        lease: SessionLease,
-        history: Option<HistoryHasher>,
-        warm: bool,
-        continuation: bool,
+        how: Took,
     ) -> Turn {
         let meta = ChunkMeta {
             id: format!("chatcmpl-{}", uuid::Uuid::new_v4()),
@@ -197,7 +193,7 @@ impl Turn {
             chat.include_usage,
         )
         .with_tools(process.tools.clone());
-        let adapter = if continuation {
+        let adapter = if how == Took::Continued {
             adapter.continuing()
         } else {
             adapter
@@ -211,6 +207,7 @@ impl Turn {
         if lease.created() {
             headers.push(("X-Claude-Session-Created".into(), "true".into()));
         }
+        let warm = how != Took::Started;
         headers.push(("X-Claude-Warm".into(), warm.to_string()));
         if !chat.ignored_params.is_empty() {
             headers.push((

@@ -114,11 +114,11 @@ pub fn validate(json: &Map<String, Value>) -> Result<ValidChat, ApiError> {
 }
 
 /// A field counts as sent only when it is there and not `null`.
-fn present<'a>(json: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub(super) fn present<'a>(json: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     json.get(key).filter(|v| !v.is_null())
 }
 
-fn invalid(param: &str, message: String) -> ApiError {
+pub(super) fn invalid(param: &str, message: String) -> ApiError {
     ApiError::InvalidValue {
         param: param.to_string(),
         message,
@@ -227,6 +227,15 @@ fn include_usage(json: &Map<String, Value>) -> Result<bool, ApiError> {
             "stream_options.include_usage",
             "'stream_options.include_usage' must be a boolean.".into(),
         )),
+    }
+}
+
+/// Client text echoed in an error message, kept short.
+pub(super) fn shorten(s: &str) -> String {
+    const MAX: usize = 40;
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &s[..cut]),
+        None => s.to_string(),
     }
 }
 

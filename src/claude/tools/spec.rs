@@ -13,6 +13,7 @@
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::claude::validate::{invalid, present, shorten};
 use crate::error::ApiError;
 
 /// The bridge's name in `--mcp-config`: tools show as `mcp__client__<name>`.
@@ -460,25 +461,6 @@ fn read_response_format(json: &Map<String, Value>) -> Result<Option<Value>, ApiE
         ));
     }
     Ok(Some(schema))
-}
-
-fn present<'a>(json: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    json.get(key).filter(|v| !v.is_null())
-}
-
-fn invalid(param: &str, message: String) -> ApiError {
-    ApiError::InvalidValue {
-        param: param.to_string(),
-        message,
-    }
-}
-
-fn shorten(s: &str) -> String {
-    const MAX: usize = 40;
-    match s.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &s[..cut]),
-        None => s.to_string(),
-    }
 }
 
 #[cfg(test)]
