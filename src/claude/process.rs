@@ -130,12 +130,11 @@ impl CliProcess {
             "CLAUDE_CODE_MAX_RETRIES".into(),
             config.claude_max_retries.to_string(),
         ));
-        // The copies the CLI makes of images go away with the session.
-        let tmp = work_dir.join("tmp");
-        if super::sessions::create_private_dir(&tmp).is_ok() {
-            env.retain(|(k, _)| k != "TMPDIR");
-            env.push(("TMPDIR".into(), tmp.display().to_string()));
-        }
+        // The copies the CLI makes of images (under `claude-<uid>/`) go away
+        // with the session. Its own directory, not a new one in it: a mkdir
+        // per run costs 50 to 90 µs here, a third of the server's share.
+        env.retain(|(k, _)| k != "TMPDIR");
+        env.push(("TMPDIR".into(), work_dir.display().to_string()));
         if bridge.is_some() {
             // The CLI's own wait for a tool must never be the shorter one:
             // the client has its TOOL_RESULT_TIMEOUT_MS, then the turn its
