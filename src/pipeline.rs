@@ -123,6 +123,19 @@ fn steps(app: &App, rq: &mut Request, head: &Head, learnt: &mut Learnt) -> Resul
         over_key_limit = over;
     }
     learnt.mode = routes::mode(route, &incoming)?;
+    if route == Route::Relay {
+        // The body streams to the upstream as it arrives: never held here.
+        if let Some(refusal) = over_key_limit {
+            learnt.key_slot = admission::settle_key_limit(
+                app,
+                &incoming,
+                refusal,
+                false,
+                learnt.key_mask.clone(),
+            )?;
+        }
+        return app.passthrough.forward(&incoming, rq.as_reader());
+    }
     // Held for as long as the body is: until the handler has answered.
     let mut body_permit = app.bodies.permit();
     if head.method == "POST" {

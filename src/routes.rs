@@ -1,6 +1,8 @@
-//! The route table and the three handlers: chat completions (to the
-//! backend its headers choose), the static model list and the health
-//! report.
+//! The route table and the handlers: chat completions (to the backend its
+//! headers choose), the model list and the Claude models, the health
+//! report; every other `/v1/` route is relayed (`passthrough::forward`, run
+//! by the pipeline, which hands it the unread body). Under `/claude/v1/`
+//! the same API is Claude Code mode without any header.
 
 use serde_json::{json, Value};
 
@@ -13,26 +15,58 @@ use crate::mode::{self, Mode};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
     ChatCompletions,
+    /// `/claude/v1/chat/completions`: Claude Code mode, no header needed.
+    ClaudeChatCompletions,
     Models,
+    /// One Claude model (`/v1/models/{id}`, `/claude/v1/models/{id}`).
+    Model,
     Health,
+    /// Any other method and path under `/v1/`, for the upstream.
+    Relay,
 }
 
 impl Route {
     /// Probes and model discovery stay open (load balancers, SDKs).
     pub fn needs_auth(self) -> bool {
-        self == Route::ChatCompletions
+        matches!(
+            self,
+            Route::ChatCompletions | Route::ClaudeChatCompletions | Route::Relay
+        )
     }
 }
 
 pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
-    let (route, allow) = match path {
-        "/v1/chat/completions" => (Route::ChatCompletions, "POST"),
-        "/v1/models" => (Route::Models, "GET"),
-        "/health" => (Route::Health, "GET"),
-        _ => {
-            return Err(ApiError::NotFound {
-                path: path.chars().take(200).collect(),
-            })
+    let not_found = || ApiError::NotFound {
+        path: path.chars().take(200).collect(),
+    };
+    let (route, allow) = if let Some(rest) = path.strip_prefix("/claude/v1/") {
+        match rest {
+            "chat/completions" => (Route::ClaudeChatCompletions, "POST"),
+            "models" => (Route::Models, "GET"),
+            _ => match rest.strip_prefix("models/") {
+                Some(id) if is_claude_model(id) => (Route::Model, "GET"),
+                Some(id) => {
+                    return Err(ApiError::UnknownModel {
+                        id: id.chars().take(100).collect(),
+                    })
+                }
+                None => return Err(not_found()),
+            },
+        }
+    } else {
+        match path {
+            "/v1/chat/completions" => (Route::ChatCompletions, "POST"),
+            "/v1/models" => (Route::Models, "GET"),
+            "/health" => (Route::Health, "GET"),
+            _ => {
+                let rest = path.strip_prefix("/v1/").ok_or_else(not_found)?;
+                let claude_model = rest.strip_prefix("models/").is_some_and(is_claude_model);
+                if claude_model && (method == "GET" || method == "HEAD") {
+                    return Ok(Route::Model);
+                }
+                crate::passthrough::check_path(path)?;
+                return Ok(Route::Relay);
+            }
         }
     };
     if method == allow || (method == "HEAD" && allow == "GET") {
@@ -42,6 +76,12 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
     }
 }
 
+/// One of the Claude models this server lists (Claude Code mode answers
+/// them; the upstream does not know them).
+fn is_claude_model(id: &str) -> bool {
+    LISTED_MODELS.contains(&id)
+}
+
 /// The backend a request of `route` goes to, from its headers; `None` for
 /// routes that have no backend.
 pub fn mode(route: Route, rq: &Incoming) -> Result<Option<Mode>, ApiError> {
@@ -49,7 +89,9 @@ pub fn mode(route: Route, rq: &Incoming) -> Result<Option<Mode>, ApiError> {
         Route::ChatCompletions => {
             mode::select(rq.header("X-Claude-Code"), rq.header("X-Claude-Session-ID")).map(Some)
         }
-        Route::Models | Route::Health => Ok(None),
+        Route::ClaudeChatCompletions => Ok(Some(Mode::ClaudeCode)),
+        Route::Relay => Ok(Some(Mode::Passthrough)),
+        Route::Models | Route::Model | Route::Health => Ok(None),
     }
 }
 
@@ -62,8 +104,17 @@ pub fn handle(
     match route {
         // `mode` always names a backend for this route.
         Route::ChatCompletions => chat(app, mode.unwrap_or(Mode::Passthrough), rq),
+        Route::ClaudeChatCompletions => chat(app, Mode::ClaudeCode, rq),
         Route::Models => Ok(Reply::json(200, &models())),
+        Route::Model => {
+            let id = rq.path.rsplit('/').next().unwrap_or("");
+            Ok(Reply::json(200, &model(id)))
+        }
         Route::Health => Ok(health(app)),
+        // The pipeline relays these with their unread body.
+        Route::Relay => Err(ApiError::InternalError {
+            message: "Internal server error.".into(),
+        }),
     }
 }
 
@@ -126,11 +177,12 @@ fn ends_with_tool_results(json: &serde_json::Map<String, Value>) -> bool {
 pub const LISTED_MODELS: &[&str] = &["claude-opus-4-6", "claude-sonnet-4-6", "claude-haiku-4-5"];
 
 fn models() -> Value {
-    let data: Vec<Value> = LISTED_MODELS
-        .iter()
-        .map(|id| json!({"id": id, "object": "model", "created": 1_700_000_000u64, "owned_by": "anthropic"}))
-        .collect();
+    let data: Vec<Value> = LISTED_MODELS.iter().map(|id| model(id)).collect();
     json!({"object": "list", "data": data})
+}
+
+fn model(id: &str) -> Value {
+    json!({"id": id, "object": "model", "created": 1_700_000_000u64, "owned_by": "anthropic"})
 }
 
 fn health(app: &App) -> Reply {

@@ -230,8 +230,13 @@ fn router_picks_the_backend_from_the_headers() {
 #[test]
 fn unknown_route_and_wrong_method() {
     let s = server_with(offline(&[]));
-    let r = get(s.addr, "/v1/nope");
+    let r = get(s.addr, "/nope");
     assert_error(&r, 404, "not_found");
+    let r = get(s.addr, "/claude/v1/nope");
+    assert_error(&r, 404, "not_found");
+    // Under /v1/ every other route is the upstream's (with no key here).
+    let r = get(s.addr, "/v1/nope");
+    assert_error(&r, 503, "passthrough_not_configured");
 
     let r = get(s.addr, "/v1/chat/completions");
     assert_error(&r, 405, "method_not_allowed");

@@ -67,6 +67,9 @@ pub struct Config {
     pub claude_path: PathBuf,
     pub default_model: String,
     pub request_timeout: Duration,
+    /// Largest request body relayed on a passthrough route other than chat
+    /// (uploads); streamed, never held.
+    pub passthrough_max_body_bytes: u64,
     /// How long a CLI waits for the client to send its tool calls' results.
     pub tool_result_timeout: Duration,
     /// The binary the CLI starts as the tool bridge (`mcp-bridge`): this
@@ -283,6 +286,12 @@ impl Config {
             default_model: r.string("DEFAULT_MODEL", "sonnet"),
             request_timeout: r.millis("REQUEST_TIMEOUT_MS", 300_000, 100),
             tool_result_timeout: r.millis("TOOL_RESULT_TIMEOUT_MS", 300_000, 100),
+            passthrough_max_body_bytes: r.number(
+                "PASSTHROUGH_MAX_BODY_BYTES",
+                512 * 1024 * 1024,
+                0,
+                u64::MAX / 2,
+            ),
             max_concurrent_processes,
             pool_queue_timeout: r.millis("POOL_QUEUE_TIMEOUT_MS", 5_000, 0),
             session_ttl: r.millis("SESSION_TTL_MS", 3_600_000, 1_000),

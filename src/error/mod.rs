@@ -66,7 +66,8 @@ pub enum ApiError {
     /// The session is unknown, expired, or belongs to another key.
     SessionNotFound { id: String },
     /// Body larger than the limit.
-    PayloadTooLarge { limit: usize },
+    /// Body larger than the limit `setting` sets.
+    PayloadTooLarge { limit: usize, setting: &'static str },
     /// POST without `Content-Type: application/json`.
     UnsupportedMediaType,
     /// No such route.
@@ -80,6 +81,11 @@ pub enum ApiError {
     /// A content part Claude Code mode cannot pass on (an image by URL,
     /// audio, a file).
     UnsupportedContent { param: String, message: String },
+    /// `/claude/v1/models/{id}` for a model Claude Code mode does not serve.
+    UnknownModel { id: String },
+    /// A relayed path with a `.`/`..`/empty segment, a backslash, or an
+    /// encoded dot or slash.
+    InvalidPath,
     /// A `tool` message answers a call nothing is waiting for.
     InvalidToolCallId { id: String },
     /// A `tool` message answers a call that waited too long and was
@@ -101,9 +107,10 @@ impl ApiError {
             | ContextLengthExceeded { .. }
             | UnsupportedContent { .. }
             | InvalidToolCallId { .. }
-            | ToolCallExpired { .. } => 400,
+            | ToolCallExpired { .. }
+            | InvalidPath => 400,
             MissingApiKey | InvalidApiKey { .. } | BackendAuthFailed => 401,
-            SessionNotFound { .. } | NotFound { .. } => 404,
+            SessionNotFound { .. } | NotFound { .. } | UnknownModel { .. } => 404,
             MethodNotAllowed { .. } => 405,
             RequestTimeout => 408,
             PayloadTooLarge { .. } => 413,
@@ -163,6 +170,8 @@ impl ApiError {
             RequestTimeout => "request_timeout",
             UnsupportedContent { .. } => "unsupported_content",
             InvalidToolCallId { .. } => "invalid_tool_call_id",
+            InvalidPath => "invalid_path",
+            UnknownModel { .. } => "model_not_found",
             ToolCallExpired { .. } => "tool_call_expired",
         }
     }
@@ -175,7 +184,7 @@ impl ApiError {
             | UnsupportedParameter { param, .. }
             | UnsupportedContent { param, .. } => Some(param),
             InvalidToolCallId { .. } | ToolCallExpired { .. } => Some("messages"),
-            ModelNotFound { .. } => Some("model"),
+            ModelNotFound { .. } | UnknownModel { .. } => Some("model"),
             InvalidHeaderValue { header, .. } => Some(header),
             InvalidSessionId | SessionNotFound { .. } => Some("X-Claude-Session-ID"),
             ContextLengthExceeded { .. } => Some("messages"),
@@ -246,10 +255,9 @@ impl ApiError {
                  a new session by omitting X-Claude-Session-ID, or send the whole conversation \
                  in messages."
             ),
-            PayloadTooLarge { limit } => {
+            PayloadTooLarge { limit, setting } => {
                 format!(
-                    "Request body too large: the limit is {limit} bytes (MAX_BODY_BYTES on \
-                     the server)."
+                    "Request body too large: the limit is {limit} bytes ({setting} on the server)."
                 )
             }
             UnsupportedMediaType => "Content-Type must be application/json.".into(),
@@ -264,6 +272,13 @@ impl ApiError {
                 "The server is shutting down. Retry against another instance.".into()
             }
             RequestTimeout => "The request was not received in time.".into(),
+            UnknownModel { id } => format!(
+                "The model '{id}' is not one Claude Code mode serves. GET /claude/v1/models \
+                 lists them."
+            ),
+            InvalidPath => "The path has a '.' or '..' segment, an empty one, a backslash, or \
+                 an encoded dot or slash; such paths are not relayed."
+                .into(),
             InvalidToolCallId { id } => format!(
                 "No tool call '{id}' is waiting for a result. Send tool results only for the \
                  tool_calls of this server's latest answer, with the same key."

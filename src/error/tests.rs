@@ -114,7 +114,10 @@ fn every_row_of_the_error_table() {
             "session_not_found",
         ),
         (
-            ApiError::PayloadTooLarge { limit: 1 },
+            ApiError::PayloadTooLarge {
+                limit: 1,
+                setting: "MAX_BODY_BYTES",
+            },
             413,
             "invalid_request_error",
             "payload_too_large",

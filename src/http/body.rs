@@ -117,7 +117,10 @@ pub fn read_body(
     permit: &mut BodyPermit,
 ) -> Result<Vec<u8>, ApiError> {
     if rq.body_length().is_some_and(|len| len > limit) {
-        return Err(ApiError::PayloadTooLarge { limit });
+        return Err(ApiError::PayloadTooLarge {
+            limit,
+            setting: "MAX_BODY_BYTES",
+        });
     }
     let deadline = Instant::now() + within;
     let mut body = Vec::with_capacity(rq.body_length().unwrap_or(0).min(limit));
@@ -128,7 +131,10 @@ pub fn read_body(
             Ok(0) => return Ok(body),
             Ok(n) => {
                 if body.len() + n > limit {
-                    return Err(ApiError::PayloadTooLarge { limit });
+                    return Err(ApiError::PayloadTooLarge {
+                        limit,
+                        setting: "MAX_BODY_BYTES",
+                    });
                 }
                 permit.grow_to(body.len() + n)?;
                 body.extend_from_slice(&chunk[..n]);

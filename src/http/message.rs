@@ -39,6 +39,8 @@ pub struct Incoming {
     pub request_id: String,
     pub method: String,
     pub path: String,
+    /// The query string, without its `?`.
+    pub query: Option<String>,
     /// Header names as sent; look-ups are case-insensitive.
     pub headers: Vec<(String, String)>,
     pub client_ip: IpAddr,
@@ -54,6 +56,7 @@ impl Incoming {
             request_id: head.request_id.clone(),
             method: head.method.clone(),
             path: head.path.clone(),
+            query: rq.url().split_once('?').map(|(_, q)| q.to_string()),
             headers: rq
                 .headers()
                 .iter()

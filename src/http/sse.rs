@@ -15,6 +15,8 @@ pub struct SseWriter {
     done: bool,
     broken: bool,
     events: usize,
+    /// The stream is relayed as its source wrote it: no `[DONE]` of ours.
+    no_done: bool,
 }
 
 impl SseWriter {
@@ -47,7 +49,14 @@ impl SseWriter {
             done: false,
             broken: false,
             events: 0,
+            no_done: false,
         }
+    }
+
+    /// [`SseWriter::finish`] ends the stream without a `data: [DONE]` of
+    /// its own: for a relay whose source says when it is done, if at all.
+    pub fn without_done(&mut self) {
+        self.no_done = true;
     }
 
     /// True once a write failed: the client is gone.
@@ -120,6 +129,10 @@ impl SseWriter {
         self.done = true;
         if self.broken {
             return Err(io::ErrorKind::BrokenPipe.into());
+        }
+        if self.no_done {
+            self.frame.extend_from_slice(b"0\r\n\r\n");
+            return self.send_pending();
         }
         self.frame_parts(&[b"data: [DONE]\n\n"], true, true)
     }

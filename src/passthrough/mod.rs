@@ -12,6 +12,7 @@
 //! client), and neither it nor any key appears in a message or log line.
 
 mod events;
+mod forward;
 mod relay;
 mod resolve;
 mod upstream;
@@ -40,11 +41,17 @@ const FORWARDED_HEADERS: &[&str] = &["OpenAI-Organization", "OpenAI-Project"];
 /// Largest non-streaming upstream body relayed.
 const BODY_LIMIT: u64 = 32 * 1024 * 1024;
 
+pub use forward::check_path;
+
 pub struct Passthrough {
     enabled: bool,
     server_key: Option<Secret>,
     allow_client_key: bool,
     url: String,
+    /// `OPENAI_BASE_URL`: other routes go to it with their path after `/v1`.
+    base_url: String,
+    /// `PASSTHROUGH_MAX_BODY_BYTES`.
+    max_body: u64,
     connect_timeout: Duration,
     total_timeout: Duration,
     idle_timeout: Duration,
@@ -69,6 +76,8 @@ impl Passthrough {
             server_key: config.openai_api_key.clone(),
             allow_client_key: config.allow_client_openai_key,
             url: format!("{}/chat/completions", config.openai_base_url),
+            base_url: config.openai_base_url.clone(),
+            max_body: config.passthrough_max_body_bytes,
             connect_timeout: config.upstream_connect_timeout,
             total_timeout: config.upstream_timeout,
             idle_timeout: config.upstream_idle_timeout,
@@ -186,6 +195,15 @@ fn relay_whole(
     rq: &Incoming,
     response: ureq::http::Response<ureq::Body>,
 ) -> Result<Reply, ApiError> {
+    relay_whole_with(rq, response, &[])
+}
+
+/// [`relay_whole`], also relaying the headers `more` names.
+fn relay_whole_with(
+    rq: &Incoming,
+    response: ureq::http::Response<ureq::Body>,
+    more: &[ureq::http::HeaderName],
+) -> Result<Reply, ApiError> {
     let (parts, mut body) = response.into_parts();
     let bytes = body
         .with_config()
@@ -205,6 +223,11 @@ fn relay_whole(
         ("Content-Encoding", CONTENT_ENCODING),
     ] {
         if let Some(value) = parts.headers.get(header).and_then(|v| v.to_str().ok()) {
+            headers.push((name.to_string(), value.to_string()));
+        }
+    }
+    for name in more {
+        if let Some(value) = parts.headers.get(name).and_then(|v| v.to_str().ok()) {
             headers.push((name.to_string(), value.to_string()));
         }
     }
@@ -302,6 +325,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             client_ip: std::net::IpAddr::from([127, 0, 0, 1]),
+            query: None,
             body: Vec::new(),
             api_key: None,
         }

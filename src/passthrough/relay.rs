@@ -22,13 +22,27 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 pub struct UpstreamStream<R> {
     events: EventReader<R>,
     request_id: String,
+    /// Every event as the upstream wrote it, its `[DONE]` (if any)
+    /// included, and none added; the end of the body ends the stream.
+    exact: bool,
 }
 
 impl<R: Read> UpstreamStream<R> {
+    /// The chat relay: the upstream's `[DONE]` is replaced by the server's.
     pub fn new(body: R, request_id: String) -> Self {
         UpstreamStream {
             events: EventReader::new(body),
             request_id,
+            exact: false,
+        }
+    }
+
+    /// Any other route's stream (the Responses API, say, ends without a
+    /// `[DONE]`): relayed exactly.
+    pub fn exact(body: R, request_id: String) -> Self {
+        UpstreamStream {
+            exact: true,
+            ..UpstreamStream::new(body, request_id)
         }
     }
 
@@ -48,6 +62,9 @@ impl<R: Read> UpstreamStream<R> {
 impl<R: Read + Send + 'static> StreamBody for UpstreamStream<R> {
     fn write_events(mut self: Box<Self>, sse: &mut SseWriter) -> Option<Afterwards> {
         let mut relayed = 0usize;
+        if self.exact {
+            sse.without_done();
+        }
         // The head goes out now: a slow first event must not keep the
         // client from seeing that the stream is open.
         if sse.flush().is_err() {
@@ -55,7 +72,7 @@ impl<R: Read + Send + 'static> StreamBody for UpstreamStream<R> {
         }
         loop {
             match self.events.next_event() {
-                Ok(Some(event)) if is_done_marker(event.lines) => {
+                Ok(Some(event)) if !self.exact && is_done_marker(event.lines) => {
                     // The rest of the upstream body (normally nothing) is
                     // read once the client has its [DONE], so that the
                     // upstream connection can go back to the pool.
@@ -82,6 +99,7 @@ impl<R: Read + Send + 'static> StreamBody for UpstreamStream<R> {
                     }
                     relayed += 1;
                 }
+                Ok(None) if self.exact => return None,
                 Ok(None) => {
                     self.log_break("eof_before_done", relayed);
                     let _ =
