@@ -8,7 +8,7 @@
 //! (lines of a file, checked below), or `no-test:` with a reason.
 //!
 //! Marker keys: `status=N` (required), `server=open|keys|bare|tools`,
-//! `upstream=ok|401`, `header:NAME=VALUE` (`-` for absent, `$VAR` allowed),
+//! `upstream=ok|401|embedding`, `header:NAME=VALUE` (`-` for absent, `$VAR` allowed),
 //! `capture:VAR=HEADER` or `capture:VAR=$.json.path[0]` (a header, or a
 //! string or number of the JSON answer; later examples of the same file may
 //! use `$VAR`).
@@ -179,6 +179,13 @@ fn upstream_answer(kind: &str, rq: &CurlRequest) -> Result<Answer, String> {
     let model = body["model"].as_str().unwrap_or("gpt-4o-mini");
     let id = "chatcmpl-Bq3n5Kp0d7ZfT2xYw9sL";
     match kind {
+        "embedding" => Ok(Answer::json(
+            200,
+            &json!({"object": "list", "model": model,
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.0023, -0.0091, 0.0152]}],
+                "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+            .to_string(),
+        )),
         "401" => Ok(Answer::json(
             401,
             r#"{"error":{"message":"Incorrect API key provided.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#,
