@@ -1,12 +1,16 @@
 //! A fake OpenAI-compatible upstream for the passthrough tests: a raw
 //! `TcpListener` on 127.0.0.1:0, one thread per connection, keep-alive.
 //!
-//! It records every request exactly as received (method, path, headers,
-//! body bytes, and which connection carried it) and answers each with the
-//! current [`Answer`]: fixed JSON with any status and headers, an SSE
-//! stream (with pauses, a gate the test opens before the next event is
-//! sent, a clean end or a dropped connection), a redirect, a hang, or an
-//! endless stream that reports when its writes start failing.
+//! It records every request exactly as received (method, path, query
+//! string, headers, body bytes whether sent with a length or chunked,
+//! whether the body arrived whole, and which connection carried it) and
+//! answers each with the current [`Answer`]: fixed JSON with any status and
+//! headers, any content type with a binary body, an SSE stream (with
+//! pauses, a gate the test opens before the next event is sent, an end with
+//! or without `data: [DONE]`, or a dropped connection), a redirect, a hang,
+//! or an endless stream that reports when its writes start failing. It also
+//! counts request body bytes as they arrive, so a test can see an upload
+//! reach it before the client has finished sending.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -30,6 +34,13 @@ pub enum Answer {
         headers: Vec<(String, String)>,
         body: String,
     },
+    /// Any status, `headers` (the content type among them) and body bytes,
+    /// sent with a `Content-Length`; the connection stays open.
+    Bytes {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
     /// A chunked `text/event-stream`. `events` are whole events without
     /// their blank line. Before each event after the first the fake sleeps
     /// `gap`, then, when `gate` is set, waits for one message on it.
@@ -51,6 +62,9 @@ pub enum Answer {
 pub enum SseEnd {
     /// `data: [DONE]` and the chunked terminator.
     Done,
+    /// The chunked terminator right after the last event, no `[DONE]`
+    /// (how the Responses API ends a stream).
+    Close,
     /// The socket is shut down right after the last event.
     DropConnection,
 }
@@ -61,6 +75,15 @@ impl Answer {
             status,
             headers: Vec::new(),
             body: body.to_string(),
+        }
+    }
+
+    /// `status` with a body of `content_type`, sent as is.
+    pub fn bytes(status: u16, content_type: &str, body: &[u8]) -> Answer {
+        Answer::Bytes {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.to_vec(),
         }
     }
 
@@ -78,9 +101,19 @@ impl Answer {
 #[derive(Clone, Debug)]
 pub struct Recorded {
     pub method: String,
+    /// The request target up to its `?`.
     pub path: String,
+    /// What followed the `?`, if there was one.
+    pub query: Option<String>,
     pub headers: Vec<(String, String)>,
+    /// The body bytes (de-chunked when sent chunked), as far as they came.
     pub body: Vec<u8>,
+    /// Sent with `Transfer-Encoding: chunked`.
+    pub chunked: bool,
+    /// The whole body arrived: all of its `Content-Length`, or the chunked
+    /// terminator. An incomplete request is recorded when its connection
+    /// ends (or goes silent) mid-body, and is never answered.
+    pub complete: bool,
     /// Index of the TCP connection (in accept order) that carried it.
     pub connection: usize,
 }
@@ -98,6 +131,7 @@ struct State {
     answer: Mutex<Answer>,
     requests: Mutex<Vec<Recorded>>,
     connections: AtomicUsize,
+    body_bytes: AtomicUsize,
     write_failed: Sender<()>,
     stop: AtomicBool,
 }
@@ -118,6 +152,7 @@ impl FakeOpenAi {
             answer: Mutex::new(answer),
             requests: Mutex::new(Vec::new()),
             connections: AtomicUsize::new(0),
+            body_bytes: AtomicUsize::new(0),
             write_failed: tx,
             stop: AtomicBool::new(false),
         });
@@ -166,6 +201,12 @@ impl FakeOpenAi {
         all.into_iter().next().unwrap()
     }
 
+    /// Request body bytes received so far over all requests, counted as
+    /// they arrive (before a request is complete and recorded).
+    pub fn body_bytes_received(&self) -> usize {
+        self.state.body_bytes.load(Ordering::SeqCst)
+    }
+
     /// Whether a [`Answer::Flood`] write failed within `limit`.
     pub fn wait_write_failed(&self, limit: Duration) -> bool {
         self.write_failed.recv_timeout(limit).is_ok()
@@ -189,9 +230,13 @@ fn serve_connection(state: &State, stream: TcpStream, connection: usize) {
     };
     let mut reader = BufReader::new(read_half);
     let mut out = stream;
-    while let Some(mut request) = read_request(&mut reader) {
+    while let Some(mut request) = read_request(&mut reader, &mut out, state) {
         request.connection = connection;
+        let complete = request.complete;
         state.requests.lock().unwrap().push(request);
+        if !complete {
+            break;
+        }
         let answer = state.answer.lock().unwrap().clone();
         let keep_open = match answer {
             Answer::Json {
@@ -199,13 +244,19 @@ fn serve_connection(state: &State, stream: TcpStream, connection: usize) {
                 headers,
                 body,
             } => write_json(&mut out, status, &headers, &body).is_ok(),
+            Answer::Bytes {
+                status,
+                headers,
+                body,
+            } => write_bytes(&mut out, status, &headers, &body).is_ok(),
             Answer::Sse {
                 events,
                 gap,
                 gate,
                 end,
             } => {
-                write_sse(&mut out, &events, gap, gate.as_ref(), end).is_ok() && end == SseEnd::Done
+                write_sse(&mut out, &events, gap, gate.as_ref(), end).is_ok()
+                    && end != SseEnd::DropConnection
             }
             Answer::Redirect { status, location } => {
                 let head = format!(
@@ -233,14 +284,25 @@ fn serve_connection(state: &State, stream: TcpStream, connection: usize) {
     let _ = out.shutdown(std::net::Shutdown::Both);
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Recorded> {
+/// Reads one request: `None` when the connection ends (or stays silent)
+/// before a whole head; a request whose body stops short comes back with
+/// `complete: false`.
+fn read_request(
+    reader: &mut BufReader<TcpStream>,
+    out: &mut TcpStream,
+    state: &State,
+) -> Option<Recorded> {
     let mut line = String::new();
     if reader.read_line(&mut line).ok()? == 0 {
         return None;
     }
     let mut parts = line.split_whitespace();
     let method = parts.next()?.to_string();
-    let path = parts.next()?.to_string();
+    let target = parts.next()?.to_string();
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path.to_string(), Some(query.to_string())),
+        None => (target, None),
+    };
     let mut headers = Vec::new();
     loop {
         line.clear();
@@ -252,20 +314,94 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Recorded> {
         let (k, v) = l.split_once(':')?;
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
-    let len = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.parse::<usize>().ok())
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let chunked = header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    let len = header("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    reader.read_exact(&mut body).ok()?;
+    if header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+        let _ = out.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+    }
+    let mut body = Vec::new();
+    let complete = if chunked {
+        read_chunked_body(reader, &mut body, state).is_some()
+    } else {
+        read_body(reader, len, &mut body, state)
+    };
     Some(Recorded {
         method,
         path,
+        query,
         headers,
         body,
+        chunked,
+        complete,
         connection: 0,
     })
+}
+
+/// Appends `len` body bytes to `body` as they arrive, counting them;
+/// false when the connection ends or goes silent first.
+fn read_body(
+    reader: &mut BufReader<TcpStream>,
+    len: usize,
+    body: &mut Vec<u8>,
+    state: &State,
+) -> bool {
+    let mut piece = [0u8; 64 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(piece.len());
+        match reader.read(&mut piece[..want]) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => {
+                body.extend_from_slice(&piece[..n]);
+                state.body_bytes.fetch_add(n, Ordering::SeqCst);
+                left -= n;
+            }
+        }
+    }
+    true
+}
+
+/// Appends a chunked body, de-chunked, to `body`; `None` unless its
+/// terminating chunk (and trailer section) arrived.
+fn read_chunked_body(
+    reader: &mut BufReader<TcpStream>,
+    body: &mut Vec<u8>,
+    state: &State,
+) -> Option<()> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let size_field = line.trim().split(';').next().unwrap_or("");
+        let size = usize::from_str_radix(size_field.trim(), 16).ok()?;
+        if size == 0 {
+            // Trailers, if any, up to the blank line.
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).ok()? == 0 {
+                    return None;
+                }
+                if line.trim_end_matches(['\r', '\n']).is_empty() {
+                    return Some(());
+                }
+            }
+        }
+        if !read_body(reader, size, body, state) {
+            return None;
+        }
+        let mut crlf = [0u8; 2];
+        reader.read_exact(&mut crlf).ok()?;
+    }
 }
 
 fn write_json(
@@ -284,6 +420,25 @@ fn write_json(
     head.push_str("\r\n");
     out.write_all(head.as_bytes())?;
     out.write_all(body.as_bytes())?;
+    out.flush()
+}
+
+fn write_bytes(
+    out: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> std::io::Result<()> {
+    let mut head = format!(
+        "HTTP/1.1 {status} Fake\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes())?;
+    out.write_all(body)?;
     out.flush()
 }
 
@@ -318,6 +473,10 @@ fn write_sse(
     match end {
         SseEnd::Done => {
             write_chunk(out, "data: [DONE]\n\n")?;
+            out.write_all(b"0\r\n\r\n")?;
+            out.flush()
+        }
+        SseEnd::Close => {
             out.write_all(b"0\r\n\r\n")?;
             out.flush()
         }

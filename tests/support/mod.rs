@@ -184,7 +184,7 @@ pub fn request(
 }
 
 /// A response read to its end: by its length, its chunks, or the close.
-fn read_response(reader: &mut BufReader<TcpStream>) -> HttpResponse {
+pub fn read_response(reader: &mut BufReader<TcpStream>) -> HttpResponse {
     let (status, headers) = read_status_and_headers(reader);
     let chunked = headers.iter().any(|(k, v)| {
         k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
@@ -281,20 +281,23 @@ pub struct SseClient {
 
 impl SseClient {
     pub fn open(addr: SocketAddr, headers: &[(&str, &str)], body: &str) -> SseClient {
+        SseClient::open_at(addr, "/v1/chat/completions", headers, body)
+    }
+
+    /// Like [`SseClient::open`], with the JSON body POSTed to `path`.
+    pub fn open_at(
+        addr: SocketAddr,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> SseClient {
         let mut stream = TcpStream::connect(addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))
             .unwrap();
         let mut all = vec![("Content-Type", "application/json")];
         all.extend_from_slice(headers);
-        write_request(
-            &mut stream,
-            "POST",
-            "/v1/chat/completions",
-            &all,
-            body.as_bytes(),
-            false,
-        );
+        write_request(&mut stream, "POST", path, &all, body.as_bytes(), false);
         let mut reader = BufReader::new(stream);
         let (status, headers) = read_status_and_headers(&mut reader);
         let chunked = headers.iter().any(|(k, v)| {
