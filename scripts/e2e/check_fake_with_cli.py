@@ -4,7 +4,8 @@ Anthropic API against the real `claude` CLI (new session, resumes, system
 prompt, aliases, OAuth token, bad key, a tool loop through a stdio MCP
 server with parallel calls, --json-schema, an image sent as stream-json) and
 against plain HTTP; the fake
-OpenAI API against the official `openai` SDK. Prints what the CLI sent
+OpenAI API against the official `openai` SDK (chat, and the routes the relay
+tests use: Responses, embeddings, models, files, audio, DELETEs). Prints what the CLI sent
 (paths, header names, model names for the aliases) and `N passed, M failed`.
 
 Run with the e2e venv's python: .cache/e2e/venv/bin/python scripts/e2e/check_fake_with_cli.py
@@ -384,6 +385,73 @@ def main():
             else:
                 raise AssertionError("no AuthenticationError")
 
+        def fake_openai_relay_routes_with_sdk():
+            # The routes the relay tests use, each parsed by the SDK, and
+            # what the records say (key fingerprint, query, sizes).
+            import hashlib
+            import openai
+            key = "sk-e2e-good"
+            client = openai.OpenAI(base_url=oai.url, api_key=key, max_retries=0)
+            before = len(oai.records)
+            r = client.responses.create(model="gpt-4o-mini", input="hello")
+            check(r.output_text == "responses model=gpt-4o-mini input=hello"
+                  and r.status == "completed", r)
+            events = list(client.responses.create(model="m", input="two words",
+                                                  stream=True))
+            check(events[0].type == "response.created"
+                  and events[-1].type == "response.completed"
+                  and "".join(e.delta for e in events
+                              if e.type == "response.output_text.delta")
+                  == "responses model=m input=two words", [e.type for e in events])
+            check(oai.records[-1]["sse"].count(b"event: ") == len(events)
+                  and b"[DONE]" not in oai.records[-1]["sse"], oai.records[-1]["events"])
+            with client.responses.stream(model="m", input=[
+                    {"role": "user", "content": "helper"}]) as stream:
+                for _ in stream:
+                    pass
+                check(stream.get_final_response().output_text
+                      == "responses model=m input=helper", "responses.stream")
+            for fmt in (openai.omit, "float"):  # omitted: the SDK asks for base64
+                e = client.embeddings.create(model="e", input=["a", "b"],
+                                             encoding_format=fmt)
+                check([d.embedding for d in e.data] == [fake_openai.embedding_vector("a"),
+                                                        fake_openai.embedding_vector("b")],
+                      (fmt, e))
+            m = client.models.retrieve("gpt-4o", extra_query={"x": "1"})
+            check(m.id == "gpt-4o" and oai.records[-1]["query"] == "x=1", oai.records[-1])
+            check(client.models.delete("ft-x").deleted, "models.delete")
+            try:
+                client.models.retrieve("missing-x")
+            except openai.NotFoundError as e:
+                check(e.code == "model_not_found", e)
+            else:
+                raise AssertionError("no NotFoundError for missing-x")
+            data = os.urandom(3 * 1024 * 1024 + 17) + b"\r\n--not-the-boundary"
+            f = client.files.create(file=("up.bin", data), purpose="batch")
+            rec = oai.records[-1]
+            check(f.bytes == len(data) and f.filename == "up.bin" and f.purpose == "batch"
+                  and rec["file_sha256"] == hashlib.sha256(data).hexdigest()
+                  and rec["multipart_complete"], rec)
+            check(client.files.delete("file-x").deleted, "files.delete")
+            raw = client.audio.speech.with_raw_response.create(model="tts-1", voice="v",
+                                                               input="hi")
+            check(raw.content == fake_openai.speech_bytes("hi", "v")
+                  and raw.headers["content-type"] == "audio/mpeg", raw.headers)
+            try:
+                client.batches.list()
+            except openai.NotFoundError:
+                pass
+            else:
+                raise AssertionError("no 404 for an unknown route")
+            recs = oai.records[before:]
+            check({r["key_fp"] for r in recs} == {fake_openai.key_fingerprint(key)}
+                  and all(key not in json.dumps({k: v for k, v in r.items() if k != "sse"})
+                          for r in recs), "the records hold the key or another one")
+            check([(r["method"], r["path"]) for r in recs][-5:] == [
+                ("GET", "/v1/models/missing-x"), ("POST", "/v1/files"),
+                ("DELETE", "/v1/files/file-x"), ("POST", "/v1/audio/speech"),
+                ("GET", "/v1/batches")], [(r["method"], r["path"]) for r in recs])
+
         def tool_loop_parallel_calls():
             # One message with three tool_use blocks (parallel calls), the MCP
             # server runs them, the results come back in one user message and
@@ -500,6 +568,7 @@ def main():
         suite.run("fake_anthropic_plain_http", fake_answers_plain_http)
         suite.run("fake_anthropic_tools_plain_http", fake_tools_plain_http)
         suite.run("fake_openai_with_sdk", fake_openai_with_sdk)
+        suite.run("fake_openai_relay_routes_with_sdk", fake_openai_relay_routes_with_sdk)
 
         print(f"paths the CLI used: {paths}")
         print(f"header names it sent: {names}")

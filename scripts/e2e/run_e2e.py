@@ -6,7 +6,10 @@ Agents SDK (one tool run), and two local fakes for the upstreams
 (fake_anthropic.py behind the CLI, fake_openai.py behind the passthrough).
 Tool calls, images and structured output in Claude Code mode are steered by
 words the fake API reacts to (see its docstring): "weather in <City>",
-"time in <Zone>".
+"time in <Zone>". The relay tests (relay_*) call the other OpenAI routes
+(Responses, embeddings, models, files, audio, DELETEs) through the
+passthrough against fake_openai.py; claude_base_url_* use the /claude/v1
+base URL without the X-Claude-Code header.
 
     SERVER_BIN=target/x86_64-unknown-linux-gnu/release/claude-cli-api \\
         .cache/e2e/venv/bin/python scripts/e2e/run_e2e.py [name-filter ...]
@@ -18,6 +21,7 @@ tracebacks and the fakes' request log; E2E_KEEP=1 keeps the temp directory
 """
 
 import base64
+import http.client
 import json
 import os
 import re
@@ -182,6 +186,7 @@ class Ctx:
         self.anthropic = anthropic
         self.openai = openai_fake
         self.main = None
+        self.relay = None  # the relay tests' server, started by the first of them
 
     def new_dirs(self, name):
         dirs = {k: tempfile.mkdtemp(prefix=f"{name}-{k}-", dir=self.tmp)
@@ -781,6 +786,453 @@ def test_node_sdk_stream(ctx):
     check(result["finish"] == ["stop"] and is_uuid4(result["sessionId"]), result)
 
 
+# --- the relay of every /v1/ route, and Claude Code mode by base URL --------
+#
+# The fake upstream (fake_openai.py) answers the Responses API, embeddings,
+# models/{id}, files (multipart, counted as it arrives), audio speech (binary)
+# and DELETEs, and records each request (method, path, query, header names,
+# the key's fingerprint, never the key). The relay tests share one server
+# without the per-IP limit (they make many quick requests).
+
+CLAUDE_MODELS = ["claude-opus-4-6", "claude-sonnet-4-6", "claude-haiku-4-5"]
+CLIENT_OPENAI_KEY = "sk-e2e-client-openai-key"  # sent as X-OpenAI-API-Key
+SECOND_API_KEY = "sk-cca-e2e-second-client-key-42"
+RESPONSES_EVENTS = ["response.created", "response.in_progress", "response.output_item.added",
+                    "response.content_part.added"]
+RESPONSES_END = ["response.output_text.done", "response.content_part.done",
+                 "response.output_item.done", "response.completed"]
+
+
+def relay_server(ctx):
+    """The shared server of the relay tests (started by the first of them)."""
+    if getattr(ctx, "relay", None) is None or ctx.relay.proc.poll() is not None:
+        ctx.relay = Server(ctx, "relay", extra_env={
+            "RATE_LIMIT_PER_IP": "0", "RATE_LIMIT_PER_SESSION": "0",
+            "WARM_MIN_FREE_MB": "0"}).start()
+    return ctx.relay
+
+
+def relayed(raw):
+    check(raw.headers.get("x-backend-mode") == "openai-passthrough",
+          f"X-Backend-Mode {raw.headers.get('x-backend-mode')!r}: {dict(raw.headers)}")
+
+
+def one_record(ctx, since, method, path):
+    """The one request the fake saw since `since`, which must be `method path`."""
+    recs = ctx.openai.records_since(since)
+    check(len(recs) == 1 and recs[0]["method"] == method and recs[0]["path"] == path,
+          f"expected the fake to see {method} {path} once, it saw "
+          f"{[(r['method'], r['path'], r['query']) for r in recs]}")
+    return recs[0]
+
+
+def test_relay_responses(ctx):
+    """responses.create not streamed and streamed (stream=True and the SDK's
+    responses.stream helper): the text arrives, the events come in the
+    Responses order, the fake saw POST /v1/responses with the SDK's body."""
+    client = relay_server(ctx).client()
+    since = ctx.openai.count()
+    raw = client.responses.with_raw_response.create(model="gpt-4o-mini", input="Say hello",
+                                                    instructions="Be brief.")
+    relayed(raw)
+    r = raw.parse()
+    check(r.output_text == "responses model=gpt-4o-mini input=Say hello", r.output_text)
+    check(r.status == "completed" and r.usage.total_tokens > 0, r)
+    check(raw.headers.get("openai-version") and raw.headers.get("x-ratelimit-remaining-requests"),
+          f"the upstream's openai-*/x-ratelimit-* headers are missing: {dict(raw.headers)}")
+    rec = one_record(ctx, since, "POST", "/v1/responses")
+    check(rec["body"] == {"model": "gpt-4o-mini", "input": "Say hello",
+                          "instructions": "Be brief."}, f"the fake got {rec['body']}")
+    check(rec["key_ok"] and rec["headers"].get("content-type", "").startswith("application/json"),
+          rec)
+
+    since = ctx.openai.count()
+    events = list(client.responses.create(model="gpt-4o-mini", stream=True,
+                                          input=[{"role": "user", "content": "Stream it"}]))
+    types = [e.type for e in events]
+    deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+    want = "responses model=gpt-4o-mini input=Stream it"
+    check(types == RESPONSES_EVENTS + ["response.output_text.delta"] * len(deltas)
+          + RESPONSES_END and len(deltas) > 1, f"event types {types}")
+    check("".join(deltas) == want, deltas)
+    check(events[-1].response.output_text == want, events[-1])
+    rec = one_record(ctx, since, "POST", "/v1/responses")
+    check(rec["stream"] and rec["body"]["input"] == [{"role": "user", "content": "Stream it"}],
+          rec["body"])
+
+    with client.responses.stream(model="gpt-4o-mini", input="With the helper") as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    check(text == final.output_text == "responses model=gpt-4o-mini input=With the helper",
+          (text, final.output_text))
+
+
+def test_relay_responses_sse_as_sent(ctx):
+    """The Responses SSE comes back byte for byte as the upstream sent it (no
+    [DONE] added) and event by event: the first delta arrives while the
+    upstream still pauses before the rest."""
+    srv = relay_server(ctx)
+    since = ctx.openai.count()
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    try:
+        body = json.dumps({"model": "gpt-4o-mini", "input": "PAUSE then go", "stream": True})
+        conn.request("POST", "/v1/responses", body=body, headers={
+            "Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json",
+            "Accept": "text/event-stream"})
+        resp = conn.getresponse()
+        if resp.status != 200:
+            raise AssertionError(f"status {resp.status}: {resp.read()[:300]!r}")
+        check(resp.getheader("content-type", "").startswith("text/event-stream"),
+              resp.getheaders())
+        check(resp.getheader("x-backend-mode") == "openai-passthrough", resp.getheaders())
+        got, first_delta = b"", None
+        started = time.monotonic()
+        while True:
+            line = resp.readline()
+            if not line:
+                break
+            got += line
+            if first_delta is None and line.startswith(b"event: response.output_text.delta"):
+                first_delta = time.monotonic() - started
+        took = time.monotonic() - started
+    finally:
+        conn.close()
+    rec = one_record(ctx, since, "POST", "/v1/responses")
+    check(got == rec["sse"], f"the stream differs from what the upstream sent: got "
+          f"{len(got)} bytes, sent {len(rec['sse'])}; got ends {got[-200:]!r}")
+    check(b"[DONE]" not in got, "a [DONE] was added")
+    check(first_delta is not None and took - first_delta >= fake_openai.PAUSE_S * 0.6,
+          f"the first delta came {first_delta}s in, the end {took:.2f}s in: not flushed per "
+          f"event")
+
+
+def test_relay_embeddings(ctx):
+    """embeddings.create (the SDK asks for base64 and decodes it) and with
+    encoding_format=float: the fake's vectors come back, with the upstream's
+    rate-limit headers."""
+    client = relay_server(ctx).client()
+    since = ctx.openai.count()
+    raw = client.embeddings.with_raw_response.create(model="text-embedding-3-small",
+                                                     input=["alpha", "beta"])
+    relayed(raw)
+    e = raw.parse()
+    check([d.embedding for d in e.data] == [fake_openai.embedding_vector("alpha"),
+                                            fake_openai.embedding_vector("beta")], e.data)
+    check(e.model == "text-embedding-3-small" and e.usage.total_tokens == 2, e)
+    check(raw.headers.get("x-ratelimit-remaining-requests") == "499", dict(raw.headers))
+    rec = one_record(ctx, since, "POST", "/v1/embeddings")
+    check(rec["body"].get("encoding_format") == "base64"
+          and rec["body"].get("input") == ["alpha", "beta"], rec["body"])
+    e = client.embeddings.create(model="text-embedding-3-small", input="gamma",
+                                 encoding_format="float")
+    check(e.data[0].embedding == fake_openai.embedding_vector("gamma"), e.data)
+
+
+def test_relay_models_retrieve(ctx):
+    """models.retrieve of an OpenAI id is relayed (the fake saw GET
+    /v1/models/gpt-4o, with the query string); a Claude id is answered by
+    the server itself (the fake saw nothing); the upstream's 404 comes back."""
+    client = relay_server(ctx).client()
+    since = ctx.openai.count()
+    raw = client.models.with_raw_response.retrieve("gpt-4o", extra_query={"e2e": "q 1"})
+    relayed(raw)
+    m = raw.parse()
+    check((m.id, m.owned_by) == ("gpt-4o", "fake-openai"), m)
+    rec = one_record(ctx, since, "GET", "/v1/models/gpt-4o")
+    check(rec["query"] == "e2e=q+1", f"query {rec['query']!r}")
+    since = ctx.openai.count()
+    for model in CLAUDE_MODELS:
+        m = client.models.retrieve(model)
+        check(m.model_dump(exclude_none=True) == {"id": model, "object": "model",
+                                                  "created": 1700000000,
+                                                  "owned_by": "anthropic"}, m)
+    check(ctx.openai.records_since(since) == [],
+          f"a Claude id reached the upstream: {ctx.openai.records_since(since)}")
+    try:
+        client.models.retrieve("missing-model")
+    except openai.NotFoundError as e:
+        check(e.code == "model_not_found", f"code {e.code!r}")
+    else:
+        raise AssertionError("expected openai.NotFoundError for the upstream's 404")
+    one_record(ctx, since, "GET", "/v1/models/missing-model")
+
+
+def vm_rss(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def test_relay_file_upload_rss(ctx):
+    """files.create with a 25 MB file (multipart): the fake receives all of it
+    (size and sha256) and answers bytes=25 MB, while the server's RSS,
+    sampled every 50 ms during the upload, stays within 8 MB of its value
+    before (the body is streamed, not buffered)."""
+    import hashlib
+    import threading
+    srv = Server(ctx, "upload", extra_env={"RATE_LIMIT_PER_IP": "0"}).start()
+    try:
+        client = srv.client()
+        warm = client.files.create(file=("warm.jsonl", b'{"x": 1}\n' * 100_000),
+                                   purpose="batch")
+        check(warm.bytes == 900_000, warm)
+        data = os.urandom(25 * 1024 * 1024)
+        time.sleep(0.2)
+        before = vm_rss(srv.proc.pid)
+        samples, done = [], threading.Event()
+
+        def sample():
+            while not done.is_set():
+                samples.append(vm_rss(srv.proc.pid))
+                done.wait(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        since = ctx.openai.count()
+        sampler.start()
+        try:
+            raw = client.files.with_raw_response.create(file=("big.bin", data),
+                                                        purpose="user_data")
+        finally:
+            done.set()
+            sampler.join()
+        relayed(raw)
+        f = raw.parse()
+        check(f.bytes == len(data) and f.filename == "big.bin" and f.purpose == "user_data", f)
+        rec = one_record(ctx, since, "POST", "/v1/files")
+        check(rec["file_bytes"] == len(data)
+              and rec["file_sha256"] == hashlib.sha256(data).hexdigest()
+              and rec["multipart_complete"], {k: rec.get(k) for k in (
+                  "file_bytes", "body_bytes", "multipart_complete", "headers")})
+        check(rec["headers"].get("content-type", "").startswith("multipart/form-data"),
+              rec["headers"])
+        check(len(samples) >= 4, f"only {len(samples)} RSS samples during the upload")
+        grew = max(samples) - before
+        check(grew <= 8 * 1024 * 1024,
+              f"RSS grew by {grew / 1048576:.1f} MB during a 25 MB upload "
+              f"(before {before / 1048576:.1f} MB, samples in MB "
+              f"{[round(s / 1048576, 1) for s in samples]})")
+    finally:
+        srv.stop()
+
+
+def test_relay_audio_speech(ctx):
+    """audio.speech.create: the exact bytes (binary) with Content-Type
+    audio/mpeg and the upstream's Content-Disposition, whole and streamed."""
+    client = relay_server(ctx).client()
+    want = fake_openai.speech_bytes("Hello from the relay", "alloy")
+    since = ctx.openai.count()
+    raw = client.audio.speech.with_raw_response.create(model="tts-1", voice="alloy",
+                                                       input="Hello from the relay")
+    relayed(raw)
+    check(raw.content == want, f"{len(raw.content)} bytes, not the {len(want)} sent")
+    check(raw.headers.get("content-type") == "audio/mpeg", dict(raw.headers))
+    check(raw.headers.get("content-disposition") == 'attachment; filename="speech.mp3"',
+          dict(raw.headers))
+    one_record(ctx, since, "POST", "/v1/audio/speech")
+    with client.audio.speech.with_streaming_response.create(
+            model="tts-1", voice="alloy", input="Hello from the relay") as resp:
+        got = b"".join(resp.iter_bytes())
+    check(got == want, f"streamed: {len(got)} bytes")
+
+
+def test_relay_delete(ctx):
+    """files.delete and models.delete: the DELETE reaches the fake and its
+    answer comes back."""
+    client = relay_server(ctx).client()
+    since = ctx.openai.count()
+    raw = client.files.with_raw_response.delete("file-e2e123")
+    relayed(raw)
+    d = raw.parse()
+    check(d.id == "file-e2e123" and d.deleted, d)
+    one_record(ctx, since, "DELETE", "/v1/files/file-e2e123")
+    since = ctx.openai.count()
+    d = client.models.delete("ft-e2e-model")
+    check(d.id == "ft-e2e-model" and d.deleted, d)
+    one_record(ctx, since, "DELETE", "/v1/models/ft-e2e-model")
+
+
+def test_relay_key_rules(ctx):
+    """On routes other than chat (a server with API_KEYS): the client's
+    X-OpenAI-API-Key goes upstream as the bearer key, else the server's
+    OPENAI_API_KEY; the client's own key (API_KEYS) never does; the OpenAI-*
+    headers travel, X-OpenAI-API-Key and other headers do not; a request
+    without a server key gets 401 and nothing reaches the fake; the
+    upstream's 401 comes back."""
+    fp = fake_openai.key_fingerprint
+    srv = Server(ctx, "relay-keys", extra_env={
+        "API_KEY": "", "API_KEYS": f"{API_KEY},{SECOND_API_KEY}",
+        "RATE_LIMIT_PER_IP": "0"}).start()
+    start = ctx.openai.count()
+    try:
+        client = srv.client(api_key=SECOND_API_KEY)
+        since = ctx.openai.count()
+        raw = client.embeddings.with_raw_response.create(
+            model="text-embedding-3-small", input="keys",
+            extra_headers={"X-OpenAI-API-Key": CLIENT_OPENAI_KEY,
+                           "OpenAI-Organization": "org-e2e", "OpenAI-Project": "proj_e2e",
+                           "OpenAI-Beta": "assistants=v2", "X-E2E-Private": "not-for-upstream"})
+        relayed(raw)
+        rec = one_record(ctx, since, "POST", "/v1/embeddings")
+        check(rec["key_fp"] == fp(CLIENT_OPENAI_KEY),
+              f"with X-OpenAI-API-Key the fake saw key {rec['key_fp']}, not the client's "
+              f"{fp(CLIENT_OPENAI_KEY)} (the server's is {fp(OPENAI_KEY)})")
+        check({k: rec["headers"].get(k) for k in ("openai-organization", "openai-project",
+                                                   "openai-beta")} ==
+              {"openai-organization": "org-e2e", "openai-project": "proj_e2e",
+               "openai-beta": "assistants=v2"}, f"headers upstream: {rec['headers']}")
+        check("x-openai-api-key" not in rec["header_names"]
+              and "x-e2e-private" not in rec["header_names"],
+              f"header names upstream: {rec['header_names']}")
+
+        since = ctx.openai.count()
+        client.files.delete("file-keys")
+        rec = one_record(ctx, since, "DELETE", "/v1/files/file-keys")
+        check(rec["key_fp"] == fp(OPENAI_KEY),
+              f"without X-OpenAI-API-Key the fake saw {rec['key_fp']}, not the server's "
+              f"{fp(OPENAI_KEY)}")
+        r = client.responses.create(model="gpt-4o-mini", input="k",
+                                    extra_headers={"X-OpenAI-API-Key": CLIENT_OPENAI_KEY})
+        check(r.output_text == "responses model=gpt-4o-mini input=k", r.output_text)
+        check(ctx.openai.records_since(since)[-1]["key_fp"] == fp(CLIENT_OPENAI_KEY),
+              ctx.openai.records_since(since)[-1])
+
+        try:
+            client.embeddings.create(model="text-embedding-3-small", input="bad",
+                                     extra_headers={"X-OpenAI-API-Key": "sk-bad-e2e-client"})
+        except openai.AuthenticationError as e:
+            check(e.code == "invalid_api_key", f"code {e.code!r}: {e}")
+        else:
+            raise AssertionError("expected the upstream's 401")
+
+        since = ctx.openai.count()
+        try:
+            srv.client(api_key="sk-cca-e2e-not-a-client-key").files.delete("file-nokey")
+        except openai.AuthenticationError:
+            pass
+        else:
+            raise AssertionError("expected 401 with a key that is not in API_KEYS")
+        status, _ = raw_request(srv, "DELETE", "/v1/files/file-nokey", auth=None)
+        check(status == 401, f"no key: status {status}")
+        check(ctx.openai.records_since(since) == [],
+              f"unauthorised requests reached the upstream: {ctx.openai.records_since(since)}")
+        seen = {r["key_fp"] for r in ctx.openai.records_since(start)}
+        check(not seen & {fp(API_KEY), fp(SECOND_API_KEY)},
+              "the server's own client key reached the upstream")
+    finally:
+        srv.stop()
+
+
+def raw_request(srv, method, path, body=b"", auth=API_KEY):
+    """One request with the path sent exactly as given (http.client does not
+    normalise it): (status, body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        if auth:
+            conn.putheader("Authorization", f"Bearer {auth}")
+        if body:
+            conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body or None)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+TRAVERSALS = ["/v1/../health", "/v1/./models", "/v1/files/%2e%2e/x", "/v1/a%2Fb",
+              "/v1//files", "/v1/files/..%2fx", "/v1/files/%2E%2E/x", "/v1/models/..",
+              "/v1/files/x/.", "/v1/a%5cb", "/v1/a\\b", "/v1/..%5Cx", "/v1/files/%2e"]
+
+
+def test_relay_path_traversal(ctx):
+    """Raw requests (no SDK normalises them) with `.`/`..` segments, empty
+    segments, backslashes and encoded dots/slashes/backslashes: each is 400
+    invalid_path and none reaches the fake."""
+    srv = relay_server(ctx)
+    since = ctx.openai.count()
+    bad = []
+    for method, path in [("GET", p) for p in TRAVERSALS] + [
+            ("POST", "/v1/files/../chat/completions"), ("DELETE", "/v1/files/%2e%2e%2fmodels")]:
+        body = b'{"model":"gpt-4o-mini","messages":[]}' if method == "POST" else b""
+        status, data = raw_request(srv, method, path, body=body)
+        try:
+            code = json.loads(data)["error"]["code"]
+        except (ValueError, KeyError, TypeError):
+            code = None
+        if status != 400 or code != "invalid_path":
+            bad.append(f"{method} {path}: {status} {data[:120]!r}")
+    check(not bad, "not refused as invalid_path:\n  " + "\n  ".join(bad))
+    seen = ctx.openai.records_since(since)
+    check(not seen, f"the upstream saw {[(r['method'], r['path']) for r in seen]}")
+
+
+def claude_base_client(srv, **kw):
+    """An SDK client that can set a base URL and a key, nothing more."""
+    return openai.OpenAI(base_url=srv.url("/claude/v1"), api_key=API_KEY, max_retries=0,
+                         timeout=60, **kw)
+
+
+def test_claude_base_url_chat(ctx):
+    """base_url .../claude/v1 and no X-Claude-Code header: the real claude CLI
+    answers (X-Backend-Mode claude-code, a new session), the session header
+    continues it, a stream works too, and nothing goes to OpenAI."""
+    srv = relay_server(ctx)
+    sent = []
+    http_client = openai.DefaultHttpxClient(event_hooks={
+        "request": [lambda rq: sent.append({k.lower() for k in rq.headers.keys()})]})
+    client = claude_base_client(srv, http_client=http_client)
+    since = ctx.openai.count()
+    try:
+        raw = client.chat.completions.with_raw_response.create(model="sonnet",
+                                                               messages=USER_HI)
+        c = raw.parse()
+        check(raw.headers.get("x-backend-mode") == "claude-code", dict(raw.headers))
+        sid = raw.headers.get("x-claude-session-id")
+        check(is_uuid4(sid) and raw.headers.get("x-claude-session-created") == "true",
+              dict(raw.headers))
+        check(text_of(c).startswith("turns=1 system=no model=claude-sonnet"), text_of(c))
+        check(ctx.anthropic.messages_records()[-1]["session_header"] == sid,
+              "the CLI ran under another session id")
+        raw = client.chat.completions.with_raw_response.create(
+            model="sonnet", extra_headers={"X-Claude-Session-ID": sid},
+            messages=USER_HI + [{"role": "assistant", "content": text_of(c)},
+                                {"role": "user", "content": "again"}])
+        check(raw.headers.get("x-claude-session-id") == sid, dict(raw.headers))
+        check(text_of(raw.parse()).startswith("turns=2 "), text_of(raw.parse()))
+        text, finishes, _, _ = read_stream(client.chat.completions.create(
+            model="claude-haiku-4-5", messages=USER_HI, stream=True))
+        check(text.startswith("turns=1 system=no model=claude-haiku") and finishes == ["stop"],
+              (text, finishes))
+    finally:
+        http_client.close()
+    check(all("x-claude-code" not in h for h in sent), f"request headers {sent}")
+    check(ctx.openai.records_since(since) == [],
+          f"OpenAI saw {[(r['method'], r['path']) for r in ctx.openai.records_since(since)]}")
+
+
+def test_claude_base_url_models(ctx):
+    """models.list() under /claude/v1 lists the Claude models; retrieve
+    answers a Claude id and 404 model_not_found for any other; nothing goes
+    to OpenAI."""
+    client = claude_base_client(relay_server(ctx))
+    since = ctx.openai.count()
+    ids = [m.id for m in client.models.list()]
+    check(ids == CLAUDE_MODELS, f"models {ids}")
+    m = client.models.retrieve("claude-haiku-4-5")
+    check((m.id, m.owned_by) == ("claude-haiku-4-5", "anthropic"), m)
+    try:
+        client.models.retrieve("gpt-4o")
+    except openai.NotFoundError as e:
+        check(e.code == "model_not_found", f"code {e.code!r}")
+    else:
+        raise AssertionError("expected openai.NotFoundError for gpt-4o under /claude/v1")
+    check(ctx.openai.records_since(since) == [],
+          f"OpenAI saw {[(r['method'], r['path']) for r in ctx.openai.records_since(since)]}")
+
+
 # --- tools, images, structured output ---------------------------------------
 #
 # The fake API (fake_anthropic.py) answers "weather in <City>" / "time in
@@ -1275,6 +1727,17 @@ TESTS = [
     test_langchain_passthrough,
     test_langchain_claude_session,
     test_node_sdk_stream,
+    test_relay_responses,
+    test_relay_responses_sse_as_sent,
+    test_relay_embeddings,
+    test_relay_models_retrieve,
+    test_relay_file_upload_rss,
+    test_relay_audio_speech,
+    test_relay_delete,
+    test_relay_key_rules,
+    test_relay_path_traversal,
+    test_claude_base_url_chat,
+    test_claude_base_url_models,
     test_oversize_bodies_get_their_413,
     test_tools_sdk_loop,
     test_tools_change_between_turns,
@@ -1331,10 +1794,11 @@ def main():
         ctx.main = Server(ctx, "main", extra_env={"WARM_MIN_FREE_MB": "0"}).start()
         for test in TESTS:
             suite.run(test.__name__[5:], test, ctx)
-        status = ctx.main.stop()
-        if status != 0:
-            suite.failed += 1
-            print(f"FAIL main server exited {status}")
+        for srv in (ctx.main, ctx.relay):
+            status = srv.stop() if srv else 0
+            if status != 0:
+                suite.failed += 1
+                print(f"FAIL {srv.name} server exited {status}")
     except Exception as e:  # a failure outside any test (the server did not start)
         suite.failed += 1
         print(f"FAIL setup: {type(e).__name__}: {e}", flush=True)
