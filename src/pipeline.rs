@@ -123,29 +123,19 @@ fn steps(app: &App, rq: &mut Request, head: &Head, learnt: &mut Learnt) -> Resul
         over_key_limit = over;
     }
     learnt.mode = routes::mode(route, &incoming)?;
-    if route == Route::Relay {
-        // The body streams to the upstream as it arrives: never held here.
-        if let Some(refusal) = over_key_limit {
-            learnt.key_slot = admission::settle_key_limit(
-                app,
-                &incoming,
-                refusal,
-                false,
-                learnt.key_mask.clone(),
-            )?;
-        }
-        return app.passthrough.forward(&incoming, rq.as_reader());
-    }
+    // A relayed body streams to the upstream as it arrives: never held here.
+    let relay = route == Route::Relay;
     // Held for as long as the body is: until the handler has answered.
     let mut body_permit = app.bodies.permit();
-    if head.method == "POST" {
+    if head.method == "POST" && !relay {
         check_content_type(incoming.header("Content-Type"))?;
         let limit = app.config.max_body_bytes;
         incoming.body = read_body(rq, limit, app.config.body_timeout, &mut body_permit)?;
     }
     if let Some(refusal) = over_key_limit {
-        let carries_results =
-            learnt.mode == Some(Mode::ClaudeCode) && routes::carries_tool_results(&incoming.body);
+        let carries_results = learnt.mode == Some(Mode::ClaudeCode)
+            && !relay
+            && routes::carries_tool_results(&incoming.body);
         learnt.key_slot = admission::settle_key_limit(
             app,
             &incoming,
@@ -153,6 +143,9 @@ fn steps(app: &App, rq: &mut Request, head: &Head, learnt: &mut Learnt) -> Resul
             carries_results,
             learnt.key_mask.clone(),
         )?;
+    }
+    if relay {
+        return app.passthrough.forward(&incoming, rq.as_reader());
     }
     routes::handle(app, route, learnt.mode, &incoming)
 }
