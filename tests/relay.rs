@@ -418,6 +418,21 @@ fn a_binary_answer_comes_back_byte_for_byte() {
 }
 
 #[test]
+fn a_download_larger_than_any_buffer_is_copied_through_whole() {
+    // 40 MB: over the 32 MB a chat answer may have; a file's contents are
+    // copied to the client as they arrive, not held.
+    let contents = binary(40 * 1024 * 1024);
+    let fake = FakeOpenAi::start(Answer::Bytes {
+        status: 200,
+        headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+        body: contents.clone(),
+    });
+    let srv = server_for(&fake, &[]);
+    let r = request(srv.addr, "GET", "/v1/files/file-abc/content", &[], b"");
+    assert_relayed(&r, 200, &contents, "file content");
+}
+
+#[test]
 fn delete_a_file_is_relayed() {
     let fake = FakeOpenAi::start(Answer::json(200, FILE_DELETED));
     let srv = server_for(&fake, &[]);

@@ -89,6 +89,12 @@ pub trait StreamBody: Send {
 pub enum Body {
     Full(Vec<u8>),
     Stream(Box<dyn StreamBody>),
+    /// Bytes copied from a reader as they come (a relayed download), with
+    /// their length when known (else the answer is chunked).
+    Reader {
+        reader: Box<dyn std::io::Read + Send>,
+        length: Option<u64>,
+    },
 }
 
 /// What a handler answers. Common headers (request id, security, CORS)

@@ -38,6 +38,19 @@ pub fn send(rq: tiny_http::Request, reply: Reply, work_done: impl FnOnce()) -> S
             }
             None
         }
+        Body::Reader { reader, length } => {
+            let headers = headers
+                .iter()
+                .filter_map(|(k, v)| Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
+                .collect();
+            let length = length.and_then(|n| usize::try_from(n).ok());
+            let response = Response::new(status.into(), headers, reader, length, None);
+            if let Err(e) = rq.respond(response) {
+                log::debug!("response write failed: {e}");
+            }
+            work_done();
+            None
+        }
         Body::Stream(events) => {
             let mut sse = SseWriter::start(rq.into_writer(), &headers);
             afterwards.extend(events.write_events(&mut sse));

@@ -4,21 +4,22 @@
 //! (JSON, binary, or an event stream relayed event by event, exactly) and
 //! the headers that say how to read it.
 //!
-//! The body is not buffered: it streams from the client's connection to
-//! the upstream's, within `PASSTHROUGH_MAX_BODY_BYTES`, so an upload of any
-//! size holds a few kilobytes. The path is checked before anything leaves:
+//! Neither body is buffered: the request's streams from the client's
+//! connection to the upstream's, within `PASSTHROUGH_MAX_BODY_BYTES`, and
+//! the answer's back as it arrives, so an upload or a download of any size
+//! holds a few kilobytes. The path is checked before anything leaves:
 //! nothing may climb out of the upstream's `/v1/`.
 
 use std::io::{self, Read};
 
-use ureq::http::header::{CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_TYPE};
+use ureq::http::header::{CONTENT_DISPOSITION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use ureq::http::{Method, Request};
 use ureq::SendBody;
 
 use super::relay::UpstreamStream;
 use super::{check_forwarded, log_failure, relay_whole_with, upstream, Passthrough};
 use crate::error::ApiError;
-use crate::http::{Incoming, Reply};
+use crate::http::{Body, Incoming, Reply};
 
 /// Client headers that travel with a relayed request, besides the key.
 const FORWARDED: &[&str] = &[
@@ -130,8 +131,11 @@ impl Passthrough {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
-        if !response.status().is_success() || !is_event_stream || method == Method::HEAD {
+        if method == Method::HEAD || (is_event_stream && !response.status().is_success()) {
             return relay_whole_with(rq, response, &[CONTENT_DISPOSITION]);
+        }
+        if !is_event_stream {
+            return Ok(relay_as_read(response));
         }
         let (parts, body) = response.into_parts();
         let relay = UpstreamStream::exact(body.into_reader(), rq.request_id.clone());
@@ -145,6 +149,38 @@ impl Passthrough {
         }
         upstream::relay_headers(&parts.headers, &mut reply.headers);
         Ok(reply)
+    }
+}
+
+/// A whole answer copied to the client as it arrives (a file's contents
+/// may be larger than anything worth holding), with the headers that say
+/// how to read it.
+fn relay_as_read(response: ureq::http::Response<ureq::Body>) -> Reply {
+    let (parts, body) = response.into_parts();
+    let length = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut headers = Vec::with_capacity(8);
+    for (name, header) in [
+        ("Content-Type", CONTENT_TYPE),
+        ("Content-Encoding", CONTENT_ENCODING),
+        ("Content-Disposition", CONTENT_DISPOSITION),
+    ] {
+        if let Some(value) = parts.headers.get(header).and_then(|v| v.to_str().ok()) {
+            headers.push((name.to_string(), value.to_string()));
+        }
+    }
+    upstream::relay_headers(&parts.headers, &mut headers);
+    Reply {
+        status: parts.status.as_u16(),
+        headers,
+        body: Body::Reader {
+            reader: Box::new(body.into_reader()),
+            length,
+        },
+        afterwards: Vec::new(),
     }
 }
 
