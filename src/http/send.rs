@@ -14,6 +14,26 @@ pub struct Sent {
     pub afterwards: Vec<Afterwards>,
 }
 
+/// A reader's bytes to the client as they come (chunked when their length
+/// is unknown).
+fn copy_out(
+    rq: tiny_http::Request,
+    status: u16,
+    headers: &[(String, String)],
+    reader: Box<dyn std::io::Read + Send>,
+    length: Option<u64>,
+) {
+    let headers = headers
+        .iter()
+        .filter_map(|(k, v)| Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
+        .collect();
+    let length = length.and_then(|n| usize::try_from(n).ok());
+    let response = Response::new(status.into(), headers, reader, length, None);
+    if let Err(e) = rq.respond(response) {
+        log::debug!("response write failed: {e}");
+    }
+}
+
 /// Writes `reply`. `work_done` runs once the reply's own work is over and
 /// only its last bytes are left to write: whatever it frees is free before
 /// the client can send its next request.
@@ -39,15 +59,7 @@ pub fn send(rq: tiny_http::Request, reply: Reply, work_done: impl FnOnce()) -> S
             None
         }
         Body::Reader { reader, length } => {
-            let headers = headers
-                .iter()
-                .filter_map(|(k, v)| Header::from_bytes(k.as_bytes(), v.as_bytes()).ok())
-                .collect();
-            let length = length.and_then(|n| usize::try_from(n).ok());
-            let response = Response::new(status.into(), headers, reader, length, None);
-            if let Err(e) = rq.respond(response) {
-                log::debug!("response write failed: {e}");
-            }
+            copy_out(rq, status, &headers, reader, length);
             work_done();
             None
         }
