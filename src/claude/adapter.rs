@@ -18,9 +18,9 @@
 use std::sync::Arc;
 
 use log::debug;
-use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::chunks::{finish_reason, keep, usage_json, Chunks};
 use super::events::{BlockDelta, BlockStart, Event, Line, ResultLine, Usage};
 use super::failure;
 use super::redact::{redact, StreamRedactor};
@@ -67,10 +67,9 @@ pub struct TurnCost {
 }
 
 pub struct Adapter {
-    id: String,
-    created: u64,
-    model: String,
-    include_usage: bool,
+    /// What every chunk and the final answer are labelled with, and
+    /// whether chunks are built at all.
+    out: Chunks,
     role_sent: bool,
     started: bool,
     saw_text: bool,
@@ -85,9 +84,6 @@ pub struct Adapter {
     /// duration.
     cost: Option<TurnCost>,
     bad_lines: usize,
-    /// False for a non-streaming request, whose reply is only the final
-    /// `chat.completion`: no chunk is serialized for it.
-    chunks_wanted: bool,
     /// The client's functions the model called, and the structured answer.
     tools: ToolCalls,
     /// The model stopped to have client functions run: the CLI now waits
@@ -102,48 +98,11 @@ pub struct Adapter {
     continuation: bool,
 }
 
-/// One `chat.completion.chunk`, serialized straight from borrowed fields
-/// (a `json!` tree cost a dozen allocations per chunk).
-#[derive(Serialize)]
-struct ChunkBody<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: u64,
-    model: &'a str,
-    choices: [ChunkChoice<'a>; 1],
-    /// `Some(())` writes `"usage":null`, which OpenAI puts in every chunk
-    /// but the last when usage was asked for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    usage: Option<()>,
-}
-
-#[derive(Serialize)]
-struct ChunkChoice<'a> {
-    index: u32,
-    delta: Delta<'a>,
-    finish_reason: Option<&'a str>,
-}
-
-#[derive(Serialize, Default)]
-struct Delta<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    role: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    content: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tool_calls: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    function_call: Option<Value>,
-}
-
 impl Adapter {
     /// `model` is the name the client asked for; it is echoed everywhere.
     pub fn new(completion_id: String, created: u64, model: String, include_usage: bool) -> Adapter {
         Adapter {
-            id: completion_id,
-            created,
-            model,
-            include_usage,
+            out: Chunks::new(completion_id, created, model, include_usage),
             role_sent: false,
             started: false,
             saw_text: false,
@@ -154,7 +113,6 @@ impl Adapter {
             result_seen: false,
             cost: None,
             bad_lines: 0,
-            chunks_wanted: true,
             tools: ToolCalls::new(Arc::new(ToolSpec::default())),
             paused: false,
             streamed_usage: Usage::default(),
@@ -178,7 +136,7 @@ impl Adapter {
     /// For a non-streaming request: the steps and the outcome are the same,
     /// but no chunk is built.
     pub fn without_chunks(mut self) -> Adapter {
-        self.chunks_wanted = false;
+        self.out.wanted = false;
         self
     }
 
@@ -320,9 +278,9 @@ impl Adapter {
         let mut chunks = Vec::new();
         if !self.role_sent {
             self.role_sent = true;
-            keep(&mut chunks, self.role_chunk());
+            keep(&mut chunks, self.out.role());
         }
-        keep(&mut chunks, self.content_chunk(&tail));
+        keep(&mut chunks, self.out.content(&tail));
         self.content.push_str(&tail);
         chunks
     }
@@ -340,11 +298,11 @@ impl Adapter {
         let mut final_chunks = Vec::new();
         if !self.role_sent {
             self.role_sent = true;
-            keep(&mut final_chunks, self.role_chunk());
+            keep(&mut final_chunks, self.out.role());
         }
         let tail = self.redactor.flush();
         if !tail.is_empty() {
-            keep(&mut final_chunks, self.content_chunk(&tail));
+            keep(&mut final_chunks, self.out.content(&tail));
             self.content.push_str(&tail);
         }
         // No partial messages seen (an older CLI, or output without
@@ -352,7 +310,7 @@ impl Adapter {
         if !self.saw_text {
             let text = redact(result.result.as_deref().unwrap_or(""));
             if !text.is_empty() {
-                keep(&mut final_chunks, self.content_chunk(&text));
+                keep(&mut final_chunks, self.out.content(&text));
                 self.content = text;
             }
         }
@@ -361,33 +319,20 @@ impl Adapter {
             .as_deref()
             .or(result.stop_reason.as_deref());
         let finish_reason = finish_reason(stop);
-        keep(
-            &mut final_chunks,
-            self.chunk(Delta::default(), Some(finish_reason)),
-        );
+        keep(&mut final_chunks, self.out.finish(finish_reason));
         let counted = if self.continuation && self.streamed_usage.input_tokens.is_some() {
             self.streamed_usage
         } else {
             result.usage.unwrap_or_default()
         };
         let usage = usage_json(&counted);
-        self.usage_chunk(&usage, &mut final_chunks);
+        self.out.usage(&usage, &mut final_chunks);
         // Built from the released deltas rather than `result.result`: after a
         // `max_tokens` continuation the CLI's result holds only the last
         // message, while the answer (and what a streaming client got) is
         // all of them.
-        let completion = json!({
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": self.content},
-                "finish_reason": finish_reason,
-            }],
-            "usage": usage,
-        });
+        let message = json!({"role": "assistant", "content": self.content});
+        let completion = self.out.completion(message, finish_reason, usage);
         Outcome::Success {
             final_chunks,
             completion,
@@ -401,15 +346,12 @@ impl Adapter {
         let mut final_chunks = self.release_held();
         if !self.role_sent {
             self.role_sent = true;
-            keep(&mut final_chunks, self.role_chunk());
+            keep(&mut final_chunks, self.out.role());
         }
         let finish_reason = self.tools.finish_reason();
-        keep(
-            &mut final_chunks,
-            self.chunk(Delta::default(), Some(finish_reason)),
-        );
+        keep(&mut final_chunks, self.out.finish(finish_reason));
         let usage = usage_json(&self.streamed_usage);
-        self.usage_chunk(&usage, &mut final_chunks);
+        self.out.usage(&usage, &mut final_chunks);
         let content = if self.content.is_empty() {
             Value::Null
         } else {
@@ -418,14 +360,7 @@ impl Adapter {
         let mut message = json!({"role": "assistant", "content": content});
         let (key, calls) = self.tools.message_field();
         message[key] = calls;
-        let completion = json!({
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
-            "usage": usage,
-        });
+        let completion = self.out.completion(message, finish_reason, usage);
         Outcome::Success {
             final_chunks,
             completion,
@@ -461,7 +396,7 @@ impl Adapter {
                     chunks.extend(self.release_held());
                     self.role_chunk_once(&mut chunks);
                     let opening = self.tools.opening_delta(n);
-                    keep(&mut chunks, self.calls_chunk(opening));
+                    keep(&mut chunks, self.out.calls(self.tools.legacy(), opening));
                 }
                 Some(Block::Structured) | None => {}
             },
@@ -472,7 +407,7 @@ impl Adapter {
                 Some(Block::Structured) => self.push_text(&partial_json, &mut chunks),
                 Some(Block::Call(n)) => {
                     let delta = self.tools.arguments_delta(n, &partial_json);
-                    keep(&mut chunks, self.calls_chunk(delta));
+                    keep(&mut chunks, self.out.calls(self.tools.legacy(), delta));
                 }
                 None => {}
             },
@@ -500,7 +435,7 @@ impl Adapter {
         }
         if !self.role_sent {
             self.role_sent = true;
-            keep(&mut chunks, self.role_chunk());
+            keep(&mut chunks, self.out.role());
         }
         if chunks.is_empty() {
             Step::Nothing
@@ -515,7 +450,7 @@ impl Adapter {
         let ready = self.redactor.push(text);
         if !ready.is_empty() {
             self.role_chunk_once(chunks);
-            keep(chunks, self.content_chunk(&ready));
+            keep(chunks, self.out.content(&ready));
             self.content.push_str(&ready);
         }
     }
@@ -523,107 +458,9 @@ impl Adapter {
     fn role_chunk_once(&mut self, chunks: &mut Vec<Vec<u8>>) {
         if !self.role_sent {
             self.role_sent = true;
-            keep(chunks, self.role_chunk());
+            keep(chunks, self.out.role());
         }
     }
-
-    /// A chunk carrying call deltas (`tool_calls`, or `function_call`).
-    fn calls_chunk(&self, delta: Option<Value>) -> Vec<u8> {
-        let Some(delta) = delta else {
-            return Vec::new();
-        };
-        let delta = if self.tools.legacy() {
-            Delta {
-                function_call: Some(delta),
-                ..Delta::default()
-            }
-        } else {
-            Delta {
-                tool_calls: Some(delta),
-                ..Delta::default()
-            }
-        };
-        self.chunk(delta, None)
-    }
-
-    fn role_chunk(&self) -> Vec<u8> {
-        let delta = Delta {
-            role: Some("assistant"),
-            ..Delta::default()
-        };
-        self.chunk(delta, None)
-    }
-
-    fn content_chunk(&self, text: &str) -> Vec<u8> {
-        let delta = Delta {
-            content: Some(text),
-            ..Delta::default()
-        };
-        self.chunk(delta, None)
-    }
-
-    fn chunk(&self, delta: Delta, finish_reason: Option<&str>) -> Vec<u8> {
-        if !self.chunks_wanted {
-            return Vec::new();
-        }
-        let body = ChunkBody {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices: [ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason,
-            }],
-            usage: self.include_usage.then_some(()),
-        };
-        serde_json::to_vec(&body).unwrap_or_default()
-    }
-
-    /// The last chunk of a stream that asked for usage (`include_usage`).
-    fn usage_chunk(&self, usage: &Value, chunks: &mut Vec<Vec<u8>>) {
-        if self.include_usage && self.chunks_wanted {
-            chunks.push(self.bytes(json!({
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [],
-                "usage": usage,
-            })));
-        }
-    }
-
-    fn bytes(&self, body: Value) -> Vec<u8> {
-        serde_json::to_vec(&body).unwrap_or_default()
-    }
-}
-
-/// Adds a chunk unless it is empty (not built: a non-streaming request), so
-/// such a request gets `Step::Nothing` and no list of nothing.
-fn keep(chunks: &mut Vec<Vec<u8>>, chunk: Vec<u8>) {
-    if !chunk.is_empty() {
-        chunks.push(chunk);
-    }
-}
-
-/// Anthropic stop reason → OpenAI finish reason.
-fn finish_reason(stop_reason: Option<&str>) -> &'static str {
-    match stop_reason {
-        Some("max_tokens") => "length",
-        _ => "stop",
-    }
-}
-
-fn usage_json(usage: &Usage) -> Value {
-    let prompt = usage.prompt_tokens();
-    let completion = usage.completion_tokens();
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt.saturating_add(completion),
-    })
 }
 
 #[cfg(test)]

@@ -12,12 +12,13 @@
 use std::time::Instant;
 
 use super::adapter::Adapter;
+use super::cold_start::start_cold;
 use super::history::HistoryHasher;
 use super::process::{CliProcess, Shape};
 use super::prompt::{blocks_line, prompt_blocks, SessionArg};
 use super::run::{CliRun, Progress};
 use super::tools::ToolAnswer;
-use super::turn::{put_away, start_cold, Took, Turn};
+use super::turn::{put_away, Took, Turn};
 use super::validate::{Turn as ChatTurn, ValidChat};
 use super::waiting::{Waiting, WaitingTurns};
 use super::warm::WarmProcesses;

@@ -13,6 +13,8 @@
 //! that.
 
 pub mod adapter;
+mod chunks;
+mod cold_start;
 pub mod events;
 pub mod failure;
 mod follow_up;
@@ -29,8 +31,10 @@ mod resolve;
 pub mod run;
 mod session_id;
 pub mod sessions;
+mod shape;
 mod spares;
 pub mod spawn;
+mod stdin;
 mod stream;
 mod tool_calls;
 pub mod tools;

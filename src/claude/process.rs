@@ -5,23 +5,24 @@
 //! A child started to stay warm keeps its stdin open after its turn and
 //! waits for the next user line; one started cold-only gets EOF right after
 //! its turn and exits once it has answered. What a turn reads from it is
-//! `run`'s business; which idle child is kept is `warm`'s.
+//! `run`'s business; which idle child is kept is `warm`'s; how its stdin
+//! is written, `stdin`'s.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use sha2::{Digest, Sha256};
 
 use super::output::{LineRead, LineReader, StderrHead, StderrReader};
 use super::pool::Slot;
 use super::prompt::Invocation;
 use super::redact::redact;
+pub use super::shape::Shape;
 use super::spawn::{spawn, Process};
+use super::stdin::{interrupter, write_line, Stdin};
 use super::tools::{Bridge, ToolSpec};
 use super::SessionId;
 use crate::config::Config;
@@ -36,37 +37,9 @@ pub const STDOUT_LIMIT: usize = 10 * 1024 * 1024;
 /// about 0.1 s; a hook or an MCP server may hold it longer, not this long.
 pub const EXIT_AFTER_EOF: Duration = Duration::from_secs(10);
 
-/// What a warm child must share with a turn to take it: the model it runs,
-/// the system prompt it read at start and its output schema (as digests),
-/// and the functions it offers, which a child with a bridge can be told to
-/// change (see [`CliProcess::fits`]). The owner, working directory and
-/// environment follow from the session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shape {
-    pub model: &'static str,
-    pub system: Option<[u8; 32]>,
-    pub schema: Option<[u8; 32]>,
-    pub functions: Option<[u8; 32]>,
-}
-
-impl Shape {
-    pub fn new(model: &'static str, system: Option<&str>, tools: &ToolSpec) -> Shape {
-        Shape {
-            model,
-            system: system.map(|text| Sha256::digest(text.as_bytes()).into()),
-            schema: tools.schema_digest(),
-            functions: tools.functions_digest(),
-        }
-    }
-}
-
 /// How long a warm child may take to read a changed tool list (the real
 /// CLI asks for it again 30 to 50 ms after being told).
 const RELIST_WAIT: Duration = Duration::from_secs(2);
-
-/// The child's stdin, shared with the interrupter the supervisor calls. A
-/// long turn is written from a thread that holds the lock meanwhile.
-type Stdin = Arc<Mutex<Option<File>>>;
 
 pub struct CliProcess {
     child: Process,
@@ -422,69 +395,6 @@ pub struct Reaped {
     pub stderr: StderrHead,
     pub exit_code: Option<i32>,
     pub reason: Option<StopReason>,
-}
-
-/// What any pipe takes without blocking: one page. (Linux gives a fresh
-/// pipe 64 KiB, but only a page once its user holds too many pipe pages.)
-const PIPE_CAPACITY: usize = 4096;
-
-/// Writes one line to the child's stdin, closing it afterwards when `eof`.
-/// A line the pipe cannot take at once goes from a thread holding the
-/// lock, so a child that answers before reading all of its input cannot
-/// deadlock the worker.
-fn write_line(stdin: &Stdin, line: String, eof: bool) {
-    if line.len() <= PIPE_CAPACITY {
-        let mut guard = stdin.lock();
-        if let Some(pipe) = guard.as_mut() {
-            let _ = pipe.write_all(line.as_bytes());
-        }
-        if eof {
-            guard.take();
-        }
-        return;
-    }
-    let shared = stdin.clone();
-    let _ = thread::Builder::new()
-        .name("cli-stdin".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            let mut guard = shared.lock();
-            if let Some(pipe) = guard.as_mut() {
-                let _ = pipe.write_all(line.as_bytes());
-            }
-            if eof {
-                guard.take();
-            }
-        });
-}
-
-/// The interrupt the CLI takes on stdin in stream-json mode: it ends the
-/// turn with an error `result` and waits for the next one. Written from a
-/// thread of its own: the supervisor calls this under its lock, and a child
-/// that stopped reading could leave the pipe full. A SIGKILL follows after
-/// the grace whether or not the write got through.
-fn interrupter(stdin: Stdin) -> crate::supervisor::Interrupter {
-    Box::new(move || {
-        // A child whose stdin is closed is being closed, not in a turn:
-        // the supervisor signals it (SIGTERM, then SIGKILL) instead.
-        if stdin.try_lock().is_some_and(|pipe| pipe.is_none()) {
-            return false;
-        }
-        let shared = stdin.clone();
-        thread::Builder::new()
-            .name("cli-interrupt".into())
-            .stack_size(64 * 1024)
-            .spawn(move || {
-                let id = uuid::Uuid::new_v4().simple().to_string();
-                let line = format!(
-                    "{{\"type\":\"control_request\",\"request_id\":\"{id}\",\"request\":{{\"subtype\":\"interrupt\"}}}}\n"
-                );
-                if let Some(pipe) = shared.lock().as_mut() {
-                    let _ = pipe.write_all(line.as_bytes());
-                }
-            })
-            .is_ok()
-    })
 }
 
 /// Writes `text` to `path`, readable by the server's user only.

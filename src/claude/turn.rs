@@ -6,27 +6,25 @@
 //! The order: body validation, CLI present, the conversation (see
 //! `resolve`: a turn waiting for tool results goes to `follow_up`; else a
 //! session lease, by header, by resent history, or new; owner checked,
-//! busy refused), the session's warm child if it fits, else a process slot
-//! (closing an idle warm child rather than queueing) and a new child. The
+//! busy refused), the session's warm child if it fits, else a new child
+//! (`cold_start`). The
 //! session id's form was checked where the header was read. An answer that
 //! ends with client calls leaves the turn waiting ([`Turn::wait_for_results`]).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 
 use super::adapter::Adapter;
+use super::cold_start::{session_arg, start_cold};
 use super::follow_up;
 use super::history::{HistoryDigest, HistoryHasher};
-use super::pool::Slot;
-use super::process::{CliProcess, Shape, StartSpec};
-use super::prompt::{blocks_line, build_invocation, prompt_blocks, SessionArg};
+use super::process::{CliProcess, Shape};
+use super::prompt::{blocks_line, prompt_blocks};
 use super::resolve::{resolve, Conversation};
 use super::run::CliRun;
 use super::sessions::SessionLease;
-use super::tools::Bridge;
 use super::validate::{validate, CallRef, Role, Turn as ChatTurn, ValidChat};
 use super::waiting::{Waiting, WaitingTurns};
 use super::warm::WarmProcesses;
@@ -378,79 +376,6 @@ impl Turn {
     }
 }
 
-/// A new child for the turn: `--session-id` for a new session, `--resume`
-/// for one whose child is gone.
-pub(super) fn start_cold(
-    backend: &ClaudeBackend,
-    cli: &std::path::Path,
-    request: &ChatRequest,
-    chat: &ValidChat,
-    lease: &SessionLease,
-    shape: Shape,
-) -> Result<CliProcess, ApiError> {
-    let slot = acquire_slot(backend).ok_or(ApiError::CapacityExceeded {
-        retry_after_secs: 1,
-    })?;
-    if backend.shutting_down.load(Ordering::SeqCst) {
-        return Err(ApiError::ServerShuttingDown);
-    }
-    let bridge = if chat.tools.offers_functions() {
-        Some(start_bridge(chat, lease)?)
-    } else {
-        None
-    };
-    let mcp_config = bridge
-        .as_ref()
-        .map(|b| b.mcp_config(&backend.config.bridge_exe));
-    let invocation = build_invocation(
-        chat,
-        &session_arg(lease),
-        lease.work_dir(),
-        backend.config.claude_skip_permissions,
-        mcp_config,
-    );
-    CliProcess::start(
-        StartSpec {
-            cli,
-            config: &backend.config,
-            invocation,
-            work_dir: lease.work_dir(),
-            session_id: lease.id(),
-            shape,
-            request_id: &request.incoming.request_id,
-            // A child that may wait for tool results keeps its stdin.
-            keep_open: backend.warm.enabled() || bridge.is_some(),
-            tools: Arc::new(chat.tools.clone()),
-            bridge,
-        },
-        &backend.supervisor,
-        slot,
-    )
-}
-
-fn start_bridge(chat: &ValidChat, lease: &SessionLease) -> Result<Bridge, ApiError> {
-    Bridge::start(lease.work_dir(), chat.tools.mcp_tools()).map_err(|e| {
-        log::error!("cannot open the tool bridge: {e}");
-        ApiError::BackendUnavailable {
-            reason: "the tool bridge for the claude CLI could not be opened.".into(),
-        }
-    })
-}
-
-/// A process slot: a free one; else one an idle warm child gives up (the
-/// least recently used is closed); else a place in the queue.
-fn acquire_slot(backend: &ClaudeBackend) -> Option<Slot> {
-    loop {
-        if let Some(slot) = backend.pool.acquire(std::time::Duration::ZERO) {
-            return Some(slot);
-        }
-        if !backend.warm.evict_oldest() {
-            break;
-        }
-    }
-    backend.pool.acquire(backend.config.pool_queue_timeout)
-}
-
 /// A child that ended its turn cleanly waits for its session's next turn;
 /// any other is closed.
 pub(super) fn put_away(warm: &WarmProcesses, run: CliRun) {
@@ -458,15 +383,6 @@ pub(super) fn put_away(warm: &WarmProcesses, run: CliRun) {
         warm.park(run.into_process());
     } else {
         run.into_process().close();
-    }
-}
-
-/// `--session-id` for a session this turn creates, `--resume` otherwise.
-pub(super) fn session_arg(lease: &SessionLease) -> SessionArg {
-    if lease.created() {
-        SessionArg::New(lease.id().to_string())
-    } else {
-        SessionArg::Resume(lease.id().to_string())
     }
 }
 

@@ -124,4 +124,6 @@ fn assert_well_formed(chunks: &[Value], finish: &str) {
 
 mod recordings;
 mod synthetic;
+mod tool_follow_ups;
+mod tool_harness;
 mod tools;

@@ -13,6 +13,8 @@
 //! and it is gone with the session.
 
 pub mod bridge;
+mod functions;
+mod output;
 pub mod relay;
 pub mod spec;
 

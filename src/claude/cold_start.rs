@@ -1,0 +1,100 @@
+//! Starting a `claude` child for a turn no warm child can take: a process
+//! slot (an idle warm child gives its up before anyone queues), the tool
+//! bridge when the turn offers functions, and the invocation for a new
+//! session (`--session-id`) or one to resume (`--resume`).
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::pool::Slot;
+use super::process::{CliProcess, Shape, StartSpec};
+use super::prompt::{build_invocation, SessionArg};
+use super::sessions::SessionLease;
+use super::tools::Bridge;
+use super::validate::ValidChat;
+use super::ClaudeBackend;
+use crate::backend::ChatRequest;
+use crate::error::ApiError;
+
+/// A new child for the turn: `--session-id` for a new session, `--resume`
+/// for one whose child is gone.
+pub(super) fn start_cold(
+    backend: &ClaudeBackend,
+    cli: &Path,
+    request: &ChatRequest,
+    chat: &ValidChat,
+    lease: &SessionLease,
+    shape: Shape,
+) -> Result<CliProcess, ApiError> {
+    let slot = acquire_slot(backend).ok_or(ApiError::CapacityExceeded {
+        retry_after_secs: 1,
+    })?;
+    if backend.shutting_down.load(Ordering::SeqCst) {
+        return Err(ApiError::ServerShuttingDown);
+    }
+    let bridge = if chat.tools.offers_functions() {
+        Some(start_bridge(chat, lease)?)
+    } else {
+        None
+    };
+    let mcp_config = bridge
+        .as_ref()
+        .map(|b| b.mcp_config(&backend.config.bridge_exe));
+    let invocation = build_invocation(
+        chat,
+        &session_arg(lease),
+        lease.work_dir(),
+        backend.config.claude_skip_permissions,
+        mcp_config,
+    );
+    CliProcess::start(
+        StartSpec {
+            cli,
+            config: &backend.config,
+            invocation,
+            work_dir: lease.work_dir(),
+            session_id: lease.id(),
+            shape,
+            request_id: &request.incoming.request_id,
+            // A child that may wait for tool results keeps its stdin.
+            keep_open: backend.warm.enabled() || bridge.is_some(),
+            tools: Arc::new(chat.tools.clone()),
+            bridge,
+        },
+        &backend.supervisor,
+        slot,
+    )
+}
+
+fn start_bridge(chat: &ValidChat, lease: &SessionLease) -> Result<Bridge, ApiError> {
+    Bridge::start(lease.work_dir(), chat.tools.mcp_tools()).map_err(|e| {
+        log::error!("cannot open the tool bridge: {e}");
+        ApiError::BackendUnavailable {
+            reason: "the tool bridge for the claude CLI could not be opened.".into(),
+        }
+    })
+}
+
+/// A process slot: a free one; else one an idle warm child gives up (the
+/// least recently used is closed); else a place in the queue.
+fn acquire_slot(backend: &ClaudeBackend) -> Option<Slot> {
+    loop {
+        if let Some(slot) = backend.pool.acquire(std::time::Duration::ZERO) {
+            return Some(slot);
+        }
+        if !backend.warm.evict_oldest() {
+            break;
+        }
+    }
+    backend.pool.acquire(backend.config.pool_queue_timeout)
+}
+
+/// `--session-id` for a session this turn creates, `--resume` otherwise.
+pub(super) fn session_arg(lease: &SessionLease) -> SessionArg {
+    if lease.created() {
+        SessionArg::New(lease.id().to_string())
+    } else {
+        SessionArg::Resume(lease.id().to_string())
+    }
+}
