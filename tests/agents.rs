@@ -207,7 +207,7 @@ fn the_drain_does_not_wait_for_a_tool_call_and_leaves_nothing_running() {
     assert_eq!(health["checks"]["waiting_for_tools"], 1, "{health}");
     // The server has the variable too; what it started has arguments.
     let started_by = |records: &std::path::Path| -> Vec<(i32, Vec<String>)> {
-        started_by(records)
+        processes_recording_into(records)
             .into_iter()
             .filter(|(_, argv)| argv.len() > 1)
             .collect()
@@ -228,40 +228,4 @@ fn the_drain_does_not_wait_for_a_tool_call_and_leaves_nothing_running() {
     let left = started_by(&records);
     reap_leftovers(&left.iter().map(|(pid, _)| *pid).collect::<Vec<_>>());
     assert!(gone, "left after the drain: {left:?}");
-}
-
-/// Every live process whose environment names `records` (the fake CLIs of
-/// one test and what they started, the bridge included), with its argv.
-fn started_by(records: &std::path::Path) -> Vec<(i32, Vec<String>)> {
-    let mut needle = b"FAKE_CLAUDE_RECORD_DIR=".to_vec();
-    needle.extend_from_slice(records.as_os_str().as_encoded_bytes());
-    needle.push(0);
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        if !environ
-            .windows(needle.len())
-            .any(|w| w == needle.as_slice())
-        {
-            continue;
-        }
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-        {
-            continue;
-        }
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let argv = cmdline
-            .split(|b| *b == 0)
-            .filter(|a| !a.is_empty())
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        found.push((pid, argv));
-    }
-    found
 }

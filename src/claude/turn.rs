@@ -49,10 +49,9 @@ pub(super) struct Turn {
     answered_digest: Option<HistoryDigest>,
     pub(super) headers: Vec<(String, String)>,
     pub(super) meta: ChunkMeta,
-    /// Where the turn goes if it stops for client calls, and what it then
-    /// holds: the owner's fingerprint and a slot of the owner's key.
+    /// Where the turn goes if it stops for client calls, and the key it
+    /// then holds a slot of (and is owned by).
     pub(super) waiting: Arc<WaitingTurns>,
-    pub(super) owner: Option<String>,
     pub(super) owner_key: Option<Secret>,
     pub(super) key_holder: KeyHolder,
     pub(super) tool_wait: std::time::Duration,
@@ -214,10 +213,6 @@ impl Turn {
             ));
         }
         let owner_key = request.incoming.api_key.clone();
-        let owner = backend
-            .sessions()
-            .ok()
-            .and_then(|store| store.owner_fingerprint(owner_key.as_ref()));
         Turn {
             run: CliRun::new(process, adapter),
             lease,
@@ -227,7 +222,6 @@ impl Turn {
             headers,
             meta,
             waiting: backend.waiting.clone(),
-            owner,
             owner_key,
             key_holder: backend.key_holder.clone(),
             tool_wait: backend.config.tool_result_timeout,
@@ -280,7 +274,6 @@ impl Turn {
             run,
             lease,
             waiting,
-            owner,
             owner_key,
             key_holder,
             tool_wait,
@@ -291,6 +284,7 @@ impl Turn {
         let mut lease = lease;
         lease.mark_known();
         let key_slot = owner_key.as_ref().and_then(|key| key_holder.hold(key));
+        let owner = lease.fingerprint(owner_key.as_ref());
         waiting.park(Waiting {
             process,
             lease,

@@ -306,14 +306,14 @@ impl Fake {
     }
 }
 
-/// The live fake CLIs that record into `records`: found by their
-/// environment, which names that directory (unique to one test), so other
-/// tests' processes are never counted, nor signalled.
-pub fn live_fakes(records: &std::path::Path) -> Vec<Fake> {
+/// Every live process whose environment names `records` (unique to one
+/// test), with its argv: the fake CLIs of a test and what they started,
+/// and the test's server when it runs as a process of its own.
+pub fn processes_recording_into(records: &std::path::Path) -> Vec<(i32, Vec<String>)> {
     let mut needle = b"FAKE_CLAUDE_RECORD_DIR=".to_vec();
     needle.extend_from_slice(records.as_os_str().as_encoded_bytes());
     needle.push(0);
-    let mut fakes = Vec::new();
+    let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -324,6 +324,7 @@ pub fn live_fakes(records: &std::path::Path) -> Vec<Fake> {
         if !environ
             .windows(needle.len())
             .any(|w| w == needle.as_slice())
+            || !process_alive(pid)
         {
             continue;
         }
@@ -335,26 +336,33 @@ pub fn live_fakes(records: &std::path::Path) -> Vec<Fake> {
         if argv.last().is_some_and(String::is_empty) {
             argv.pop();
         }
-        // Only the interpreter running the fake counts: on its way there
-        // (`#!/usr/bin/env python3`, then maybe a version manager's shims)
-        // the process execs several times, and a read of its environment
-        // across an exec comes back empty. Seen once it is Python, a fake
-        // stays seen until it exits.
-        let interpreter = argv.first().map(|a| a.rsplit('/').next().unwrap_or(a));
-        if !interpreter.is_some_and(|name| name.starts_with("python"))
-            || !argv.get(1).is_some_and(|a| a.ends_with("fake-claude"))
-            || !process_alive(pid)
-        {
-            continue;
-        }
-        // The fake's own arguments, after the interpreter and its path.
-        fakes.push(Fake {
-            pid,
-            argv: argv.split_off(2),
-        });
+        found.push((pid, argv));
     }
-    fakes.sort_by_key(|f| f.pid);
-    fakes
+    found.sort_by_key(|(pid, _)| *pid);
+    found
+}
+
+/// The live fake CLIs that record into `records`, so other tests'
+/// processes are never counted, nor signalled.
+pub fn live_fakes(records: &std::path::Path) -> Vec<Fake> {
+    processes_recording_into(records)
+        .into_iter()
+        .filter_map(|(pid, mut argv)| {
+            // Only the interpreter running the fake counts: on its way there
+            // (`#!/usr/bin/env python3`, then maybe a version manager's
+            // shims) the process execs several times, and a read of its
+            // environment across an exec comes back empty. Seen once it is
+            // Python, a fake stays seen until it exits.
+            let interpreter = argv.first().map(|a| a.rsplit('/').next().unwrap_or(a));
+            let is_fake = interpreter.is_some_and(|name| name.starts_with("python"))
+                && argv.get(1).is_some_and(|a| a.ends_with("fake-claude"));
+            // The fake's own arguments, after the interpreter and its path.
+            is_fake.then(|| Fake {
+                pid,
+                argv: argv.split_off(2),
+            })
+        })
+        .collect()
 }
 
 /// Sends a turn to the server at `addr` (from any thread) and insists on

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::registry::Registry;
 use crate::claude::history::HistoryDigest;
 use crate::claude::SessionId;
+use crate::config::Secret;
 
 /// The right to run one request on a session. Dropping it frees the
 /// session and records the time of use.
@@ -58,6 +59,11 @@ impl SessionLease {
     /// continued, not created, even by the request that holds this lease.
     pub fn mark_known(&mut self) {
         self.created = false;
+    }
+
+    /// `key` as the registry knows owners (its keyed fingerprint).
+    pub fn fingerprint(&self, key: Option<&Secret>) -> Option<String> {
+        self.registry.fingerprint(key)
     }
 
     /// The CLI has answered; it is only exiting now. A resume of the

@@ -405,7 +405,12 @@ mod tests {
         stream
             .write_all(format!("{}\n", call(3, "toolu_b")).as_bytes())
             .unwrap();
+        let asked_by = std::time::Instant::now() + Duration::from_secs(5);
         while bridge.waiting_on().is_empty() {
+            assert!(
+                std::time::Instant::now() < asked_by,
+                "the call never arrived"
+            );
             thread::sleep(Duration::from_millis(5));
         }
         bridge.answer("toolu_b", ToolAnswer::error("failed"));
