@@ -1,10 +1,13 @@
 //! The contract both backends fulfil: answer a chat request whole or as a
 //! stream, and say whether they can serve at all.
 
+use std::sync::Arc;
+
 use crate::claude::SessionId;
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
 use crate::mode::Mode;
+use crate::responses::ResponsesTurn;
 
 /// One chat completion request as the route hands it to a backend.
 pub struct ChatRequest<'a> {
@@ -15,6 +18,9 @@ pub struct ChatRequest<'a> {
     pub json: &'a serde_json::Map<String, serde_json::Value>,
     /// `X-Claude-Session-ID`, checked, when a Claude Code request has one.
     pub session_id: Option<SessionId>,
+    /// Set when the answer is a Responses API `response` (Claude Code
+    /// mode only); the request itself was rewritten as a chat one.
+    pub responses: Option<Arc<ResponsesTurn>>,
 }
 
 impl ChatRequest<'_> {

@@ -20,6 +20,7 @@ pub mod mode;
 pub mod passthrough;
 pub mod pipeline;
 pub mod ratelimit;
+pub mod responses;
 pub mod routes;
 pub mod supervisor;
 

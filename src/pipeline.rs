@@ -124,7 +124,7 @@ fn steps(app: &App, rq: &mut Request, head: &Head, learnt: &mut Learnt) -> Resul
     }
     learnt.mode = routes::mode(route, &incoming)?;
     // A relayed body streams to the upstream as it arrives: never held here.
-    let relay = route == Route::Relay;
+    let relay = route.relays(learnt.mode);
     // Held for as long as the body is: until the handler has answered.
     let mut body_permit = app.bodies.permit();
     if head.method == "POST" && !relay {
@@ -135,7 +135,7 @@ fn steps(app: &App, rq: &mut Request, head: &Head, learnt: &mut Learnt) -> Resul
     if let Some(refusal) = over_key_limit {
         let carries_results = learnt.mode == Some(Mode::ClaudeCode)
             && !relay
-            && routes::carries_tool_results(&incoming.body);
+            && routes::carries_tool_results(route, &incoming.body);
         learnt.key_slot = admission::settle_key_limit(
             app,
             &incoming,

@@ -1,8 +1,10 @@
 //! The route table and the handlers: chat completions (to the backend its
-//! headers choose), the model list and the Claude models, the health
-//! report; every other `/v1/` route is relayed (`passthrough::forward`, run
-//! by the pipeline, which hands it the unread body). Under `/claude/v1/`
-//! the same API is Claude Code mode without any header.
+//! headers choose), the Responses API (Claude Code mode here, see
+//! `responses`; relayed otherwise), the model list and the Claude models,
+//! the health report; every other `/v1/` route is relayed
+//! (`passthrough::forward`, run by the pipeline, which hands it the unread
+//! body). Under `/claude/v1/` the same API is Claude Code mode without any
+//! header.
 
 use serde_json::{json, Value};
 
@@ -21,6 +23,14 @@ pub enum Route {
     /// One Claude model (`/v1/models/{id}`, `/claude/v1/models/{id}`).
     Model,
     Health,
+    /// `POST /v1/responses`: Claude Code mode by header, else relayed.
+    Responses,
+    /// `POST /claude/v1/responses`.
+    ClaudeResponses,
+    /// `GET /v1/responses/{id}`: Claude Code mode by header, else relayed.
+    StoredResponse,
+    /// `GET /claude/v1/responses/{id}`.
+    ClaudeStoredResponse,
     /// Any other method and path under `/v1/`, for the upstream.
     Relay,
 }
@@ -28,10 +38,17 @@ pub enum Route {
 impl Route {
     /// Probes and model discovery stay open (load balancers, SDKs).
     pub fn needs_auth(self) -> bool {
-        matches!(
-            self,
-            Route::ChatCompletions | Route::ClaudeChatCompletions | Route::Relay
-        )
+        !matches!(self, Route::Models | Route::Model | Route::Health)
+    }
+
+    /// Routes whose request goes to the upstream unread in passthrough
+    /// mode.
+    pub fn relays(self, mode: Option<Mode>) -> bool {
+        match self {
+            Route::Relay => true,
+            Route::Responses | Route::StoredResponse => mode == Some(Mode::Passthrough),
+            _ => false,
+        }
     }
 }
 
@@ -42,6 +59,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
     let (route, allow) = if let Some(rest) = path.strip_prefix("/claude/v1/") {
         match rest {
             "chat/completions" => (Route::ClaudeChatCompletions, "POST"),
+            "responses" => (Route::ClaudeResponses, "POST"),
             "models" => (Route::Models, "GET"),
             _ => match rest.strip_prefix("models/") {
                 Some(id) if is_claude_model(id) => (Route::Model, "GET"),
@@ -50,6 +68,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
                         id: id.chars().take(100).collect(),
                     })
                 }
+                None if stored_response_id(rest).is_some() => (Route::ClaudeStoredResponse, "GET"),
                 None => return Err(not_found()),
             },
         }
@@ -58,8 +77,12 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
             "/v1/chat/completions" => (Route::ChatCompletions, "POST"),
             "/v1/models" => (Route::Models, "GET"),
             "/health" => (Route::Health, "GET"),
+            "/v1/responses" if method == "POST" => (Route::Responses, "POST"),
             _ => {
                 let rest = path.strip_prefix("/v1/").ok_or_else(not_found)?;
+                if method == "GET" && stored_response_id(rest).is_some() {
+                    return Ok(Route::StoredResponse);
+                }
                 let claude_model = rest.strip_prefix("models/").is_some_and(is_claude_model);
                 if claude_model && (method == "GET" || method == "HEAD") {
                     return Ok(Route::Model);
@@ -76,6 +99,12 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
     }
 }
 
+/// `responses/{id}` → the id (one segment).
+pub fn stored_response_id(rest: &str) -> Option<&str> {
+    rest.strip_prefix("responses/")
+        .filter(|id| !id.is_empty() && !id.contains('/'))
+}
+
 /// One of the Claude models this server lists (Claude Code mode answers
 /// them; the upstream does not know them).
 fn is_claude_model(id: &str) -> bool {
@@ -86,10 +115,12 @@ fn is_claude_model(id: &str) -> bool {
 /// routes that have no backend.
 pub fn mode(route: Route, rq: &Incoming) -> Result<Option<Mode>, ApiError> {
     match route {
-        Route::ChatCompletions => {
+        Route::ChatCompletions | Route::Responses | Route::StoredResponse => {
             mode::select(rq.header("X-Claude-Code"), rq.header("X-Claude-Session-ID")).map(Some)
         }
-        Route::ClaudeChatCompletions => Ok(Some(Mode::ClaudeCode)),
+        Route::ClaudeChatCompletions | Route::ClaudeResponses | Route::ClaudeStoredResponse => {
+            Ok(Some(Mode::ClaudeCode))
+        }
         Route::Relay => Ok(Some(Mode::Passthrough)),
         Route::Models | Route::Model | Route::Health => Ok(None),
     }
@@ -111,6 +142,11 @@ pub fn handle(
             Ok(Reply::json(200, &model(id)))
         }
         Route::Health => Ok(health(app)),
+        Route::Responses | Route::ClaudeResponses => crate::responses::create(app, rq),
+        Route::StoredResponse | Route::ClaudeStoredResponse => {
+            let id = rq.path.rsplit('/').next().unwrap_or("");
+            crate::responses::retrieve(app, rq, id)
+        }
         // The pipeline relays these with their unread body.
         Route::Relay => Err(ApiError::InternalError {
             message: "Internal server error.".into(),
@@ -125,14 +161,7 @@ fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
             session_id = Some(crate::claude::SessionId::parse(raw)?);
         }
     }
-    let parsed: Value = serde_json::from_slice(&rq.body).map_err(|e| ApiError::InvalidJson {
-        detail: format!("line {} column {}", e.line(), e.column()),
-    })?;
-    let Value::Object(json) = parsed else {
-        return Err(ApiError::InvalidJson {
-            detail: "the top level must be an object".into(),
-        });
-    };
+    let json = json_object(&rq.body)?;
     if let Some(id) = &session_id {
         // Tool results carry on a turn that was counted when it began.
         if !ends_with_tool_results(&json) {
@@ -144,6 +173,7 @@ fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
         raw: &rq.body,
         json: &json,
         session_id,
+        responses: None,
     };
     let backend = app.backend(mode);
     if request.wants_stream() {
@@ -153,12 +183,36 @@ fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
     }
 }
 
-/// True when a chat body's last message is a tool (or legacy function)
-/// result: it carries on a turn admitted before.
-pub fn carries_tool_results(body: &[u8]) -> bool {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(json)) => ends_with_tool_results(&json),
-        _ => false,
+/// A request body that must be a JSON object.
+pub fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let parsed: Value = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson {
+        detail: format!("line {} column {}", e.line(), e.column()),
+    })?;
+    match parsed {
+        Value::Object(json) => Ok(json),
+        _ => Err(ApiError::InvalidJson {
+            detail: "the top level must be an object".into(),
+        }),
+    }
+}
+
+/// True when a body ends with tool (or legacy function) results: a chat
+/// body's last message, or a Responses body's last input item. It carries
+/// on a turn admitted before.
+pub fn carries_tool_results(route: Route, body: &[u8]) -> bool {
+    let Ok(Value::Object(json)) = serde_json::from_slice::<Value>(body) else {
+        return false;
+    };
+    match route {
+        Route::Responses | Route::ClaudeResponses => {
+            let last = json
+                .get("input")
+                .and_then(Value::as_array)
+                .and_then(|i| i.last());
+            let kind = last.and_then(|i| i.get("type")).and_then(Value::as_str);
+            kind == Some("function_call_output")
+        }
+        _ => ends_with_tool_results(&json),
     }
 }
 

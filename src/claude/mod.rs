@@ -48,18 +48,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::backend::{Backend, ChatRequest};
-use crate::config::Config;
+use crate::config::{Config, Secret};
 use crate::error::ApiError;
 use crate::http::Reply;
 use crate::mode::Mode;
 use crate::ratelimit::KeyHolder;
+use crate::responses::ResponseStore;
 use crate::supervisor::{StopReason, Supervisor};
 use locate::locate_cli;
 use pool::{Capacity, ProcessPool};
 use run::Progress;
 pub use session_id::SessionId;
 use sessions::SessionStore;
-use stream::ClaudeStream;
+use stream::{ClaudeStream, Wire};
 use turn::Turn;
 use waiting::WaitingTurns;
 use warm::{WarmProcesses, WarmStats};
@@ -77,6 +78,8 @@ pub struct ClaudeBackend {
     waiting: Arc<WaitingTurns>,
     /// Slots of a key held while its turns wait.
     key_holder: KeyHolder,
+    /// Responses API answers, for `previous_response_id` and `GET`.
+    responses: Arc<ResponseStore>,
 }
 
 impl ClaudeBackend {
@@ -125,6 +128,7 @@ impl ClaudeBackend {
             sweeper_stop: Arc::new(AtomicBool::new(false)),
             waiting,
             key_holder,
+            responses: Arc::new(ResponseStore::new(config.max_session_age)),
         };
         backend.start_sweeper();
         Ok(backend)
@@ -165,6 +169,24 @@ impl ClaudeBackend {
     /// The warm children: how many, and the memory they hold.
     pub fn warm_stats(&self) -> WarmStats {
         self.warm.stats()
+    }
+
+    /// The responses kept for the Responses API.
+    pub fn responses(&self) -> &Arc<ResponseStore> {
+        &self.responses
+    }
+
+    /// The owner as sessions record it (a keyed fingerprint of the key).
+    pub fn owner_fingerprint(&self, key: Option<&Secret>) -> Result<Option<String>, ApiError> {
+        Ok(self.sessions()?.owner_fingerprint(key))
+    }
+
+    /// True while session `id` exists for `key`.
+    pub fn session_lives(&self, id: &str, key: Option<&Secret>) -> bool {
+        let (Ok(id), Ok(store)) = (SessionId::parse(id), self.sessions()) else {
+            return false;
+        };
+        store.knows(&id, key)
     }
 
     /// Turns stopped for client calls, waiting for their results.
@@ -226,7 +248,11 @@ impl Backend for ClaudeBackend {
         };
         match finished {
             Ok(finished) => {
-                let mut reply = turn.with_headers(Reply::json(200, &finished.completion));
+                let body = match &request.responses {
+                    Some(responses) => responses.whole(&finished.completion, turn.lease.id()),
+                    None => finished.completion,
+                };
+                let mut reply = turn.with_headers(Reply::json(200, &body));
                 if turn.run.adapter.paused() {
                     turn.note_answer();
                     turn.wait_for_results();
@@ -245,6 +271,7 @@ impl Backend for ClaudeBackend {
 
     fn stream(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
         let mut turn = Turn::start(self, request)?;
+        let wire = Wire::new(request.responses.as_ref(), turn.lease.id());
         let mut pending: Vec<Vec<u8>> = Vec::new();
         while !turn.run.adapter.committed() {
             match turn.run.step() {
@@ -258,11 +285,14 @@ impl Backend for ClaudeBackend {
                 Ok(finished) => {
                     pending.extend(finished.final_chunks);
                     let cost = turn.note_answer();
+                    let answer = Some(finished.completion);
                     if turn.run.adapter.paused() {
                         let reply = turn.with_headers(Reply::stream(Box::new(ClaudeStream {
                             turn: None,
                             pending,
                             cost: None,
+                            wire,
+                            answer,
                         })));
                         turn.wait_for_results();
                         return Ok(reply);
@@ -271,6 +301,8 @@ impl Backend for ClaudeBackend {
                         turn: None,
                         pending,
                         cost,
+                        wire,
+                        answer,
                     }));
                     let reply = turn.with_headers(reply);
                     Ok(reply.with_afterwards(turn.close_afterwards()))
@@ -283,6 +315,8 @@ impl Backend for ClaudeBackend {
             turn: Some(turn),
             pending,
             cost: None,
+            wire,
+            answer: None,
         }));
         Ok(headers
             .into_iter()

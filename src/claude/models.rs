@@ -33,8 +33,7 @@ const PREFIXES: &[(&str, &str)] = &[
 ];
 
 /// The `--model` value for a requested name, or `model_not_found` listing
-/// every name that would have worked. Reasoning models (`o1`, `o3-mini`)
-/// are deliberately absent: they behave too differently to stand in for.
+/// every name that would have worked.
 pub fn resolve_model(requested: &str) -> Result<&'static str, ApiError> {
     if let Some((_, cli)) = EXACT.iter().find(|(name, _)| *name == requested) {
         return Ok(cli);
@@ -54,6 +53,9 @@ pub fn resolve_model(requested: &str) -> Result<&'static str, ApiError> {
             }
         }
     }
+    if let Some(cli) = newer_family(requested) {
+        return Ok(cli);
+    }
     Err(ApiError::ModelNotFound {
         model: shorten(requested),
         valid: valid_model_names(),
@@ -63,6 +65,42 @@ pub fn resolve_model(requested: &str) -> Result<&'static str, ApiError> {
 /// Every exact name `resolve_model` accepts (prefix families not spelled out).
 pub fn valid_model_names() -> Vec<&'static str> {
     EXACT.iter().map(|(name, _)| *name).collect()
+}
+
+/// The newer OpenAI families, by tier: `gpt-4.1`, `gpt-5` (any point
+/// release) and the `o` reasoning models. SDKs default to them (the Agents
+/// SDK to a `gpt-5` variant), so a client that never names a model works.
+/// `-nano` and `-mini` are the small tier, `-pro` the large one; a reasoning
+/// model stands for the large tier and its `-mini` for the middle one.
+fn newer_family(name: &str) -> Option<&'static str> {
+    let tier = |rest: &str| {
+        if rest.contains("-nano") || rest.contains("-mini") {
+            "haiku"
+        } else if rest.contains("-pro") {
+            "opus"
+        } else {
+            "sonnet"
+        }
+    };
+    let continues = |rest: &str, point: bool| {
+        rest.is_empty() || rest.starts_with('-') || (point && rest.starts_with('.'))
+    };
+    if let Some(rest) = name.strip_prefix("gpt-5") {
+        return continues(rest, true).then(|| tier(rest));
+    }
+    if let Some(rest) = name.strip_prefix("gpt-4.1") {
+        return continues(rest, false).then(|| tier(rest));
+    }
+    let rest = name.strip_prefix('o')?;
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    if rest.len() == name.len() - 1 || !continues(rest, false) {
+        return None;
+    }
+    Some(if rest.contains("-mini") {
+        "sonnet"
+    } else {
+        "opus"
+    })
 }
 
 /// `name-YYYY-MM-DD` or `name-MMDD` → `name`.
@@ -118,6 +156,25 @@ mod tests {
             ("gpt-3.5-turbo-16k", "haiku"),
             ("gpt-4o-mini-2024-07-18", "haiku"),
             ("gpt-4-0613", "opus"),
+            ("gpt-4.1", "sonnet"),
+            ("gpt-4.1-mini", "haiku"),
+            ("gpt-4.1-nano-2025-04-14", "haiku"),
+            ("gpt-5", "sonnet"),
+            ("gpt-5-mini", "haiku"),
+            ("gpt-5-nano", "haiku"),
+            ("gpt-5-pro", "opus"),
+            ("gpt-5.1", "sonnet"),
+            ("gpt-5.2-codex", "sonnet"),
+            ("gpt-5.6-luna", "sonnet"),
+            ("gpt-5-chat-latest", "sonnet"),
+            ("gpt-5-2025-08-07", "sonnet"),
+            ("o1", "opus"),
+            ("o1-2024-12-17", "opus"),
+            ("o1-mini", "sonnet"),
+            ("o3", "opus"),
+            ("o3-mini", "sonnet"),
+            ("o3-pro", "opus"),
+            ("o4-mini", "sonnet"),
         ] {
             assert_eq!(resolve_model(requested), Ok(expected), "{requested}");
         }
@@ -126,18 +183,19 @@ mod tests {
     #[test]
     fn unknown_names_list_every_valid_name() {
         for requested in [
-            "o1",
-            "o1-mini",
-            "o1-preview",
-            "o3-mini",
+            "o",
+            "o1x",
+            "ollama",
+            "gpt-5x",
+            "gpt-50",
+            "gpt-4.10",
+            "gpt-4.1.2",
             "gpt-4o-",
             "gtp-4o",
             "GPT-4O",
             "claude-3-opus",
             "",
             "gpt-3.5-turbo-",
-            "gpt-5",
-            "o1-2024-12-17",
         ] {
             match resolve_model(requested) {
                 Err(ApiError::ModelNotFound { model, valid }) => {

@@ -1,18 +1,98 @@
 //! The body of a Claude Code stream after its head: the chunks read before
 //! the head, then whatever the CLI still writes, then the ending (the final
 //! chunks and the turn's cost as a comment, or a finish chunk and an error
-//! event).
+//! event). A Responses API stream says the same in its typed events (see
+//! [`Wire`]).
+
+use std::sync::Arc;
+
+use serde_json::Value;
 
 use super::run::Progress;
-use super::turn::{Turn, TurnCost};
+use super::turn::{ChunkMeta, Turn, TurnCost};
+use super::SessionId;
+use crate::error::ApiError;
 use crate::http::{Afterwards, SseWriter, StreamBody};
+use crate::responses::{ResponseEvents, ResponsesTurn};
 
 /// The rest of a stream after its head: queued chunks, then the turn's
-/// remaining output (none when the turn was already over, its cost known).
+/// remaining output (none when the turn was already over, its cost known
+/// and its chat completion in `answer`).
 pub(super) struct ClaudeStream {
     pub(super) turn: Option<Turn>,
     pub(super) pending: Vec<Vec<u8>>,
     pub(super) cost: Option<TurnCost>,
+    pub(super) wire: Wire,
+    pub(super) answer: Option<Value>,
+}
+
+/// How chunks reach the client: as `chat.completion.chunk` events, or
+/// told as Responses API events (the answered response is then kept).
+pub(super) enum Wire {
+    Chat,
+    Responses {
+        turn: Arc<ResponsesTurn>,
+        events: Box<ResponseEvents>,
+        session: SessionId,
+    },
+}
+
+impl Wire {
+    pub(super) fn new(responses: Option<&Arc<ResponsesTurn>>, session: &SessionId) -> Wire {
+        match responses {
+            None => Wire::Chat,
+            Some(turn) => Wire::Responses {
+                events: Box::new(turn.events()),
+                turn: turn.clone(),
+                session: session.clone(),
+            },
+        }
+    }
+
+    /// Queues chunks for the next write; false once the client is gone.
+    fn send(&mut self, sse: &mut SseWriter, chunks: &[Vec<u8>]) -> bool {
+        match self {
+            Wire::Chat => chunks.iter().all(|c| sse.data_deferred(c).is_ok()),
+            Wire::Responses { events, .. } => chunks
+                .iter()
+                .flat_map(|c| events.chunk(c))
+                .all(|e| sse.raw_event_deferred(&e).is_ok()),
+        }
+    }
+
+    /// The answer is whole: a Responses stream ends with the response,
+    /// which is kept before the client can name it.
+    fn answered(&mut self, sse: &mut SseWriter, completion: &Value) {
+        if let Wire::Responses {
+            turn,
+            events,
+            session,
+        } = self
+        {
+            let (ending, response) = events.complete();
+            turn.keep(&response, completion, session);
+            for event in ending {
+                let _ = sse.raw_event_deferred(&event);
+            }
+        }
+    }
+
+    /// The turn broke after the stream began: what the model said, then
+    /// the error in this stream's own terms.
+    fn broke(&mut self, sse: &mut SseWriter, held: &[Vec<u8>], meta: &ChunkMeta, error: &ApiError) {
+        self.send(sse, held);
+        match self {
+            Wire::Chat => {
+                let _ = sse.data_deferred(&meta.finish_chunk());
+                let _ = sse.error(&error.message());
+            }
+            Wire::Responses { events, .. } => {
+                for event in events.fail(&error.message()) {
+                    let _ = sse.raw_event_deferred(&event);
+                }
+            }
+        }
+    }
 }
 
 impl StreamBody for ClaudeStream {
@@ -21,9 +101,18 @@ impl StreamBody for ClaudeStream {
             turn,
             pending,
             cost,
+            mut wire,
+            answer,
         } = *self;
-        let mut client_gone = !send_deferred(sse, &pending);
+        if matches!(wire, Wire::Responses { .. }) {
+            // Its last event says the response is complete.
+            sse.without_done();
+        }
+        let mut client_gone = !wire.send(sse, &pending);
         let Some(mut turn) = turn else {
+            if let Some(completion) = &answer {
+                wire.answered(sse, completion);
+            }
             send_cost(sse, cost);
             let _ = sse.flush();
             return None;
@@ -32,7 +121,8 @@ impl StreamBody for ClaudeStream {
             if let Some(finished) = turn.run.take_answer() {
                 // The ending leaves with `[DONE]` in one write; the child is
                 // put away after it (or waits for tool results, from now).
-                send_deferred(sse, &finished.final_chunks);
+                wire.send(sse, &finished.final_chunks);
+                wire.answered(sse, &finished.completion);
                 let cost = turn.note_answer();
                 if turn.run.adapter.paused() {
                     turn.wait_for_results();
@@ -50,7 +140,7 @@ impl StreamBody for ClaudeStream {
                 }
             }
             match turn.run.step() {
-                Progress::Chunks(chunks) => client_gone = !send_deferred(sse, &chunks),
+                Progress::Chunks(chunks) => client_gone = !wire.send(sse, &chunks),
                 Progress::Ended => break,
             }
         }
@@ -61,16 +151,14 @@ impl StreamBody for ClaudeStream {
         // The ending is held: it leaves with `[DONE]` in one write.
         match turn.run.finish() {
             Ok(finished) => {
-                send_deferred(sse, &finished.final_chunks);
+                wire.send(sse, &finished.final_chunks);
+                wire.answered(sse, &finished.completion);
                 send_cost(sse, turn.note_answer());
                 Some(turn.close_afterwards())
             }
             Err(error) => {
-                for chunk in turn.run.adapter.release_held() {
-                    let _ = sse.data_deferred(&chunk);
-                }
-                let _ = sse.data_deferred(&turn.meta.finish_chunk());
-                let _ = sse.error(&error.message());
+                let held = turn.run.adapter.release_held();
+                wire.broke(sse, &held, &turn.meta, &error);
                 // The client already holds the session id and the CLI has
                 // the session on disk (it started answering): it is kept.
                 turn.settle_kept();
@@ -78,11 +166,6 @@ impl StreamBody for ClaudeStream {
             }
         }
     }
-}
-
-/// Queues chunks for the next write; false once the client is gone.
-fn send_deferred(sse: &mut SseWriter, chunks: &[Vec<u8>]) -> bool {
-    chunks.iter().all(|c| sse.data_deferred(c).is_ok())
 }
 
 fn send_cost(sse: &mut SseWriter, cost: Option<TurnCost>) {

@@ -91,6 +91,10 @@ pub enum ApiError {
     /// A `tool` message answers a call that waited too long and was
     /// answered with an error meanwhile.
     ToolCallExpired { id: String },
+    /// `previous_response_id` names no response this key may continue.
+    PreviousResponseNotFound { id: String },
+    /// `GET /v1/responses/{id}` for no response this key may read.
+    ResponseNotFound { id: String },
 }
 
 impl ApiError {
@@ -110,7 +114,11 @@ impl ApiError {
             | ToolCallExpired { .. }
             | InvalidPath => 400,
             MissingApiKey | InvalidApiKey { .. } | BackendAuthFailed => 401,
-            SessionNotFound { .. } | NotFound { .. } | UnknownModel { .. } => 404,
+            SessionNotFound { .. }
+            | NotFound { .. }
+            | UnknownModel { .. }
+            | PreviousResponseNotFound { .. }
+            | ResponseNotFound { .. } => 404,
             MethodNotAllowed { .. } => 405,
             RequestTimeout => 408,
             PayloadTooLarge { .. } => 413,
@@ -173,6 +181,8 @@ impl ApiError {
             InvalidPath => "invalid_path",
             UnknownModel { .. } => "model_not_found",
             ToolCallExpired { .. } => "tool_call_expired",
+            PreviousResponseNotFound { .. } => "previous_response_not_found",
+            ResponseNotFound { .. } => "response_not_found",
         }
     }
 
@@ -188,6 +198,7 @@ impl ApiError {
             InvalidHeaderValue { header, .. } => Some(header),
             InvalidSessionId | SessionNotFound { .. } => Some("X-Claude-Session-ID"),
             ContextLengthExceeded { .. } => Some("messages"),
+            PreviousResponseNotFound { .. } => Some("previous_response_id"),
             _ => None,
         }
     }
@@ -287,6 +298,15 @@ impl ApiError {
                 "Tool call '{id}' waited too long for its result (TOOL_RESULT_TIMEOUT_MS on \
                  the server) and was answered with an error. Send the conversation again as \
                  a new user message."
+            ),
+            PreviousResponseNotFound { id } => format!(
+                "Previous response with id '{id}' not found. It may have been created with \
+                 store: false, belong to another key, or its session may have expired; send \
+                 the whole conversation in 'input' instead."
+            ),
+            ResponseNotFound { id } => format!(
+                "Response with id '{id}' not found. Responses are kept for their owner while \
+                 their session lives, and never with store: false."
             ),
         }
     }

@@ -1,0 +1,255 @@
+//! A Claude Code stream told as Responses API events. Claude Code mode
+//! writes `chat.completion.chunk` bodies; each is read here and becomes
+//! the typed events the OpenAI SDKs' stream helpers follow, numbered by
+//! `sequence_number`: `response.created` and `response.in_progress` first,
+//! then per output item its `added` events, its deltas and its `done`
+//! events, and at the end `response.completed` (or `response.incomplete`,
+//! or `response.failed` when the turn broke) with the whole response.
+
+use serde_json::{json, Value};
+
+use super::object::{call_item, message_item, text_part, usage, ResponseMeta, Status};
+
+/// The events of one response so far.
+pub struct ResponseEvents {
+    meta: ResponseMeta,
+    sequence: u64,
+    started: bool,
+    /// Items already done.
+    output: Vec<Value>,
+    /// The item being streamed; its index is `output.len()`.
+    open: Option<OpenItem>,
+    finish_reason: Option<String>,
+    usage: Option<Value>,
+}
+
+enum OpenItem {
+    Message {
+        text: String,
+    },
+    Call {
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
+}
+
+impl ResponseEvents {
+    pub fn new(meta: ResponseMeta) -> ResponseEvents {
+        ResponseEvents {
+            meta,
+            sequence: 0,
+            started: false,
+            output: Vec::new(),
+            open: None,
+            finish_reason: None,
+            usage: None,
+        }
+    }
+
+    /// The events one chat chunk makes, each as its SSE lines.
+    pub fn chunk(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        self.start(&mut out);
+        let Ok(chunk) = serde_json::from_slice::<Value>(chunk) else {
+            return out;
+        };
+        if let Some(counts) = chunk.get("usage").filter(|u| u.is_object()) {
+            self.usage = Some(usage(counts));
+        }
+        let Some(choice) = chunk["choices"].get(0) else {
+            return out;
+        };
+        let delta = &choice["delta"];
+        if let Some(text) = delta["content"].as_str() {
+            self.text(text, &mut out);
+        }
+        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+            if let Some(call_id) = call["id"].as_str() {
+                let name = call["function"]["name"].as_str().unwrap_or("");
+                self.open_call(call_id, name, &mut out);
+            }
+            if let Some(piece) = call["function"]["arguments"].as_str() {
+                self.arguments(piece, &mut out);
+            }
+        }
+        if let Some(reason) = choice["finish_reason"].as_str() {
+            self.close(&mut out);
+            self.finish_reason = Some(reason.to_string());
+        }
+        out
+    }
+
+    /// The last events of a response that ended well, and the response.
+    pub fn complete(&mut self) -> (Vec<Vec<u8>>, Value) {
+        let mut out = Vec::new();
+        self.start(&mut out);
+        if self.output.is_empty() && self.open.is_none() {
+            // Nothing was said: still one (empty) message, as OpenAI gives.
+            self.text("", &mut out);
+        }
+        self.close(&mut out);
+        let status = Status::of_finish(self.finish_reason.as_deref());
+        let response = self.response(status, None);
+        let kind = if status == Status::Incomplete {
+            "response.incomplete"
+        } else {
+            "response.completed"
+        };
+        self.emit(&mut out, kind, json!({"response": response}));
+        (out, response)
+    }
+
+    /// The event of a response that broke after it began.
+    pub fn fail(&mut self, message: &str) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        self.start(&mut out);
+        let error = json!({"code": "server_error", "message": message});
+        let response = self.response(Status::Failed, Some(error));
+        self.emit(&mut out, "response.failed", json!({"response": response}));
+        out
+    }
+
+    fn response(&self, status: Status, error: Option<Value>) -> Value {
+        let usage = (status != Status::InProgress)
+            .then(|| self.usage.clone())
+            .flatten();
+        self.meta.object(status, self.output.clone(), usage, error)
+    }
+
+    fn start(&mut self, out: &mut Vec<Vec<u8>>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let response = self.response(Status::InProgress, None);
+        self.emit(out, "response.created", json!({"response": response}));
+        self.emit(out, "response.in_progress", json!({"response": response}));
+    }
+
+    fn text(&mut self, text: &str, out: &mut Vec<Vec<u8>>) {
+        let index = self.output.len();
+        let item_id = self.meta.message_id(index);
+        if !matches!(self.open, Some(OpenItem::Message { .. })) {
+            self.close(out);
+            self.open = Some(OpenItem::Message {
+                text: String::new(),
+            });
+            let item = message_item(&item_id, "", false);
+            self.emit(
+                out,
+                "response.output_item.added",
+                json!({"output_index": index, "item": item}),
+            );
+            self.emit(
+                out,
+                "response.content_part.added",
+                json!({"item_id": item_id, "output_index": index, "content_index": 0,
+                       "part": text_part("")}),
+            );
+        }
+        if text.is_empty() {
+            return;
+        }
+        if let Some(OpenItem::Message { text: so_far }) = &mut self.open {
+            so_far.push_str(text);
+        }
+        self.emit(
+            out,
+            "response.output_text.delta",
+            json!({"item_id": item_id, "output_index": index, "content_index": 0,
+                   "delta": text, "logprobs": []}),
+        );
+    }
+
+    fn open_call(&mut self, call_id: &str, name: &str, out: &mut Vec<Vec<u8>>) {
+        self.close(out);
+        let index = self.output.len();
+        let item = call_item(&self.meta.call_item_id(index), call_id, name, "", false);
+        self.open = Some(OpenItem::Call {
+            call_id: call_id.to_string(),
+            name: name.to_string(),
+            arguments: String::new(),
+        });
+        self.emit(
+            out,
+            "response.output_item.added",
+            json!({"output_index": index, "item": item}),
+        );
+    }
+
+    fn arguments(&mut self, piece: &str, out: &mut Vec<Vec<u8>>) {
+        let Some(OpenItem::Call { arguments, .. }) = &mut self.open else {
+            return;
+        };
+        if piece.is_empty() {
+            return;
+        }
+        arguments.push_str(piece);
+        let index = self.output.len();
+        let item_id = self.meta.call_item_id(index);
+        self.emit(
+            out,
+            "response.function_call_arguments.delta",
+            json!({"item_id": item_id, "output_index": index, "delta": piece}),
+        );
+    }
+
+    /// The `done` events of the open item, which joins the output.
+    fn close(&mut self, out: &mut Vec<Vec<u8>>) {
+        let index = self.output.len();
+        let item = match self.open.take() {
+            None => return,
+            Some(OpenItem::Message { text }) => {
+                let item_id = self.meta.message_id(index);
+                self.emit(
+                    out,
+                    "response.output_text.done",
+                    json!({"item_id": item_id, "output_index": index, "content_index": 0,
+                           "text": text, "logprobs": []}),
+                );
+                self.emit(
+                    out,
+                    "response.content_part.done",
+                    json!({"item_id": item_id, "output_index": index, "content_index": 0,
+                           "part": text_part(&text)}),
+                );
+                message_item(&item_id, &text, true)
+            }
+            Some(OpenItem::Call {
+                call_id,
+                name,
+                arguments,
+            }) => {
+                let item_id = self.meta.call_item_id(index);
+                self.emit(
+                    out,
+                    "response.function_call_arguments.done",
+                    json!({"item_id": item_id, "output_index": index, "name": name,
+                           "arguments": arguments}),
+                );
+                call_item(&item_id, &call_id, &name, &arguments, true)
+            }
+        };
+        self.emit(
+            out,
+            "response.output_item.done",
+            json!({"output_index": index, "item": item}),
+        );
+        self.output.push(item);
+    }
+
+    fn emit(&mut self, out: &mut Vec<Vec<u8>>, kind: &str, mut body: Value) {
+        body["type"] = Value::String(kind.to_string());
+        body["sequence_number"] = self.sequence.into();
+        self.sequence += 1;
+        let mut lines = format!("event: {kind}\ndata: ").into_bytes();
+        if serde_json::to_writer(&mut lines, &body).is_ok() {
+            out.push(lines);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "events_tests.rs"]
+mod tests;

@@ -1,0 +1,212 @@
+//! The OpenAI Responses API in Claude Code mode (`POST /v1/responses` with
+//! the Claude header, or under `/claude/v1/`), as a translation onto the
+//! chat turn Claude Code mode already runs: the request becomes a chat
+//! request (`request`), the answer a `response` object or a stream of typed
+//! events (`object`, `events`). What is particular to this API lives here:
+//! `previous_response_id`, which continues the session that gave that
+//! response (or, for an older response, forks a new session from the
+//! history up to it), and the responses kept for it and for `GET` (`store`).
+//! Without the header the same paths are relayed to the upstream.
+
+mod events;
+mod object;
+mod request;
+mod store;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+pub use events::ResponseEvents;
+pub use store::ResponseStore;
+
+use crate::app::App;
+use crate::backend::{Backend, ChatRequest};
+use crate::claude::SessionId;
+use crate::error::ApiError;
+use crate::http::{Incoming, Reply};
+use object::ResponseMeta;
+use request::{translate, Translated};
+use store::{Previous, Stored};
+
+/// What Claude Code mode needs to answer a chat turn as a response: its
+/// labels, and where to keep it (nowhere with `store: false`).
+pub struct ResponsesTurn {
+    meta: ResponseMeta,
+    keep: Option<Keep>,
+}
+
+struct Keep {
+    store: Arc<ResponseStore>,
+    owner: Option<String>,
+    /// The chat messages this request adds to its conversation.
+    input: Vec<Value>,
+}
+
+impl ResponsesTurn {
+    fn new(translated: &Translated, model: String, keep: Option<Keep>) -> ResponsesTurn {
+        let created_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        ResponsesTurn {
+            meta: ResponseMeta {
+                id: format!("resp_{}", uuid::Uuid::new_v4().simple()),
+                created_at,
+                model,
+                previous_response_id: translated.previous_response_id.clone(),
+                store: translated.store,
+                echo: translated.echo.clone(),
+            },
+            keep,
+        }
+    }
+
+    /// The whole response for a chat completion of `session`, kept.
+    pub fn whole(&self, completion: &Value, session: &SessionId) -> Value {
+        let response = object::from_completion(&self.meta, completion);
+        self.keep(&response, completion, session);
+        response
+    }
+
+    /// The events of a streamed answer.
+    pub fn events(&self) -> ResponseEvents {
+        ResponseEvents::new(self.meta.clone())
+    }
+
+    /// Keeps the answered `response` (unless `store: false`), before the
+    /// client can name it.
+    pub fn keep(&self, response: &Value, completion: &Value, session: &SessionId) {
+        let Some(keep) = &self.keep else {
+            return;
+        };
+        let output = completion["choices"][0]["message"].clone();
+        let stored = Stored {
+            owner: keep.owner.clone(),
+            session: session.to_string(),
+            previous: self.meta.previous_response_id.clone(),
+            input: keep.input.clone(),
+            output,
+            response: response.clone(),
+        };
+        keep.store.keep(&self.meta.id, stored);
+    }
+}
+
+/// `POST /v1/responses` in Claude Code mode.
+pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
+    let json = crate::routes::json_object(&rq.body)?;
+    let translated = translate(&json)?;
+    let claude = &app.claude;
+    let key = rq.api_key.as_ref();
+    let owner = claude.owner_fingerprint(key)?;
+    let mut session_id = match rq.header("X-Claude-Session-ID") {
+        Some(raw) => Some(SessionId::parse(raw)?),
+        None => None,
+    };
+    let mut history = Vec::new();
+    if let Some(previous) = &translated.previous_response_id {
+        let lives = |session: &str| claude.session_lives(session, key);
+        let found = claude
+            .responses()
+            .previous(previous, owner.as_deref(), lives);
+        match found {
+            None => {
+                return Err(ApiError::PreviousResponseNotFound {
+                    id: previous.chars().take(100).collect(),
+                })
+            }
+            Some(Previous::Latest { session, answer }) => {
+                let session = SessionId::parse(&session)?;
+                if session_id.as_ref().is_some_and(|header| *header != session) {
+                    return Err(conflict());
+                }
+                session_id = Some(session);
+                // The session has the rest; the chat request needs the
+                // calls its function results answer.
+                history.push(answer);
+            }
+            Some(Previous::Older { history: earlier }) => {
+                if session_id.is_some() {
+                    return Err(conflict());
+                }
+                history = earlier;
+            }
+        }
+    }
+    if let Some(id) = &session_id {
+        // Function results carry on a turn that was counted when it began.
+        if !translated.carries_tool_results() {
+            app.limiter.check_session(id.as_str())?;
+        }
+    }
+    let chat = translated.chat_body(&history);
+    let keep = translated.store.then(|| Keep {
+        store: claude.responses().clone(),
+        owner,
+        input: translated.input.clone(),
+    });
+    let model = json
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let turn = ResponsesTurn::new(&translated, model.to_string(), keep);
+    let request = ChatRequest {
+        incoming: rq,
+        raw: &rq.body,
+        json: &chat,
+        session_id,
+        responses: Some(Arc::new(turn)),
+    };
+    let reply = if translated.stream {
+        claude.stream(&request)?
+    } else {
+        claude.complete(&request)?
+    };
+    Ok(with_ignored(reply, &translated.ignored))
+}
+
+/// `GET /v1/responses/{id}` in Claude Code mode.
+pub fn retrieve(app: &App, rq: &Incoming, id: &str) -> Result<Reply, ApiError> {
+    let claude = &app.claude;
+    let key = rq.api_key.as_ref();
+    let owner = claude.owner_fingerprint(key)?;
+    let lives = |session: &str| claude.session_lives(session, key);
+    match claude.responses().get(id, owner.as_deref(), lives) {
+        Some(response) => Ok(Reply::json(200, &response)),
+        None => Err(ApiError::ResponseNotFound {
+            id: id.chars().take(100).collect(),
+        }),
+    }
+}
+
+fn conflict() -> ApiError {
+    ApiError::InvalidValue {
+        param: "previous_response_id".into(),
+        message: "'previous_response_id' belongs to another session than the \
+                  X-Claude-Session-ID header names; send one of them."
+            .into(),
+    }
+}
+
+/// The chat turn's own ignored parameters and this API's, in one header.
+fn with_ignored(mut reply: Reply, ignored: &[&'static str]) -> Reply {
+    const HEADER: &str = "X-Claude-Ignored-Params";
+    let mut names: Vec<String> = ignored.iter().map(|s| s.to_string()).collect();
+    if let Some(chat) = reply.header(HEADER) {
+        for name in chat.split(',') {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+    }
+    reply
+        .headers
+        .retain(|(k, _)| !k.eq_ignore_ascii_case(HEADER));
+    if names.is_empty() {
+        reply
+    } else {
+        reply.with_header(HEADER, names.join(","))
+    }
+}

@@ -1,0 +1,177 @@
+//! The Responses API's shapes of an answer: the `response` object, its
+//! `message` and `function_call` output items, and its usage, all
+//! labelled with the response's id, time and the model the client named.
+//! A whole answer is made from the chat completion Claude Code mode
+//! produced (`from_completion`); a stream builds the same items as it goes
+//! (see `events`).
+
+use serde_json::{json, Map, Value};
+
+/// What labels one response, and the request fields it repeats.
+#[derive(Debug, Clone)]
+pub struct ResponseMeta {
+    /// `resp_<32 hex>`.
+    pub id: String,
+    pub created_at: u64,
+    pub model: String,
+    pub previous_response_id: Option<String>,
+    pub store: bool,
+    /// Request fields echoed as sent (see `request::ECHOED`).
+    pub echo: Map<String, Value>,
+}
+
+/// How a response ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    InProgress,
+    Completed,
+    /// Cut at the output limit (`finish_reason: length`).
+    Incomplete,
+    Failed,
+}
+
+impl Status {
+    fn word(self) -> &'static str {
+        match self {
+            Status::InProgress => "in_progress",
+            Status::Completed => "completed",
+            Status::Incomplete => "incomplete",
+            Status::Failed => "failed",
+        }
+    }
+
+    /// From a chat `finish_reason`.
+    pub fn of_finish(reason: Option<&str>) -> Status {
+        match reason {
+            Some("length") => Status::Incomplete,
+            _ => Status::Completed,
+        }
+    }
+}
+
+impl ResponseMeta {
+    fn hex(&self) -> &str {
+        self.id.strip_prefix("resp_").unwrap_or(&self.id)
+    }
+
+    /// The id of the answer's text item.
+    pub fn message_id(&self, index: usize) -> String {
+        format!("msg_{}_{index}", self.hex())
+    }
+
+    /// The id of the answer's `n`th output item when it is a call.
+    pub fn call_item_id(&self, index: usize) -> String {
+        format!("fc_{}_{index}", self.hex())
+    }
+
+    /// The `response` object. `error` is `{code, message}` for a failed one.
+    pub fn object(
+        &self,
+        status: Status,
+        output: Vec<Value>,
+        usage: Option<Value>,
+        error: Option<Value>,
+    ) -> Value {
+        let echoed = |field: &str, default: Value| self.echo.get(field).cloned().unwrap_or(default);
+        let incomplete =
+            (status == Status::Incomplete).then(|| json!({"reason": "max_output_tokens"}));
+        json!({
+            "id": self.id,
+            "object": "response",
+            "created_at": self.created_at,
+            "status": status.word(),
+            "error": error,
+            "incomplete_details": incomplete,
+            "instructions": echoed("instructions", Value::Null),
+            "max_output_tokens": echoed("max_output_tokens", Value::Null),
+            "model": self.model,
+            "output": output,
+            "parallel_tool_calls": echoed("parallel_tool_calls", Value::Bool(true)),
+            "previous_response_id": self.previous_response_id,
+            "reasoning": echoed("reasoning", json!({"effort": null, "summary": null})),
+            "service_tier": echoed("service_tier", json!("default")),
+            "store": self.store,
+            "temperature": echoed("temperature", json!(1.0)),
+            "text": echoed("text", json!({"format": {"type": "text"}})),
+            "tool_choice": echoed("tool_choice", json!("auto")),
+            "tools": echoed("tools", json!([])),
+            "top_p": echoed("top_p", json!(1.0)),
+            "truncation": echoed("truncation", json!("disabled")),
+            "usage": usage,
+            "user": echoed("user", Value::Null),
+            "metadata": echoed("metadata", json!({})),
+        })
+    }
+}
+
+pub fn message_item(id: &str, text: &str, done: bool) -> Value {
+    let content = if done {
+        json!([text_part(text)])
+    } else {
+        json!([])
+    };
+    json!({
+        "id": id,
+        "type": "message",
+        "status": if done { "completed" } else { "in_progress" },
+        "role": "assistant",
+        "content": content,
+    })
+}
+
+pub fn text_part(text: &str) -> Value {
+    json!({"type": "output_text", "text": text, "annotations": []})
+}
+
+pub fn call_item(id: &str, call_id: &str, name: &str, arguments: &str, done: bool) -> Value {
+    json!({
+        "id": id,
+        "type": "function_call",
+        "status": if done { "completed" } else { "in_progress" },
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+    })
+}
+
+/// Chat usage (`prompt_tokens`, `completion_tokens`) in the Responses shape.
+pub fn usage(chat: &Value) -> Value {
+    let count = |field: &str| chat.get(field).and_then(Value::as_u64).unwrap_or(0);
+    let (input, output) = (count("prompt_tokens"), count("completion_tokens"));
+    json!({
+        "input_tokens": input,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input.saturating_add(output),
+    })
+}
+
+/// The whole response for a chat completion: the text as one message
+/// item, then one item per call.
+pub fn from_completion(meta: &ResponseMeta, completion: &Value) -> Value {
+    let choice = &completion["choices"][0];
+    let message = &choice["message"];
+    let calls = message["tool_calls"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let text = message["content"].as_str().unwrap_or("");
+    let mut output = Vec::new();
+    // An answer of calls alone has no message item; any other has one.
+    if !text.is_empty() || calls.is_empty() {
+        output.push(message_item(&meta.message_id(0), text, true));
+    }
+    for call in calls {
+        let index = output.len();
+        output.push(call_item(
+            &meta.call_item_id(index),
+            call["id"].as_str().unwrap_or(""),
+            call["function"]["name"].as_str().unwrap_or(""),
+            call["function"]["arguments"].as_str().unwrap_or(""),
+            true,
+        ));
+    }
+    let status = Status::of_finish(choice["finish_reason"].as_str());
+    meta.object(status, output, Some(usage(&completion["usage"])), None)
+}
