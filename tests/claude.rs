@@ -561,7 +561,7 @@ fn validation_rejects_what_claude_mode_cannot_do() {
             Some("messages"),
         ),
         (
-            json!({"model": "o1", "messages": user}),
+            json!({"model": "llama-3-70b", "messages": user}),
             400,
             "model_not_found",
             Some("model"),
@@ -626,7 +626,7 @@ fn validation_rejects_what_claude_mode_cannot_do() {
     let r = chat(
         c.addr(),
         &[CLAUDE],
-        &json!({"model": "o1", "messages": user}).to_string(),
+        &json!({"model": "llama-3-70b", "messages": user}).to_string(),
     );
     let message = r.json()["error"]["message"].as_str().unwrap().to_string();
     assert!(

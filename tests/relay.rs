@@ -1015,7 +1015,7 @@ fn other_paths_under_claude_v1_are_404() {
     let srv = claude_server(&fake);
     let rows: [(&str, &str, &[u8]); 4] = [
         ("POST", "/claude/v1/embeddings", EMBEDDINGS_BODY.as_bytes()),
-        ("POST", "/claude/v1/responses", RESPONSES_BODY.as_bytes()),
+        ("GET", "/claude/v1/responses/resp_1/input_items", b""),
         ("GET", "/claude/v1/files", b""),
         ("DELETE", "/claude/v1/files/file-abc", b""),
     ];

@@ -1,1 +1,307 @@
+//! Recorded CLI runs, read by the chat adapter as the server reads them,
+//! then told as Responses events: the order the SDK stream helpers follow,
+//! and a streamed answer equal to the whole one.
 
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use super::*;
+use crate::claude::adapter::{Adapter, Outcome, Step};
+use crate::claude::tools::{read_tool_spec, ToolSpec};
+use crate::responses::object::from_completion;
+
+macro_rules! fixture {
+    ($name:literal) => {
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/claude-cli-2.1.331/",
+            $name
+        ))
+        .as_slice()
+    };
+}
+
+fn meta() -> ResponseMeta {
+    ResponseMeta {
+        id: "resp_0123".into(),
+        created_at: 1_740_500_000,
+        model: "gpt-5".into(),
+        previous_response_id: None,
+        store: true,
+        echo: Map::new(),
+    }
+}
+
+fn spec(body: Value) -> Arc<ToolSpec> {
+    Arc::new(read_tool_spec(body.as_object().expect("a body")).expect("a valid body"))
+}
+
+fn weather_and_time() -> Arc<ToolSpec> {
+    let function = |name: &str, param: &str| {
+        json!({"type": "function", "function": {"name": name,
+            "parameters": {"type": "object", "properties": {param: {"type": "string"}}}}})
+    };
+    spec(json!({"tools": [function("get_weather", "city"), function("get_time", "zone")]}))
+}
+
+/// A recorded run streamed (chunks with usage) until the answer is over:
+/// its events and final response, and the chat completion.
+struct Told {
+    events: Vec<Value>,
+    response: Value,
+    completion: Value,
+}
+
+fn tell(stdout: &[u8], tools: Arc<ToolSpec>) -> Told {
+    let mut adapter = Adapter::new("chatcmpl-x".into(), 1, "gpt-5".into(), true).with_tools(tools);
+    let mut writer = ResponseEvents::new(meta());
+    let mut framed = Vec::new();
+    for line in stdout.split(|&b| b == b'\n') {
+        if adapter.over() {
+            break;
+        }
+        if let Step::Chunks(chunks) = adapter.push_line(line) {
+            chunks.iter().for_each(|c| framed.extend(writer.chunk(c)));
+        }
+    }
+    let Outcome::Success {
+        final_chunks,
+        completion,
+        ..
+    } = adapter.finish()
+    else {
+        panic!("the recording answers");
+    };
+    final_chunks
+        .iter()
+        .for_each(|c| framed.extend(writer.chunk(c)));
+    let (ending, response) = writer.complete();
+    framed.extend(ending);
+    Told {
+        events: framed.iter().map(|e| unframe(e)).collect(),
+        response,
+        completion,
+    }
+}
+
+/// `event: NAME\ndata: JSON` → the JSON, its name checked against `type`.
+fn unframe(event: &[u8]) -> Value {
+    let text = std::str::from_utf8(event).expect("UTF-8");
+    let (name, data) = text.split_once('\n').expect("two lines");
+    let name = name.strip_prefix("event: ").expect("an event line");
+    let data: Value =
+        serde_json::from_str(data.strip_prefix("data: ").expect("a data line")).expect("JSON");
+    assert_eq!(data["type"], name);
+    data
+}
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events.iter().filter_map(|e| e["type"].as_str()).collect()
+}
+
+/// What every stream keeps: numbered from 0 by one, created and
+/// in_progress first, the final event last, each item's events between
+/// its `added` and `done` and items one after the other.
+fn assert_well_formed(events: &[Value], last: &str) {
+    for (n, event) in events.iter().enumerate() {
+        assert_eq!(event["sequence_number"], n as u64, "{event}");
+    }
+    let kinds = kinds(events);
+    assert_eq!(kinds[..2], ["response.created", "response.in_progress"]);
+    assert_eq!(kinds[kinds.len() - 1], last);
+    let mut open: Option<u64> = None;
+    let mut next_index = 0;
+    for event in &events[2..events.len() - 1] {
+        let index = event["output_index"].as_u64().expect("an output index");
+        match event["type"].as_str() {
+            Some("response.output_item.added") => {
+                assert_eq!(open, None, "an item opened inside another");
+                assert_eq!(index, next_index);
+                open = Some(index);
+            }
+            Some("response.output_item.done") => {
+                assert_eq!(open, Some(index));
+                open = None;
+                next_index += 1;
+            }
+            _ => assert_eq!(open, Some(index), "{event}"),
+        }
+    }
+    assert_eq!(open, None);
+}
+
+fn joined(events: &[Value], kind: &str) -> String {
+    events
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .filter_map(|e| e["delta"].as_str())
+        .collect()
+}
+
+#[test]
+fn a_text_answer_streams_in_the_documented_order() {
+    let told = tell(fixture!("stream-new.stdout"), Arc::default());
+    assert_well_formed(&told.events, "response.completed");
+    let mut kinds = kinds(&told.events);
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added",
+            "response.output_text.delta",
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.completed",
+        ]
+    );
+    let text = told.completion["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("text");
+    assert!(!text.is_empty());
+    assert_eq!(joined(&told.events, "response.output_text.delta"), text);
+    assert_eq!(told.response["output"][0]["content"][0]["text"], text);
+    assert_eq!(told.response["status"], "completed");
+    let usage = &told.response["usage"];
+    assert_eq!(
+        usage["input_tokens"],
+        told.completion["usage"]["prompt_tokens"]
+    );
+    assert!(usage["output_tokens"].as_u64().unwrap_or(0) > 0);
+    // The created event's snapshot is in progress, with nothing yet.
+    let created = &told.events[0]["response"];
+    assert_eq!(created["status"], "in_progress");
+    assert_eq!(created["output"], json!([]));
+    assert_eq!(created["id"], "resp_0123");
+    // Streamed or whole, the same response.
+    assert_eq!(from_completion(&meta(), &told.completion), told.response);
+}
+
+#[test]
+fn thinking_is_not_part_of_the_answer() {
+    let told = tell(fixture!("stream-thinking.stdout"), Arc::default());
+    assert_well_formed(&told.events, "response.completed");
+    assert_eq!(told.response["output"].as_array().map(Vec::len), Some(1));
+    assert_eq!(from_completion(&meta(), &told.completion), told.response);
+}
+
+#[test]
+fn the_clis_own_continuation_after_max_tokens_is_one_completed_answer() {
+    let told = tell(fixture!("stream-max-tokens.stdout"), Arc::default());
+    assert_well_formed(&told.events, "response.completed");
+    assert_eq!(told.response["output"].as_array().map(Vec::len), Some(1));
+    assert_eq!(from_completion(&meta(), &told.completion), told.response);
+}
+
+#[test]
+fn an_answer_cut_at_the_output_limit_is_incomplete() {
+    let mut writer = ResponseEvents::new(meta());
+    let mut events = Vec::new();
+    for chunk in [
+        json!({"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": null}]}),
+        json!({"choices": [{"index": 0, "delta": {"content": "Once upon"}, "finish_reason": null}]}),
+        json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}),
+        json!({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2}}),
+    ] {
+        events.extend(writer.chunk(chunk.to_string().as_bytes()));
+    }
+    let (ending, response) = writer.complete();
+    events.extend(ending);
+    let events: Vec<Value> = events.iter().map(|e| unframe(e)).collect();
+    assert_well_formed(&events, "response.incomplete");
+    assert_eq!(response["status"], "incomplete");
+    assert_eq!(
+        response["incomplete_details"]["reason"],
+        "max_output_tokens"
+    );
+    assert_eq!(response["usage"]["total_tokens"], 7);
+    assert_eq!(response["output"][0]["content"][0]["text"], "Once upon");
+}
+
+#[test]
+fn parallel_calls_are_function_call_items_after_the_text() {
+    let told = tell(fixture!("tools-parallel.stdout"), weather_and_time());
+    assert_well_formed(&told.events, "response.completed");
+    let output = told.response["output"].as_array().expect("output");
+    let calls: Vec<&Value> = output
+        .iter()
+        .filter(|i| i["type"] == "function_call")
+        .collect();
+    let chat_calls = told.completion["choices"][0]["message"]["tool_calls"]
+        .as_array()
+        .expect("tool calls");
+    assert_eq!(calls.len(), chat_calls.len());
+    assert!(calls.len() >= 2);
+    for (item, chat) in calls.iter().zip(chat_calls) {
+        assert_eq!(item["call_id"], chat["id"]);
+        assert_eq!(item["name"], chat["function"]["name"]);
+        assert_eq!(item["arguments"], chat["function"]["arguments"]);
+        assert_eq!(item["status"], "completed");
+        let arguments: Value =
+            serde_json::from_str(item["arguments"].as_str().expect("text")).expect("JSON");
+        assert!(arguments.is_object());
+        // The argument deltas of this item add up to its arguments.
+        let pieces: String = told
+            .events
+            .iter()
+            .filter(|e| {
+                e["type"] == "response.function_call_arguments.delta" && e["item_id"] == item["id"]
+            })
+            .filter_map(|e| e["delta"].as_str())
+            .collect();
+        assert_eq!(pieces, item["arguments"].as_str().unwrap_or_default());
+    }
+    let names: Vec<&str> = calls.iter().filter_map(|c| c["name"].as_str()).collect();
+    assert_eq!(names, ["get_weather", "get_time"]);
+    assert_eq!(from_completion(&meta(), &told.completion), told.response);
+}
+
+#[test]
+fn structured_output_is_the_text_of_the_message() {
+    let schema = spec(
+        json!({"response_format": {"type": "json_schema", "json_schema": {
+        "name": "weather", "schema": {"type": "object",
+            "properties": {"city": {"type": "string"}, "temp": {"type": "number"}},
+            "required": ["city", "temp"]}}}}),
+    );
+    let told = tell(fixture!("structured.stdout"), schema);
+    assert_well_formed(&told.events, "response.completed");
+    let text = told.response["output"][0]["content"][0]["text"]
+        .as_str()
+        .expect("text");
+    let answer: Value = serde_json::from_str(text).expect("JSON text");
+    assert_eq!(answer["city"], "Paris");
+    assert!(!kinds(&told.events).contains(&"response.function_call_arguments.delta"));
+}
+
+#[test]
+fn a_turn_that_breaks_ends_with_response_failed() {
+    let mut writer = ResponseEvents::new(meta());
+    let chunk =
+        json!({"choices": [{"index": 0, "delta": {"content": "Hal"}, "finish_reason": null}]});
+    let mut events: Vec<Value> = writer
+        .chunk(chunk.to_string().as_bytes())
+        .iter()
+        .map(|e| unframe(e))
+        .collect();
+    events.extend(
+        writer
+            .fail("The claude CLI crashed.")
+            .iter()
+            .map(|e| unframe(e)),
+    );
+    let last = events.last().expect("events");
+    assert_eq!(last["type"], "response.failed");
+    assert_eq!(last["response"]["status"], "failed");
+    assert_eq!(
+        last["response"]["error"]["message"],
+        "The claude CLI crashed."
+    );
+    for (n, event) in events.iter().enumerate() {
+        assert_eq!(event["sequence_number"], n as u64);
+    }
+}

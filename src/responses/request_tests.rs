@@ -1,1 +1,211 @@
+use serde_json::{json, Value};
 
+use super::*;
+use crate::claude::validate::validate;
+
+fn read(body: Value) -> Result<Translated, ApiError> {
+    translate(body.as_object().expect("an object"))
+}
+
+fn ok(body: Value) -> Translated {
+    read(body).expect("accepted")
+}
+
+#[test]
+fn a_string_input_with_instructions_is_a_system_and_a_user_message() {
+    let t = ok(json!({"model": "gpt-5", "input": "Hi", "instructions": "Be brief."}));
+    let chat = t.chat_body(&[]);
+    assert_eq!(
+        chat["messages"],
+        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+    );
+    assert!(t.store);
+    assert!(!t.stream);
+    let valid = validate(&chat).expect("a valid chat request");
+    assert_eq!(valid.system.as_deref(), Some("Be brief."));
+    assert_eq!(valid.turns.len(), 1);
+}
+
+#[test]
+fn an_agent_loop_history_becomes_one_assistant_turn_with_its_calls() {
+    // What the Agents SDK sends back after a function call: the user
+    // message, the model's text and call items, the call's output.
+    let t = ok(json!({"model": "gpt-5", "input": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"type": "message", "role": "assistant", "id": "msg_1", "status": "completed",
+         "content": [{"type": "output_text", "text": "Let me check.", "annotations": []}]},
+        {"type": "function_call", "id": "fc_1", "call_id": "toolu_1", "name": "get_weather",
+         "arguments": "{\"city\":\"Paris\"}", "status": "completed"},
+        {"type": "reasoning", "id": "rs_1", "summary": []},
+        {"type": "function_call_output", "call_id": "toolu_1", "output": "18 C"},
+    ], "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]}));
+    assert!(t.carries_tool_results());
+    let chat = t.chat_body(&[]);
+    assert_eq!(
+        chat["messages"],
+        json!([
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": "Let me check.", "tool_calls": [
+                {"id": "toolu_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "toolu_1", "content": "18 C"},
+        ])
+    );
+    assert_eq!(
+        chat["tools"],
+        json!([{"type": "function", "function": {"name": "get_weather",
+            "parameters": {"type": "object"}}}])
+    );
+    let valid = validate(&chat).expect("a valid chat request");
+    assert_eq!(valid.tool_results().len(), 1);
+    assert_eq!(valid.tools.functions.len(), 1);
+}
+
+#[test]
+fn image_parts_text_format_and_tool_choice_are_carried_over() {
+    let t = ok(json!({"model": "gpt-4.1", "stream": true,
+        "input": [{"role": "user", "content": [
+            {"type": "input_text", "text": "What is this?"},
+            {"type": "input_image", "image_url": "https://example.com/cat.png", "detail": "auto"}]}],
+        "tools": [{"type": "function", "name": "f", "parameters": {"type": "object"}}],
+        "tool_choice": {"type": "function", "name": "f"},
+        "text": {"format": {"type": "json_schema", "name": "cat", "strict": true,
+            "schema": {"type": "object", "properties": {"kind": {"type": "string"}}}}}}));
+    let chat = t.chat_body(&[]);
+    assert_eq!(
+        chat["messages"][0]["content"][1],
+        json!({"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}})
+    );
+    assert_eq!(
+        chat["tool_choice"],
+        json!({"type": "function", "function": {"name": "f"}})
+    );
+    assert_eq!(chat["response_format"]["type"], "json_schema");
+    assert_eq!(chat["response_format"]["json_schema"]["name"], "cat");
+    assert_eq!(chat["stream_options"], json!({"include_usage": true}));
+    let valid = validate(&chat).expect("a valid chat request");
+    assert!(valid.tools.output_schema.is_some());
+    assert!(valid.stream && valid.include_usage);
+}
+
+#[test]
+fn knobs_the_cli_cannot_turn_are_named_and_echoed() {
+    let t = ok(
+        json!({"model": "gpt-5.6-luna", "input": "x", "temperature": 0.2,
+        "reasoning": {"effort": "none"}, "text": {"verbosity": "low"},
+        "include": [], "metadata": {"a": "b"}, "store": false, "previous_response_id": "resp_1"}),
+    );
+    assert_eq!(
+        t.ignored,
+        [
+            "temperature",
+            "include",
+            "reasoning",
+            "metadata",
+            "text.verbosity"
+        ]
+    );
+    assert!(!t.store);
+    assert_eq!(t.previous_response_id.as_deref(), Some("resp_1"));
+    assert_eq!(t.echo["temperature"], json!(0.2));
+    assert_eq!(t.echo["metadata"], json!({"a": "b"}));
+    assert!(!t.chat_body(&[]).contains_key("response_format"));
+}
+
+#[test]
+fn history_from_a_previous_response_goes_between_instructions_and_input() {
+    let t = ok(json!({"model": "gpt-5", "input": "and now?", "instructions": "Sys"}));
+    let earlier = [
+        json!({"role": "user", "content": "before"}),
+        json!({"role": "assistant", "content": "answer"}),
+    ];
+    let roles: Vec<Value> = t.chat_body(&earlier)["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["role"].clone())
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            json!("system"),
+            json!("user"),
+            json!("assistant"),
+            json!("user")
+        ]
+    );
+}
+
+#[test]
+fn what_cannot_be_passed_on_is_refused_by_its_own_name() {
+    for (body, param, code) in [
+        (json!({"input": "x"}), "model", "missing_required_parameter"),
+        (
+            json!({"model": "gpt-5"}),
+            "input",
+            "missing_required_parameter",
+        ),
+        (
+            json!({"model": "gpt-5", "input": 3}),
+            "input",
+            "invalid_value",
+        ),
+        (
+            json!({"model": "gpt-5", "input": "x", "tools": [{"type": "web_search"}]}),
+            "tools[0]",
+            "unsupported_parameter",
+        ),
+        (
+            json!({"model": "gpt-5", "input": [{"type": "item_reference", "id": "x"}]}),
+            "input[0]",
+            "unsupported_parameter",
+        ),
+        (
+            json!({"model": "gpt-5", "input": [{"role": "user", "content": [
+                {"type": "input_file", "file_id": "file_1"}]}]}),
+            "input[0].content[0]",
+            "unsupported_content",
+        ),
+        (
+            json!({"model": "gpt-5", "input": [{"role": "user", "content": [
+                {"type": "input_image", "file_id": "file_1"}]}]}),
+            "input[0].content[0]",
+            "unsupported_content",
+        ),
+        (
+            json!({"model": "gpt-5", "input": [{"type": "function_call_output", "output": "x"}]}),
+            "input[0].call_id",
+            "invalid_value",
+        ),
+        (
+            json!({"model": "gpt-5", "input": "x", "conversation": "conv_1"}),
+            "conversation",
+            "unsupported_parameter",
+        ),
+        (
+            json!({"model": "gpt-5", "input": "x", "background": true}),
+            "background",
+            "unsupported_parameter",
+        ),
+        (
+            json!({"model": "gpt-5", "input": "x", "text": {"format": {"type": "yaml"}}}),
+            "text.format",
+            "invalid_value",
+        ),
+        (
+            json!({"model": "gpt-5", "input": "x", "previous_response_id": 7}),
+            "previous_response_id",
+            "invalid_value",
+        ),
+        (
+            json!({"model": "gpt-5", "input": "x", "store": "no"}),
+            "store",
+            "invalid_value",
+        ),
+    ] {
+        let error = read(body.clone()).expect_err(&body.to_string());
+        assert_eq!(error.param(), Some(param), "{body}");
+        assert_eq!(error.code(), code, "{body}");
+        assert_eq!(error.status(), 400, "{body}");
+    }
+}
