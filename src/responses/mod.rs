@@ -9,6 +9,7 @@
 //! Without the header the same paths are relayed to the upstream.
 
 mod events;
+mod input;
 mod object;
 mod request;
 mod store;

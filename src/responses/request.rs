@@ -8,6 +8,7 @@
 
 use serde_json::{json, Map, Value};
 
+use super::input::read_input;
 use crate::error::ApiError;
 
 /// Accepted and type-agnostic, not honoured; reported in this order.
@@ -171,21 +172,22 @@ fn present<'a>(json: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     json.get(key).filter(|v| !v.is_null())
 }
 
-fn invalid(param: &str, message: &str) -> ApiError {
+pub(super) fn invalid(param: &str, message: &str) -> ApiError {
     ApiError::InvalidValue {
         param: param.to_string(),
         message: message.to_string(),
     }
 }
 
-fn unsupported(param: &str, message: String) -> ApiError {
+pub(super) fn unsupported(param: &str, message: String) -> ApiError {
     ApiError::UnsupportedParameter {
         param: param.to_string(),
         message,
     }
 }
 
-const USE_PASSTHROUGH: &str = "Send the request without the X-Claude-Code header (and not \
+pub(super) const USE_PASSTHROUGH: &str =
+    "Send the request without the X-Claude-Code header (and not \
      under /claude/v1) to have the OpenAI upstream answer it.";
 
 fn refuse_unsupported(json: &Map<String, Value>) -> Result<(), ApiError> {
@@ -292,189 +294,6 @@ fn read_text(text: &Value) -> Result<(Option<Value>, bool), ApiError> {
         }
     };
     Ok((response_format, verbosity))
-}
-
-/// `input` (a string, or a list of items) as chat messages. An assistant
-/// message and the function calls after it are one chat message, the way
-/// the answer that produced them was one.
-fn read_input(input: &Value) -> Result<Vec<Value>, ApiError> {
-    let items = match input {
-        Value::String(text) => return Ok(vec![json!({"role": "user", "content": text})]),
-        Value::Array(items) => items,
-        _ => {
-            return Err(invalid(
-                "input",
-                "'input' must be a string or an array of items.",
-            ))
-        }
-    };
-    let mut messages: Vec<Value> = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let param = format!("input[{i}]");
-        let Some(item) = item.as_object() else {
-            return Err(invalid(&param, "Each input item must be an object."));
-        };
-        let kind = match item.get("type").and_then(Value::as_str) {
-            Some(kind) => kind,
-            None if item.contains_key("role") => "message",
-            None => return Err(invalid(&param, "An input item needs a 'type' or a 'role'.")),
-        };
-        match kind {
-            "message" => messages.push(read_message(item, &param)?),
-            "function_call" => add_call(&mut messages, item, &param)?,
-            "function_call_output" => messages.push(read_call_output(item, &param)?),
-            // This server never emits reasoning items; ones an upstream
-            // gave carry nothing the CLI can use.
-            "reasoning" => {}
-            other => {
-                return Err(unsupported(
-                    &param,
-                    format!(
-                        "{param} is a '{}' item; Claude Code mode reads messages, function_call \
-                         and function_call_output items. {USE_PASSTHROUGH}",
-                        other.chars().take(40).collect::<String>()
-                    ),
-                ))
-            }
-        }
-    }
-    Ok(messages)
-}
-
-fn read_message(item: &Map<String, Value>, param: &str) -> Result<Value, ApiError> {
-    let role = item.get("role").and_then(Value::as_str).unwrap_or("");
-    if !matches!(role, "user" | "assistant" | "system" | "developer") {
-        return Err(invalid(
-            &format!("{param}.role"),
-            "A message's 'role' must be user, assistant, system or developer.",
-        ));
-    }
-    let content = match item.get("content") {
-        Some(Value::String(text)) => Value::String(text.clone()),
-        Some(Value::Array(parts)) => {
-            let parts = parts
-                .iter()
-                .enumerate()
-                .map(|(j, part)| read_part(part, &format!("{param}.content[{j}]")))
-                .collect::<Result<Vec<Value>, ApiError>>()?;
-            if role == "user" {
-                Value::Array(parts)
-            } else {
-                // Only a user message carries images; the others are text.
-                Value::String(joined_text(&parts))
-            }
-        }
-        _ => {
-            return Err(invalid(
-                &format!("{param}.content"),
-                "A message's 'content' must be a string or an array of parts.",
-            ))
-        }
-    };
-    Ok(json!({"role": role, "content": content}))
-}
-
-/// One content part as a chat part (`text` or `image_url`).
-fn read_part(part: &Value, param: &str) -> Result<Value, ApiError> {
-    let kind = part.get("type").and_then(Value::as_str).unwrap_or("");
-    match kind {
-        "input_text" | "output_text" | "text" => {
-            let text = part.get("text").and_then(Value::as_str).unwrap_or("");
-            Ok(json!({"type": "text", "text": text}))
-        }
-        "refusal" => {
-            let text = part.get("refusal").and_then(Value::as_str).unwrap_or("");
-            Ok(json!({"type": "text", "text": text}))
-        }
-        "input_image" => match part.get("image_url").and_then(Value::as_str) {
-            Some(url) => Ok(json!({"type": "image_url", "image_url": {"url": url}})),
-            None => Err(ApiError::UnsupportedContent {
-                param: param.to_string(),
-                message: format!(
-                    "{param} is an image by file_id; Claude Code mode takes images as a data: \
-                     URL or an http(s) URL in 'image_url'."
-                ),
-            }),
-        },
-        other => Err(ApiError::UnsupportedContent {
-            param: param.to_string(),
-            message: format!(
-                "{param} is a '{}' part; Claude Code mode takes input_text and input_image \
-                 parts. {USE_PASSTHROUGH}",
-                other.chars().take(40).collect::<String>()
-            ),
-        }),
-    }
-}
-
-fn joined_text(parts: &[Value]) -> String {
-    parts
-        .iter()
-        .filter_map(|p| p.get("text").and_then(Value::as_str))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// A `function_call` item joins the assistant message just before it, or
-/// starts one without text.
-fn add_call(
-    messages: &mut Vec<Value>,
-    item: &Map<String, Value>,
-    param: &str,
-) -> Result<(), ApiError> {
-    let field = |name: &str| {
-        item.get(name).and_then(Value::as_str).ok_or_else(|| {
-            invalid(
-                &format!("{param}.{name}"),
-                "A function_call item needs 'call_id', 'name' and 'arguments' strings.",
-            )
-        })
-    };
-    let call = json!({
-        "id": field("call_id")?,
-        "type": "function",
-        "function": {"name": field("name")?, "arguments": field("arguments")?},
-    });
-    let joins_previous = messages
-        .last()
-        .is_some_and(|m| m.get("role").and_then(Value::as_str) == Some("assistant"));
-    if !joins_previous {
-        messages.push(json!({"role": "assistant", "content": null, "tool_calls": []}));
-    }
-    if let Some(last) = messages.last_mut() {
-        match last.get_mut("tool_calls").and_then(Value::as_array_mut) {
-            Some(calls) => calls.push(call),
-            None => last["tool_calls"] = json!([call]),
-        }
-    }
-    Ok(())
-}
-
-fn read_call_output(item: &Map<String, Value>, param: &str) -> Result<Value, ApiError> {
-    let Some(call_id) = item.get("call_id").and_then(Value::as_str) else {
-        return Err(invalid(
-            &format!("{param}.call_id"),
-            "A function_call_output item needs the 'call_id' of the call it answers.",
-        ));
-    };
-    let output = match item.get("output") {
-        Some(Value::String(text)) => text.clone(),
-        Some(Value::Array(parts)) => {
-            let parts = parts
-                .iter()
-                .enumerate()
-                .map(|(j, part)| read_part(part, &format!("{param}.output[{j}]")))
-                .collect::<Result<Vec<Value>, ApiError>>()?;
-            joined_text(&parts)
-        }
-        _ => {
-            return Err(invalid(
-                &format!("{param}.output"),
-                "A function_call_output item's 'output' must be a string or an array of parts.",
-            ))
-        }
-    };
-    Ok(json!({"role": "tool", "tool_call_id": call_id, "content": output}))
 }
 
 #[cfg(test)]
