@@ -44,7 +44,8 @@ Tools (what the CLI sends when it bridges a client's functions over MCP):
   the input is {"city": ...} or {"zone": ...} (or the tool's only property).
 - When the last user message carries tool_result blocks, the answer is the
   text "The tools said: " + the results' texts joined by " | " (an is_error
-  result as "ERROR: <text>"), stop_reason end_turn.
+  result as "ERROR: <text>"; <system-reminder> blocks and surrounding
+  whitespace left out), stop_reason end_turn.
 - Structured output: when the request offers the CLI's `StructuredOutput`
   tool (from --json-schema) and StructuredOutput has not been called yet, the
   answer calls it (after any client tool calls the prompt asks for) with an
@@ -179,12 +180,11 @@ def _blocks(msg, kind):
 
 
 def tool_result_text(block):
-    """A tool_result's text: its string content, or its text blocks joined."""
-    content = block.get("content")
-    if isinstance(content, str):
-        text = content
-    else:
-        text = " ".join(_text_blocks(content))
+    """A tool_result's text: its string content, or its text blocks joined,
+    without the <system-reminder> blocks the CLI appends to some results (a
+    token budget, seen with full model ids) that a model would not repeat."""
+    pieces = (_REMINDER.sub("", t).strip() for t in _text_blocks(block.get("content")))
+    text = " ".join(p for p in pieces if p)
     return f"ERROR: {text}" if block.get("is_error") else text
 
 

@@ -21,6 +21,15 @@ The other routes, enough for the official SDKs to parse their answers:
   response.output_item.done, response.completed. An input that contains
   PAUSE makes the stream wait PAUSE_S seconds after the first delta. The exact
   bytes of each stream are kept in its record (`sse`).
+  A request that offers `function` tools plays a small model with tools (the
+  agent loop of the Agents SDK): while its input holds no
+  `function_call_output`, the answer is one `function_call` item calling the
+  first tool with `{"city": <place>}` (the tool's own property name when it
+  has a single other one; the place is the capitalized word after "in " in
+  the input, else Paris); once the input holds outputs, the answer is a
+  message "The tools said: " + the outputs joined by " | ". Streamed, the call
+  comes as response.function_call_arguments.delta pieces and .done instead
+  of the text and content-part events.
 - `POST /v1/embeddings`: one vector of EMBED_DIM floats per input
   (`embedding_vector(text)`), as floats or base64 (`encoding_format`).
 - `POST /v1/files` (multipart): reads the body as it comes, 1 MiB at a time
@@ -50,6 +59,7 @@ import hashlib
 import itertools
 import json
 import random
+import re
 import struct
 import sys
 import time
@@ -354,17 +364,36 @@ class _Handler(BaseHTTPRequestHandler):
                                             "param": "input", "code": None}}, api_headers=True)
             return
         model = str(req["model"])
-        text = f"responses model={model} input={_input_summary(req['input'])}"
+        tools = [t for t in req.get("tools") or []
+                 if isinstance(t, dict) and t.get("type") == "function"]
+        outputs = _function_outputs(req["input"])
+        rec.update({"tool_names": [str(t.get("name")) for t in tools],
+                    "function_call_outputs": len(outputs)})
         n = next(_ids)
-        rid, mid = f"resp_fake{n:06d}", f"msg_fake{n:06d}"
+        rid = f"resp_fake{n:06d}"
         created = int(time.time())
-        words = len(text.split())
+        if outputs:
+            text = "The tools said: " + " | ".join(outputs)
+        elif tools:
+            text = None
+        else:
+            text = f"responses model={model} input={_input_summary(req['input'])}"
+        if text is None:
+            args = json.dumps(_call_arguments(tools[0], _input_summary(req["input"])))
+            item = {"id": f"fc_fake{n:06d}", "type": "function_call", "status": "completed",
+                    "call_id": f"call_fake{n:06d}", "name": str(tools[0].get("name")),
+                    "arguments": args}
+            out_tokens = len(args)
+            rec["reply"] = "function_call"
+        else:
+            part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+            item = {"id": f"msg_fake{n:06d}", "type": "message", "status": "completed",
+                    "role": "assistant", "content": [part]}
+            out_tokens = len(text.split())
+            rec["reply"] = "text" if outputs else "echo"
         usage = {"input_tokens": 5, "input_tokens_details": {"cached_tokens": 0},
-                 "output_tokens": words, "output_tokens_details": {"reasoning_tokens": 0},
-                 "total_tokens": 5 + words}
-        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-        item = {"id": mid, "type": "message", "status": "completed", "role": "assistant",
-                "content": [part]}
+                 "output_tokens": out_tokens, "output_tokens_details": {"reasoning_tokens": 0},
+                 "total_tokens": 5 + out_tokens}
 
         def response(status, output, usage_):
             return {"id": rid, "object": "response", "created_at": created, "status": status,
@@ -374,7 +403,7 @@ class _Handler(BaseHTTPRequestHandler):
                     "output": output, "parallel_tool_calls": True,
                     "previous_response_id": None, "reasoning": {"effort": None, "summary": None},
                     "store": True, "temperature": 1.0,
-                    "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [],
+                    "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": tools,
                     "top_p": 1.0, "truncation": "disabled", "usage": usage_, "user": None,
                     "metadata": {}}
 
@@ -391,22 +420,34 @@ class _Handler(BaseHTTPRequestHandler):
             events.append(f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode())
             return events[-1]
 
-        deltas = [w + " " for w in text.split(" ")]
-        deltas[-1] = deltas[-1][:-1]
+        iid = item["id"]
         head = [event("response.created", response=response("in_progress", [], None)),
-                event("response.in_progress", response=response("in_progress", [], None)),
-                event("response.output_item.added", output_index=0,
-                      item={**item, "status": "in_progress", "content": []}),
-                event("response.content_part.added", item_id=mid, output_index=0,
-                      content_index=0, part={**part, "text": ""})]
-        body = [event("response.output_text.delta", item_id=mid, output_index=0,
-                      content_index=0, delta=d, logprobs=[]) for d in deltas]
-        tail = [event("response.output_text.done", item_id=mid, output_index=0,
-                      content_index=0, text=text, logprobs=[]),
-                event("response.content_part.done", item_id=mid, output_index=0,
-                      content_index=0, part=part),
-                event("response.output_item.done", output_index=0, item=item),
-                event("response.completed", response=response("completed", [item], usage))]
+                event("response.in_progress", response=response("in_progress", [], None))]
+        if text is None:
+            args = item["arguments"]
+            head.append(event("response.output_item.added", output_index=0,
+                              item={**item, "status": "in_progress", "arguments": ""}))
+            body = [event("response.function_call_arguments.delta", item_id=iid,
+                          output_index=0, delta=args[i:i + 6])
+                    for i in range(0, len(args), 6)]
+            tail = [event("response.function_call_arguments.done", item_id=iid, output_index=0,
+                          arguments=args)]
+        else:
+            part = item["content"][0]
+            head += [event("response.output_item.added", output_index=0,
+                           item={**item, "status": "in_progress", "content": []}),
+                     event("response.content_part.added", item_id=iid, output_index=0,
+                           content_index=0, part={**part, "text": ""})]
+            deltas = [w + " " for w in text.split(" ")]
+            deltas[-1] = deltas[-1][:-1]
+            body = [event("response.output_text.delta", item_id=iid, output_index=0,
+                          content_index=0, delta=d, logprobs=[]) for d in deltas]
+            tail = [event("response.output_text.done", item_id=iid, output_index=0,
+                          content_index=0, text=text, logprobs=[]),
+                    event("response.content_part.done", item_id=iid, output_index=0,
+                          content_index=0, part=part)]
+        tail += [event("response.output_item.done", output_index=0, item=item),
+                 event("response.completed", response=response("completed", [item], usage))]
         rec["sse"] = b"".join(events)
         rec["events"] = len(events)
         self.owner.record(rec)
@@ -543,6 +584,30 @@ def _param(header, key):
         return None
     j = header.find('"', i + len(marker))
     return header[i + len(marker):j]
+
+
+def _function_outputs(value):
+    """The `output` texts of the input's function_call_output items, in order
+    (a list output as its text parts joined)."""
+    found = []
+    for item in value if isinstance(value, list) else []:
+        if not isinstance(item, dict) or item.get("type") != "function_call_output":
+            continue
+        out = item.get("output")
+        if isinstance(out, list):
+            out = " ".join(str(p.get("text", "")) for p in out if isinstance(p, dict))
+        found.append(str(out))
+    return found
+
+
+def _call_arguments(tool, prompt):
+    """The arguments the fake model passes to `tool`: the place the prompt
+    asks about under "city" (or under the tool's only property)."""
+    m = re.search(r"\bin ([A-Z][\w-]*)", prompt)
+    place = m.group(1) if m else "Paris"
+    props = ((tool.get("parameters") or {}).get("properties") or {})
+    key = "city" if "city" in props or len(props) != 1 else next(iter(props))
+    return {key: place}
 
 
 def _input_summary(value):

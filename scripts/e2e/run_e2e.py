@@ -2,14 +2,17 @@
 """End-to-end suite: the real server binary, the real `claude` CLI (no
 wrapper), the official OpenAI SDKs (Python here, Node for one test),
 LangChain's `ChatOpenAI` (four tests, one with `bind_tools`), the OpenAI
-Agents SDK (one tool run), and two local fakes for the upstreams
+Agents SDK (a tool run on Chat Completions, and with its defaults on the
+Responses API in both modes), and two local fakes for the upstreams
 (fake_anthropic.py behind the CLI, fake_openai.py behind the passthrough).
 Tool calls, images and structured output in Claude Code mode are steered by
 words the fake API reacts to (see its docstring): "weather in <City>",
 "time in <Zone>". The relay tests (relay_*) call the other OpenAI routes
 (Responses, embeddings, models, files, audio, DELETEs) through the
 passthrough against fake_openai.py; claude_base_url_* use the /claude/v1
-base URL without the X-Claude-Code header.
+base URL without the X-Claude-Code header; responses_* are the Responses
+API in Claude Code mode (create, the stream helper, previous_response_id
+chains, function tools, structured output).
 
     SERVER_BIN=target/x86_64-unknown-linux-gnu/release/claude-cli-api \\
         .cache/e2e/venv/bin/python scripts/e2e/run_e2e.py [name-filter ...]
@@ -17,7 +20,8 @@ base URL without the X-Claude-Code header.
 It builds nothing (scripts/e2e.sh does). Ends with one line
 `N passed, M failed` and exits 1 when anything failed. E2E_VERBOSE=1 prints
 tracebacks and the fakes' request log; E2E_KEEP=1 keeps the temp directory
-(server logs, state, HOME) for a look afterwards.
+(server logs, state, HOME) for a look afterwards; E2E_DUMP_DIR=<dir> has the
+fake Anthropic API write each request body it gets there.
 """
 
 import base64
@@ -497,9 +501,9 @@ def expect_history(text, history, what):
           f"API answered: {text!r}")
 
 
-def access_lines(srv):
-    """(session_id, warm) of every chat completion in the server's access logs
-    (all its runs), read after it stopped."""
+def access_modes(srv):
+    """(path, mode, line) of every request in the server's access logs (all
+    its runs), read after it stopped."""
     out = []
     for path in srv.logs:
         with open(path, errors="replace") as f:
@@ -508,9 +512,16 @@ def access_lines(srv):
                     obj = json.loads(line)
                 except ValueError:
                     continue
-                if obj.get("event") == "request" and obj.get("path") == "/v1/chat/completions":
-                    out.append((obj.get("session_id"), obj.get("warm")))
+                if isinstance(obj, dict) and obj.get("event") == "request":
+                    out.append((obj.get("path"), obj.get("mode"), obj))
     return out
+
+
+def access_lines(srv, path="/v1/chat/completions"):
+    """(session_id, warm) of every request to `path` in the server's access
+    logs, read after it stopped."""
+    return [(obj.get("session_id"), obj.get("warm"))
+            for p, _, obj in access_modes(srv) if p == path]
 
 
 def test_warm_sdk_conversation(ctx):
@@ -1704,6 +1715,589 @@ def test_langchain_bind_tools_loop(ctx):
     check([s for s, _ in access_lines(srv)] == sids, f"access log: {access_lines(srv)}")
 
 
+# --- the Responses API in Claude Code mode ----------------------------------
+#
+# The same fake API answers (the echo, "weather in <City>" tool calls, "The
+# tools said: ..."), reached through /claude/v1/responses. The Agents SDK
+# tests run its default Responses model; the passthrough one meets
+# fake_openai.py playing a model with tools.
+
+RESPONSES_PATH = "/claude/v1/responses"
+RESP_ID_RE = re.compile(r"^resp_[A-Za-z0-9_-]+$")
+RESP_WEATHER_TOOL = {"type": "function", "name": "get_weather",
+                     "description": "The weather in a city",
+                     "parameters": {"type": "object",
+                                    "properties": {"city": {"type": "string"}},
+                                    "required": ["city"]}}
+
+
+def header_log(answered):
+    """An httpx client whose response hook appends each answer's headers
+    (lower-case names) to `answered`: the stream helpers hide the headers."""
+    return openai.DefaultHttpxClient(event_hooks={"response": [
+        lambda rs: answered.append({k.lower(): v for k, v in rs.headers.items()})]})
+
+
+def responses_turn(client, **kw):
+    """responses.create through with_raw_response: (session id, response, headers)."""
+    raw = client.responses.with_raw_response.create(**kw)
+    return raw.headers.get("x-claude-session-id"), raw.parse(), raw.headers
+
+
+def check_claude_answer(headers, what):
+    check(headers.get("x-backend-mode") == "claude-code",
+          f"{what}: X-Backend-Mode {headers.get('x-backend-mode')!r}: {dict(headers)}")
+    sid = headers.get("x-claude-session-id")
+    check(is_uuid4(sid), f"{what}: X-Claude-Session-ID {sid!r}: {dict(headers)}")
+    return sid
+
+
+def check_response_object(r, what, status="completed"):
+    """The fields every Response carries, as the SDK parsed them."""
+    check(RESP_ID_RE.match(r.id or ""), f"{what}: id {r.id!r}")
+    check(r.object == "response", f"{what}: object {r.object!r}")
+    check(r.status == status, f"{what}: status {r.status!r}")
+    check(abs(r.created_at - time.time()) < 600, f"{what}: created_at {r.created_at}")
+    if status == "completed":
+        u = r.usage
+        check(u is not None and u.input_tokens > 0 and u.output_tokens > 0
+              and u.total_tokens == u.input_tokens + u.output_tokens, f"{what}: usage {u}")
+
+
+def transcript(pairs):
+    """The prompt a new session with history gets: the labelled transcript."""
+    return "\n\n".join(f"{'User' if role == 'user' else 'Assistant'}: {text}"
+                       for role, text in pairs)
+
+
+def items_of(r, kind):
+    return [item for item in r.output if item.type == kind]
+
+
+def check_responses_events(events, what):
+    """A Responses stream, as any client reads it: sequence_number 0, 1, 2..;
+    response.created and .in_progress first, response.completed last; between
+    them each output item in turn (output_index 0, 1, ..): output_item.added,
+    then for a message content_part.added, output_text.delta pieces,
+    output_text.done, content_part.done, for a function_call
+    function_call_arguments.delta pieces and .done, then output_item.done.
+    The pieces must add up to each .done and to the final response. Returns
+    the final response."""
+    types = [e.type for e in events]
+    seqs = [e.sequence_number for e in events]
+    check(seqs == list(range(len(events))), f"{what}: sequence numbers {seqs}")
+    check(types[:2] == ["response.created", "response.in_progress"]
+          and types[-1] == "response.completed"
+          and types.count("response.completed") == 1, f"{what}: event types {types}")
+    first, final = events[0].response, events[-1].response
+    check(first.id == final.id and RESP_ID_RE.match(final.id or ""),
+          f"{what}: response ids {first.id!r} then {final.id!r}")
+    check(first.status == "in_progress" and final.status == "completed",
+          f"{what}: statuses {first.status!r} then {final.status!r}")
+
+    def expect(i, kind, index):
+        check(i < len(events) - 1 and types[i] == kind,
+              f"{what}: event {i} is {types[i] if i < len(types) else None!r}, expected "
+              f"{kind!r}; types {types}")
+        check(getattr(events[i], "output_index", index) == index,
+              f"{what}: event {i} ({kind}) has output_index {events[i].output_index}, "
+              f"expected {index}")
+        return events[i]
+
+    i, index, streamed = 2, 0, []
+    while i < len(events) - 1:
+        added = expect(i, "response.output_item.added", index)
+        item = added.item
+        i += 1
+        if item.type == "message":
+            expect(i, "response.content_part.added", index)
+            i += 1
+            pieces = []
+            while types[i] == "response.output_text.delta":
+                check(events[i].item_id == item.id, f"{what}: delta of item {events[i].item_id}"
+                      f" inside item {item.id}")
+                pieces.append(events[i].delta)
+                i += 1
+            check(pieces, f"{what}: item {index} has no output_text.delta; types {types}")
+            done = expect(i, "response.output_text.done", index)
+            check(done.text == "".join(pieces),
+                  f"{what}: output_text.done {done.text!r}, deltas {pieces}")
+            expect(i + 1, "response.content_part.done", index)
+            i += 2
+            streamed.append(("message", done.text))
+        elif item.type == "function_call":
+            pieces = []
+            while types[i] == "response.function_call_arguments.delta":
+                pieces.append(events[i].delta)
+                i += 1
+            done = expect(i, "response.function_call_arguments.done", index)
+            check(done.arguments == "".join(pieces),
+                  f"{what}: function_call_arguments.done {done.arguments!r}, deltas {pieces}")
+            i += 1
+            streamed.append(("function_call", done.arguments))
+        else:
+            raise AssertionError(f"{what}: an output item of type {item.type!r}")
+        item_done = expect(i, "response.output_item.done", index)
+        check(item_done.item.id == item.id and item_done.item.type == item.type,
+              f"{what}: output_item.done for {item_done.item.id} after {item.id} was added")
+        i += 1
+        index += 1
+    got = [(o.type, o.content[0].text if o.type == "message" else o.arguments)
+           for o in final.output]
+    check(got == streamed, f"{what}: the final response's output {got}, streamed {streamed}")
+    return final
+
+
+def test_responses_sdk_create(ctx):
+    """responses.create under /claude/v1 with an OpenAI model name: a Response
+    (resp_ id, completed, usage) whose output_text is the fake model's answer,
+    with the instructions as the system prompt and the model mapped to a
+    Claude one; the session id comes back as a header."""
+    client = claude_base_client(relay_server(ctx))
+    since = len(ctx.anthropic.messages_records())
+    sid, r, headers = responses_turn(client, model="gpt-4.1", input="Say hello",
+                                     instructions=f"{MARKER}: answer in one line.")
+    check_claude_answer(headers, "responses.create")
+    check(headers.get("x-claude-session-created") == "true", dict(headers))
+    check_response_object(r, "responses.create")
+    check(r.model == "gpt-4.1", f"response model {r.model!r}, expected the requested name")
+    check(r.output_text.startswith("turns=1 system=yes model=claude-"), r.output_text)
+    expect_history(r.output_text, [("user", "Say hello")], "responses.create")
+    msgs = items_of(r, "message")
+    check(len(r.output) == 1 and len(msgs) == 1 and msgs[0].role == "assistant"
+          and msgs[0].content[0].type == "output_text", f"output {r.output}")
+    recs = fake_records_since(ctx, since)
+    check(len(recs) == 1 and recs[0]["session_header"] == sid
+          and recs[0]["model"].startswith("claude-"), f"what the fake API saw: {recs}")
+
+    # The header takes /v1/responses to Claude Code mode too; nothing goes to OpenAI.
+    since_oai = ctx.openai.count()
+    other, r, headers = responses_turn(relay_server(ctx).client(), model="gpt-5",
+                                       input="By header", extra_headers=CLAUDE)
+    check_claude_answer(headers, "/v1/responses with X-Claude-Code")
+    check(other != sid and r.output_text.startswith("turns=1 system=no model=claude-"),
+          f"session {other}: {r.output_text}")
+    check(ctx.openai.records_since(since_oai) == [],
+          f"OpenAI saw {[(x['method'], x['path']) for x in ctx.openai.records_since(since_oai)]}")
+
+
+def test_responses_sdk_stream(ctx):
+    """The SDK's responses.stream helper and responses.create(stream=True):
+    the events in the documented order with sequence numbers from 0, the text
+    deltas adding up to the final text, get_final_response() agreeing."""
+    srv = relay_server(ctx)
+    answered = []
+    http_client = header_log(answered)
+    client = claude_base_client(srv, http_client=http_client)
+    try:
+        with client.responses.stream(model="claude-sonnet-4-6", input="Stream a hello",
+                                     instructions=f"{MARKER}: be brief.") as stream:
+            events = list(stream)
+            final = stream.get_final_response()
+        check(len(answered) == 1, f"{len(answered)} answers seen")
+        first_sid = check_claude_answer(answered[-1], "responses.stream")
+        check(answered[-1].get("content-type", "").startswith("text/event-stream"),
+              answered[-1])
+        last = check_responses_events(events, "responses.stream")
+        types = [e.type for e in events]
+        deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+        check(types == RESPONSES_EVENTS + ["response.output_text.delta"] * len(deltas)
+              + RESPONSES_END, f"event types {types}")
+        text = "".join(deltas)
+        check(text.startswith("turns=1 system=yes model=claude-sonnet"), text)
+        expect_history(text, [("user", "Stream a hello")], "responses.stream")
+        check(final.output_text == last.output_text == text,
+              (final.output_text, last.output_text, text))
+        check_response_object(final, "responses.stream final")
+
+        raw = client.responses.with_raw_response.create(
+            model="claude-sonnet-4-6", input=[{"role": "user", "content": "Stream again"}],
+            stream=True)
+        sid = check_claude_answer(raw.headers, "responses.create(stream=True)")
+        events = list(raw.parse())
+        last = check_responses_events(events, "responses.create(stream=True)")
+        text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+        check(text.startswith("turns=1 system=no model=claude-sonnet") and
+              last.output_text == text, (text, last.output_text))
+        check(sid != first_sid, f"two new conversations shared session {sid}")
+    finally:
+        http_client.close()
+
+
+def test_responses_text_format(ctx):
+    """Structured output over the Responses API: the SDK's responses.parse
+    with a pydantic model (text.format json_schema) gives output_parsed;
+    text.format json_object gives a JSON object."""
+    import pydantic
+
+    class City(pydantic.BaseModel):
+        city: str
+        population: int
+        capital: bool
+
+    client = claude_base_client(relay_server(ctx))
+    parsed = client.responses.parse(model="claude-sonnet-4-6", text_format=City,
+                                    input="Describe Paris in one object.")
+    check_response_object(parsed, "responses.parse")
+    check(parsed.output_parsed == City(city="Paris", population=21, capital=True),
+          f"output_parsed {parsed.output_parsed!r}, output_text {parsed.output_text!r}")
+    r = client.responses.create(model="claude-sonnet-4-6", text={"format": {"type": "json_object"}},
+                                input="Reply with a JSON object about Paris.")
+    try:
+        got = json.loads(r.output_text)
+    except ValueError:
+        raise AssertionError(f"json_object: not JSON: {r.output_text!r}")
+    check(isinstance(got, dict), f"json_object: {got!r}")
+
+
+def test_responses_previous_response_chain_warm(ctx):
+    """Three turns chained by previous_response_id, each sending only its new
+    user text: one session, turns 2 and 3 warm on the first turn's process,
+    and the fake API got the whole history each turn. Then: retrieve returns
+    a stored response; the id of turn 1 forks a new session with the history
+    up to it while the original carries on, warm; store=False keeps nothing
+    (404); another client key's ids are 404 to it; an unknown
+    previous_response_id is a 404 previous_response_not_found."""
+    srv = warm_server(ctx, "responses-chain", API_KEY="",
+                      API_KEYS=f"{API_KEY},{SECOND_API_KEY}").start()
+    try:
+        client = claude_base_client(srv)
+        history, answers, sid, pid, prev = [], [], None, None, None
+        prompts = ["my number is 7", "what is my number?", "and doubled?"]
+        for turn, prompt in enumerate(prompts, 1):
+            kw = {"previous_response_id": prev} if prev else {}
+            # The last turn sends its text as an input item, the others as a string.
+            inp = [{"role": "user", "content": prompt}] if turn == 3 else prompt
+            got, r, headers = responses_turn(client, model="claude-sonnet-4-6", input=inp, **kw)
+            check_claude_answer(headers, f"turn {turn}")
+            check_response_object(r, f"turn {turn}")
+            warm = headers.get("x-claude-warm")
+            if turn == 1:
+                sid = got
+                check(headers.get("x-claude-session-created") == "true" and warm == "false",
+                      f"turn 1: {dict(headers)}")
+            else:
+                check(got == sid, f"turn {turn} answered for session {got}, not {sid}")
+                check("x-claude-session-created" not in headers, f"turn {turn}: {dict(headers)}")
+                check(warm == "true", f"turn {turn}: X-Claude-Warm {warm!r}")
+            history.append(("user", prompt))
+            check(r.output_text.startswith(f"turns={turn} "), f"turn {turn}: {r.output_text}")
+            expect_history(r.output_text, history, f"turn {turn}")
+            history.append(("assistant", r.output_text))
+            check(r.id not in [a.id for a in answers], f"turn {turn}: id {r.id} reused")
+            answers.append(r)
+            prev = r.id
+            kids = wait_until(lambda: cli_children(ctx, srv), 5, what="the warm claude process")
+            check(len(kids) == 1, f"turn {turn}: claude processes {kids}")
+            pid = pid or kids[0]
+            check(kids == [pid], f"turn {turn}: the warm process {pid} was replaced by {kids}")
+
+        for r in (answers[1], answers[0]):
+            got = client.responses.retrieve(r.id)
+            check(got.id == r.id and got.status == "completed"
+                  and got.output_text == r.output_text,
+                  f"retrieve {r.id}: {got.id} {got.status} {got.output_text!r}")
+
+        # Back to turn 1: a new session that knows turns 1 only, the original untouched.
+        fork_sid, fork, headers = responses_turn(
+            client, model="claude-sonnet-4-6", input="a fork from turn 1",
+            previous_response_id=answers[0].id)
+        check(fork_sid != sid and headers.get("x-claude-session-created") == "true",
+              f"the fork answered for session {fork_sid} (the chain's is {sid}): "
+              f"{dict(headers)}")
+        # A new session gets its history as one transcript prompt (docs/SESSIONS.md).
+        check(fork.output_text.startswith("turns=1 "), f"the fork: {fork.output_text}")
+        expect_history(fork.output_text, [("user", transcript(
+            history[:2] + [("user", "a fork from turn 1")]))], "the fork (a transcript)")
+        got, r, headers = responses_turn(client, model="claude-sonnet-4-6", input="turn 4",
+                                         previous_response_id=answers[2].id)
+        history.append(("user", "turn 4"))
+        check(got == sid and headers.get("x-claude-warm") == "true",
+              f"the chain after the fork: session {got} (not {sid}?), "
+              f"X-Claude-Warm {headers.get('x-claude-warm')!r}")
+        check(r.output_text.startswith("turns=4 "), f"turn 4: {r.output_text}")
+        expect_history(r.output_text, history, "turn 4, after the fork")
+        check(pid in cli_children(ctx, srv), f"the chain's process {pid} is gone")
+
+        try:
+            client.responses.retrieve("resp_" + uuid.uuid4().hex)
+        except openai.NotFoundError:
+            pass
+        else:
+            raise AssertionError("retrieve of an unknown id: expected openai.NotFoundError")
+
+        _, unstored, _ = responses_turn(client, model="claude-sonnet-4-6", input="forget me",
+                                        store=False)
+        check(unstored.output_text.startswith("turns=1 "), unstored.output_text)
+        try:
+            client.responses.retrieve(unstored.id)
+        except openai.NotFoundError:
+            pass
+        else:
+            raise AssertionError(f"retrieve of a store=False response ({unstored.id}): "
+                                 "expected openai.NotFoundError")
+
+        since = len(ctx.anthropic.messages_records())
+        other = openai.OpenAI(base_url=srv.url("/claude/v1"), api_key=SECOND_API_KEY,
+                              max_retries=0, timeout=60)
+        try:
+            other.responses.retrieve(answers[0].id)
+        except openai.NotFoundError:
+            pass
+        else:
+            raise AssertionError("another key retrieved the chain's response")
+        try:
+            other.responses.create(model="claude-sonnet-4-6", input="whose is this?",
+                                   previous_response_id=answers[2].id)
+        except openai.NotFoundError as e:
+            check(e.code == "previous_response_not_found", f"another key's id: code {e.code!r}")
+        else:
+            raise AssertionError("another key continued the chain's conversation")
+        try:
+            client.responses.create(model="claude-sonnet-4-6", input="hello again",
+                                    previous_response_id="resp_" + uuid.uuid4().hex)
+        except openai.NotFoundError as e:
+            check(e.code == "previous_response_not_found" and e.param == "previous_response_id",
+                  f"code {e.code!r}, param {e.param!r}: {e}")
+        else:
+            raise AssertionError("an unknown previous_response_id: expected openai.NotFoundError")
+        check(fake_records_since(ctx, since) == [],
+              "a request with an unknown previous_response_id reached the model")
+    finally:
+        srv.stop()
+    seen = access_lines(srv, RESPONSES_PATH)
+    check(seen[:5] == [(sid, False), (sid, True), (sid, True), (fork_sid, False), (sid, True)],
+          f"access log of the chain and the fork (session, warm): {seen[:5]}")
+
+
+def test_responses_function_tool_loop(ctx):
+    """A function tool over the Responses API: the answer's function_call item
+    (call_id, name, JSON arguments); the function_call_output sent with
+    previous_response_id is answered by the same process, quoting the output.
+    A second round, streamed with the stream helper, brings the call as
+    function_call_arguments events."""
+    srv = tool_server(ctx, "responses-tools").start()
+    seen = len(ctx.anthropic.messages_records())
+    answered = []
+    http_client = header_log(answered)
+    try:
+        client = claude_base_client(srv, http_client=http_client)
+        tools = [RESP_WEATHER_TOOL]
+        sid, first, headers = responses_turn(client, model="claude-sonnet-4-6", tools=tools,
+                                             input="What is the weather in Paris?")
+        check_claude_answer(headers, "the call")
+        check_response_object(first, "the call")
+        calls = items_of(first, "function_call")
+        check(len(calls) == 1, f"function_call items {first.output}")
+        call = calls[0]
+        check(call.call_id and call.name == "get_weather", f"the call {call}")
+        check(json.loads(call.arguments) == {"city": "Paris"}, f"arguments {call.arguments!r}")
+        check(all(o.type in ("message", "function_call") for o in first.output)
+              and first.output[-1].type == "function_call", f"output {first.output}")
+        check_before_calls(first.output_text, "the call")
+        pid = check_one_cli(ctx, srv, None, "while the call is pending")
+
+        got, r, headers = responses_turn(
+            client, model="claude-sonnet-4-6", tools=tools, previous_response_id=first.id,
+            input=[{"type": "function_call_output", "call_id": call.call_id,
+                    "output": weather("Paris")}])
+        check(got == sid, f"the output landed on session {got}, not {sid}")
+        check(headers.get("x-claude-warm") == "true", f"X-Claude-Warm: {dict(headers)}")
+        check_response_object(r, "the answer")
+        check(not items_of(r, "function_call"), f"more calls: {r.output}")
+        check(r.output_text == f"The tools said: {weather('Paris')}", r.output_text)
+        check_one_cli(ctx, srv, pid, "after the output")
+
+        with client.responses.stream(model="claude-sonnet-4-6", tools=tools,
+                                     previous_response_id=r.id,
+                                     input="And the weather in Rome?") as stream:
+            events = list(stream)
+            streamed = stream.get_final_response()
+        final = check_responses_events(events, "the streamed call")
+        check(answered[-1].get("x-claude-session-id") == sid, answered[-1])
+        calls = items_of(final, "function_call")
+        check(len(calls) == 1 and calls[0].name == "get_weather"
+              and json.loads(calls[0].arguments) == {"city": "Rome"}, f"calls {final.output}")
+        check(streamed.id == final.id, (streamed.id, final.id))
+        _, r, _ = responses_turn(
+            client, model="claude-sonnet-4-6", tools=tools, previous_response_id=final.id,
+            input=[{"type": "function_call_output", "call_id": calls[0].call_id,
+                    "output": weather("Rome")}])
+        check(r.output_text == f"The tools said: {weather('Rome')}", r.output_text)
+        check_one_cli(ctx, srv, pid, "after the second round")
+        recs = fake_records_since(ctx, seen)
+        check([x["reply"] for x in recs] == ["tools", "text", "tools", "text"]
+              and "mcp__client__get_weather" in recs[0]["tool_names"]
+              and recs[1]["tool_results"] == 1, f"what the fake API saw: {recs}")
+        check({x["session_header"] for x in recs} == {sid}, "the CLI changed sessions")
+    finally:
+        srv.stop()
+        http_client.close()
+    check({s for s, _ in access_lines(srv, RESPONSES_PATH)} == {sid},
+          f"access log: {access_lines(srv, RESPONSES_PATH)}")
+
+
+def run_default_agent(base_url, headers=None, streamed=False):
+    """The Agents SDK as its docs show it: an Agent with instructions and one
+    function tool and NO model (so its default Responses model and default
+    model settings), a default client for `base_url`, tracing off, run to its
+    final answer (Runner.run, or Runner.run_streamed read to its end).
+    Returns (final output, the tool's calls, the request bodies sent, the
+    answers' headers)."""
+    import asyncio
+    try:
+        from agents import (Agent, Runner, function_tool, set_default_openai_client,
+                            set_tracing_disabled)
+        from agents.models import _openai_shared
+    except ImportError:
+        raise AssertionError("the openai-agents package is missing: run scripts/e2e/setup.sh")
+    calls, bodies, answered = [], [], []
+
+    @function_tool
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        calls.append(city)
+        return f"agents says {weather(city)}"
+
+    async def on_request(rq):
+        bodies.append((rq.method, rq.url.path, json.loads(rq.content or b"null")))
+
+    async def on_response(rs):
+        answered.append({k.lower(): v for k, v in rs.headers.items()})
+
+    async def run():
+        http_client = openai.DefaultAsyncHttpxClient(event_hooks={
+            "request": [on_request], "response": [on_response]})
+        client = openai.AsyncOpenAI(base_url=base_url, api_key=API_KEY, max_retries=0,
+                                    timeout=60, default_headers=headers,
+                                    http_client=http_client)
+        set_default_openai_client(client)
+        try:
+            agent = Agent(name="weather", instructions="Answer with the tool's words.",
+                          tools=[get_weather])
+            if not streamed:
+                return await Runner.run(agent, "What's the weather in Paris?", max_turns=4)
+            result = Runner.run_streamed(agent, "What's the weather in Paris?", max_turns=4)
+            async for _ in result.stream_events():
+                pass
+            return result
+        finally:
+            await client.close()
+
+    set_tracing_disabled(True)
+    try:
+        result = asyncio.run(asyncio.wait_for(run(), 120))
+    finally:
+        _openai_shared.set_default_openai_client(None)  # later tests pass their own
+    return str(result.final_output), calls, bodies, answered
+
+
+def check_default_agent_requests(bodies, path, what, streamed=False):
+    """Two POSTs to `path` carrying the SDK's defaults: its default model and
+    that model's default settings, the function tool, streamed or not; the
+    second sends the tool's output back as a function_call_output."""
+    from agents.models import get_default_model, get_default_model_settings
+    model = get_default_model()
+    check(model == "gpt-5.6-luna" and not os.environ.get("OPENAI_DEFAULT_MODEL"),
+          f"the pinned SDK's default model is {model!r} (OPENAI_DEFAULT_MODEL="
+          f"{os.environ.get('OPENAI_DEFAULT_MODEL')!r}); the test means its own default")
+    settings = get_default_model_settings(model)
+    check([(m, p) for m, p, _ in bodies] == [("POST", path)] * 2,
+          f"{what}: requests {[(m, p) for m, p, _ in bodies]}")
+    for n, (_, _, body) in enumerate(bodies, 1):
+        check(body.get("model") == model, f"{what}: request {n} model {body.get('model')!r}")
+        check(body.get("reasoning") == {"effort": settings.reasoning.effort}
+              and body.get("text") == {"verbosity": settings.verbosity},
+              f"{what}: request {n} reasoning {body.get('reasoning')}, text {body.get('text')}")
+        check([t.get("name") for t in body.get("tools") or []] == ["get_weather"],
+              f"{what}: request {n} tools {body.get('tools')}")
+        check(bool(body.get("stream")) == streamed,
+              f"{what}: request {n} has stream={body.get('stream')!r}")
+    kinds = [i.get("type") for i in bodies[1][2].get("input") or [] if isinstance(i, dict)]
+    check("function_call" in kinds and "function_call_output" in kinds,
+          f"{what}: the second request's input items {kinds}")
+
+
+def test_agents_sdk_responses_claude(ctx):
+    """The Agents SDK with its defaults (no model: its default Responses model)
+    and a default client at /claude/v1: the claude CLI answers both turns of
+    the run, the tool runs once, the final output carries its words."""
+    srv = tool_server(ctx, "agents-responses").start()
+    seen, since = len(ctx.anthropic.messages_records()), ctx.openai.count()
+    try:
+        final, calls, bodies, answered = run_default_agent(srv.url("/claude/v1"))
+        check(calls == ["Paris"], f"the tool ran with {calls}")
+        check(f"agents says {weather('Paris')}" in final, f"final output {final!r}")
+        check_default_agent_requests(bodies, RESPONSES_PATH, "Claude Code mode")
+        sids = [check_claude_answer(h, f"answer {n}") for n, h in enumerate(answered, 1)]
+        check(len(sids) == 2 and sids[0] == sids[1], f"answered for sessions {sids}")
+        check(answered[1].get("x-claude-warm") == "true",
+              f"the tool's output: X-Claude-Warm {answered[1].get('x-claude-warm')!r}")
+        # The SDK's default settings for its model are taken and said to be ignored.
+        ignored = answered[0].get("x-claude-ignored-params", "").split(",")
+        check({"reasoning", "text.verbosity"} <= set(ignored),
+              f"X-Claude-Ignored-Params {answered[0].get('x-claude-ignored-params')!r}")
+        recs = fake_records_since(ctx, seen)
+        check([r["reply"] for r in recs] == ["tools", "text"]
+              and "mcp__client__get_weather" in recs[0]["tool_names"]
+              and recs[0]["model"].startswith("claude-"), f"what the fake API saw: {recs}")
+        check_one_cli(ctx, srv, None, "after the run")
+
+        # Runner.run_streamed: the same run over the typed event streams.
+        seen = len(ctx.anthropic.messages_records())
+        final, calls, bodies, answered = run_default_agent(srv.url("/claude/v1"),
+                                                           streamed=True)
+        check(calls == ["Paris"], f"streamed: the tool ran with {calls}")
+        check(f"agents says {weather('Paris')}" in final, f"streamed: final output {final!r}")
+        check_default_agent_requests(bodies, RESPONSES_PATH, "streamed", streamed=True)
+        sids2 = [check_claude_answer(h, f"streamed answer {n}")
+                 for n, h in enumerate(answered, 1)]
+        check(len(sids2) == 2 and sids2[0] == sids2[1] and sids2[0] != sids[0]
+              and answered[1].get("x-claude-warm") == "true",
+              f"streamed: sessions {sids2} (the first run's {sids[0]}), headers {answered}")
+        check([r["reply"] for r in fake_records_since(ctx, seen)] == ["tools", "text"],
+              f"streamed: what the fake API saw: {fake_records_since(ctx, seen)}")
+        check(ctx.openai.records_since(since) == [],
+              f"OpenAI saw {[(r['method'], r['path']) for r in ctx.openai.records_since(since)]}")
+    finally:
+        srv.stop()
+    modes = [(p, m) for p, m, _ in access_modes(srv) if p != "/health"]
+    check(modes == [(RESPONSES_PATH, "claude-code")] * 4, f"access log (path, mode): {modes}")
+
+
+def test_agents_sdk_responses_passthrough(ctx):
+    """The same agent with its defaults against the plain /v1 base URL, no
+    Claude header: both requests are relayed to the OpenAI upstream (the fake,
+    playing a model with tools), the tool runs, the final output carries its
+    words, and nothing reaches the claude CLI."""
+    srv = relay_server(ctx)
+    seen, since = len(ctx.anthropic.messages_records()), ctx.openai.count()
+    final, calls, bodies, answered = run_default_agent(srv.url("/v1"))
+    check(calls == ["Paris"], f"the tool ran with {calls}")
+    check(f"agents says {weather('Paris')}" in final, f"final output {final!r}")
+    check_default_agent_requests(bodies, "/v1/responses", "passthrough")
+    check([h.get("x-backend-mode") for h in answered] == ["openai-passthrough"] * 2
+          and not any("x-claude-session-id" in h for h in answered), f"headers {answered}")
+    recs = ctx.openai.records_since(since)
+    check([(r["method"], r["path"], r.get("reply")) for r in recs] ==
+          [("POST", "/v1/responses", "function_call"), ("POST", "/v1/responses", "text")],
+          f"the upstream saw {[(r['method'], r['path'], r.get('reply')) for r in recs]}")
+    check(all(r["key_ok"] and r["key_fp"] == fake_openai.key_fingerprint(OPENAI_KEY)
+              for r in recs), "the upstream did not get the server's OpenAI key")
+    check(recs[1]["function_call_outputs"] == 1, recs[1])
+
+    since = ctx.openai.count()
+    final, calls, bodies, _ = run_default_agent(srv.url("/v1"), streamed=True)
+    check(calls == ["Paris"] and f"agents says {weather('Paris')}" in final,
+          f"streamed: the tool ran with {calls}, final output {final!r}")
+    check_default_agent_requests(bodies, "/v1/responses", "passthrough, streamed", streamed=True)
+    recs = ctx.openai.records_since(since)
+    check([(r.get("reply"), r.get("stream")) for r in recs] ==
+          [("function_call", True), ("text", True)],
+          f"streamed: the upstream saw {[(r.get('reply'), r.get('stream')) for r in recs]}")
+    check(fake_records_since(ctx, seen) == [], "the claude CLI was asked")
+
+
 TESTS = [
     test_passthrough_non_stream,
     test_passthrough_stream,
@@ -1747,6 +2341,13 @@ TESTS = [
     test_response_format_json_schema,
     test_agents_sdk_tool_run,
     test_langchain_bind_tools_loop,
+    test_responses_sdk_create,
+    test_responses_sdk_stream,
+    test_responses_text_format,
+    test_responses_previous_response_chain_warm,
+    test_responses_function_tool_loop,
+    test_agents_sdk_responses_claude,
+    test_agents_sdk_responses_passthrough,
 ]
 
 
@@ -1786,7 +2387,8 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="e2e-")
     verbose = bool(os.environ.get("E2E_VERBOSE"))
-    anthropic = fake_anthropic.start(quiet=not verbose)
+    anthropic = fake_anthropic.start(quiet=not verbose,
+                                     dump_dir=os.environ.get("E2E_DUMP_DIR"))
     oai = fake_openai.start(quiet=not verbose)
     ctx = Ctx(tmp, cli, server_bin, anthropic, oai)
     suite = Suite(only=only)
