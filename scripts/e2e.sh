@@ -15,7 +15,8 @@ bash scripts/e2e/setup.sh
 TARGET=x86_64-unknown-linux-gnu
 if [ -z "${SERVER_BIN:-}" ]; then
   RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target "$TARGET"
-  export SERVER_BIN="target/$TARGET/release/claude-cli-api"
+  # Where cargo put it: a CARGO_TARGET_DIR of the caller's counts.
+  export SERVER_BIN="${CARGO_TARGET_DIR:-target}/$TARGET/release/claude-cli-api"
 fi
 
 # The passthrough smoke test with the official SDK (its own fake upstream).
