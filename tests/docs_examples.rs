@@ -8,10 +8,17 @@
 //! (lines of a file, checked below), or `no-test:` with a reason.
 //!
 //! Marker keys: `status=N` (required), `server=open|keys|bare|tools`,
-//! `upstream=ok|401|embedding`, `header:NAME=VALUE` (`-` for absent, `$VAR` allowed),
+//! `upstream=ok|401|embedding|response` (what the fake upstream answers: a
+//! chat completion or stream, an OpenAI 401, an embedding, a Responses API
+//! `response`), `header:NAME=VALUE` (`-` for absent, `$VAR` allowed),
 //! `capture:VAR=HEADER` or `capture:VAR=$.json.path[0]` (a header, or a
 //! string or number of the JSON answer; later examples of the same file may
 //! use `$VAR`).
+//!
+//! A shown stream is compared event by event (see docs_support::shape). A
+//! chat stream must end with one `[DONE]`; a Responses API stream (typed
+//! `response.*` events) must not have one, and must name and number its
+//! events in order, as must the stream the docs show.
 //!
 //! The `tools` server's stand-in model calls `get_weather` with
 //! `{"city":"Paris"}` at the start of every new turn (the fake's
@@ -186,6 +193,16 @@ fn upstream_answer(kind: &str, rq: &CurlRequest) -> Result<Answer, String> {
                 "usage": {"prompt_tokens": 1, "total_tokens": 1}})
             .to_string(),
         )),
+        "response" => Ok(Answer::json(
+            200,
+            &json!({"id": "resp_68a1c0ffee0123456789abcdef012345", "object": "response",
+                "created_at": 1764000000, "status": "completed", "model": model,
+                "output": [{"id": "msg_68a1c0ffee0123456789abcdef012345", "type": "message",
+                    "status": "completed", "role": "assistant",
+                    "content": [{"type": "output_text", "text": "Hello!", "annotations": []}]}],
+                "usage": {"input_tokens": 9, "output_tokens": 2, "total_tokens": 11}})
+            .to_string(),
+        )),
         "401" => Ok(Answer::json(
             401,
             r#"{"error":{"message":"Incorrect API key provided.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#,
@@ -296,16 +313,8 @@ fn run_example(world: &mut World, block: &Block, marker_text: &str) -> Result<()
         let events: Result<Vec<Event>, String> =
             r.sse_data().iter().map(|d| shape::event_of(d)).collect();
         match events {
-            Ok(events) if events.iter().filter(|e| **e == Event::Done).count() != 1 => {
-                errors.push("the stream does not end with exactly one [DONE]".into())
-            }
             Ok(events) => {
-                if let Some(shown) = &block.response {
-                    match shape::events_of_text(&shown.text) {
-                        Ok(doc) => shape::compare_stream(&doc, &events, &mut errors),
-                        Err(e) => errors.push(format!("{}: {e}", shown.place)),
-                    }
-                }
+                check_stream(&r.text(), &events, block, &mut errors);
             }
             Err(e) => errors.push(e),
         }
@@ -323,6 +332,37 @@ fn run_example(world: &mut World, block: &Block, marker_text: &str) -> Result<()
         Ok(())
     } else {
         Err(errors)
+    }
+}
+
+/// A stream's ending, and its events against the ones the docs show. A
+/// chat stream ends with exactly one `[DONE]`; a Responses API stream has
+/// none, and its events (the real ones and the ones shown) are named by
+/// their type and numbered in order.
+fn check_stream(text: &str, events: &[Event], block: &Block, errors: &mut Vec<String>) {
+    let done = events.iter().filter(|e| **e == Event::Done).count();
+    let typed = shape::is_typed_stream(events);
+    if typed {
+        if done != 0 {
+            errors.push("a Responses API stream has a [DONE]".into());
+        }
+        errors.extend(shape::typed_stream_errors(text));
+    } else if done != 1 {
+        errors.push("the stream does not end with exactly one [DONE]".into());
+    }
+    let Some(shown) = &block.response else {
+        return;
+    };
+    match shape::events_of_text(&shown.text) {
+        Ok(doc) => {
+            if typed {
+                for e in shape::typed_stream_errors(&shown.text) {
+                    errors.push(format!("{}: {e}", shown.place));
+                }
+            }
+            shape::compare_stream(&doc, events, errors);
+        }
+        Err(e) => errors.push(format!("{}: {e}", shown.place)),
     }
 }
 

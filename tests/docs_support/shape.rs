@@ -7,7 +7,10 @@
 //! matches when its events come in the same order of kinds (role, content,
 //! finish, usage, error, `[DONE]`; runs of content, and runs of tool call
 //! deltas, count as one) and the n-th shown event of each kind matches the
-//! n-th real one, when there is one.
+//! n-th real one, when there is one. A Responses API stream's events are
+//! typed: their kind is their `type`, runs of text or argument deltas count
+//! as one, and the stream itself must name each event by its type and
+//! number them from 0 (`typed_stream_errors`).
 //!
 //! Excerpts: every non-blank line shown must be a line of the file, in the
 //! file's order; an `@NAME@` placeholder in the file stands for any text
@@ -15,8 +18,19 @@
 
 use serde_json::Value;
 
-/// Keys whose values change from run to run (or come from the stand-in CLI).
-const VOLATILE: &[&str] = &["id", "created", "content", "version"];
+/// Keys whose values change from run to run (or come from the stand-in CLI:
+/// `content` and a Responses output's `text` and `delta` are the model's).
+const VOLATILE: &[&str] = &[
+    "id",
+    "created",
+    "content",
+    "version",
+    "text",
+    "delta",
+    "item_id",
+    "call_id",
+    "previous_response_id",
+];
 
 pub fn compare_json(doc: &Value, actual: &Value, path: &str, errors: &mut Vec<String>) {
     let key = path.rsplit('.').next().unwrap_or("");
@@ -125,12 +139,17 @@ pub fn event_of(payload: &str) -> Result<Event, String> {
         .map_err(|e| format!("event {payload:?} is not JSON: {e}"))
 }
 
-pub fn kind(event: &Event) -> &'static str {
+/// The kind of a stream event: a Responses API event's `type`, or, for a
+/// chat chunk, what it carries.
+pub fn kind(event: &Event) -> String {
     let Event::Json(v) = event else {
-        return "done";
+        return "done".into();
     };
+    if let Some(kind) = typed(v) {
+        return kind.to_string();
+    }
     if v.get("error").is_some() {
-        return "error";
+        return "error".into();
     }
     let choices = v["choices"].as_array().cloned().unwrap_or_default();
     let Some(first) = choices.first() else {
@@ -138,7 +157,8 @@ pub fn kind(event: &Event) -> &'static str {
             "usage"
         } else {
             "other"
-        };
+        }
+        .into();
     };
     if first["delta"].get("role").is_some() {
         "role"
@@ -151,17 +171,79 @@ pub fn kind(event: &Event) -> &'static str {
     } else {
         "other"
     }
+    .into()
 }
 
-fn kinds(events: &[Event]) -> Vec<&'static str> {
-    let mut out: Vec<&'static str> = Vec::new();
+/// The `type` of a Responses API event (`response.…`).
+fn typed(v: &Value) -> Option<&str> {
+    v["type"].as_str().filter(|t| t.starts_with("response."))
+}
+
+/// True when the events are a Responses API stream's.
+pub fn is_typed_stream(events: &[Event]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, Event::Json(v) if typed(v).is_some()))
+}
+
+/// Kinds whose runs count as one: the pieces of one text or one call.
+const RUNS: &[&str] = &[
+    "content",
+    "tool_calls",
+    "response.output_text.delta",
+    "response.function_call_arguments.delta",
+];
+
+fn kinds(events: &[Event]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
     for k in events.iter().map(kind) {
-        let run = matches!(k, "content" | "tool_calls") && out.last() == Some(&k);
+        let run = RUNS.contains(&k.as_str()) && out.last() == Some(&k);
         if !run {
             out.push(k);
         }
     }
     out
+}
+
+/// What is wrong with the typed events of SSE `text` (a Responses API
+/// stream, as sent or as the docs show it): each event's `event:` line must
+/// name its `type`, and `sequence_number` must count from 0 without gaps.
+/// Comments and events without data are skipped.
+pub fn typed_stream_errors(text: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut expected = 0u64;
+    for block in text.split("\n\n") {
+        let field = |name: &str| {
+            block
+                .lines()
+                .find_map(|l| l.strip_prefix(name).map(str::trim))
+        };
+        let Some(data) = field("data:") else {
+            continue;
+        };
+        let Ok(v) = serde_json::from_str::<Value>(data) else {
+            errors.push(format!("event data {data:?} is not JSON"));
+            continue;
+        };
+        let Some(kind) = typed(&v) else {
+            errors.push(format!("an event without a response.* type: {data}"));
+            continue;
+        };
+        if field("event:") != Some(kind) {
+            errors.push(format!(
+                "the {kind} event is named {:?} by its event: line",
+                field("event:")
+            ));
+        }
+        match v["sequence_number"].as_u64() {
+            Some(n) if n == expected => {}
+            other => errors.push(format!(
+                "the {kind} event has sequence_number {other:?}, expected {expected}"
+            )),
+        }
+        expected += 1;
+    }
+    errors
 }
 
 pub fn compare_stream(doc: &[Event], actual: &[Event], errors: &mut Vec<String>) {
@@ -177,8 +259,9 @@ pub fn compare_stream(doc: &[Event], actual: &[Event], errors: &mut Vec<String>)
             continue;
         };
         // The n-th shown event of a kind stands for the n-th real one.
-        let nth = doc[..i].iter().filter(|e| kind(e) == kind(shown)).count();
-        let real = actual.iter().filter(|e| kind(e) == kind(shown)).nth(nth);
+        let shown_kind = kind(shown);
+        let nth = doc[..i].iter().filter(|e| kind(e) == shown_kind).count();
+        let real = actual.iter().filter(|e| kind(e) == shown_kind).nth(nth);
         if let Some(Event::Json(real)) = real {
             compare_json(shown_json, real, &format!("event {i}"), errors);
         }
@@ -280,6 +363,45 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         actual.remove(3);
         compare_stream(&doc, &actual, &mut errors);
+        assert_eq!(errors.len(), 1);
+    }
+
+    #[test]
+    fn typed_streams_compare_by_type_and_count_in_order() {
+        let event = |kind: &str, n: u64| {
+            format!("event: {kind}\ndata: {{\"type\":\"{kind}\",\"sequence_number\":{n}}}\n\n")
+        };
+        let text: String = [
+            event("response.created", 0),
+            event("response.output_text.delta", 1),
+            event("response.output_text.delta", 2),
+            event("response.completed", 3),
+            ": cost usd=0.0001\n\n".to_string(),
+        ]
+        .concat();
+        assert!(typed_stream_errors(&text).is_empty());
+        let events = events_of_text(&text).unwrap();
+        assert!(is_typed_stream(&events));
+        let shown = events_of_text(
+            &[
+                event("response.created", 0),
+                event("response.output_text.delta", 1),
+                event("response.completed", 2),
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let mut errors = Vec::new();
+        compare_stream(&shown, &events, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+
+        let misnamed = text.replacen("event: response.completed", "event: response.done", 1);
+        assert_eq!(typed_stream_errors(&misnamed).len(), 1);
+        let gap = text.replacen("\"sequence_number\":2", "\"sequence_number\":7", 1);
+        assert_eq!(typed_stream_errors(&gap).len(), 1);
+        let without_end =
+            events_of_text(&text.replace("response.completed", "response.failed")).unwrap();
+        compare_stream(&shown, &without_end, &mut errors);
         assert_eq!(errors.len(), 1);
     }
 
