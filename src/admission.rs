@@ -36,7 +36,15 @@ pub struct Refused {
     pub limit_headers: Vec<(String, String)>,
 }
 
-pub fn admit(app: &App, rq: &Incoming) -> Result<Admitted, Refused> {
+/// `x_api_key`: the route takes the key in `x-api-key` too (Anthropic's
+/// SDKs send it there); never on relayed routes, whose headers go on to
+/// the upstream.
+pub fn admit(app: &App, rq: &Incoming, x_api_key: bool) -> Result<Admitted, Refused> {
+    let x_api_key = x_api_key
+        .then(|| rq.header("x-api-key"))
+        .flatten()
+        .map(|key| format!("Bearer {}", key.trim()));
+    let authorization = rq.header("Authorization").or(x_api_key.as_deref());
     let refused = |error, key_mask, limit_headers| Refused {
         error,
         key_mask,
@@ -45,15 +53,14 @@ pub fn admit(app: &App, rq: &Incoming) -> Result<Admitted, Refused> {
     let limit_headers = match app.limiter.check_ip(rq.client_ip) {
         Ok(info) => info.headers(),
         Err(error) => {
-            let presented = rq
-                .header("Authorization")
+            let presented = authorization
                 .map(|v| v.trim().rsplit(' ').next().unwrap_or(""))
                 .map(mask_key);
             audit_rate_limited(rq, &error, presented);
             return Err(refused(error, None, Vec::new()));
         }
     };
-    let key = match app.keys.check(rq.header("Authorization")) {
+    let key = match app.keys.check(authorization) {
         Ok(key) => key,
         Err(failure) => {
             log::warn!(

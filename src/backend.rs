@@ -4,10 +4,10 @@
 use std::sync::Arc;
 
 use crate::claude::SessionId;
+use crate::dialect::Dialect;
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
 use crate::mode::Mode;
-use crate::responses::ResponsesTurn;
 
 /// One chat completion request as the route hands it to a backend.
 pub struct ChatRequest<'a> {
@@ -18,9 +18,9 @@ pub struct ChatRequest<'a> {
     pub json: &'a serde_json::Map<String, serde_json::Value>,
     /// `X-Claude-Session-ID`, checked, when a Claude Code request has one.
     pub session_id: Option<SessionId>,
-    /// Set when the answer is a Responses API `response` (Claude Code
-    /// mode only); the request itself was rewritten as a chat one.
-    pub responses: Option<Arc<ResponsesTurn>>,
+    /// Set when the answer is in another API's words (Claude Code mode
+    /// only); the request itself was rewritten as a chat one.
+    pub dialect: Option<Arc<dyn Dialect>>,
 }
 
 impl ChatRequest<'_> {

@@ -7,11 +7,13 @@
 //! adds the environment, the logger and signal handling around it.
 
 pub mod admission;
+pub mod anthropic;
 pub mod app;
 pub mod auth;
 pub mod backend;
 pub mod claude;
 pub mod config;
+pub mod dialect;
 pub mod dirs;
 pub mod error;
 pub mod http;

@@ -105,11 +105,12 @@ fn steps(app: &App, rq: &mut Request, head: &Head, learnt: &mut Learnt) -> Resul
     let mut incoming = Incoming::from_head(rq, head);
     let mut over_key_limit = None;
     if route.needs_auth() {
-        let admitted = admission::admit(app, &incoming).map_err(|refused| {
-            learnt.key_mask = refused.key_mask;
-            learnt.limit_headers = refused.limit_headers;
-            refused.error
-        })?;
+        let admitted =
+            admission::admit(app, &incoming, route.speaks_anthropic()).map_err(|refused| {
+                learnt.key_mask = refused.key_mask;
+                learnt.limit_headers = refused.limit_headers;
+                refused.error
+            })?;
         let Admitted {
             key,
             key_mask,
@@ -194,7 +195,13 @@ fn error_reply(head: &Head, err: &ApiError) -> Reply {
             json!({"event": "request_error", "request_id": head.request_id, "code": err.code()})
         );
     }
-    let reply = Reply::bytes(err.status(), "application/json", err.to_json_bytes());
+    // Anthropic's SDKs read errors in their own shape, whatever raised them.
+    let body = if routes::speaks_anthropic(&head.path) {
+        serde_json::to_vec(&err.anthropic_body()).unwrap_or_default()
+    } else {
+        err.to_json_bytes()
+    };
+    let reply = Reply::bytes(err.status(), "application/json", body);
     err.extra_headers()
         .into_iter()
         .fold(reply, |r, (k, v)| r.with_header(k, v))

@@ -27,10 +27,15 @@ pub enum Route {
     Responses,
     /// `POST /claude/v1/responses`.
     ClaudeResponses,
-    /// `GET /v1/responses/{id}`: Claude Code mode by header, else relayed.
+    /// `GET` or `DELETE /v1/responses/{id}`: Claude Code mode by header,
+    /// else relayed.
     StoredResponse,
-    /// `GET /claude/v1/responses/{id}`.
+    /// `GET` or `DELETE /claude/v1/responses/{id}`.
     ClaudeStoredResponse,
+    /// `POST /v1/messages` (and under `/claude/v1/`): always Claude Code.
+    Messages,
+    /// `POST /v1/messages/count_tokens`: refused in Anthropic's shape.
+    CountTokens,
     /// Any other method and path under `/v1/`, for the upstream.
     Relay,
 }
@@ -39,6 +44,11 @@ impl Route {
     /// Probes and model discovery stay open (load balancers, SDKs).
     pub fn needs_auth(self) -> bool {
         !matches!(self, Route::Models | Route::Model | Route::Health)
+    }
+
+    /// The Anthropic Messages API's routes.
+    pub fn speaks_anthropic(self) -> bool {
+        matches!(self, Route::Messages | Route::CountTokens)
     }
 
     /// Routes whose request goes to the upstream unread in passthrough
@@ -60,6 +70,8 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
         match rest {
             "chat/completions" => (Route::ClaudeChatCompletions, "POST"),
             "responses" => (Route::ClaudeResponses, "POST"),
+            "messages" => (Route::Messages, "POST"),
+            "messages/count_tokens" => (Route::CountTokens, "POST"),
             "models" => (Route::Models, "GET"),
             _ => match rest.strip_prefix("models/") {
                 Some(id) if is_claude_model(id) => (Route::Model, "GET"),
@@ -68,7 +80,14 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
                         id: id.chars().take(100).collect(),
                     })
                 }
-                None if stored_response_id(rest).is_some() => (Route::ClaudeStoredResponse, "GET"),
+                None if stored_response_id(rest).is_some() => {
+                    return match method {
+                        "GET" | "HEAD" | "DELETE" => Ok(Route::ClaudeStoredResponse),
+                        _ => Err(ApiError::MethodNotAllowed {
+                            allow: "GET, DELETE",
+                        }),
+                    };
+                }
                 None => return Err(not_found()),
             },
         }
@@ -78,9 +97,12 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
             "/v1/models" => (Route::Models, "GET"),
             "/health" => (Route::Health, "GET"),
             "/v1/responses" if method == "POST" => (Route::Responses, "POST"),
+            "/v1/messages" => (Route::Messages, "POST"),
+            "/v1/messages/count_tokens" => (Route::CountTokens, "POST"),
             _ => {
                 let rest = path.strip_prefix("/v1/").ok_or_else(not_found)?;
-                if method == "GET" && stored_response_id(rest).is_some() {
+                let read_or_delete = matches!(method, "GET" | "DELETE");
+                if read_or_delete && stored_response_id(rest).is_some() {
                     return Ok(Route::StoredResponse);
                 }
                 let claude_model = rest.strip_prefix("models/").is_some_and(is_claude_model);
@@ -97,6 +119,13 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
     } else {
         Err(ApiError::MethodNotAllowed { allow })
     }
+}
+
+/// True for the paths of the Anthropic Messages API, whose errors take
+/// Anthropic's shape even before the route is resolved.
+pub fn speaks_anthropic(path: &str) -> bool {
+    let rest = path.strip_prefix("/claude").unwrap_or(path);
+    rest == "/v1/messages" || rest.starts_with("/v1/messages/")
 }
 
 /// `responses/{id}` → the id (one segment).
@@ -118,9 +147,11 @@ pub fn mode(route: Route, rq: &Incoming) -> Result<Option<Mode>, ApiError> {
         Route::ChatCompletions | Route::Responses | Route::StoredResponse => {
             mode::select(rq.header("X-Claude-Code"), rq.header("X-Claude-Session-ID")).map(Some)
         }
-        Route::ClaudeChatCompletions | Route::ClaudeResponses | Route::ClaudeStoredResponse => {
-            Ok(Some(Mode::ClaudeCode))
-        }
+        Route::ClaudeChatCompletions
+        | Route::ClaudeResponses
+        | Route::ClaudeStoredResponse
+        | Route::Messages
+        | Route::CountTokens => Ok(Some(Mode::ClaudeCode)),
         Route::Relay => Ok(Some(Mode::Passthrough)),
         Route::Models | Route::Model | Route::Health => Ok(None),
     }
@@ -143,9 +174,15 @@ pub fn handle(
         }
         Route::Health => Ok(health(app)),
         Route::Responses | Route::ClaudeResponses => crate::responses::create(app, rq),
+        Route::Messages => crate::anthropic::create(app, rq),
+        Route::CountTokens => Err(ApiError::TokenCountingUnsupported),
         Route::StoredResponse | Route::ClaudeStoredResponse => {
             let id = rq.path.rsplit('/').next().unwrap_or("");
-            crate::responses::retrieve(app, rq, id)
+            if rq.method == "DELETE" {
+                crate::responses::delete(app, rq, id)
+            } else {
+                crate::responses::retrieve(app, rq, id)
+            }
         }
         // The pipeline relays these with their unread body.
         Route::Relay => Err(ApiError::InternalError {
@@ -173,7 +210,7 @@ fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
         raw: &rq.body,
         json: &json,
         session_id,
-        responses: None,
+        dialect: None,
     };
     let backend = app.backend(mode);
     if request.wants_stream() {
@@ -197,8 +234,9 @@ pub fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiErr
 }
 
 /// True when a body ends with tool (or legacy function) results: a chat
-/// body's last message, or a Responses body's last input item. It carries
-/// on a turn admitted before.
+/// body's last message, a Responses body's last input item, or the
+/// `tool_result` blocks of a Messages body's last message. It carries on a
+/// turn admitted before.
 pub fn carries_tool_results(route: Route, body: &[u8]) -> bool {
     let Ok(Value::Object(json)) = serde_json::from_slice::<Value>(body) else {
         return false;
@@ -211,6 +249,16 @@ pub fn carries_tool_results(route: Route, body: &[u8]) -> bool {
                 .and_then(|i| i.last());
             let kind = last.and_then(|i| i.get("type")).and_then(Value::as_str);
             kind == Some("function_call_output")
+        }
+        Route::Messages => {
+            let last = json
+                .get("messages")
+                .and_then(Value::as_array)
+                .and_then(|m| m.last());
+            let blocks = last
+                .and_then(|m| m.get("content"))
+                .and_then(Value::as_array);
+            blocks.is_some_and(|b| b.iter().any(|b| b["type"] == "tool_result"))
         }
         _ => ends_with_tool_results(&json),
     }

@@ -178,6 +178,21 @@ fn unknown_and_other_keys_ids_are_404_in_openai_s_shape() {
     assert_eq!(theirs.error_code(), "response_not_found");
     let own = request(w.addr(), "GET", &path, &[ALICE], b"");
     assert_eq!(own.status, 200, "{}", own.text());
+    // No `text` was sent, so the default format shows.
+    assert_eq!(own.json()["text"], json!({"format": {"type": "text"}}));
+    // Only its owner can delete it; then it is gone for everyone.
+    let theirs = request(w.addr(), "DELETE", &path, &[BOB], b"");
+    assert_eq!(theirs.status, 404, "{}", theirs.text());
+    let deleted = request(w.addr(), "DELETE", &path, &[ALICE], b"");
+    assert_eq!(deleted.status, 200, "{}", deleted.text());
+    assert_eq!(deleted.json()["deleted"], true);
+    assert_eq!(request(w.addr(), "GET", &path, &[ALICE], b"").status, 404);
+    let r = create(
+        &w,
+        &[ALICE],
+        json!({"model": "sonnet", "input": "x", "previous_response_id": id}),
+    );
+    assert_eq!(r.error_code(), "previous_response_not_found");
 
     // store: false keeps nothing to continue or read.
     let (unkept, _) = answered(create(

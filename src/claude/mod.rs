@@ -248,8 +248,8 @@ impl Backend for ClaudeBackend {
         };
         match finished {
             Ok(finished) => {
-                let body = match &request.responses {
-                    Some(responses) => responses.whole(&finished.completion, turn.lease.id()),
+                let body = match &request.dialect {
+                    Some(dialect) => dialect.whole(&finished.completion, turn.lease.id()),
                     None => finished.completion,
                 };
                 let mut reply = turn.with_headers(Reply::json(200, &body));
@@ -271,7 +271,7 @@ impl Backend for ClaudeBackend {
 
     fn stream(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
         let mut turn = Turn::start(self, request)?;
-        let wire = Wire::new(request.responses.as_ref(), turn.lease.id());
+        let wire = Wire::new(request.dialect.as_ref(), turn.lease.id());
         let mut pending: Vec<Vec<u8>> = Vec::new();
         while !turn.run.adapter.committed() {
             match turn.run.step() {

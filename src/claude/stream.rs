@@ -1,7 +1,7 @@
 //! The body of a Claude Code stream after its head: the chunks read before
 //! the head, then whatever the CLI still writes, then the ending (the final
 //! chunks and the turn's cost as a comment, or a finish chunk and an error
-//! event). A Responses API stream says the same in its typed events (see
+//! event). Another API's stream says the same in its own events (see
 //! [`Wire`]).
 
 use std::sync::Arc;
@@ -11,9 +11,9 @@ use serde_json::Value;
 use super::run::Progress;
 use super::turn::{ChunkMeta, Turn, TurnCost};
 use super::SessionId;
+use crate::dialect::{Dialect, DialectEvents};
 use crate::error::ApiError;
 use crate::http::{Afterwards, SseWriter, StreamBody};
-use crate::responses::{ResponseEvents, ResponsesTurn};
 
 /// The rest of a stream after its head: queued chunks, then the turn's
 /// remaining output (none when the turn was already over, its cost known
@@ -27,25 +27,17 @@ pub(super) struct ClaudeStream {
 }
 
 /// How chunks reach the client: as `chat.completion.chunk` events, or
-/// told as Responses API events (the answered response is then kept).
+/// told in another API's events (see `dialect`).
 pub(super) enum Wire {
     Chat,
-    Responses {
-        turn: Arc<ResponsesTurn>,
-        events: Box<ResponseEvents>,
-        session: SessionId,
-    },
+    Dialect(Box<dyn DialectEvents>),
 }
 
 impl Wire {
-    pub(super) fn new(responses: Option<&Arc<ResponsesTurn>>, session: &SessionId) -> Wire {
-        match responses {
+    pub(super) fn new(dialect: Option<&Arc<dyn Dialect>>, session: &SessionId) -> Wire {
+        match dialect {
             None => Wire::Chat,
-            Some(turn) => Wire::Responses {
-                events: Box::new(turn.events()),
-                turn: turn.clone(),
-                session: session.clone(),
-            },
+            Some(dialect) => Wire::Dialect(dialect.clone().events(session)),
         }
     }
 
@@ -53,25 +45,17 @@ impl Wire {
     fn send(&mut self, sse: &mut SseWriter, chunks: &[Vec<u8>]) -> bool {
         match self {
             Wire::Chat => chunks.iter().all(|c| sse.data_deferred(c).is_ok()),
-            Wire::Responses { events, .. } => chunks
+            Wire::Dialect(events) => chunks
                 .iter()
                 .flat_map(|c| events.chunk(c))
                 .all(|e| sse.raw_event_deferred(&e).is_ok()),
         }
     }
 
-    /// The answer is whole: a Responses stream ends with the response,
-    /// which is kept before the client can name it.
+    /// The answer is whole: another API's stream ends with its own events.
     fn answered(&mut self, sse: &mut SseWriter, completion: &Value) {
-        if let Wire::Responses {
-            turn,
-            events,
-            session,
-        } = self
-        {
-            let (ending, response) = events.complete();
-            turn.keep(&response, completion, session);
-            for event in ending {
+        if let Wire::Dialect(events) = self {
+            for event in events.answered(completion) {
                 let _ = sse.raw_event_deferred(&event);
             }
         }
@@ -86,8 +70,8 @@ impl Wire {
                 let _ = sse.data_deferred(&meta.finish_chunk());
                 let _ = sse.error(&error.message());
             }
-            Wire::Responses { events, .. } => {
-                for event in events.fail(&error.message()) {
+            Wire::Dialect(events) => {
+                for event in events.failed(error) {
                     let _ = sse.raw_event_deferred(&event);
                 }
             }
@@ -104,7 +88,7 @@ impl StreamBody for ClaudeStream {
             mut wire,
             answer,
         } = *self;
-        if matches!(wire, Wire::Responses { .. }) {
+        if matches!(wire, Wire::Dialect(_)) {
             // Its last event says the response is complete.
             sse.without_done();
         }

@@ -95,6 +95,8 @@ pub enum ApiError {
     PreviousResponseNotFound { id: String },
     /// `GET /v1/responses/{id}` for no response this key may read.
     ResponseNotFound { id: String },
+    /// `POST /v1/messages/count_tokens`: the CLI cannot count without a turn.
+    TokenCountingUnsupported,
 }
 
 impl ApiError {
@@ -112,6 +114,7 @@ impl ApiError {
             | UnsupportedContent { .. }
             | InvalidToolCallId { .. }
             | ToolCallExpired { .. }
+            | TokenCountingUnsupported
             | InvalidPath => 400,
             MissingApiKey | InvalidApiKey { .. } | BackendAuthFailed => 401,
             SessionNotFound { .. }
@@ -183,6 +186,7 @@ impl ApiError {
             ToolCallExpired { .. } => "tool_call_expired",
             PreviousResponseNotFound { .. } => "previous_response_not_found",
             ResponseNotFound { .. } => "response_not_found",
+            TokenCountingUnsupported => "not_supported",
         }
     }
 
@@ -304,6 +308,10 @@ impl ApiError {
                  store: false, belong to another key, or its session may have expired; send \
                  the whole conversation in 'input' instead."
             ),
+            TokenCountingUnsupported => "Token counting is not supported by this server: the \
+                 claude CLI cannot count a request's tokens without answering it. Each answer's \
+                 'usage' gives its counts."
+                .into(),
             ResponseNotFound { id } => format!(
                 "Response with id '{id}' not found. Responses are kept for their owner while \
                  their session lives, and never with store: false."
@@ -340,6 +348,28 @@ impl ApiError {
 
     pub fn to_json_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(&self.body()).unwrap_or_default()
+    }
+
+    /// The error `type` Anthropic's SDKs know, by status.
+    pub fn anthropic_kind(&self) -> &'static str {
+        match self.status() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            503 => "overloaded_error",
+            s if s >= 500 => "api_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// The body in the Anthropic Messages API's shape.
+    pub fn anthropic_body(&self) -> serde_json::Value {
+        json!({
+            "type": "error",
+            "error": {"type": self.anthropic_kind(), "message": self.message()},
+        })
     }
 }
 

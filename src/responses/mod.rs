@@ -19,12 +19,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-pub use events::ResponseEvents;
+use events::ResponseEvents;
 pub use store::ResponseStore;
 
 use crate::app::App;
 use crate::backend::{Backend, ChatRequest};
 use crate::claude::SessionId;
+use crate::dialect::{with_ignored, Dialect, DialectEvents};
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
 use object::ResponseMeta;
@@ -64,21 +65,9 @@ impl ResponsesTurn {
         }
     }
 
-    /// The whole response for a chat completion of `session`, kept.
-    pub fn whole(&self, completion: &Value, session: &SessionId) -> Value {
-        let response = object::from_completion(&self.meta, completion);
-        self.keep(&response, completion, session);
-        response
-    }
-
-    /// The events of a streamed answer.
-    pub fn events(&self) -> ResponseEvents {
-        ResponseEvents::new(self.meta.clone())
-    }
-
     /// Keeps the answered `response` (unless `store: false`), before the
     /// client can name it.
-    pub fn keep(&self, response: &Value, completion: &Value, session: &SessionId) {
+    fn keep(&self, response: &Value, completion: &Value, session: &SessionId) {
         let Some(keep) = &self.keep else {
             return;
         };
@@ -92,6 +81,46 @@ impl ResponsesTurn {
             response: response.clone(),
         };
         keep.store.keep(&self.meta.id, stored);
+    }
+}
+
+impl Dialect for ResponsesTurn {
+    /// The whole response, kept.
+    fn whole(&self, completion: &Value, session: &SessionId) -> Value {
+        let response = object::from_completion(&self.meta, completion);
+        self.keep(&response, completion, session);
+        response
+    }
+
+    fn events(self: Arc<Self>, session: &SessionId) -> Box<dyn DialectEvents> {
+        Box::new(ResponseStream {
+            events: ResponseEvents::new(self.meta.clone()),
+            turn: self,
+            session: session.clone(),
+        })
+    }
+}
+
+/// A streamed response, kept once it is whole.
+struct ResponseStream {
+    events: ResponseEvents,
+    turn: Arc<ResponsesTurn>,
+    session: SessionId,
+}
+
+impl DialectEvents for ResponseStream {
+    fn chunk(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
+        self.events.chunk(chunk)
+    }
+
+    fn answered(&mut self, completion: &Value) -> Vec<Vec<u8>> {
+        let (ending, response) = self.events.complete();
+        self.turn.keep(&response, completion, &self.session);
+        ending
+    }
+
+    fn failed(&mut self, error: &ApiError) -> Vec<Vec<u8>> {
+        self.events.fail(&error.message())
     }
 }
 
@@ -158,7 +187,7 @@ pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
         raw: &rq.body,
         json: &chat,
         session_id,
-        responses: Some(Arc::new(turn)),
+        dialect: Some(Arc::new(turn)),
     };
     let reply = if translated.stream {
         claude.stream(&request)?
@@ -182,32 +211,28 @@ pub fn retrieve(app: &App, rq: &Incoming, id: &str) -> Result<Reply, ApiError> {
     }
 }
 
+/// `DELETE /v1/responses/{id}` in Claude Code mode: the response is
+/// forgotten (its session goes on).
+pub fn delete(app: &App, rq: &Incoming, id: &str) -> Result<Reply, ApiError> {
+    let claude = &app.claude;
+    let key = rq.api_key.as_ref();
+    let owner = claude.owner_fingerprint(key)?;
+    let lives = |session: &str| claude.session_lives(session, key);
+    if claude.responses().delete(id, owner.as_deref(), lives) {
+        let body = serde_json::json!({"id": id, "object": "response", "deleted": true});
+        Ok(Reply::json(200, &body))
+    } else {
+        Err(ApiError::ResponseNotFound {
+            id: id.chars().take(100).collect(),
+        })
+    }
+}
+
 fn conflict() -> ApiError {
     ApiError::InvalidValue {
         param: "previous_response_id".into(),
         message: "'previous_response_id' belongs to another session than the \
                   X-Claude-Session-ID header names; send one of them."
             .into(),
-    }
-}
-
-/// The chat turn's own ignored parameters and this API's, in one header.
-fn with_ignored(mut reply: Reply, ignored: &[&'static str]) -> Reply {
-    const HEADER: &str = "X-Claude-Ignored-Params";
-    let mut names: Vec<String> = ignored.iter().map(|s| s.to_string()).collect();
-    if let Some(chat) = reply.header(HEADER) {
-        for name in chat.split(',') {
-            if !names.iter().any(|n| n == name) {
-                names.push(name.to_string());
-            }
-        }
-    }
-    reply
-        .headers
-        .retain(|(k, _)| !k.eq_ignore_ascii_case(HEADER));
-    if names.is_empty() {
-        reply
-    } else {
-        reply.with_header(HEADER, names.join(","))
     }
 }

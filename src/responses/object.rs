@@ -64,6 +64,17 @@ impl ResponseMeta {
         format!("fc_{}_{index}", self.hex())
     }
 
+    /// `text` as sent, with the default `format` when none was.
+    fn text(&self) -> Value {
+        let mut text = self.echo.get("text").cloned().unwrap_or_else(|| json!({}));
+        if let Some(fields) = text.as_object_mut() {
+            fields
+                .entry("format")
+                .or_insert_with(|| json!({"type": "text"}));
+        }
+        text
+    }
+
     /// The `response` object. `error` is `{code, message}` for a failed one.
     pub fn object(
         &self,
@@ -92,7 +103,7 @@ impl ResponseMeta {
             "service_tier": echoed("service_tier", json!("default")),
             "store": self.store,
             "temperature": echoed("temperature", json!(1.0)),
-            "text": echoed("text", json!({"format": {"type": "text"}})),
+            "text": self.text(),
             "tool_choice": echoed("tool_choice", json!("auto")),
             "tools": echoed("tools", json!([])),
             "top_p": echoed("top_p", json!(1.0)),

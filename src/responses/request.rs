@@ -123,10 +123,17 @@ pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
     if let Some(parallel) = present(json, "parallel_tool_calls") {
         chat.insert("parallel_tool_calls".into(), parallel.clone());
     }
+    // An empty list or object asks for nothing (the Agents SDK always
+    // sends `include: []`).
+    let asks = |v: &Value| match v {
+        Value::Array(items) => !items.is_empty(),
+        Value::Object(fields) => !fields.is_empty(),
+        _ => true,
+    };
     let mut ignored: Vec<&'static str> = IGNORED
         .iter()
         .copied()
-        .filter(|field| present(json, field).is_some())
+        .filter(|field| present(json, field).is_some_and(asks))
         .collect();
     if let Some(text) = present(json, "text") {
         let (format, verbosity) = read_text(text)?;

@@ -93,7 +93,8 @@ fn knobs_the_cli_cannot_turn_are_named_and_echoed() {
     let t = ok(
         json!({"model": "gpt-5.6-luna", "input": "x", "temperature": 0.2,
         "reasoning": {"effort": "none"}, "text": {"verbosity": "low"},
-        "include": [], "metadata": {"a": "b"}, "store": false, "previous_response_id": "resp_1"}),
+        "include": ["reasoning.encrypted_content"], "metadata": {"a": "b"}, "top_p": null,
+        "store": false, "previous_response_id": "resp_1"}),
     );
     assert_eq!(
         t.ignored,
@@ -110,6 +111,9 @@ fn knobs_the_cli_cannot_turn_are_named_and_echoed() {
     assert_eq!(t.echo["temperature"], json!(0.2));
     assert_eq!(t.echo["metadata"], json!({"a": "b"}));
     assert!(!t.chat_body(&[]).contains_key("response_format"));
+    // Empty lists and objects ask for nothing, as the Agents SDK sends them.
+    let quiet = ok(json!({"model": "gpt-5", "input": "x", "include": [], "metadata": {}}));
+    assert!(quiet.ignored.is_empty(), "{:?}", quiet.ignored);
 }
 
 #[test]

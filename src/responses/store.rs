@@ -137,6 +137,17 @@ impl ResponseStore {
         Some(inner.visible(id, owner, &lives)?.stored.response.clone())
     }
 
+    /// Forgets `id` for `owner`; false when it was not theirs to forget.
+    /// A fork past it is refused from then on (its history has a hole).
+    pub fn delete(&self, id: &str, owner: Option<&str>, lives: impl Fn(&str) -> bool) -> bool {
+        let mut inner = self.inner.lock();
+        if inner.visible(id, owner, &lives).is_none() {
+            return false;
+        }
+        inner.forget(id);
+        true
+    }
+
     pub fn len(&self) -> usize {
         self.inner.lock().by_id.len()
     }
@@ -172,12 +183,17 @@ impl Inner {
             let Some(id) = self.order.pop_front() else {
                 break;
             };
-            if let Some(entry) = self.by_id.remove(&id) {
-                self.bytes -= entry.bytes;
-                let session = &entry.stored.session;
-                if self.latest.get(session).is_some_and(|latest| *latest == id) {
-                    self.latest.remove(session);
-                }
+            self.forget(&id);
+        }
+    }
+
+    /// Drops `id` (its place in `order` is skipped when reached).
+    fn forget(&mut self, id: &str) {
+        if let Some(entry) = self.by_id.remove(id) {
+            self.bytes -= entry.bytes;
+            let session = &entry.stored.session;
+            if self.latest.get(session).is_some_and(|latest| latest == id) {
+                self.latest.remove(session);
             }
         }
     }

@@ -1,0 +1,231 @@
+//! A Claude Code answer in Anthropic's words: the whole `message` object
+//! for a chat completion, and, for a stream, Anthropic's events made from
+//! the chat chunks as they come. The chunks already hold one answer per
+//! turn (a turn the CLI continued after `max_tokens` is one answer, and
+//! thinking is left out), so the events are one message: one
+//! `message_start`, content blocks numbered from 0, one `message_delta`
+//! with the stop reason and usage, one `message_stop`.
+
+use serde_json::{json, Value};
+
+/// What labels one answer.
+#[derive(Debug, Clone)]
+pub struct MessageMeta {
+    /// `msg_<32 hex>`.
+    pub id: String,
+    /// As the client asked for it.
+    pub model: String,
+}
+
+/// Chat `finish_reason` → Anthropic `stop_reason`.
+fn stop_reason(finish: Option<&str>) -> &'static str {
+    match finish {
+        Some("length") => "max_tokens",
+        Some("tool_calls") => "tool_use",
+        _ => "end_turn",
+    }
+}
+
+/// A call's arguments as the `input` object (`{}` when they are not one).
+fn input_of(arguments: &str) -> Value {
+    serde_json::from_str::<Value>(arguments)
+        .ok()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}))
+}
+
+fn usage(chat: &Value) -> Value {
+    let count = |field: &str| chat.get(field).and_then(Value::as_u64).unwrap_or(0);
+    json!({
+        "input_tokens": count("prompt_tokens"),
+        "output_tokens": count("completion_tokens"),
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    })
+}
+
+impl MessageMeta {
+    fn message(&self, content: Vec<Value>, stop: Option<&str>, usage: Value) -> Value {
+        json!({
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": null,
+            "usage": usage,
+        })
+    }
+
+    /// The whole `message` for a chat completion.
+    pub fn whole(&self, completion: &Value) -> Value {
+        let choice = &completion["choices"][0];
+        let message = &choice["message"];
+        let mut content = Vec::new();
+        if let Some(text) = message["content"].as_str().filter(|t| !t.is_empty()) {
+            content.push(json!({"type": "text", "text": text}));
+        }
+        for call in message["tool_calls"].as_array().into_iter().flatten() {
+            content.push(json!({
+                "type": "tool_use",
+                "id": call["id"],
+                "name": call["function"]["name"],
+                "input": input_of(call["function"]["arguments"].as_str().unwrap_or("")),
+            }));
+        }
+        let stop = stop_reason(choice["finish_reason"].as_str());
+        self.message(content, Some(stop), usage(&completion["usage"]))
+    }
+}
+
+/// The events of one streamed answer so far.
+pub struct MessageEvents {
+    meta: MessageMeta,
+    started: bool,
+    /// Index of the next block.
+    next_block: usize,
+    open: Option<OpenBlock>,
+    finish_reason: Option<String>,
+    usage: Option<Value>,
+}
+
+#[derive(PartialEq)]
+enum OpenBlock {
+    Text,
+    ToolUse,
+}
+
+impl MessageEvents {
+    pub fn new(meta: MessageMeta) -> MessageEvents {
+        MessageEvents {
+            meta,
+            started: false,
+            next_block: 0,
+            open: None,
+            finish_reason: None,
+            usage: None,
+        }
+    }
+
+    /// The events one chat chunk makes, each as its SSE lines.
+    pub fn chunk(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        self.start(&mut out);
+        let Ok(chunk) = serde_json::from_slice::<Value>(chunk) else {
+            return out;
+        };
+        if let Some(counts) = chunk.get("usage").filter(|u| u.is_object()) {
+            self.usage = Some(usage(counts));
+        }
+        let Some(choice) = chunk["choices"].get(0) else {
+            return out;
+        };
+        let delta = &choice["delta"];
+        if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
+            if self.open != Some(OpenBlock::Text) {
+                self.open_block(
+                    OpenBlock::Text,
+                    json!({"type": "text", "text": ""}),
+                    &mut out,
+                );
+            }
+            let delta = json!({"type": "text_delta", "text": text});
+            self.block_delta(delta, &mut out);
+        }
+        for call in delta["tool_calls"].as_array().into_iter().flatten() {
+            if let Some(id) = call["id"].as_str() {
+                let name = call["function"]["name"].as_str().unwrap_or("");
+                let block = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
+                self.open_block(OpenBlock::ToolUse, block, &mut out);
+            }
+            let piece = call["function"]["arguments"].as_str().unwrap_or("");
+            if !piece.is_empty() && self.open == Some(OpenBlock::ToolUse) {
+                let delta = json!({"type": "input_json_delta", "partial_json": piece});
+                self.block_delta(delta, &mut out);
+            }
+        }
+        if let Some(reason) = choice["finish_reason"].as_str() {
+            self.close_block(&mut out);
+            self.finish_reason = Some(reason.to_string());
+        }
+        out
+    }
+
+    /// `message_delta` (stop reason, usage) and `message_stop`.
+    pub fn complete(&mut self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        self.start(&mut out);
+        self.close_block(&mut out);
+        let stop = stop_reason(self.finish_reason.as_deref());
+        let usage = self.usage.clone().unwrap_or_else(|| usage(&Value::Null));
+        emit(
+            &mut out,
+            "message_delta",
+            json!({"delta": {"stop_reason": stop, "stop_sequence": null}, "usage": usage}),
+        );
+        emit(&mut out, "message_stop", json!({}));
+        out
+    }
+
+    /// The `error` event of a stream that broke after it began.
+    pub fn fail(&mut self, kind: &str, message: &str) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        emit(
+            &mut out,
+            "error",
+            json!({"error": {"type": kind, "message": message}}),
+        );
+        out
+    }
+
+    fn start(&mut self, out: &mut Vec<Vec<u8>>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let usage = json!({"input_tokens": 0, "output_tokens": 0});
+        let message = self.meta.message(Vec::new(), None, usage);
+        emit(out, "message_start", json!({"message": message}));
+        emit(out, "ping", json!({}));
+    }
+
+    fn open_block(&mut self, block: OpenBlock, content_block: Value, out: &mut Vec<Vec<u8>>) {
+        self.close_block(out);
+        self.open = Some(block);
+        let index = self.next_block;
+        emit(
+            out,
+            "content_block_start",
+            json!({"index": index, "content_block": content_block}),
+        );
+    }
+
+    fn block_delta(&mut self, delta: Value, out: &mut Vec<Vec<u8>>) {
+        let index = self.next_block;
+        emit(
+            out,
+            "content_block_delta",
+            json!({"index": index, "delta": delta}),
+        );
+    }
+
+    fn close_block(&mut self, out: &mut Vec<Vec<u8>>) {
+        if self.open.take().is_some() {
+            emit(out, "content_block_stop", json!({"index": self.next_block}));
+            self.next_block += 1;
+        }
+    }
+}
+
+fn emit(out: &mut Vec<Vec<u8>>, kind: &str, mut body: Value) {
+    body["type"] = Value::String(kind.to_string());
+    let mut lines = format!("event: {kind}\ndata: ").into_bytes();
+    if serde_json::to_writer(&mut lines, &body).is_ok() {
+        out.push(lines);
+    }
+}
+
+#[cfg(test)]
+#[path = "answer_tests.rs"]
+mod tests;

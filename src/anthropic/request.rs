@@ -1,0 +1,236 @@
+//! An Anthropic Messages request body, read and rewritten as the chat
+//! request Claude Code mode already serves: `system` becomes a system
+//! message, content blocks become chat messages (see `content`), tools
+//! with an `input_schema` become chat functions, `tool_choice` its chat
+//! form, and `output_format` a `response_format`. Pure: what cannot be
+//! passed on is refused by its field's name; what is passed on but not
+//! honoured is named for `X-Claude-Ignored-Params`.
+
+use serde_json::{json, Map, Value};
+
+use super::content::read_messages;
+use crate::error::ApiError;
+
+/// Accepted, not honoured; reported in this order (`max_tokens` first:
+/// Anthropic requires it, the CLI sets its own).
+const IGNORED: &[&str] = &[
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop_sequences",
+    "metadata",
+    "service_tier",
+    "thinking",
+    "container",
+    "context_management",
+];
+
+/// A Messages request as Claude Code mode takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Translated {
+    /// The whole chat body.
+    pub chat: Map<String, Value>,
+    pub stream: bool,
+    pub ignored: Vec<&'static str>,
+}
+
+impl Translated {
+    /// True when the request answers the previous answer's tool calls: it
+    /// carries on a turn that was admitted when it began.
+    pub fn carries_tool_results(&self) -> bool {
+        let last = self.chat["messages"].as_array().and_then(|m| m.last());
+        last.and_then(|m| m.get("role")).and_then(Value::as_str) == Some("tool")
+    }
+}
+
+pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
+    let model =
+        present(json, "model").ok_or(ApiError::MissingRequiredParameter { param: "model" })?;
+    match present(json, "max_tokens") {
+        None => {
+            return Err(ApiError::MissingRequiredParameter {
+                param: "max_tokens",
+            })
+        }
+        Some(n) if n.as_u64().unwrap_or(0) == 0 => {
+            return Err(invalid(
+                "max_tokens",
+                "'max_tokens' must be a positive integer.",
+            ))
+        }
+        Some(_) => {}
+    }
+    let messages = present(json, "messages")
+        .ok_or(ApiError::MissingRequiredParameter { param: "messages" })?;
+    if present(json, "mcp_servers").is_some() {
+        return Err(ApiError::UnsupportedParameter {
+            param: "mcp_servers".into(),
+            message: "'mcp_servers' is not supported: this server offers the model the client's \
+                      own tools only."
+                .into(),
+        });
+    }
+    let mut chat = Map::new();
+    chat.insert("model".into(), model.clone());
+    let mut all = Vec::new();
+    if let Some(system) = present(json, "system") {
+        all.push(json!({"role": "system", "content": read_system(system)?}));
+    }
+    all.extend(read_messages(messages)?);
+    chat.insert("messages".into(), Value::Array(all));
+    let stream = match present(json, "stream") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("stream", "'stream' must be a boolean.")),
+    };
+    if stream {
+        chat.insert("stream".into(), Value::Bool(true));
+        // The usage chunk ends the stream; `message_delta` reports it.
+        chat.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+    if let Some(tools) = present(json, "tools") {
+        chat.insert("tools".into(), read_tools(tools)?);
+    }
+    if let Some(choice) = present(json, "tool_choice") {
+        let (choice, parallel) = read_tool_choice(choice)?;
+        chat.insert("tool_choice".into(), choice);
+        if let Some(parallel) = parallel {
+            chat.insert("parallel_tool_calls".into(), Value::Bool(parallel));
+        }
+    }
+    if let Some(format) = present(json, "output_format") {
+        chat.insert("response_format".into(), read_output_format(format)?);
+    }
+    let ignored = IGNORED
+        .iter()
+        .copied()
+        .filter(|field| present(json, field).is_some())
+        .collect();
+    Ok(Translated {
+        chat,
+        stream,
+        ignored,
+    })
+}
+
+pub(super) fn present<'a>(json: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    json.get(key).filter(|v| !v.is_null())
+}
+
+pub(super) fn invalid(param: &str, message: &str) -> ApiError {
+    ApiError::InvalidValue {
+        param: param.to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// `system` as one text: a string, or text blocks joined by blank lines.
+fn read_system(system: &Value) -> Result<String, ApiError> {
+    match system {
+        Value::String(text) => Ok(text.clone()),
+        Value::Array(blocks) => {
+            let mut texts = Vec::with_capacity(blocks.len());
+            for (i, block) in blocks.iter().enumerate() {
+                match (block.get("type").and_then(Value::as_str), block.get("text")) {
+                    (Some("text"), Some(Value::String(text))) => texts.push(text.as_str()),
+                    _ => {
+                        return Err(invalid(
+                            &format!("system[{i}]"),
+                            "'system' blocks must be text blocks.",
+                        ))
+                    }
+                }
+            }
+            Ok(texts.join("\n\n"))
+        }
+        _ => Err(invalid(
+            "system",
+            "'system' must be a string or an array of text blocks.",
+        )),
+    }
+}
+
+/// Client tools (`name`, `description`, `input_schema`) → chat functions.
+/// Anthropic's own tools (`web_search_…`, `bash_…`) have a `type` and no
+/// schema; the CLI here runs the client's tools only.
+fn read_tools(tools: &Value) -> Result<Value, ApiError> {
+    let Some(tools) = tools.as_array() else {
+        return Err(invalid("tools", "'tools' must be an array."));
+    };
+    let mut functions = Vec::with_capacity(tools.len());
+    for (i, tool) in tools.iter().enumerate() {
+        let param = format!("tools[{i}]");
+        let kind = tool.get("type").and_then(Value::as_str);
+        if !matches!(kind, None | Some("custom")) {
+            return Err(ApiError::UnsupportedParameter {
+                param: param.clone(),
+                message: format!(
+                    "{param} is Anthropic's '{}' tool; this server offers the model the \
+                     client's own tools (name, description, input_schema) only.",
+                    kind.unwrap_or_default()
+                        .chars()
+                        .take(40)
+                        .collect::<String>()
+                ),
+            });
+        }
+        let mut function = Map::new();
+        for (from, to) in [
+            ("name", "name"),
+            ("description", "description"),
+            ("input_schema", "parameters"),
+        ] {
+            if let Some(value) = tool.get(from).filter(|v| !v.is_null()) {
+                function.insert(to.into(), value.clone());
+            }
+        }
+        functions.push(json!({"type": "function", "function": function}));
+    }
+    Ok(Value::Array(functions))
+}
+
+/// `tool_choice` as its chat form, and `disable_parallel_tool_use`.
+fn read_tool_choice(choice: &Value) -> Result<(Value, Option<bool>), ApiError> {
+    let parallel = choice
+        .get("disable_parallel_tool_use")
+        .and_then(Value::as_bool)
+        .map(|disabled| !disabled);
+    let chat = match choice.get("type").and_then(Value::as_str) {
+        Some("auto") => json!("auto"),
+        Some("any") => json!("required"),
+        Some("none") => json!("none"),
+        Some("tool") => {
+            let name = choice.get("name").cloned().unwrap_or(Value::Null);
+            json!({"type": "function", "function": {"name": name}})
+        }
+        _ => {
+            return Err(invalid(
+                "tool_choice",
+                "'tool_choice.type' must be auto, any, tool or none.",
+            ))
+        }
+    };
+    Ok((chat, parallel))
+}
+
+/// `output_format: {type: json_schema, schema}` → `response_format`.
+fn read_output_format(format: &Value) -> Result<Value, ApiError> {
+    match (
+        format.get("type").and_then(Value::as_str),
+        format.get("schema"),
+    ) {
+        (Some("json_schema"), Some(schema)) if schema.is_object() => Ok(json!({
+            "type": "json_schema",
+            "json_schema": {"name": "output", "schema": schema},
+        })),
+        _ => Err(invalid(
+            "output_format",
+            "'output_format' must be {\"type\": \"json_schema\", \"schema\": {...}}.",
+        )),
+    }
+}
+
+#[cfg(test)]
+#[path = "request_tests.rs"]
+mod tests;
