@@ -1,1 +1,261 @@
+//! Recorded CLI runs, read by the chat adapter as the server reads them,
+//! then told as Anthropic events and as a whole message.
 
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::*;
+use crate::claude::adapter::{Adapter, Outcome, Step};
+use crate::claude::tools::{read_tool_spec, ToolSpec};
+
+macro_rules! fixture {
+    ($name:literal) => {
+        include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/claude-cli-2.1.331/",
+            $name
+        ))
+        .as_slice()
+    };
+}
+
+fn meta() -> MessageMeta {
+    MessageMeta {
+        id: "msg_0123".into(),
+        model: "claude-sonnet-4-6".into(),
+    }
+}
+
+fn weather_and_time() -> Arc<ToolSpec> {
+    let function = |name: &str, param: &str| {
+        json!({"type": "function", "function": {"name": name,
+            "parameters": {"type": "object", "properties": {param: {"type": "string"}}}}})
+    };
+    let body = json!({"tools": [function("get_weather", "city"), function("get_time", "zone")]});
+    Arc::new(read_tool_spec(body.as_object().expect("a body")).expect("valid"))
+}
+
+/// A recorded run streamed until the answer is over: its events and the
+/// whole message made from its chat completion.
+struct Told {
+    events: Vec<Value>,
+    whole: Value,
+}
+
+fn tell(stdout: &[u8], tools: Arc<ToolSpec>) -> Told {
+    let mut adapter = Adapter::new("chatcmpl-x".into(), 1, "x".into(), true).with_tools(tools);
+    let mut writer = MessageEvents::new(meta());
+    let mut framed = Vec::new();
+    for line in stdout.split(|&b| b == b'\n') {
+        if adapter.over() {
+            break;
+        }
+        if let Step::Chunks(chunks) = adapter.push_line(line) {
+            chunks.iter().for_each(|c| framed.extend(writer.chunk(c)));
+        }
+    }
+    let Outcome::Success {
+        final_chunks,
+        completion,
+        ..
+    } = adapter.finish()
+    else {
+        panic!("the recording answers");
+    };
+    final_chunks
+        .iter()
+        .for_each(|c| framed.extend(writer.chunk(c)));
+    framed.extend(writer.complete());
+    Told {
+        events: framed.iter().map(|e| unframe(e)).collect(),
+        whole: meta().whole(&completion),
+    }
+}
+
+fn unframe(event: &[u8]) -> Value {
+    let text = std::str::from_utf8(event).expect("UTF-8");
+    let (name, data) = text.split_once('\n').expect("two lines");
+    let data: Value =
+        serde_json::from_str(data.strip_prefix("data: ").expect("data")).expect("JSON");
+    assert_eq!(
+        Some(data["type"].as_str().unwrap_or("")),
+        name.strip_prefix("event: ")
+    );
+    data
+}
+
+/// The message the events describe, assembled as Anthropic's SDKs do.
+fn assembled(events: &[Value]) -> Value {
+    let mut message = events[0]["message"].clone();
+    let mut json_pieces: Vec<String> = Vec::new();
+    for event in events {
+        match event["type"].as_str() {
+            Some("content_block_start") => {
+                let index = event["index"].as_u64().expect("index") as usize;
+                let blocks = message["content"].as_array_mut().expect("content");
+                assert_eq!(blocks.len(), index, "blocks are numbered in order from 0");
+                blocks.push(event["content_block"].clone());
+                json_pieces.push(String::new());
+            }
+            Some("content_block_delta") => {
+                let index = event["index"].as_u64().expect("index") as usize;
+                let block = &mut message["content"][index];
+                match event["delta"]["type"].as_str() {
+                    Some("text_delta") => {
+                        let text = format!(
+                            "{}{}",
+                            block["text"].as_str().unwrap_or(""),
+                            event["delta"]["text"].as_str().unwrap_or("")
+                        );
+                        block["text"] = json!(text);
+                    }
+                    Some("input_json_delta") => json_pieces[index]
+                        .push_str(event["delta"]["partial_json"].as_str().unwrap_or("")),
+                    other => panic!("delta {other:?}"),
+                }
+            }
+            Some("content_block_stop") => {
+                let index = event["index"].as_u64().expect("index") as usize;
+                if !json_pieces[index].is_empty() {
+                    message["content"][index]["input"] =
+                        serde_json::from_str(&json_pieces[index]).expect("JSON input");
+                }
+            }
+            Some("message_delta") => {
+                message["stop_reason"] = event["delta"]["stop_reason"].clone();
+                message["usage"] = event["usage"].clone();
+            }
+            _ => {}
+        }
+    }
+    message
+}
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events.iter().filter_map(|e| e["type"].as_str()).collect()
+}
+
+/// One message_start (then a ping), one message_delta, one message_stop
+/// last; every block started, then stopped before the next.
+fn assert_one_message(events: &[Value]) {
+    let kinds = kinds(events);
+    assert_eq!(kinds[..2], ["message_start", "ping"]);
+    assert_eq!(kinds[kinds.len() - 2..], ["message_delta", "message_stop"]);
+    assert_eq!(kinds.iter().filter(|k| **k == "message_start").count(), 1);
+    let mut open = false;
+    for kind in &kinds[2..kinds.len() - 2] {
+        match *kind {
+            "content_block_start" => {
+                assert!(!open);
+                open = true;
+            }
+            "content_block_stop" => {
+                assert!(open);
+                open = false;
+            }
+            "content_block_delta" => assert!(open),
+            other => panic!("{other} inside the message"),
+        }
+    }
+    assert!(!open);
+}
+
+#[test]
+fn a_text_answer_is_one_message_whose_events_add_up_to_the_whole_one() {
+    let told = tell(fixture!("stream-new.stdout"), Arc::default());
+    assert_one_message(&told.events);
+    let start = &told.events[0]["message"];
+    assert_eq!(start["id"], "msg_0123");
+    assert_eq!(start["model"], "claude-sonnet-4-6");
+    assert_eq!(start["content"], json!([]));
+    assert_eq!(assembled(&told.events), told.whole);
+    assert_eq!(told.whole["stop_reason"], "end_turn");
+    assert_eq!(told.whole["content"][0]["type"], "text");
+    assert!(told.whole["usage"]["input_tokens"].as_u64().unwrap_or(0) > 0);
+}
+
+#[test]
+fn a_turn_the_cli_continued_after_max_tokens_streams_as_one_message() {
+    // The recording holds two API messages; the client sees one, its
+    // blocks numbered from 0.
+    let stdout = fixture!("stream-max-tokens.stdout");
+    let starts = stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| l.windows(15).any(|w| w == b"\"message_start\""))
+        .count();
+    assert!(starts >= 2, "the recording continues after max_tokens");
+    let told = tell(stdout, Arc::default());
+    assert_one_message(&told.events);
+    assert_eq!(assembled(&told.events), told.whole);
+    assert_eq!(told.whole["content"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn thinking_stays_hidden() {
+    let told = tell(fixture!("stream-thinking.stdout"), Arc::default());
+    assert_one_message(&told.events);
+    let all = serde_json::to_string(&told.events).unwrap_or_default();
+    assert!(!all.contains("thinking"), "{all}");
+    assert_eq!(assembled(&told.events), told.whole);
+}
+
+#[test]
+fn calls_are_tool_use_blocks_with_their_input() {
+    let told = tell(fixture!("tools-parallel.stdout"), weather_and_time());
+    assert_one_message(&told.events);
+    assert_eq!(told.whole["stop_reason"], "tool_use");
+    let uses: Vec<&Value> = told.whole["content"]
+        .as_array()
+        .expect("content")
+        .iter()
+        .filter(|b| b["type"] == "tool_use")
+        .collect();
+    assert_eq!(uses.len(), 2);
+    assert_eq!(uses[0]["name"], "get_weather");
+    assert_eq!(uses[1]["name"], "get_time");
+    assert!(uses
+        .iter()
+        .all(|u| u["id"].as_str().unwrap_or("").starts_with("toolu_")));
+    assert!(uses.iter().all(|u| u["input"].is_object()));
+    assert_eq!(assembled(&told.events), told.whole);
+}
+
+#[test]
+fn a_broken_stream_ends_with_an_error_event() {
+    let mut writer = MessageEvents::new(meta());
+    let chunk =
+        json!({"choices": [{"index": 0, "delta": {"content": "Hal"}, "finish_reason": null}]});
+    let mut events: Vec<Value> = writer
+        .chunk(chunk.to_string().as_bytes())
+        .iter()
+        .map(|e| unframe(e))
+        .collect();
+    events.extend(
+        writer
+            .fail("api_error", "The claude CLI crashed.")
+            .iter()
+            .map(|e| unframe(e)),
+    );
+    let last = events.last().expect("events");
+    assert_eq!(last["type"], "error");
+    assert_eq!(
+        last["error"],
+        json!({"type": "api_error", "message": "The claude CLI crashed."})
+    );
+}
+
+#[test]
+fn stop_reasons_map_from_the_finish() {
+    for (finish, stop) in [
+        ("stop", "end_turn"),
+        ("length", "max_tokens"),
+        ("tool_calls", "tool_use"),
+    ] {
+        let completion = json!({"choices": [{"message": {"content": "x"}, "finish_reason": finish}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 1}});
+        let whole = meta().whole(&completion);
+        assert_eq!(whole["stop_reason"], stop);
+        assert_eq!(whole["usage"]["input_tokens"], 3);
+    }
+}

@@ -1,1 +1,168 @@
+use serde_json::{json, Value};
 
+use super::*;
+use crate::claude::validate::validate;
+
+fn read(body: Value) -> Result<Translated, ApiError> {
+    translate(body.as_object().expect("an object"))
+}
+
+fn ok(body: Value) -> Translated {
+    read(body).expect("accepted")
+}
+
+#[test]
+fn system_blocks_and_a_text_message_become_a_chat_request() {
+    let t = ok(json!({"model": "claude-sonnet-4-6", "max_tokens": 1024,
+        "system": [{"type": "text", "text": "Be brief."},
+                   {"type": "text", "text": "Be kind.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": "Hi"}], "temperature": 0.1, "top_k": 5}));
+    assert_eq!(
+        t.chat["messages"],
+        json!([{"role": "system", "content": "Be brief.\n\nBe kind."},
+               {"role": "user", "content": [{"type": "text", "text": "Hi"}]}])
+    );
+    assert_eq!(t.ignored, ["max_tokens", "temperature", "top_k"]);
+    assert!(!t.stream && !t.carries_tool_results());
+    let valid = validate(&t.chat).expect("a valid chat request");
+    assert_eq!(valid.system.as_deref(), Some("Be brief.\n\nBe kind."));
+    assert_eq!(valid.cli_model, "claude-sonnet-4-6");
+}
+
+#[test]
+fn a_tool_loop_s_blocks_become_calls_and_results() {
+    let t = ok(json!({"model": "sonnet", "max_tokens": 100, "stream": true,
+    "tools": [{"name": "get_weather", "description": "by city",
+               "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+    "tool_choice": {"type": "any", "disable_parallel_tool_use": true},
+    "messages": [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "hmm", "signature": "x"},
+            {"type": "text", "text": "Let me check."},
+            {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1",
+             "content": [{"type": "text", "text": "18 C"}]},
+            {"type": "text", "text": "<reminder>"}]},
+    ]}));
+    assert!(t.carries_tool_results());
+    let messages = t.chat["messages"].as_array().expect("messages");
+    assert_eq!(
+        messages[1],
+        json!({"role": "assistant", "content": "Let me check.", "tool_calls": [
+            {"id": "toolu_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]})
+    );
+    assert_eq!(
+        messages[2],
+        json!({"role": "tool", "tool_call_id": "toolu_1", "content": "18 C\n\n<reminder>"})
+    );
+    assert_eq!(t.chat["tool_choice"], "required");
+    assert_eq!(t.chat["parallel_tool_calls"], false);
+    assert_eq!(t.chat["stream_options"], json!({"include_usage": true}));
+    assert_eq!(
+        t.chat["tools"][0]["function"]["parameters"]["properties"]["city"]["type"],
+        "string"
+    );
+    let valid = validate(&t.chat).expect("a valid chat request");
+    assert_eq!(valid.tool_results().len(), 1);
+    assert_eq!(valid.tools.functions[0].name, "get_weather");
+}
+
+#[test]
+fn images_errors_and_output_formats_are_carried_over() {
+    let t = ok(json!({"model": "sonnet", "max_tokens": 10,
+        "output_format": {"type": "json_schema", "schema": {"type": "object"}},
+        "messages": [{"role": "user", "content": [
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}},
+            {"type": "image", "source": {"type": "url", "url": "https://example.com/a.jpg"}},
+            {"type": "text", "text": "What are these?"}]}]}));
+    let parts = &t.chat["messages"][0]["content"];
+    assert_eq!(parts[0]["image_url"]["url"], "data:image/png;base64,iVBO");
+    assert_eq!(parts[1]["image_url"]["url"], "https://example.com/a.jpg");
+    assert_eq!(
+        t.chat["response_format"]["json_schema"]["schema"],
+        json!({"type": "object"})
+    );
+    let valid = validate(&t.chat).expect("a valid chat request");
+    assert!(valid.tools.output_schema.is_some());
+
+    let failed = ok(json!({"model": "sonnet", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+            "content": "disk full", "is_error": true}]}]}));
+    assert_eq!(failed.chat["messages"][2]["content"], "Error: disk full");
+}
+
+#[test]
+fn what_cannot_be_passed_on_is_refused_by_its_own_name() {
+    let user = json!([{"role": "user", "content": "hi"}]);
+    for (body, param, code) in [
+        (
+            json!({"max_tokens": 5, "messages": user}),
+            "model",
+            "missing_required_parameter",
+        ),
+        (
+            json!({"model": "sonnet", "messages": user}),
+            "max_tokens",
+            "missing_required_parameter",
+        ),
+        (
+            json!({"model": "sonnet", "max_tokens": 0, "messages": user}),
+            "max_tokens",
+            "invalid_value",
+        ),
+        (
+            json!({"model": "sonnet", "max_tokens": 5}),
+            "messages",
+            "missing_required_parameter",
+        ),
+        (
+            json!({"model": "sonnet", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}),
+            "messages[0].role",
+            "invalid_value",
+        ),
+        (
+            json!({"model": "sonnet", "max_tokens": 5, "messages": user,
+                "tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
+            "tools[0]",
+            "unsupported_parameter",
+        ),
+        (
+            json!({"model": "sonnet", "max_tokens": 5, "messages": [{"role": "user", "content": [
+                {"type": "document", "source": {"type": "text", "data": "x"}}]}]}),
+            "messages[0].content[0]",
+            "unsupported_content",
+        ),
+        (
+            json!({"model": "sonnet", "max_tokens": 5, "messages": [{"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": "x"},
+                {"type": "image", "source": {"type": "url", "url": "https://e.com/a.png"}}]}]}),
+            "messages[0].content",
+            "unsupported_content",
+        ),
+        (
+            json!({"model": "sonnet", "max_tokens": 5, "messages": user, "mcp_servers": []}),
+            "mcp_servers",
+            "unsupported_parameter",
+        ),
+        (
+            json!({"model": "sonnet", "max_tokens": 5, "messages": user, "tool_choice": {"type": "all"}}),
+            "tool_choice",
+            "invalid_value",
+        ),
+        (
+            json!({"model": "sonnet", "max_tokens": 5, "messages": user, "system": [{"type": "image"}]}),
+            "system[0]",
+            "invalid_value",
+        ),
+    ] {
+        let error = read(body.clone()).expect_err(&body.to_string());
+        assert_eq!(error.param(), Some(param), "{body}");
+        assert_eq!(error.code(), code, "{body}");
+        assert_eq!(error.anthropic_kind(), "invalid_request_error", "{body}");
+    }
+}

@@ -1,0 +1,255 @@
+//! The Anthropic Messages API (issue 21), over real HTTP with the fake
+//! CLI: the key in `x-api-key` or as a bearer, errors in Anthropic's shape
+//! whatever raised them (validation, auth, size, rate, drain, an unknown
+//! session), the event stream, a tool loop, and a resume by header.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+
+use serde_json::{json, Value};
+use support::warm::*;
+use support::*;
+
+const KEY: &str = "sk-cca-anthropic-1234567890";
+
+fn messages(w: &Warm, headers: &[(&str, &str)], body: &Value) -> HttpResponse {
+    let mut all = vec![
+        ("Content-Type", "application/json"),
+        ("anthropic-version", "2023-06-01"),
+    ];
+    all.extend_from_slice(headers);
+    request(
+        w.addr(),
+        "POST",
+        "/v1/messages",
+        &all,
+        body.to_string().as_bytes(),
+    )
+}
+
+fn hello(text: &str) -> Value {
+    json!({"model": "claude-sonnet-4-6", "max_tokens": 256,
+        "messages": [{"role": "user", "content": text}]})
+}
+
+/// Anthropic's error shape with `kind`, and nothing of OpenAI's.
+fn assert_anthropic_error(r: &HttpResponse, status: u16, kind: &str) {
+    assert_eq!(r.status, status, "{}", r.text());
+    let body = r.json();
+    assert_eq!(body["type"], "error", "{body}");
+    assert_eq!(body["error"]["type"], kind, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    assert!(body["error"].get("code").is_none(), "{body}");
+}
+
+fn text_of(message: &Value) -> String {
+    message["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["text"].as_str())
+        .collect()
+}
+
+#[test]
+fn the_key_comes_as_x_api_key_or_bearer_and_errors_are_anthropic_s() {
+    let w = Warm::start(&[("API_KEYS", KEY)]);
+    let bearer = format!("Bearer {KEY}");
+    let r = messages(&w, &[("x-api-key", KEY)], &hello("by x-api-key"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let message = r.json();
+    assert_eq!(message["type"], "message");
+    assert_eq!(message["role"], "assistant");
+    assert_eq!(message["model"], "claude-sonnet-4-6");
+    assert_eq!(message["stop_reason"], "end_turn");
+    assert!(message["id"].as_str().unwrap().starts_with("msg_"));
+    assert!(text_of(&message).contains("turns=1"));
+    assert_eq!(r.header("X-Backend-Mode"), Some("claude-code"));
+    assert_eq!(r.header("X-Claude-Ignored-Params"), Some("max_tokens"));
+    let r = messages(&w, &[("Authorization", &bearer)], &hello("by bearer"));
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    assert_anthropic_error(
+        &messages(&w, &[], &hello("no key")),
+        401,
+        "authentication_error",
+    );
+    let wrong = messages(&w, &[("x-api-key", "sk-cca-wrong-000000000")], &hello("x"));
+    assert_anthropic_error(&wrong, 401, "authentication_error");
+    // Elsewhere the key is a bearer only: x-api-key means nothing there.
+    let chat = request(
+        w.addr(),
+        "POST",
+        "/v1/chat/completions",
+        &[
+            ("Content-Type", "application/json"),
+            ("x-api-key", KEY),
+            CLAUDE,
+        ],
+        body("sonnet", &[user("hi")]).as_bytes(),
+    );
+    assert_eq!(chat.status, 401);
+    assert_eq!(chat.error_code(), "missing_api_key");
+
+    let key = [("x-api-key", KEY)];
+    let mut no_max = hello("x");
+    no_max.as_object_mut().unwrap().remove("max_tokens");
+    assert_anthropic_error(&messages(&w, &key, &no_max), 400, "invalid_request_error");
+    let mut unknown = hello("x");
+    unknown["model"] = json!("llama-3-70b");
+    assert_anthropic_error(&messages(&w, &key, &unknown), 400, "invalid_request_error");
+    let gone = (
+        "X-Claude-Session-ID",
+        "3f2a7c1e-5b4d-4e8a-9c3b-2d1e0f9a8b7c",
+    );
+    assert_anthropic_error(
+        &messages(&w, &[key[0], gone], &hello("x")),
+        404,
+        "not_found_error",
+    );
+    let count = request(
+        w.addr(),
+        "POST",
+        "/v1/messages/count_tokens",
+        &[("Content-Type", "application/json"), key[0]],
+        hello("x").to_string().as_bytes(),
+    );
+    assert_anthropic_error(&count, 400, "invalid_request_error");
+    assert!(count.text().contains("not supported"));
+    let not_json = request(
+        w.addr(),
+        "POST",
+        "/claude/v1/messages",
+        &[("Content-Type", "application/json"), key[0]],
+        b"{",
+    );
+    assert_anthropic_error(&not_json, 400, "invalid_request_error");
+    w.finish();
+}
+
+#[test]
+fn limits_and_the_drain_answer_in_anthropic_s_shape_too() {
+    let w = Warm::start(&[("MAX_BODY_BYTES", "2048"), ("RATE_LIMIT_PER_IP", "3")]);
+    let big = hello(&"x".repeat(4096));
+    assert_anthropic_error(&messages(&w, &[], &big), 413, "request_too_large");
+    let mut last = messages(&w, &[], &hello("one"));
+    for _ in 0..5 {
+        last = messages(&w, &[], &hello("again"));
+    }
+    assert_anthropic_error(&last, 429, "rate_limit_error");
+    assert!(last.header("Retry-After").is_some());
+    // OpenAI's routes keep OpenAI's shape.
+    let chat = chat(w.addr(), &[CLAUDE], &body("sonnet", &[user("hi")]));
+    assert_eq!(chat.status, 429);
+    assert_eq!(chat.error_code(), "rate_limit_exceeded");
+    let app = w.server.as_ref().unwrap().app();
+    app.draining.store(true, Ordering::SeqCst);
+    assert_anthropic_error(&messages(&w, &[], &hello("late")), 503, "overloaded_error");
+    app.draining.store(false, Ordering::SeqCst);
+    w.finish();
+}
+
+#[test]
+fn a_stream_is_one_message_of_anthropic_events() {
+    let w = Warm::start(&[]);
+    let mut body = hello("[[fake:say]]Streaming words to you");
+    body["stream"] = json!(true);
+    body["temperature"] = json!(0.5);
+    let stream = SseClient::open_at(w.addr(), "/v1/messages", &[], &body.to_string());
+    assert_eq!(stream.status, 200);
+    assert_eq!(
+        stream.header("X-Claude-Ignored-Params"),
+        Some("max_tokens,temperature")
+    );
+    let events: Vec<Value> = stream
+        .collect()
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap_or_else(|_| panic!("JSON: {e}")))
+        .collect();
+    let mut kinds: Vec<&str> = events.iter().filter_map(|e| e["type"].as_str()).collect();
+    kinds.dedup();
+    assert_eq!(
+        kinds,
+        [
+            "message_start",
+            "ping",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop"
+        ]
+    );
+    let text: String = events
+        .iter()
+        .filter_map(|e| e["delta"]["text"].as_str())
+        .collect();
+    assert_eq!(text, "Streaming words to you");
+    let delta = events
+        .iter()
+        .find(|e| e["type"] == "message_delta")
+        .unwrap();
+    assert_eq!(delta["delta"]["stop_reason"], "end_turn");
+    assert!(delta["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    w.finish();
+}
+
+#[test]
+fn a_tool_loop_answers_with_tool_use_and_feeds_tool_results_to_the_waiting_call() {
+    let w = Warm::start(&[]);
+    let tools = json!([{"name": "get_weather", "description": "weather by city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let question = json!({"role": "user", "content": r#"weather? [[fake:tools:get_weather {"city":"Oslo"}]]"#});
+    let first =
+        json!({"model": "sonnet", "max_tokens": 100, "tools": tools, "messages": [question]});
+    let r = messages(&w, &[], &first);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let answer = r.json();
+    assert_eq!(answer["stop_reason"], "tool_use");
+    let call = answer["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "tool_use")
+        .unwrap_or_else(|| panic!("a tool_use block: {answer}"))
+        .clone();
+    assert_eq!(call["name"], "get_weather");
+    assert_eq!(call["input"], json!({"city": "Oslo"}));
+    let follow = json!({"model": "sonnet", "max_tokens": 100, "tools": tools, "messages": [
+        question,
+        {"role": "assistant", "content": answer["content"]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": call["id"], "content": "snow"}]}]});
+    let r = messages(&w, &[], &follow);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(text_of(&r.json()), "tool results: get_weather=snow");
+    assert_eq!(r.json()["stop_reason"], "end_turn");
+    assert_eq!(r.header("X-Claude-Warm"), Some("true"));
+    assert_eq!(w.pids().len(), 1);
+    // A result for a call nobody waits for.
+    let stray = json!({"model": "sonnet", "max_tokens": 100, "tools": tools, "messages": [
+        question,
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_x", "name": "get_weather", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_x", "content": "x"}]}]});
+    assert_anthropic_error(&messages(&w, &[], &stray), 400, "invalid_request_error");
+    w.finish();
+}
+
+#[test]
+fn the_session_header_resumes_warm_and_comes_back_on_every_answer() {
+    let w = Warm::start(&[]);
+    let r = messages(&w, &[], &hello("first"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let sid = r.header("X-Claude-Session-ID").unwrap().to_string();
+    assert_eq!(r.header("X-Claude-Session-Created"), Some("true"));
+    let r = messages(&w, &[("X-Claude-Session-ID", &sid)], &hello("second"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("X-Claude-Session-ID"), Some(sid.as_str()));
+    assert_eq!(r.header("X-Claude-Warm"), Some("true"));
+    assert!(text_of(&r.json()).contains("turns=2"));
+    assert_eq!(w.pids().len(), 1);
+    w.finish();
+}
