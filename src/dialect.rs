@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{json, Map, Value};
 
 use crate::claude::SessionId;
 use crate::error::ApiError;
@@ -31,6 +31,82 @@ pub trait DialectEvents: Send {
     fn failed(&mut self, error: &ApiError) -> Vec<Vec<u8>>;
 }
 
+/// What one `chat.completion.chunk` says, in the order it says it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChunkPart {
+    /// The turn's counts (chat `usage`), in the last chunk.
+    Usage(Value),
+    Text(String),
+    CallStarted {
+        id: String,
+        name: String,
+    },
+    /// A piece of the open call's arguments.
+    Arguments(String),
+    /// The chat `finish_reason`.
+    Finished(String),
+}
+
+/// The parts of one chunk body (none for one that is not JSON).
+pub fn chunk_parts(chunk: &[u8]) -> Vec<ChunkPart> {
+    let Ok(chunk) = serde_json::from_slice::<Value>(chunk) else {
+        return Vec::new();
+    };
+    let mut parts = Vec::new();
+    if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
+        parts.push(ChunkPart::Usage(usage.clone()));
+    }
+    let Some(choice) = chunk["choices"].get(0) else {
+        return parts;
+    };
+    let delta = &choice["delta"];
+    if let Some(text) = delta["content"].as_str() {
+        parts.push(ChunkPart::Text(text.to_string()));
+    }
+    for call in delta["tool_calls"].as_array().into_iter().flatten() {
+        if let Some(id) = call["id"].as_str() {
+            let name = call["function"]["name"].as_str().unwrap_or("");
+            parts.push(ChunkPart::CallStarted {
+                id: id.to_string(),
+                name: name.to_string(),
+            });
+        }
+        if let Some(piece) = call["function"]["arguments"]
+            .as_str()
+            .filter(|p| !p.is_empty())
+        {
+            parts.push(ChunkPart::Arguments(piece.to_string()));
+        }
+    }
+    if let Some(reason) = choice["finish_reason"].as_str() {
+        parts.push(ChunkPart::Finished(reason.to_string()));
+    }
+    parts
+}
+
+/// Reads `stream` into the chat body; a stream asks for the usage chunk,
+/// which the other APIs' last events report.
+pub fn read_stream(
+    json: &Map<String, Value>,
+    chat: &mut Map<String, Value>,
+) -> Result<bool, ApiError> {
+    let stream = match json.get("stream").filter(|v| !v.is_null()) {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ApiError::InvalidValue {
+                param: "stream".into(),
+                message: "'stream' must be a boolean.".into(),
+            })
+        }
+    };
+    if stream {
+        chat.insert("stream".into(), Value::Bool(true));
+        chat.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+    Ok(stream)
+}
+
 /// The chat turn's own ignored parameters and the other API's (named as
 /// that API names them), in one header.
 pub fn with_ignored(mut reply: Reply, ignored: &[&'static str]) -> Reply {
@@ -50,5 +126,65 @@ pub fn with_ignored(mut reply: Reply, ignored: &[&'static str]) -> Reply {
         reply
     } else {
         reply.with_header(HEADER, names.join(","))
+    }
+}
+
+/// Recorded CLI runs as the dialects' tests read them.
+#[cfg(test)]
+pub mod recorded {
+    use std::sync::Arc;
+
+    use serde_json::{json, Value};
+
+    use crate::claude::adapter::{Adapter, Outcome, Step};
+    use crate::claude::tools::{read_tool_spec, ToolSpec};
+
+    /// The stdout of recording `name` (fixtures/claude-cli-2.1.331/).
+    pub fn stdout(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/fixtures/claude-cli-2.1.331/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// `tools: [get_weather {city}, get_time {zone}]`, as the recordings offer.
+    pub fn weather_and_time() -> Arc<ToolSpec> {
+        let function = |name: &str, param: &str| {
+            json!({"type": "function", "function": {"name": name,
+                "parameters": {"type": "object", "properties": {param: {"type": "string"}}}}})
+        };
+        spec(json!({"tools": [function("get_weather", "city"), function("get_time", "zone")]}))
+    }
+
+    /// The tool spec of a chat body.
+    pub fn spec(body: Value) -> Arc<ToolSpec> {
+        Arc::new(read_tool_spec(body.as_object().expect("a body")).expect("a valid body"))
+    }
+
+    /// A run read as the server reads a stream that asked for usage, up to
+    /// where the answer ends: every chunk (the final ones too) and the chat
+    /// completion.
+    pub fn chat_chunks(stdout: &[u8], tools: Arc<ToolSpec>) -> (Vec<Vec<u8>>, Value) {
+        let mut adapter = Adapter::new("chatcmpl-x".into(), 1, "x".into(), true).with_tools(tools);
+        let mut chunks = Vec::new();
+        for line in stdout.split(|&b| b == b'\n') {
+            if adapter.over() {
+                break;
+            }
+            if let Step::Chunks(more) = adapter.push_line(line) {
+                chunks.extend(more);
+            }
+        }
+        let Outcome::Success {
+            final_chunks,
+            completion,
+            ..
+        } = adapter.finish()
+        else {
+            panic!("the recording answers");
+        };
+        chunks.extend(final_chunks);
+        (chunks, completion)
     }
 }

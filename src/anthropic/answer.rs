@@ -8,6 +8,8 @@
 
 use serde_json::{json, Value};
 
+use crate::dialect::{chunk_parts, ChunkPart};
+
 /// What labels one answer.
 #[derive(Debug, Clone)]
 pub struct MessageMeta {
@@ -112,42 +114,32 @@ impl MessageEvents {
     pub fn chunk(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         self.start(&mut out);
-        let Ok(chunk) = serde_json::from_slice::<Value>(chunk) else {
-            return out;
-        };
-        if let Some(counts) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.usage = Some(usage(counts));
-        }
-        let Some(choice) = chunk["choices"].get(0) else {
-            return out;
-        };
-        let delta = &choice["delta"];
-        if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
-            if self.open != Some(OpenBlock::Text) {
-                self.open_block(
-                    OpenBlock::Text,
-                    json!({"type": "text", "text": ""}),
-                    &mut out,
-                );
+        for part in chunk_parts(chunk) {
+            match part {
+                ChunkPart::Usage(counts) => self.usage = Some(usage(&counts)),
+                ChunkPart::Text(text) if text.is_empty() => {}
+                ChunkPart::Text(text) => {
+                    if self.open != Some(OpenBlock::Text) {
+                        let block = json!({"type": "text", "text": ""});
+                        self.open_block(OpenBlock::Text, block, &mut out);
+                    }
+                    let delta = json!({"type": "text_delta", "text": text});
+                    self.block_delta(delta, &mut out);
+                }
+                ChunkPart::CallStarted { id, name } => {
+                    let block = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
+                    self.open_block(OpenBlock::ToolUse, block, &mut out);
+                }
+                ChunkPart::Arguments(piece) if self.open == Some(OpenBlock::ToolUse) => {
+                    let delta = json!({"type": "input_json_delta", "partial_json": piece});
+                    self.block_delta(delta, &mut out);
+                }
+                ChunkPart::Arguments(_) => {}
+                ChunkPart::Finished(reason) => {
+                    self.close_block(&mut out);
+                    self.finish_reason = Some(reason);
+                }
             }
-            let delta = json!({"type": "text_delta", "text": text});
-            self.block_delta(delta, &mut out);
-        }
-        for call in delta["tool_calls"].as_array().into_iter().flatten() {
-            if let Some(id) = call["id"].as_str() {
-                let name = call["function"]["name"].as_str().unwrap_or("");
-                let block = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
-                self.open_block(OpenBlock::ToolUse, block, &mut out);
-            }
-            let piece = call["function"]["arguments"].as_str().unwrap_or("");
-            if !piece.is_empty() && self.open == Some(OpenBlock::ToolUse) {
-                let delta = json!({"type": "input_json_delta", "partial_json": piece});
-                self.block_delta(delta, &mut out);
-            }
-        }
-        if let Some(reason) = choice["finish_reason"].as_str() {
-            self.close_block(&mut out);
-            self.finish_reason = Some(reason.to_string());
         }
         out
     }

@@ -6,34 +6,14 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::claude::adapter::{Adapter, Outcome, Step};
-use crate::claude::tools::{read_tool_spec, ToolSpec};
-
-macro_rules! fixture {
-    ($name:literal) => {
-        include_bytes!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/claude-cli-2.1.331/",
-            $name
-        ))
-        .as_slice()
-    };
-}
+use crate::claude::tools::ToolSpec;
+use crate::dialect::recorded::{chat_chunks, stdout, weather_and_time};
 
 fn meta() -> MessageMeta {
     MessageMeta {
         id: "msg_0123".into(),
         model: "claude-sonnet-4-6".into(),
     }
-}
-
-fn weather_and_time() -> Arc<ToolSpec> {
-    let function = |name: &str, param: &str| {
-        json!({"type": "function", "function": {"name": name,
-            "parameters": {"type": "object", "properties": {param: {"type": "string"}}}}})
-    };
-    let body = json!({"tools": [function("get_weather", "city"), function("get_time", "zone")]});
-    Arc::new(read_tool_spec(body.as_object().expect("a body")).expect("valid"))
 }
 
 /// A recorded run streamed until the answer is over: its events and the
@@ -44,28 +24,9 @@ struct Told {
 }
 
 fn tell(stdout: &[u8], tools: Arc<ToolSpec>) -> Told {
-    let mut adapter = Adapter::new("chatcmpl-x".into(), 1, "x".into(), true).with_tools(tools);
+    let (chunks, completion) = chat_chunks(stdout, tools);
     let mut writer = MessageEvents::new(meta());
-    let mut framed = Vec::new();
-    for line in stdout.split(|&b| b == b'\n') {
-        if adapter.over() {
-            break;
-        }
-        if let Step::Chunks(chunks) = adapter.push_line(line) {
-            chunks.iter().for_each(|c| framed.extend(writer.chunk(c)));
-        }
-    }
-    let Outcome::Success {
-        final_chunks,
-        completion,
-        ..
-    } = adapter.finish()
-    else {
-        panic!("the recording answers");
-    };
-    final_chunks
-        .iter()
-        .for_each(|c| framed.extend(writer.chunk(c)));
+    let mut framed: Vec<Vec<u8>> = chunks.iter().flat_map(|c| writer.chunk(c)).collect();
     framed.extend(writer.complete());
     Told {
         events: framed.iter().map(|e| unframe(e)).collect(),
@@ -163,7 +124,7 @@ fn assert_one_message(events: &[Value]) {
 
 #[test]
 fn a_text_answer_is_one_message_whose_events_add_up_to_the_whole_one() {
-    let told = tell(fixture!("stream-new.stdout"), Arc::default());
+    let told = tell(&stdout("stream-new.stdout"), Arc::default());
     assert_one_message(&told.events);
     let start = &told.events[0]["message"];
     assert_eq!(start["id"], "msg_0123");
@@ -179,13 +140,13 @@ fn a_text_answer_is_one_message_whose_events_add_up_to_the_whole_one() {
 fn a_turn_the_cli_continued_after_max_tokens_streams_as_one_message() {
     // The recording holds two API messages; the client sees one, its
     // blocks numbered from 0.
-    let stdout = fixture!("stream-max-tokens.stdout");
-    let starts = stdout
+    let recorded = stdout("stream-max-tokens.stdout");
+    let starts = recorded
         .split(|&b| b == b'\n')
         .filter(|l| l.windows(15).any(|w| w == b"\"message_start\""))
         .count();
     assert!(starts >= 2, "the recording continues after max_tokens");
-    let told = tell(stdout, Arc::default());
+    let told = tell(&recorded, Arc::default());
     assert_one_message(&told.events);
     assert_eq!(assembled(&told.events), told.whole);
     assert_eq!(told.whole["content"].as_array().map(Vec::len), Some(1));
@@ -193,7 +154,7 @@ fn a_turn_the_cli_continued_after_max_tokens_streams_as_one_message() {
 
 #[test]
 fn thinking_stays_hidden() {
-    let told = tell(fixture!("stream-thinking.stdout"), Arc::default());
+    let told = tell(&stdout("stream-thinking.stdout"), Arc::default());
     assert_one_message(&told.events);
     let all = serde_json::to_string(&told.events).unwrap_or_default();
     assert!(!all.contains("thinking"), "{all}");
@@ -202,7 +163,7 @@ fn thinking_stays_hidden() {
 
 #[test]
 fn calls_are_tool_use_blocks_with_their_input() {
-    let told = tell(fixture!("tools-parallel.stdout"), weather_and_time());
+    let told = tell(&stdout("tools-parallel.stdout"), weather_and_time());
     assert_one_message(&told.events);
     assert_eq!(told.whole["stop_reason"], "tool_use");
     let uses: Vec<&Value> = told.whole["content"]

@@ -9,6 +9,7 @@
 use serde_json::{json, Map, Value};
 
 use super::content::read_messages;
+use crate::dialect::read_stream;
 use crate::error::ApiError;
 
 /// Accepted, not honoured; reported in this order (`max_tokens` first:
@@ -79,16 +80,7 @@ pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
     }
     all.extend(read_messages(messages)?);
     chat.insert("messages".into(), Value::Array(all));
-    let stream = match present(json, "stream") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(invalid("stream", "'stream' must be a boolean.")),
-    };
-    if stream {
-        chat.insert("stream".into(), Value::Bool(true));
-        // The usage chunk ends the stream; `message_delta` reports it.
-        chat.insert("stream_options".into(), json!({"include_usage": true}));
-    }
+    let stream = read_stream(json, &mut chat)?;
     if let Some(tools) = present(json, "tools") {
         chat.insert("tools".into(), read_tools(tools)?);
     }

@@ -8,6 +8,8 @@
 
 use serde_json::{json, Value};
 
+use crate::dialect::{chunk_parts, ChunkPart};
+
 use super::object::{call_item, message_item, text_part, usage, ResponseMeta, Status};
 
 /// The events of one response so far.
@@ -51,31 +53,17 @@ impl ResponseEvents {
     pub fn chunk(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         self.start(&mut out);
-        let Ok(chunk) = serde_json::from_slice::<Value>(chunk) else {
-            return out;
-        };
-        if let Some(counts) = chunk.get("usage").filter(|u| u.is_object()) {
-            self.usage = Some(usage(counts));
-        }
-        let Some(choice) = chunk["choices"].get(0) else {
-            return out;
-        };
-        let delta = &choice["delta"];
-        if let Some(text) = delta["content"].as_str() {
-            self.text(text, &mut out);
-        }
-        for call in delta["tool_calls"].as_array().into_iter().flatten() {
-            if let Some(call_id) = call["id"].as_str() {
-                let name = call["function"]["name"].as_str().unwrap_or("");
-                self.open_call(call_id, name, &mut out);
+        for part in chunk_parts(chunk) {
+            match part {
+                ChunkPart::Usage(counts) => self.usage = Some(usage(&counts)),
+                ChunkPart::Text(text) => self.text(&text, &mut out),
+                ChunkPart::CallStarted { id, name } => self.open_call(&id, &name, &mut out),
+                ChunkPart::Arguments(piece) => self.arguments(&piece, &mut out),
+                ChunkPart::Finished(reason) => {
+                    self.close(&mut out);
+                    self.finish_reason = Some(reason);
+                }
             }
-            if let Some(piece) = call["function"]["arguments"].as_str() {
-                self.arguments(piece, &mut out);
-            }
-        }
-        if let Some(reason) = choice["finish_reason"].as_str() {
-            self.close(&mut out);
-            self.finish_reason = Some(reason.to_string());
         }
         out
     }

@@ -7,20 +7,9 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use super::*;
-use crate::claude::adapter::{Adapter, Outcome, Step};
-use crate::claude::tools::{read_tool_spec, ToolSpec};
+use crate::claude::tools::ToolSpec;
+use crate::dialect::recorded::{chat_chunks, spec, stdout, weather_and_time};
 use crate::responses::object::from_completion;
-
-macro_rules! fixture {
-    ($name:literal) => {
-        include_bytes!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/fixtures/claude-cli-2.1.331/",
-            $name
-        ))
-        .as_slice()
-    };
-}
 
 fn meta() -> ResponseMeta {
     ResponseMeta {
@@ -33,18 +22,6 @@ fn meta() -> ResponseMeta {
     }
 }
 
-fn spec(body: Value) -> Arc<ToolSpec> {
-    Arc::new(read_tool_spec(body.as_object().expect("a body")).expect("a valid body"))
-}
-
-fn weather_and_time() -> Arc<ToolSpec> {
-    let function = |name: &str, param: &str| {
-        json!({"type": "function", "function": {"name": name,
-            "parameters": {"type": "object", "properties": {param: {"type": "string"}}}}})
-    };
-    spec(json!({"tools": [function("get_weather", "city"), function("get_time", "zone")]}))
-}
-
 /// A recorded run streamed (chunks with usage) until the answer is over:
 /// its events and final response, and the chat completion.
 struct Told {
@@ -54,28 +31,9 @@ struct Told {
 }
 
 fn tell(stdout: &[u8], tools: Arc<ToolSpec>) -> Told {
-    let mut adapter = Adapter::new("chatcmpl-x".into(), 1, "gpt-5".into(), true).with_tools(tools);
+    let (chunks, completion) = chat_chunks(stdout, tools);
     let mut writer = ResponseEvents::new(meta());
-    let mut framed = Vec::new();
-    for line in stdout.split(|&b| b == b'\n') {
-        if adapter.over() {
-            break;
-        }
-        if let Step::Chunks(chunks) = adapter.push_line(line) {
-            chunks.iter().for_each(|c| framed.extend(writer.chunk(c)));
-        }
-    }
-    let Outcome::Success {
-        final_chunks,
-        completion,
-        ..
-    } = adapter.finish()
-    else {
-        panic!("the recording answers");
-    };
-    final_chunks
-        .iter()
-        .for_each(|c| framed.extend(writer.chunk(c)));
+    let mut framed: Vec<Vec<u8>> = chunks.iter().flat_map(|c| writer.chunk(c)).collect();
     let (ending, response) = writer.complete();
     framed.extend(ending);
     Told {
@@ -141,7 +99,7 @@ fn joined(events: &[Value], kind: &str) -> String {
 
 #[test]
 fn a_text_answer_streams_in_the_documented_order() {
-    let told = tell(fixture!("stream-new.stdout"), Arc::default());
+    let told = tell(&stdout("stream-new.stdout"), Arc::default());
     assert_well_formed(&told.events, "response.completed");
     let mut kinds = kinds(&told.events);
     kinds.dedup();
@@ -183,7 +141,7 @@ fn a_text_answer_streams_in_the_documented_order() {
 
 #[test]
 fn thinking_is_not_part_of_the_answer() {
-    let told = tell(fixture!("stream-thinking.stdout"), Arc::default());
+    let told = tell(&stdout("stream-thinking.stdout"), Arc::default());
     assert_well_formed(&told.events, "response.completed");
     assert_eq!(told.response["output"].as_array().map(Vec::len), Some(1));
     assert_eq!(from_completion(&meta(), &told.completion), told.response);
@@ -191,7 +149,7 @@ fn thinking_is_not_part_of_the_answer() {
 
 #[test]
 fn the_clis_own_continuation_after_max_tokens_is_one_completed_answer() {
-    let told = tell(fixture!("stream-max-tokens.stdout"), Arc::default());
+    let told = tell(&stdout("stream-max-tokens.stdout"), Arc::default());
     assert_well_formed(&told.events, "response.completed");
     assert_eq!(told.response["output"].as_array().map(Vec::len), Some(1));
     assert_eq!(from_completion(&meta(), &told.completion), told.response);
@@ -224,7 +182,7 @@ fn an_answer_cut_at_the_output_limit_is_incomplete() {
 
 #[test]
 fn parallel_calls_are_function_call_items_after_the_text() {
-    let told = tell(fixture!("tools-parallel.stdout"), weather_and_time());
+    let told = tell(&stdout("tools-parallel.stdout"), weather_and_time());
     assert_well_formed(&told.events, "response.completed");
     let output = told.response["output"].as_array().expect("output");
     let calls: Vec<&Value> = output
@@ -268,7 +226,7 @@ fn structured_output_is_the_text_of_the_message() {
             "properties": {"city": {"type": "string"}, "temp": {"type": "number"}},
             "required": ["city", "temp"]}}}}),
     );
-    let told = tell(fixture!("structured.stdout"), schema);
+    let told = tell(&stdout("structured.stdout"), schema);
     assert_well_formed(&told.events, "response.completed");
     let text = told.response["output"][0]["content"][0]["text"]
         .as_str()

@@ -9,6 +9,7 @@
 use serde_json::{json, Map, Value};
 
 use super::input::read_input;
+use crate::dialect::read_stream;
 use crate::error::ApiError;
 
 /// Accepted and type-agnostic, not honoured; reported in this order.
@@ -99,16 +100,7 @@ pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
         present(json, "input").ok_or(ApiError::MissingRequiredParameter { param: "input" })?;
     let mut chat = Map::new();
     chat.insert("model".into(), model.clone());
-    let stream = match present(json, "stream") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(invalid("stream", "'stream' must be a boolean.")),
-    };
-    if stream {
-        chat.insert("stream".into(), Value::Bool(true));
-        // The usage chunk ends the stream; `response.completed` needs it.
-        chat.insert("stream_options".into(), json!({"include_usage": true}));
-    }
+    let stream = read_stream(json, &mut chat)?;
     let system = match present(json, "instructions") {
         None => None,
         Some(Value::String(text)) => Some(json!({"role": "system", "content": text})),
