@@ -495,7 +495,13 @@ fn allowed_origin_gets_cors_headers_and_a_preflight_answer() {
         .header("Access-Control-Allow-Headers")
         .unwrap_or("")
         .to_ascii_lowercase();
-    for h in ["content-type", "x-claude-code", "authorization"] {
+    for h in [
+        "content-type",
+        "x-claude-code",
+        "authorization",
+        "x-api-key",
+        "anthropic-version",
+    ] {
         assert!(allowed.contains(h), "{h} not in {allowed}");
     }
     assert_common_headers(&r);

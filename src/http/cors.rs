@@ -5,7 +5,8 @@ const EXPOSED: &str = "X-Request-ID, X-Backend-Mode, X-Claude-Session-ID, \
 X-Claude-Session-Created, X-Claude-Ignored-Params, X-RateLimit-Limit, \
 X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After";
 const ALLOWED_HEADERS: &str = "Authorization, Content-Type, X-Claude-Code, \
-X-Claude-Session-ID, X-OpenAI-API-Key, X-Request-ID, OpenAI-Organization, OpenAI-Project";
+X-Claude-Session-ID, X-OpenAI-API-Key, X-Request-ID, OpenAI-Organization, OpenAI-Project, \
+x-api-key, anthropic-version, anthropic-beta, anthropic-dangerous-direct-browser-access";
 
 /// True when `origin` may read responses.
 pub fn origin_allowed(allowed: &[String], origin: &str) -> bool {
