@@ -33,7 +33,7 @@ pub fn preflight_headers(allowed: &[String], origin: Option<&str>) -> Vec<(Strin
             ("Access-Control-Allow-Origin".into(), origin.to_string()),
             (
                 "Access-Control-Allow-Methods".into(),
-                "GET, POST, OPTIONS".into(),
+                "GET, POST, DELETE, OPTIONS".into(),
             ),
             (
                 "Access-Control-Allow-Headers".into(),
