@@ -16,9 +16,12 @@
 //! use `$VAR`).
 //!
 //! A shown stream is compared event by event (see docs_support::shape). A
-//! chat stream must end with one `[DONE]`; a Responses API stream (typed
-//! `response.*` events) must not have one, and must name and number its
-//! events in order, as must the stream the docs show.
+//! chat stream must end with one `[DONE]`; a typed stream must not have
+//! one, and must name each event by its type: a Responses API stream
+//! (`response.*` events) numbers them in order, an Anthropic Messages
+//! stream (`message_start`, `content_block_*`, ...) numbers its content
+//! blocks from 0 and ends with `message_delta` and `message_stop` (or an
+//! `error`); so must the stream the docs show.
 //!
 //! The `tools` server's stand-in model calls `get_weather` with
 //! `{"city":"Paris"}` at the start of every new turn (the fake's
@@ -36,7 +39,7 @@ use serde_json::{json, Value};
 
 use docs_support::curl::{self, CurlRequest};
 use docs_support::markdown::{self, Block, Note};
-use docs_support::shape::{self, Event};
+use docs_support::shape::{self, Event, StreamKind};
 use support::fake_openai::{Answer, FakeOpenAi};
 use support::TestServer;
 
@@ -336,15 +339,16 @@ fn run_example(world: &mut World, block: &Block, marker_text: &str) -> Result<()
 }
 
 /// A stream's ending, and its events against the ones the docs show. A
-/// chat stream ends with exactly one `[DONE]`; a Responses API stream has
-/// none, and its events (the real ones and the ones shown) are named by
-/// their type and numbered in order.
+/// chat stream ends with exactly one `[DONE]`; a typed stream (the
+/// Responses API's, or the Anthropic Messages API's) has none, and its
+/// events (the real ones and the ones shown) are named by their type, and
+/// numbered or ordered as that API does.
 fn check_stream(text: &str, events: &[Event], block: &Block, errors: &mut Vec<String>) {
     let done = events.iter().filter(|e| **e == Event::Done).count();
-    let typed = shape::is_typed_stream(events);
+    let typed = shape::stream_kind(events) != StreamKind::Chat;
     if typed {
         if done != 0 {
-            errors.push("a Responses API stream has a [DONE]".into());
+            errors.push("a Responses or Anthropic stream has a [DONE]".into());
         }
         errors.extend(shape::typed_stream_errors(text));
     } else if done != 1 {

@@ -7,10 +7,17 @@
 //! matches when its events come in the same order of kinds (role, content,
 //! finish, usage, error, `[DONE]`; runs of content, and runs of tool call
 //! deltas, count as one) and the n-th shown event of each kind matches the
-//! n-th real one, when there is one. A Responses API stream's events are
-//! typed: their kind is their `type`, runs of text or argument deltas count
-//! as one, and the stream itself must name each event by its type and
-//! number them from 0 (`typed_stream_errors`).
+//! n-th real one, when there is one.
+//!
+//! Typed streams name each event by its `type`, which is its kind: a
+//! Responses API stream (`response.*`, runs of text or argument deltas
+//! count as one), whose events must also be numbered from 0
+//! (`sequence_number`), and an Anthropic Messages stream (`message_start`,
+//! `content_block_*`, ...; a block's kind adds its own type, as in
+//! `content_block_delta:text_delta`, and runs of one kind of delta count as
+//! one), whose content blocks must be numbered from 0 and which must end
+//! with one `message_delta` and `message_stop`, or with an `error`
+//! (`typed_stream_errors`).
 //!
 //! Excerpts: every non-blank line shown must be a line of the file, in the
 //! file's order; an `@NAME@` placeholder in the file stands for any text
@@ -146,7 +153,16 @@ pub fn kind(event: &Event) -> String {
         return "done".into();
     };
     if let Some(kind) = typed(v) {
-        return kind.to_string();
+        // An Anthropic block event is told apart by the block's own type.
+        let sub = match kind {
+            "content_block_start" => v["content_block"]["type"].as_str(),
+            "content_block_delta" => v["delta"]["type"].as_str(),
+            _ => None,
+        };
+        return match sub {
+            Some(sub) => format!("{kind}:{sub}"),
+            None => kind.to_string(),
+        };
     }
     if v.get("error").is_some() {
         return "error".into();
@@ -174,16 +190,50 @@ pub fn kind(event: &Event) -> String {
     .into()
 }
 
-/// The `type` of a Responses API event (`response.…`).
+/// The event types of an Anthropic Messages stream.
+const ANTHROPIC_EVENTS: &[&str] = &[
+    "message_start",
+    "content_block_start",
+    "content_block_delta",
+    "content_block_stop",
+    "message_delta",
+    "message_stop",
+    "ping",
+    "error",
+];
+
+/// The `type` of a typed event: a Responses API event (`response.…`) or
+/// an Anthropic Messages one.
 fn typed(v: &Value) -> Option<&str> {
-    v["type"].as_str().filter(|t| t.starts_with("response."))
+    v["type"]
+        .as_str()
+        .filter(|t| t.starts_with("response.") || ANTHROPIC_EVENTS.contains(t))
 }
 
-/// True when the events are a Responses API stream's.
-pub fn is_typed_stream(events: &[Event]) -> bool {
-    events
-        .iter()
-        .any(|e| matches!(e, Event::Json(v) if typed(v).is_some()))
+/// Which API a stream's events belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// `chat.completion.chunk`s, ending with `[DONE]`.
+    Chat,
+    /// The Responses API's `response.*` events.
+    Responses,
+    /// The Anthropic Messages API's events.
+    Anthropic,
+}
+
+pub fn stream_kind(events: &[Event]) -> StreamKind {
+    let mut kind = StreamKind::Chat;
+    for e in events {
+        if let Event::Json(v) = e {
+            match typed(v) {
+                Some(t) if t.starts_with("response.") => return StreamKind::Responses,
+                // An `error` alone could be a chat stream's error event.
+                Some(t) if t != "error" => kind = StreamKind::Anthropic,
+                _ => {}
+            }
+        }
+    }
+    kind
 }
 
 /// Kinds whose runs count as one: the pieces of one text or one call.
@@ -192,6 +242,8 @@ const RUNS: &[&str] = &[
     "tool_calls",
     "response.output_text.delta",
     "response.function_call_arguments.delta",
+    "content_block_delta:text_delta",
+    "content_block_delta:input_json_delta",
 ];
 
 fn kinds(events: &[Event]) -> Vec<String> {
@@ -205,13 +257,15 @@ fn kinds(events: &[Event]) -> Vec<String> {
     out
 }
 
-/// What is wrong with the typed events of SSE `text` (a Responses API
-/// stream, as sent or as the docs show it): each event's `event:` line must
-/// name its `type`, and `sequence_number` must count from 0 without gaps.
+/// What is wrong with the typed events of SSE `text` (as sent or as the
+/// docs show it): each event's `event:` line must name its `type`; a
+/// Responses API stream must count `sequence_number` from 0 without gaps;
+/// an Anthropic stream must follow its order (`anthropic_order_errors`).
 /// Comments and events without data are skipped.
 pub fn typed_stream_errors(text: &str) -> Vec<String> {
     let mut errors = Vec::new();
     let mut expected = 0u64;
+    let mut anthropic = Vec::new();
     for block in text.split("\n\n") {
         let field = |name: &str| {
             block
@@ -226,7 +280,7 @@ pub fn typed_stream_errors(text: &str) -> Vec<String> {
             continue;
         };
         let Some(kind) = typed(&v) else {
-            errors.push(format!("an event without a response.* type: {data}"));
+            errors.push(format!("an event without a known type: {data}"));
             continue;
         };
         if field("event:") != Some(kind) {
@@ -235,6 +289,10 @@ pub fn typed_stream_errors(text: &str) -> Vec<String> {
                 field("event:")
             ));
         }
+        if !kind.starts_with("response.") {
+            anthropic.push(v);
+            continue;
+        }
         match v["sequence_number"].as_u64() {
             Some(n) if n == expected => {}
             other => errors.push(format!(
@@ -242,6 +300,71 @@ pub fn typed_stream_errors(text: &str) -> Vec<String> {
             )),
         }
         expected += 1;
+    }
+    if !anthropic.is_empty() {
+        errors.extend(anthropic_order_errors(&anthropic));
+    }
+    errors
+}
+
+/// What breaks the order of an Anthropic Messages stream: `message_start`
+/// first; content blocks started, added to and stopped one at a time, their
+/// `index` counting from 0; then one `message_delta` and `message_stop`,
+/// the last event. A stream may instead end with an `error` event at any
+/// point after it began. `ping`s may come anywhere.
+pub fn anthropic_order_errors(events: &[Value]) -> Vec<String> {
+    let mut errors = Vec::new();
+    let mut started = false;
+    let mut next_block = 0u64;
+    let mut open: Option<u64> = None;
+    let mut delta_seen = false;
+    let mut stopped = false;
+    for (i, v) in events.iter().enumerate() {
+        let kind = v["type"].as_str().unwrap_or("");
+        let index = v["index"].as_u64();
+        let mut wrong = |why: &str| errors.push(format!("event {i} ({kind}): {why}"));
+        if stopped {
+            wrong("comes after message_stop");
+            continue;
+        }
+        if !started && kind != "message_start" {
+            wrong("comes before message_start");
+        }
+        match kind {
+            "message_start" if started => wrong("a second message_start"),
+            "message_start" => started = true,
+            "ping" => {}
+            "error" if i + 1 != events.len() => wrong("an error that is not the last event"),
+            "error" => {}
+            _ if delta_seen && kind != "message_stop" => wrong("comes after message_delta"),
+            "content_block_start" => {
+                if open.is_some() {
+                    wrong("starts a block while another is open");
+                }
+                if index != Some(next_block) {
+                    wrong(&format!("index {index:?}, expected {next_block}"));
+                }
+                open = Some(next_block);
+                next_block += 1;
+            }
+            "content_block_delta" | "content_block_stop" => {
+                if open.is_none() || index != open {
+                    wrong(&format!("index {index:?}, but the open block is {open:?}"));
+                }
+                if kind == "content_block_stop" {
+                    open = None;
+                }
+            }
+            "message_delta" if open.is_some() => wrong("a block is still open"),
+            "message_delta" => delta_seen = true,
+            "message_stop" if !delta_seen => wrong("no message_delta before it"),
+            "message_stop" => stopped = true,
+            _ => wrong("an unknown event"),
+        }
+    }
+    let ended = stopped || events.last().and_then(|v| v["type"].as_str()) == Some("error");
+    if !ended {
+        errors.push("the stream ends without message_stop or an error event".into());
     }
     errors
 }
@@ -381,7 +504,7 @@ mod tests {
         .concat();
         assert!(typed_stream_errors(&text).is_empty());
         let events = events_of_text(&text).unwrap();
-        assert!(is_typed_stream(&events));
+        assert_eq!(stream_kind(&events), StreamKind::Responses);
         let shown = events_of_text(
             &[
                 event("response.created", 0),
@@ -402,6 +525,91 @@ mod tests {
         let without_end =
             events_of_text(&text.replace("response.completed", "response.failed")).unwrap();
         compare_stream(&shown, &without_end, &mut errors);
+        assert_eq!(errors.len(), 1);
+    }
+
+    #[test]
+    fn anthropic_streams_compare_by_type_and_keep_their_order() {
+        let event = |v: Value| {
+            let kind = v["type"].as_str().unwrap().to_string();
+            format!("event: {kind}\ndata: {v}\n\n")
+        };
+        let text_delta = |i: u64, t: &str| {
+            event(json!({"type": "content_block_delta", "index": i,
+                "delta": {"type": "text_delta", "text": t}}))
+        };
+        let start = event(json!({"type": "message_start", "message": {"id": "msg_1"}}));
+        let ping = event(json!({"type": "ping"}));
+        let block = |i: u64, kind: &str| {
+            event(json!({"type": "content_block_start", "index": i,
+                "content_block": {"type": kind}}))
+        };
+        let stop = |i: u64| event(json!({"type": "content_block_stop", "index": i}));
+        let json_delta = event(json!({"type": "content_block_delta", "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": "{}"}}));
+        let end = event(json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}}))
+            + &event(json!({"type": "message_stop"}));
+        let sent: String = [
+            start.clone(),
+            ping.clone(),
+            block(0, "text"),
+            text_delta(0, "Let "),
+            text_delta(0, "me check."),
+            stop(0),
+            block(1, "tool_use"),
+            json_delta.clone(),
+            stop(1),
+            end.clone(),
+            ": cost usd=0.0001\n\n".to_string(),
+        ]
+        .concat();
+        assert!(
+            typed_stream_errors(&sent).is_empty(),
+            "{:?}",
+            typed_stream_errors(&sent)
+        );
+        let events = events_of_text(&sent).unwrap();
+        assert_eq!(stream_kind(&events), StreamKind::Anthropic);
+        let shown_text: String = [
+            start.clone(),
+            ping.clone(),
+            block(0, "text"),
+            text_delta(0, "Let me check."),
+            stop(0),
+            block(1, "tool_use"),
+            json_delta.clone(),
+            stop(1),
+            end.clone(),
+        ]
+        .concat();
+        let shown = events_of_text(&shown_text).unwrap();
+        let mut errors = Vec::new();
+        compare_stream(&shown, &events, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+
+        // Blocks numbered from 1, a delta outside its block, no ending.
+        let misnumbered = sent.replace("\"index\":1", "\"index\":2");
+        assert_eq!(typed_stream_errors(&misnumbered).len(), 3);
+        let unended = [start.clone(), block(0, "text"), text_delta(0, "a")].concat();
+        assert_eq!(typed_stream_errors(&unended).len(), 1);
+        let broken = unended + &event(json!({"type": "error", "error": {"type": "api_error"}}));
+        assert!(typed_stream_errors(&broken).is_empty());
+        let misnamed = sent.replacen("event: ping", "event: pong", 1);
+        assert_eq!(typed_stream_errors(&misnamed).len(), 1);
+        // A tool call shown where the real stream has none.
+        let text_only = events_of_text(
+            &[
+                start,
+                ping,
+                block(0, "text"),
+                text_delta(0, "Hi"),
+                stop(0),
+                end,
+            ]
+            .concat(),
+        )
+        .unwrap();
+        compare_stream(&shown, &text_only, &mut errors);
         assert_eq!(errors.len(), 1);
     }
 
