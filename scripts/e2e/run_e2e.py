@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """End-to-end suite: the real server binary, the real `claude` CLI (no
 wrapper), the official OpenAI SDKs (Python here, Node for one test),
-LangChain's `ChatOpenAI` (four tests, one with `bind_tools`), the OpenAI
-Agents SDK (a tool run on Chat Completions, and with its defaults on the
-Responses API in both modes), and two local fakes for the upstreams
-(fake_anthropic.py behind the CLI, fake_openai.py behind the passthrough).
+Anthropic's Python SDK, LangChain's `ChatOpenAI` (four tests, one with
+`bind_tools`), the OpenAI Agents SDK (a tool run on Chat Completions, and
+with its defaults on the Responses API in both modes), and two local fakes
+for the upstreams (fake_anthropic.py behind the CLI, fake_openai.py behind
+the passthrough).
 Tool calls, images and structured output in Claude Code mode are steered by
 words the fake API reacts to (see its docstring): "weather in <City>",
 "time in <Zone>". The relay tests (relay_*) call the other OpenAI routes
@@ -12,7 +13,10 @@ words the fake API reacts to (see its docstring): "weather in <City>",
 passthrough against fake_openai.py; claude_base_url_* use the /claude/v1
 base URL without the X-Claude-Code header; responses_* are the Responses
 API in Claude Code mode (create, the stream helper, previous_response_id
-chains, function tools, structured output).
+chains, function tools, structured output); anthropic_sdk_* are the
+Anthropic Messages API (/v1/messages) with Anthropic's official Python SDK
+(create and a resumed session, the stream helper and the raw events, a
+tool_use/tool_result loop, images, errors as the SDK's exception classes).
 
     SERVER_BIN=target/x86_64-unknown-linux-gnu/release/claude-cli-api \\
         .cache/e2e/venv/bin/python scripts/e2e/run_e2e.py [name-filter ...]
@@ -57,6 +61,11 @@ try:
     from langchain_openai import ChatOpenAI
 except ImportError:
     sys.exit("the langchain-openai package is missing: run scripts/e2e/setup.sh and use "
+             ".cache/e2e/venv/bin/python")
+try:
+    import anthropic  # Anthropic's official SDK, for the Messages API tests
+except ImportError:
+    sys.exit("the anthropic package is missing: run scripts/e2e/setup.sh and use "
              ".cache/e2e/venv/bin/python")
 
 API_KEY = "sk-cca-e2e-0123456789abcdef"  # the server's own client key
@@ -191,6 +200,7 @@ class Ctx:
         self.openai = openai_fake
         self.main = None
         self.relay = None  # the relay tests' server, started by the first of them
+        self.messages_srv = None  # likewise for the Messages API tests
 
     def new_dirs(self, name):
         dirs = {k: tempfile.mkdtemp(prefix=f"{name}-{k}-", dir=self.tmp)
@@ -2298,6 +2308,474 @@ def test_agents_sdk_responses_passthrough(ctx):
     check(fake_records_since(ctx, seen) == [], "the claude CLI was asked")
 
 
+# --- the Anthropic Messages API, with Anthropic's own SDK -------------------
+#
+# POST /v1/messages (and /claude/v1/messages) is always Claude Code mode: the
+# same fake API answers behind the real CLI. The pinned `anthropic` SDK sends
+# its api_key as `Authorization: Bearer`; a client that sets `X-Api-Key`
+# itself (and omits Authorization) shows the other header form.
+
+MESSAGES_PATH = "/v1/messages"
+MSG_ID_RE = re.compile(r"^msg_[A-Za-z0-9]+$")
+ANTHROPIC_WEATHER_TOOL = {"name": "get_weather", "description": "The weather in a city",
+                          "input_schema": {"type": "object",
+                                           "properties": {"city": {"type": "string"}},
+                                           "required": ["city"]}}
+# What Anthropic's API sends, in order, for a message of text blocks (pings
+# left out: the API may send them anywhere in between).
+STREAM_EVENT_ORDER = re.compile(
+    r"message_start (content_block_start (content_block_delta )+content_block_stop )+"
+    r"message_delta message_stop")
+
+
+def messages_server(ctx):
+    """The shared server of the Messages API tests: two client keys (API_KEYS),
+    warm processes, no rate limits (started by the first of them)."""
+    if ctx.messages_srv is None or ctx.messages_srv.proc.poll() is not None:
+        ctx.messages_srv = warm_server(ctx, "messages", API_KEY="",
+                                       API_KEYS=f"{API_KEY},{SECOND_API_KEY}",
+                                       RATE_LIMIT_PER_IP="0")
+        ctx.messages_srv.start()
+    return ctx.messages_srv
+
+
+def anthropic_client(base_url, key=API_KEY, x_api_key=False, http_client=None):
+    """The SDK's client as its docs show it, retries off. With x_api_key the key
+    goes in X-Api-Key alone, as curl examples and other clients send it."""
+    kw = {"max_retries": 0, "timeout": 60, "http_client": http_client}
+    if x_api_key:
+        kw["default_headers"] = {"X-Api-Key": key, "Authorization": anthropic.Omit()}
+    return anthropic.Anthropic(base_url=base_url, api_key=key, **kw)
+
+
+def request_log(sent):
+    """An httpx client of the SDK's kind whose request hook appends (path, header
+    dict with lower-case names) of every request to `sent`."""
+    return anthropic.DefaultHttpxClient(event_hooks={"request": [
+        lambda rq: sent.append((rq.url.path, {k.lower(): v for k, v in rq.headers.items()}))]})
+
+
+def key_header(headers, key):
+    """Which header carried `key` in a request: "x-api-key", "bearer", or None
+    (checking that the other header did not carry anything)."""
+    bearer = headers.get("authorization")
+    if headers.get("x-api-key") == key and bearer is None:
+        return "x-api-key"
+    if bearer == f"Bearer {key}" and "x-api-key" not in headers:
+        return "bearer"
+    return None
+
+
+def message_text(m):
+    return "".join(b.text for b in m.content if b.type == "text")
+
+
+def check_message(m, model, what, stop_reason="end_turn"):
+    """The fields every Anthropic message carries, as the SDK parsed them."""
+    check(MSG_ID_RE.match(m.id or ""), f"{what}: id {m.id!r}")
+    check(m.type == "message" and m.role == "assistant", f"{what}: type {m.type!r}, "
+          f"role {m.role!r}")
+    check(m.model == model, f"{what}: model {m.model!r}, expected the requested {model!r}")
+    check(m.stop_reason == stop_reason and m.stop_sequence is None,
+          f"{what}: stop_reason {m.stop_reason!r}, stop_sequence {m.stop_sequence!r}")
+    u = m.usage
+    check(u is not None and u.input_tokens > 0 and u.output_tokens > 0, f"{what}: usage {u}")
+
+
+def messages_turn(client, **kw):
+    """messages.create through with_raw_response: (session id, message, headers)."""
+    kw.setdefault("max_tokens", 1024)
+    raw = client.messages.with_raw_response.create(**kw)
+    return raw.headers.get("x-claude-session-id"), raw.parse(), raw.headers
+
+
+def check_anthropic_error(e, status, kind, what):
+    """An SDK exception from an answer in Anthropic's error shape."""
+    check(e.status_code == status, f"{what}: status {e.status_code}, expected {status}: {e}")
+    body = e.body
+    check(isinstance(body, dict) and set(body) == {"type", "error"} and body["type"] == "error"
+          and isinstance(body["error"], dict) and body["error"].get("type") == kind
+          and isinstance(body["error"].get("message"), str) and body["error"]["message"],
+          f"{what}: body {body!r}, expected {{'type': 'error', 'error': {{'type': {kind!r}, "
+          f"'message': ...}}}}")
+    check(e.type == kind, f"{what}: the SDK read the error type as {e.type!r}")
+    return body["error"]["message"]
+
+
+def expect_raised(cls, call, what):
+    """Runs `call`; returns the exception of class `cls` it raised."""
+    try:
+        call()
+    except cls as e:
+        return e
+    except anthropic.APIStatusError as e:
+        raise AssertionError(f"{what}: expected anthropic.{cls.__name__}, got "
+                             f"{type(e).__name__} {e.status_code}: {e.body!r}")
+    raise AssertionError(f"{what}: expected anthropic.{cls.__name__}, the call succeeded")
+
+
+def test_anthropic_sdk_create(ctx):
+    """messages.create with a system prompt: a `message` (msg_ id, the model as
+    asked, end_turn, usage) whose text is the fake model's echo, the system
+    prompt reached the model, the session id comes back; the next turn with
+    X-Claude-Session-ID (the key in X-Api-Key this time) runs warm on that
+    session with the whole history; base_url .../claude works with the second
+    configured key."""
+    srv = messages_server(ctx)
+    sent = []
+    http_client = request_log(sent)
+    since = len(ctx.anthropic.messages_records())
+    try:
+        system = f"{MARKER}: answer in one line."
+        history = [("user", "Say hello")]
+        sid, m, headers = messages_turn(
+            anthropic_client(srv.url(), http_client=http_client), model="claude-sonnet-4-6",
+            system=system, messages=[{"role": "user", "content": "Say hello"}])
+        check(sent[-1][0] == MESSAGES_PATH, f"the SDK posted to {sent[-1][0]}")
+        check(key_header(sent[-1][1], API_KEY) is not None,
+              f"the key went in neither header alone: {sent[-1][1]}")
+        check_claude_answer(headers, "messages.create")
+        check(headers.get("x-claude-session-created") == "true"
+              and headers.get("x-claude-warm") == "false", dict(headers))
+        check("max_tokens" in headers.get("x-claude-ignored-params", "").split(","),
+              f"X-Claude-Ignored-Params {headers.get('x-claude-ignored-params')!r}")
+        check_message(m, "claude-sonnet-4-6", "messages.create")
+        check(len(m.content) == 1 and m.content[0].type == "text", f"content {m.content}")
+        text = m.content[0].text
+        check(text.startswith("turns=1 system=yes model=claude-sonnet-4-6 "), text)
+        expect_history(text, history, "messages.create")
+        recs = fake_records_since(ctx, since)
+        check(len(recs) == 1 and recs[0]["system_marker"] and recs[0]["session_header"] == sid
+              and recs[0]["model"] == "claude-sonnet-4-6", f"what the fake API saw: {recs}")
+
+        # The next turn: the SDK's own content blocks sent back, the session header.
+        history += [("assistant", text), ("user", "And again")]
+        got, m2, headers = messages_turn(
+            anthropic_client(srv.url(), x_api_key=True, http_client=http_client),
+            model="claude-sonnet-4-6", system=system,
+            messages=[{"role": "user", "content": "Say hello"},
+                      {"role": "assistant", "content": m.content},
+                      {"role": "user", "content": "And again"}],
+            extra_headers={"X-Claude-Session-ID": sid})
+        check(key_header(sent[-1][1], API_KEY) == "x-api-key",
+              f"the key did not go in X-Api-Key alone: {sent[-1][1]}")
+        check(got == sid, f"the second turn answered for session {got}, not {sid}")
+        check("x-claude-session-created" not in headers
+              and headers.get("x-claude-warm") == "true",
+              f"the second turn: X-Claude-Warm {headers.get('x-claude-warm')!r}: "
+              f"{dict(headers)}")
+        check_message(m2, "claude-sonnet-4-6", "the second turn")
+        check(m2.id != m.id, f"both answers have the id {m.id}")
+        check(message_text(m2).startswith("turns=2 system=yes "), message_text(m2))
+        expect_history(message_text(m2), history, "the second turn")
+        check(fake_records_since(ctx, since)[-1]["session_header"] == sid,
+              "the CLI ran the second turn under another session")
+
+        # The /claude base path, a model alias, the other configured key, the
+        # SDK's beta namespace (an anthropic-beta header, ?beta=true) and
+        # sampling fields the CLI cannot honour (the pinned SDK types some
+        # of them no more: extra_body).
+        client = anthropic_client(srv.url("/claude"), key=SECOND_API_KEY, http_client=http_client)
+        raw = client.beta.messages.with_raw_response.create(
+            model="sonnet", max_tokens=1024, betas=["interleaved-thinking-2025-05-14"],
+            messages=[{"role": "user", "content": "Via the claude path"}],
+            stop_sequences=["STOP"], metadata={"user_id": "e2e"},
+            extra_body={"temperature": 0.2, "top_k": 5})
+        other, m3, headers = raw.headers.get("x-claude-session-id"), raw.parse(), raw.headers
+        path, sent_headers = sent[-1]
+        check(path == "/claude" + MESSAGES_PATH
+              and sent_headers.get("anthropic-beta") == "interleaved-thinking-2025-05-14",
+              f"the SDK posted to {path} with anthropic-beta "
+              f"{sent_headers.get('anthropic-beta')!r}")
+        check_claude_answer(headers, "base_url .../claude")
+        check(other != sid and headers.get("x-claude-session-created") == "true",
+              f"session {other}: {dict(headers)}")
+        ignored = headers.get("x-claude-ignored-params", "").split(",")
+        check({"max_tokens", "temperature", "top_k", "stop_sequences", "metadata"} <= set(ignored),
+              f"X-Claude-Ignored-Params {headers.get('x-claude-ignored-params')!r}")
+        check_message(m3, "sonnet", "base_url .../claude")
+        check(message_text(m3).startswith("turns=1 system=no model=claude-sonnet"),
+              message_text(m3))
+    finally:
+        http_client.close()
+
+
+def sse_events(lines):
+    """(event name, data) of each event of an SSE body read as lines; comment
+    lines are skipped, an event without an `event:` line is named None."""
+    events, name, data = [], None, []
+    for line in lines:
+        if line == "":
+            if data:
+                events.append((name, json.loads("\n".join(data))))
+            name, data = None, []
+        elif line.startswith(":"):
+            continue
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].strip())
+    if data:
+        events.append((name, json.loads("\n".join(data))))
+    return events
+
+
+def test_anthropic_sdk_stream(ctx):
+    """The SDK's messages.stream helper: text_stream joins to the final
+    message's text (get_final_message: msg_ id, end_turn, usage). The same
+    request read raw: every event named by its `event:` line, in Anthropic's
+    order (message_start, ping, content_block_start, content_block_delta..,
+    content_block_stop, message_delta, message_stop), one message."""
+    srv = messages_server(ctx)
+    client = anthropic_client(srv.url())
+    since = len(ctx.anthropic.messages_records())
+    with client.messages.stream(model="claude-sonnet-4-6", max_tokens=1024,
+                                system=f"{MARKER}: be brief.",
+                                messages=[{"role": "user", "content": "Stream a hello"}]) as s:
+        text = "".join(s.text_stream)
+        final = s.get_final_message()
+        headers = s.response.headers
+    check(headers.get("content-type", "").startswith("text/event-stream"), dict(headers))
+    sid = check_claude_answer(headers, "messages.stream")
+    check(text.startswith("turns=1 system=yes model=claude-sonnet-4-6 "), text)
+    expect_history(text, [("user", "Stream a hello")], "messages.stream")
+    check_message(final, "claude-sonnet-4-6", "get_final_message()")
+    check(len(final.content) == 1 and final.content[0].type == "text"
+          and final.content[0].text == text,
+          f"the final message's content {final.content}, text_stream {text!r}")
+    check(fake_records_since(ctx, since)[-1]["session_header"] == sid,
+          "the CLI ran under another session")
+
+    with client.messages.with_streaming_response.create(
+            model="claude-sonnet-4-6", max_tokens=1024, stream=True,
+            messages=[{"role": "user", "content": "Stream it raw"}]) as raw:
+        check(raw.status_code == 200, f"status {raw.status_code}")
+        events = sse_events(raw.iter_lines())
+    names = [n for n, _ in events]
+    check(all(n == d.get("type") for n, d in events),
+          f"events whose event: line and data type differ: "
+          f"{[(n, d.get('type')) for n, d in events if n != d.get('type')]}")
+    check(names.count("message_start") == 1 and names.count("message_stop") == 1
+          and names[0] == "message_start" and names[-1] == "message_stop",
+          f"event names {names}")
+    check("ping" in names, f"no ping: {names}")
+    plain = [n for n in names if n != "ping"]
+    check(STREAM_EVENT_ORDER.fullmatch(" ".join(plain)), f"event order {names}")
+    start = events[0][1]["message"]
+    check(MSG_ID_RE.match(start.get("id", "")) and start.get("model") == "claude-sonnet-4-6"
+          and start.get("role") == "assistant" and start.get("content") == [],
+          f"message_start {start}")
+    deltas = [d for n, d in events if n == "content_block_delta"]
+    check(all(d["index"] == 0 and d["delta"]["type"] == "text_delta" for d in deltas),
+          f"deltas {deltas}")
+    joined = "".join(d["delta"]["text"] for d in deltas)
+    check(joined.startswith("turns=1 system=no ") and joined.endswith(
+        " " + fake_anthropic.history_echo([("user", "Stream it raw")])), joined)
+    delta = next(d for n, d in events if n == "message_delta")
+    check(delta["delta"].get("stop_reason") == "end_turn"
+          and delta.get("usage", {}).get("output_tokens", 0) > 0, f"message_delta {delta}")
+
+
+def test_anthropic_sdk_tool_loop(ctx):
+    """A client tool in Anthropic's form (name, description, input_schema): the
+    answer's tool_use block (toolu_ id, name, input dict, stop_reason
+    tool_use); the SDK's content sent back with a tool_result block, without
+    the session header, lands on the same session and the same CLI process,
+    which answers quoting the result. A second round in the same conversation,
+    streamed with messages.stream: the SDK assembles the input from the
+    input_json_delta events."""
+    srv = tool_server(ctx, "messages-tools").start()
+    seen = len(ctx.anthropic.messages_records())
+    try:
+        client = anthropic_client(srv.url())
+        tools = [ANTHROPIC_WEATHER_TOOL]
+        messages = [{"role": "user", "content": "What is the weather in Paris?"}]
+        sid, m, headers = messages_turn(client, model="claude-sonnet-4-6", tools=tools,
+                                        messages=messages)
+        check_claude_answer(headers, "the call")
+        check_message(m, "claude-sonnet-4-6", "the call", stop_reason="tool_use")
+        uses = [b for b in m.content if b.type == "tool_use"]
+        check(len(uses) == 1 and m.content[-1].type == "tool_use", f"content {m.content}")
+        use = uses[0]
+        check(TOOL_ID_RE.match(use.id or "") and use.name == "get_weather"
+              and use.input == {"city": "Paris"}, f"the tool_use block {use}")
+        check_before_calls(message_text(m), "the call")
+        pid = check_one_cli(ctx, srv, None, "while the call is pending")
+
+        messages += [{"role": "assistant", "content": m.content},
+                     {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id,
+                                                   "content": weather("Paris")}]}]
+        got, m, headers = messages_turn(client, model="claude-sonnet-4-6", tools=tools,
+                                        messages=messages)
+        check(got == sid, f"the tool_result landed on session {got}, not {sid}")
+        check(headers.get("x-claude-warm") == "true", f"X-Claude-Warm: {dict(headers)}")
+        check_message(m, "claude-sonnet-4-6", "the answer")
+        check([b.type for b in m.content] == ["text"]
+              and m.content[0].text == f"The tools said: {weather('Paris')}",
+              f"content {m.content}")
+        check_one_cli(ctx, srv, pid, "after the result")
+
+        messages += [{"role": "assistant", "content": m.content},
+                     {"role": "user", "content": "And the weather in Rome?"}]
+        with client.messages.stream(model="claude-sonnet-4-6", max_tokens=1024, tools=tools,
+                                    messages=messages) as s:
+            events = list(s)
+            final = s.get_final_message()
+            headers = s.response.headers
+        check(headers.get("x-claude-session-id") == sid,
+              f"the streamed round answered for session {headers.get('x-claude-session-id')}")
+        check_message(final, "claude-sonnet-4-6", "the streamed call", stop_reason="tool_use")
+        uses = [b for b in final.content if b.type == "tool_use"]
+        check(len(uses) == 1 and uses[0].name == "get_weather"
+              and uses[0].input == {"city": "Rome"} and TOOL_ID_RE.match(uses[0].id or ""),
+              f"the streamed tool_use {final.content}")
+        starts = [e.content_block for e in events if e.type == "content_block_start"
+                  and e.content_block.type == "tool_use"]
+        check(len(starts) == 1 and starts[0].id == uses[0].id and starts[0].name == "get_weather",
+              f"content_block_start of the tool_use: {starts}")
+        pieces = [e.partial_json for e in events if e.type == "input_json"]
+        check(pieces and json.loads("".join(pieces)) == {"city": "Rome"},
+              f"input_json pieces {pieces}")
+
+        messages += [{"role": "assistant", "content": final.content},
+                     {"role": "user", "content": [{"type": "tool_result",
+                                                   "tool_use_id": uses[0].id,
+                                                   "content": [{"type": "text",
+                                                                "text": weather("Rome")}]}]}]
+        with client.messages.stream(model="claude-sonnet-4-6", max_tokens=1024, tools=tools,
+                                    messages=messages) as s:
+            text = "".join(s.text_stream)
+            final = s.get_final_message()
+        check(text == f"The tools said: {weather('Rome')}" and final.stop_reason == "end_turn",
+              f"the streamed answer {text!r}, stop_reason {final.stop_reason!r}")
+        check_one_cli(ctx, srv, pid, "after the streamed round")
+        recs = fake_records_since(ctx, seen)
+        check([r["reply"] for r in recs] == ["tools", "text", "tools", "text"]
+              and "mcp__client__get_weather" in recs[0]["tool_names"]
+              and recs[1]["tool_results"] == 1 and recs[3]["tool_results"] == 1,
+              f"what the fake API saw: {recs}")
+        check({r["session_header"] for r in recs} == {sid}, "the CLI changed sessions")
+    finally:
+        srv.stop()
+    check([s for s, _ in access_lines(srv, MESSAGES_PATH)] == [sid] * 4,
+          f"access log: {access_lines(srv, MESSAGES_PATH)}")
+
+
+def test_anthropic_sdk_image(ctx):
+    """An image block (base64 PNG) in a user message reaches the model as an
+    image; two of them in a streamed request do too."""
+    client = anthropic_client(messages_server(ctx).url())
+    data = base64.b64encode(tiny_png()).decode()
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                         "data": data}}
+    _, m, _ = messages_turn(client, model="claude-sonnet-4-6", messages=[{
+        "role": "user", "content": [image, {"type": "text", "text": "What is in this image?"}]}])
+    check_message(m, "claude-sonnet-4-6", "an image")
+    check(message_text(m).startswith("turns=1 ")
+          and "images=1 media=image/png " in message_text(m), message_text(m))
+    check(ctx.anthropic.messages_records()[-1]["images"] == 1,
+          ctx.anthropic.messages_records()[-1])
+    with client.messages.stream(model="claude-sonnet-4-6", max_tokens=1024, messages=[{
+            "role": "user", "content": [{"type": "text", "text": "Compare these two."},
+                                        image, image]}]) as s:
+        text = "".join(s.text_stream)
+    check("images=2 media=image/png,image/png " in text, text)
+
+
+def test_anthropic_sdk_errors(ctx):
+    """Refusals as the SDK raises them, each in Anthropic's error shape: a wrong
+    key in either header (AuthenticationError), a body without max_tokens and
+    an unknown model (BadRequestError), an unknown session (NotFoundError),
+    count_tokens (BadRequestError that says why), an upstream failure
+    (InternalServerError, whole or streamed), and on a server of its own a
+    per-IP rate limit (RateLimitError). Nothing refused reaches the model."""
+    srv = messages_server(ctx)
+    client = anthropic_client(srv.url())
+    hello = [{"role": "user", "content": "hello"}]
+    since = len(ctx.anthropic.messages_records())
+
+    def create(c=client, **kw):
+        kw.setdefault("model", "claude-sonnet-4-6")
+        kw.setdefault("max_tokens", 64)
+        kw.setdefault("messages", hello)
+        return c.messages.create(**kw)
+
+    wrong = "sk-cca-e2e-not-a-configured-key"
+    for x_api_key in (False, True):
+        what = f"a wrong key in {'X-Api-Key' if x_api_key else 'the SDK default header'}"
+        e = expect_raised(anthropic.AuthenticationError, lambda: create(
+            anthropic_client(srv.url(), key=wrong, x_api_key=x_api_key)), what)
+        message = check_anthropic_error(e, 401, "authentication_error", what)
+        check(wrong not in message, f"{what}: the message shows the key: {message!r}")
+    status, body = raw_request(srv, "POST", MESSAGES_PATH, auth=None, body=json.dumps(
+        {"model": "claude-sonnet-4-6", "max_tokens": 64, "messages": hello}).encode())
+    check(status == 401 and json.loads(body)["error"]["type"] == "authentication_error",
+          f"no key: {status} {body!r}")
+
+    # The SDK's typed create cannot leave max_tokens out: a raw post can.
+    e = expect_raised(anthropic.BadRequestError, lambda: client.post(
+        MESSAGES_PATH, cast_to=object, body={"model": "claude-sonnet-4-6", "messages": hello}),
+        "no max_tokens")
+    message = check_anthropic_error(e, 400, "invalid_request_error", "no max_tokens")
+    check("max_tokens" in message, f"no max_tokens: {message!r}")
+
+    e = expect_raised(anthropic.BadRequestError, lambda: create(model="llama-3-70b"),
+                      "an unknown model")
+    message = check_anthropic_error(e, 400, "invalid_request_error", "an unknown model")
+    check("llama-3-70b" in message, f"an unknown model: {message!r}")
+
+    def unknown_model_stream():
+        with client.messages.stream(model="llama-3-70b", max_tokens=64, messages=hello) as s:
+            s.until_done()
+
+    e = expect_raised(anthropic.BadRequestError, unknown_model_stream,
+                      "an unknown model, streamed")
+    check_anthropic_error(e, 400, "invalid_request_error", "an unknown model, streamed")
+
+    e = expect_raised(anthropic.NotFoundError, lambda: create(
+        extra_headers={"X-Claude-Session-ID": str(uuid.uuid4())}), "an unknown session")
+    check_anthropic_error(e, 404, "not_found_error", "an unknown session")
+
+    e = expect_raised(anthropic.BadRequestError, lambda: client.messages.count_tokens(
+        model="claude-sonnet-4-6", messages=hello), "count_tokens")
+    message = check_anthropic_error(e, 400, "invalid_request_error", "count_tokens")
+    check("token counting is not supported" in message.lower(), f"count_tokens: {message!r}")
+    check(fake_records_since(ctx, since) == [],
+          f"a refused request reached the model: {fake_records_since(ctx, since)}")
+
+    # The upstream fails (the fake answers 529): a whole answer, then a stream
+    # that fails before its first event.
+    started = time.monotonic()
+    e = expect_raised(anthropic.InternalServerError, lambda: create(
+        messages=[{"role": "user", "content": "FAIL-529"}]), "an upstream failure")
+    check_anthropic_error(e, 502, "api_error", "an upstream failure")
+
+    def failed_stream():
+        with client.messages.stream(model="claude-sonnet-4-6", max_tokens=64, messages=[
+                {"role": "user", "content": "FAIL-529 streamed"}]) as s:
+            s.until_done()
+
+    e = expect_raised(anthropic.APIStatusError, failed_stream, "an upstream failure, streamed")
+    check_anthropic_error(e, 502, "api_error", "an upstream failure, streamed")
+    check(time.monotonic() - started < 30, "the upstream failures took too long")
+
+    # Two requests a window: the third is refused, whatever the route.
+    limited = Server(ctx, "messages-ratelimit", extra_env={"RATE_LIMIT_PER_IP": "2"}).start()
+    try:
+        lc = anthropic_client(limited.url())
+        for n in (1, 2):
+            expect_raised(anthropic.BadRequestError, lambda: lc.messages.count_tokens(
+                model="claude-sonnet-4-6", messages=hello), f"request {n} under the limit")
+        started = time.monotonic()
+        e = expect_raised(anthropic.RateLimitError, lambda: create(c=lc), "over the rate limit")
+        check(time.monotonic() - started < 5, "the rate-limited request was slow")
+        check_anthropic_error(e, 429, "rate_limit_error", "over the rate limit")
+        check(e.response.headers.get("retry-after", "").isdigit(),
+              f"over the rate limit: headers {dict(e.response.headers)}")
+    finally:
+        check(limited.stop() == 0, "the rate-limited server did not exit 0")
+
+
 TESTS = [
     test_passthrough_non_stream,
     test_passthrough_stream,
@@ -2348,6 +2826,11 @@ TESTS = [
     test_responses_function_tool_loop,
     test_agents_sdk_responses_claude,
     test_agents_sdk_responses_passthrough,
+    test_anthropic_sdk_create,
+    test_anthropic_sdk_stream,
+    test_anthropic_sdk_tool_loop,
+    test_anthropic_sdk_image,
+    test_anthropic_sdk_errors,
 ]
 
 
@@ -2383,20 +2866,20 @@ def main():
     version = subprocess.run([cli, "--version"], capture_output=True, text=True,
                              timeout=30).stdout.strip()
     print(f"server: {server_bin}\nclaude: {cli} ({version})\nopenai (python): "
-          f"{openai.__version__}", flush=True)
+          f"{openai.__version__}, anthropic (python): {anthropic.__version__}", flush=True)
 
     tmp = tempfile.mkdtemp(prefix="e2e-")
     verbose = bool(os.environ.get("E2E_VERBOSE"))
-    anthropic = fake_anthropic.start(quiet=not verbose,
-                                     dump_dir=os.environ.get("E2E_DUMP_DIR"))
+    fake_api = fake_anthropic.start(quiet=not verbose,
+                                    dump_dir=os.environ.get("E2E_DUMP_DIR"))
     oai = fake_openai.start(quiet=not verbose)
-    ctx = Ctx(tmp, cli, server_bin, anthropic, oai)
+    ctx = Ctx(tmp, cli, server_bin, fake_api, oai)
     suite = Suite(only=only)
     try:
         ctx.main = Server(ctx, "main", extra_env={"WARM_MIN_FREE_MB": "0"}).start()
         for test in TESTS:
             suite.run(test.__name__[5:], test, ctx)
-        for srv in (ctx.main, ctx.relay):
+        for srv in (ctx.main, ctx.relay, ctx.messages_srv):
             status = srv.stop() if srv else 0
             if status != 0:
                 suite.failed += 1
@@ -2409,7 +2892,7 @@ def main():
         if leaked:
             suite.failed += 1
             print(f"FAIL claude processes were left running: {leaked}")
-        anthropic.close()
+        fake_api.close()
         oai.close()
         if suite.failed:
             for srv in Server.instances:

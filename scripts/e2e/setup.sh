@@ -2,10 +2,10 @@
 # Installs what the end-to-end suite needs into .cache/e2e/ (git-ignored),
 # once: the real Claude Code CLI and the Node `openai` package (npm), and a
 # Python venv with the `openai`, `openai-agents` (the Agents SDK, `agents`),
-# `langchain-openai` and `langchain-core` (its tools, for `bind_tools`)
-# packages (pip). Pinned versions; a cache that already holds them is reused
-# as it is, and the venv is brought to the pins when one changed. Prints the
-# CLI's path and version.
+# `langchain-openai`, `langchain-core` (its tools, for `bind_tools`) and
+# `anthropic` (the Messages API's own SDK) packages (pip). Pinned versions;
+# a cache that already holds them is reused as it is, and the venv is
+# brought to the pins when one changed. Prints the CLI's path and version.
 set -euo pipefail
 
 CLAUDE_CODE_VERSION=2.1.331
@@ -17,6 +17,8 @@ LANGCHAIN_OPENAI_VERSION=1.7.4
 # imports its tools directly).
 OPENAI_AGENTS_VERSION=0.24.0
 LANGCHAIN_CORE_VERSION=1.8.3
+# The newest anthropic SDK that installs beside the OpenAI pins.
+ANTHROPIC_PY_VERSION=2.14.0
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE="$ROOT/.cache/e2e"
@@ -52,18 +54,21 @@ py_version() {
 if [ "$(py_version openai)" != "$OPENAI_PY_VERSION" ] \
    || [ "$(py_version openai-agents)" != "$OPENAI_AGENTS_VERSION" ] \
    || [ "$(py_version langchain-openai)" != "$LANGCHAIN_OPENAI_VERSION" ] \
-   || [ "$(py_version langchain-core)" != "$LANGCHAIN_CORE_VERSION" ]; then
+   || [ "$(py_version langchain-core)" != "$LANGCHAIN_CORE_VERSION" ] \
+   || [ "$(py_version anthropic)" != "$ANTHROPIC_PY_VERSION" ]; then
   echo "setup.sh: installing openai==$OPENAI_PY_VERSION," \
-       "openai-agents==$OPENAI_AGENTS_VERSION, langchain-openai==$LANGCHAIN_OPENAI_VERSION" \
-       "and langchain-core==$LANGCHAIN_CORE_VERSION into the venv (pip)" >&2
+       "openai-agents==$OPENAI_AGENTS_VERSION, langchain-openai==$LANGCHAIN_OPENAI_VERSION," \
+       "langchain-core==$LANGCHAIN_CORE_VERSION and anthropic==$ANTHROPIC_PY_VERSION" \
+       "into the venv (pip)" >&2
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check \
       "openai==$OPENAI_PY_VERSION" "openai-agents==$OPENAI_AGENTS_VERSION" \
-      "langchain-openai==$LANGCHAIN_OPENAI_VERSION" "langchain-core==$LANGCHAIN_CORE_VERSION"
+      "langchain-openai==$LANGCHAIN_OPENAI_VERSION" "langchain-core==$LANGCHAIN_CORE_VERSION" \
+      "anthropic==$ANTHROPIC_PY_VERSION"
 fi
 
 echo "claude CLI: $(readlink -f "$CLI") ($("$CLI" --version))"
 echo "python: $VENV/bin/python (openai $(py_version openai), openai-agents" \
      "$(py_version openai-agents), langchain-openai $(py_version langchain-openai)," \
-     "langchain-core $(py_version langchain-core))"
+     "langchain-core $(py_version langchain-core), anthropic $(py_version anthropic))"
 echo "node: $(command -v node) $(node --version) (openai $(npm_version openai))"
