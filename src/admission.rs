@@ -62,7 +62,12 @@ pub fn admit(app: &App, rq: &Incoming, x_api_key: bool) -> Result<Admitted, Refu
     };
     let key = match app.keys.check(authorization) {
         Ok(key) => key,
-        Err(failure) => {
+        Err(mut failure) => {
+            if rq.header("Authorization").is_none() && x_api_key.is_some() {
+                failure.error = ApiError::InvalidApiKey {
+                    hint: "Check the key sent in 'x-api-key'.",
+                };
+            }
             log::warn!(
                 "{}",
                 json!({

@@ -107,13 +107,22 @@ pub fn read_stream(
     Ok(stream)
 }
 
-/// The chat turn's own ignored parameters and the other API's (named as
-/// that API names them), in one header.
-pub fn with_ignored(mut reply: Reply, ignored: &[&'static str]) -> Reply {
+/// The other API's ignored parameters and the chat turn's own, in one
+/// header, each named as the other API names it (`renames`: chat name →
+/// that API's).
+pub fn with_ignored(
+    mut reply: Reply,
+    ignored: &[impl AsRef<str>],
+    renames: &[(&str, &str)],
+) -> Reply {
     const HEADER: &str = "X-Claude-Ignored-Params";
-    let mut names: Vec<String> = ignored.iter().map(|s| s.to_string()).collect();
+    let mut names: Vec<String> = ignored.iter().map(|s| s.as_ref().to_string()).collect();
     if let Some(chat) = reply.header(HEADER) {
         for name in chat.split(',') {
+            let name = renames
+                .iter()
+                .find(|(chat, _)| *chat == name)
+                .map_or(name, |(_, own)| own);
             if !names.iter().any(|n| n == name) {
                 names.push(name.to_string());
             }

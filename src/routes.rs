@@ -101,6 +101,11 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
             "/v1/messages/count_tokens" => (Route::CountTokens, "POST"),
             _ => {
                 let rest = path.strip_prefix("/v1/").ok_or_else(not_found)?;
+                // The Messages API's other routes (batches, …) are not
+                // served, and never the upstream's business.
+                if rest.starts_with("messages/") {
+                    return Err(not_found());
+                }
                 let read_or_delete = matches!(method, "GET" | "DELETE");
                 if read_or_delete && stored_response_id(rest).is_some() {
                     return Ok(Route::StoredResponse);

@@ -79,6 +79,7 @@ fn the_key_comes_as_x_api_key_or_bearer_and_errors_are_anthropic_s() {
     );
     let wrong = messages(&w, &[("x-api-key", "sk-cca-wrong-000000000")], &hello("x"));
     assert_anthropic_error(&wrong, 401, "authentication_error");
+    assert!(wrong.text().contains("'x-api-key'"), "{}", wrong.text());
     // Elsewhere the key is a bearer only: x-api-key means nothing there.
     let chat = request(
         w.addr(),
@@ -127,6 +128,11 @@ fn the_key_comes_as_x_api_key_or_bearer_and_errors_are_anthropic_s() {
         b"{",
     );
     assert_anthropic_error(&not_json, 400, "invalid_request_error");
+    // The rest of the Messages API is not served, nor sent to the upstream.
+    for path in ["/v1/messages/batches", "/claude/v1/messages/batches"] {
+        let batches = request(w.addr(), "GET", path, &[key[0]], b"");
+        assert_anthropic_error(&batches, 404, "not_found_error");
+    }
     w.finish();
 }
 

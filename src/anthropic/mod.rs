@@ -58,7 +58,14 @@ pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
     } else {
         app.claude.complete(&request)?
     };
-    Ok(with_ignored(reply, &translated.ignored))
+    let renames = [
+        (
+            "parallel_tool_calls",
+            "tool_choice.disable_parallel_tool_use",
+        ),
+        ("response_format", "output_format"),
+    ];
+    Ok(with_ignored(reply, &translated.ignored, &renames))
 }
 
 struct MessagesTurn {

@@ -12,8 +12,21 @@ use super::content::read_messages;
 use crate::dialect::read_stream;
 use crate::error::ApiError;
 
+/// Read and passed on (any other field is reported as ignored).
+const HONOURED: &[&str] = &[
+    "model",
+    "messages",
+    "system",
+    "stream",
+    "tools",
+    "tool_choice",
+    "output_format",
+    "output_config",
+];
+
 /// Accepted, not honoured; reported in this order (`max_tokens` first:
-/// Anthropic requires it, the CLI sets its own).
+/// Anthropic requires it, the CLI sets its own), then any other field
+/// this server does not read, by name.
 const IGNORED: &[&str] = &[
     "max_tokens",
     "temperature",
@@ -33,7 +46,7 @@ pub struct Translated {
     /// The whole chat body.
     pub chat: Map<String, Value>,
     pub stream: bool,
-    pub ignored: Vec<&'static str>,
+    pub ignored: Vec<String>,
 }
 
 impl Translated {
@@ -91,14 +104,36 @@ pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
             chat.insert("parallel_tool_calls".into(), Value::Bool(parallel));
         }
     }
-    if let Some(format) = present(json, "output_format") {
-        chat.insert("response_format".into(), read_output_format(format)?);
-    }
-    let ignored = IGNORED
+    let mut ignored: Vec<String> = IGNORED
         .iter()
-        .copied()
         .filter(|field| present(json, field).is_some())
+        .map(|field| field.to_string())
         .collect();
+    let unread = json.iter().filter(|(field, value)| {
+        !value.is_null()
+            && !HONOURED.contains(&field.as_str())
+            && !IGNORED.contains(&field.as_str())
+    });
+    ignored.extend(unread.map(|(field, _)| field.clone()));
+    // The SDK's `messages.parse` and `output_config.format` ask the same as
+    // `output_format`.
+    let config = present(json, "output_config");
+    let format = present(json, "output_format")
+        .map(|f| (f, "output_format"))
+        .or_else(|| {
+            config
+                .and_then(|c| c.get("format"))
+                .map(|f| (f, "output_config.format"))
+        });
+    if let Some((format, param)) = format.filter(|(f, _)| !f.is_null()) {
+        chat.insert("response_format".into(), read_output_format(format, param)?);
+    }
+    if let Some(config) = config.and_then(Value::as_object) {
+        let others = config
+            .iter()
+            .filter(|(k, v)| *k != "format" && !v.is_null());
+        ignored.extend(others.map(|(k, _)| format!("output_config.{k}")));
+    }
     Ok(Translated {
         chat,
         stream,
@@ -206,8 +241,8 @@ fn read_tool_choice(choice: &Value) -> Result<(Value, Option<bool>), ApiError> {
     Ok((chat, parallel))
 }
 
-/// `output_format: {type: json_schema, schema}` → `response_format`.
-fn read_output_format(format: &Value) -> Result<Value, ApiError> {
+/// `{type: json_schema, schema}` → `response_format`.
+fn read_output_format(format: &Value, param: &str) -> Result<Value, ApiError> {
     match (
         format.get("type").and_then(Value::as_str),
         format.get("schema"),
@@ -217,8 +252,8 @@ fn read_output_format(format: &Value) -> Result<Value, ApiError> {
             "json_schema": {"name": "output", "schema": schema},
         })),
         _ => Err(invalid(
-            "output_format",
-            "'output_format' must be {\"type\": \"json_schema\", \"schema\": {...}}.",
+            param,
+            &format!("'{param}' must be {{\"type\": \"json_schema\", \"schema\": {{...}}}}."),
         )),
     }
 }

@@ -166,3 +166,30 @@ fn what_cannot_be_passed_on_is_refused_by_its_own_name() {
         assert_eq!(error.anthropic_kind(), "invalid_request_error", "{body}");
     }
 }
+
+#[test]
+fn output_config_s_format_is_honoured_and_unread_fields_are_named() {
+    let t = ok(json!({"model": "sonnet", "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+        "output_config": {"effort": "high",
+            "format": {"type": "json_schema", "schema": {"type": "object"}}},
+        "inference_geo": "us", "speed": null, "stop_sequences": ["END"]}));
+    assert_eq!(
+        t.chat["response_format"]["json_schema"]["schema"],
+        json!({"type": "object"})
+    );
+    assert_eq!(
+        t.ignored,
+        [
+            "max_tokens",
+            "stop_sequences",
+            "inference_geo",
+            "output_config.effort"
+        ]
+    );
+    let bad = read(json!({"model": "sonnet", "max_tokens": 10,
+        "messages": [{"role": "user", "content": "hi"}],
+        "output_config": {"format": {"type": "xml"}}}))
+    .expect_err("not a schema");
+    assert_eq!(bad.param(), Some("output_config.format"));
+}

@@ -53,7 +53,7 @@ pub fn resolve_model(requested: &str) -> Result<&'static str, ApiError> {
             }
         }
     }
-    if let Some(cli) = newer_family(requested) {
+    if let Some(cli) = newer_family(requested).or_else(|| claude_family(requested)) {
         return Ok(cli);
     }
     Err(ApiError::ModelNotFound {
@@ -101,6 +101,16 @@ fn newer_family(name: &str) -> Option<&'static str> {
     } else {
         "opus"
     })
+}
+
+/// Other Claude model names (`claude-sonnet-4-5`, `claude-3-5-haiku-latest`,
+/// dated or not), as Anthropic's SDKs and tools send them: the CLI's alias
+/// of the same family, which is its newest model of that tier.
+fn claude_family(name: &str) -> Option<&'static str> {
+    let rest = name.strip_prefix("claude-")?;
+    ["opus", "sonnet", "haiku"]
+        .into_iter()
+        .find(|tier| rest.split('-').any(|word| word == *tier))
 }
 
 /// `name-YYYY-MM-DD` or `name-MMDD` → `name`.
@@ -175,6 +185,11 @@ mod tests {
             ("o3-mini", "sonnet"),
             ("o3-pro", "opus"),
             ("o4-mini", "sonnet"),
+            ("claude-sonnet-4-5", "sonnet"),
+            ("claude-sonnet-4-5-20250929", "sonnet"),
+            ("claude-3-5-haiku-latest", "haiku"),
+            ("claude-opus-4-1", "opus"),
+            ("claude-3-opus-20240229", "opus"),
         ] {
             assert_eq!(resolve_model(requested), Ok(expected), "{requested}");
         }
@@ -193,7 +208,10 @@ mod tests {
             "gpt-4o-",
             "gtp-4o",
             "GPT-4O",
-            "claude-3-opus",
+            "claude-3",
+            "claude-sonnetx-4",
+            "claude-",
+            "xclaude-opus",
             "",
             "gpt-3.5-turbo-",
         ] {

@@ -194,7 +194,8 @@ pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
     } else {
         claude.complete(&request)?
     };
-    Ok(with_ignored(reply, &translated.ignored))
+    let renames = [("response_format", "text.format")];
+    Ok(with_ignored(reply, &translated.ignored, &renames))
 }
 
 /// `GET /v1/responses/{id}` in Claude Code mode.
