@@ -41,6 +41,11 @@ pub const EXIT_AFTER_EOF: Duration = Duration::from_secs(10);
 /// CLI asks for it again 30 to 50 ms after being told).
 const RELIST_WAIT: Duration = Duration::from_secs(2);
 
+/// Served is not yet read: the CLI takes the new list in on its own time,
+/// and a turn that reaches it first still runs with the old one (seen on a
+/// loaded host). A moment's grace, on the rare turn whose tools changed.
+const RELIST_SETTLE: Duration = Duration::from_millis(50);
+
 pub struct CliProcess {
     child: Process,
     reaped: bool,
@@ -186,6 +191,7 @@ impl CliProcess {
         if !bridge.replace_tools(tools.mcp_tools(), RELIST_WAIT) {
             return false;
         }
+        std::thread::sleep(RELIST_SETTLE);
         self.tools = Arc::new(tools.clone());
         self.shape = shape.clone();
         true
