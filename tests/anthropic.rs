@@ -259,3 +259,24 @@ fn the_session_header_resumes_warm_and_comes_back_on_every_answer() {
     assert_eq!(w.pids().len(), 1);
     w.finish();
 }
+
+#[test]
+fn a_stream_that_breaks_ends_with_an_error_event() {
+    let w = Warm::start(&[]);
+    let mut body = hello("[[fake:crash]]");
+    body["stream"] = json!(true);
+    let events = SseClient::open_at(w.addr(), "/v1/messages", &[], &body.to_string()).collect();
+    let last: Value = serde_json::from_str(events.last().unwrap()).unwrap();
+    assert_eq!(last["type"], "error", "{events:?}");
+    assert_eq!(last["error"]["type"], "api_error");
+    assert!(last["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("claude CLI"));
+    let first: Value = serde_json::from_str(&events[0]).unwrap();
+    assert_eq!(first["type"], "message_start");
+    assert!(!events
+        .iter()
+        .any(|e| e == "[DONE]" || e.contains("message_stop")));
+    w.finish();
+}
