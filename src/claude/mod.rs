@@ -1,8 +1,10 @@
 //! Claude Code mode: answers an OpenAI chat request with a turn of the
-//! `claude` CLI. [`ClaudeBackend`] owns what outlives a request: the CLI's
-//! path, the session store (opened off the start-up path), the process
-//! pool, the warm children, the supervisor and the drain flag. A request is
-//! a `turn`.
+//! `claude` CLI (the Responses and Anthropic Messages APIs arrive rewritten
+//! as one, with a `dialect` for their answer). [`ClaudeBackend`] owns what
+//! outlives a request: the CLI's path, the session store (opened off the
+//! start-up path), the process pool, the warm children, the supervisor, the
+//! drain flag and the responses kept for `previous_response_id`. A request
+//! is a `turn`.
 //!
 //! A stream sends its head only once the model starts answering, so
 //! failures the CLI reports first (refused credentials, unknown session)
