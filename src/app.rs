@@ -11,6 +11,7 @@ use crate::claude::pool::Capacity;
 use crate::claude::ClaudeBackend;
 use crate::config::Config;
 use crate::http::body::BodyBudget;
+use crate::metrics::{Gauges, Metrics};
 use crate::mode::Mode;
 use crate::passthrough::Passthrough;
 use crate::ratelimit::RateLimiter;
@@ -25,19 +26,22 @@ pub struct App {
     pub limiter: RateLimiter,
     /// Request bodies held in memory at once (`MAX_BODY_MEMORY_BYTES`).
     pub bodies: Arc<BodyBudget>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl App {
     pub fn new(config: Config) -> Result<Arc<App>, String> {
         let passthrough = Passthrough::new(&config);
         let limiter = RateLimiter::new(&config);
-        let claude = ClaudeBackend::new(&config, limiter.key_holder())?;
+        let metrics = Arc::new(Metrics::default());
+        let claude = ClaudeBackend::new(&config, limiter.key_holder(), metrics.clone())?;
         Ok(Arc::new(App {
             keys: KeyRing::new(&config.api_keys),
             limiter,
             bodies: BodyBudget::new(config.max_body_memory_bytes),
             passthrough,
             claude,
+            metrics,
             draining: AtomicBool::new(false),
             config,
         }))
@@ -52,5 +56,17 @@ impl App {
 
     pub fn capacity(&self) -> Capacity {
         self.claude.capacity()
+    }
+
+    /// `GET /metrics`: the counters, and the gauges as they are now.
+    pub fn scrape(&self) -> String {
+        let capacity = self.capacity();
+        self.metrics.render(&Gauges {
+            processes_live: self.claude.live_children(),
+            processes_warm: self.claude.warm_stats().processes,
+            processes_queued: capacity.queued,
+            tool_calls_waiting: self.claude.waiting_for_tools(),
+            sessions_live: self.claude.sessions_live(),
+        })
     }
 }

@@ -18,6 +18,7 @@ pub mod dirs;
 pub mod error;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod mode;
 pub mod passthrough;
 pub mod pipeline;

@@ -22,6 +22,7 @@ use crate::http::cors;
 use crate::http::send::{send, Sent};
 use crate::http::workers::Service;
 use crate::http::{Head, Incoming, Reply};
+use crate::metrics;
 use crate::mode::Mode;
 use crate::ratelimit::KeySlot;
 use crate::routes::{self, Route};
@@ -71,6 +72,7 @@ impl Service for App {
 /// the access log, whatever the answer turns out to be.
 #[derive(Default)]
 struct Learnt {
+    route: Option<Route>,
     mode: Option<Mode>,
     key_mask: Option<String>,
     /// `X-RateLimit-*` of a limited route, on every answer it gives.
@@ -99,12 +101,14 @@ fn steps(app: &App, rq: &mut Request, head: &Head, learnt: &mut Learnt) -> Resul
         return Ok(Reply::bytes(204, "text/plain", Vec::new()));
     }
     let route = routes::resolve(&head.method, &head.path)?;
+    learnt.route = Some(route);
     if app.draining.load(Ordering::SeqCst) && route != Route::Health {
         return Err(ApiError::ServerShuttingDown);
     }
     let mut incoming = Incoming::from_head(rq, head);
     let mut over_key_limit = None;
-    if route.needs_auth() {
+    let open_metrics = route == Route::Metrics && app.config.metrics_public;
+    if route.needs_auth() && !open_metrics {
         let admitted =
             admission::admit(app, &incoming, route.speaks_anthropic()).map_err(|refused| {
                 learnt.key_mask = refused.key_mask;
@@ -162,29 +166,65 @@ fn finish(
     started: Instant,
 ) {
     let Learnt {
+        route,
         mode,
         key_mask,
         mut limit_headers,
         key_slot,
     } = learnt;
+    // In passthrough mode an answer (not an error of ours) is the upstream's.
+    let answered_by_upstream = mode == Some(Mode::Passthrough) && result.is_ok();
     let mut reply = match result {
         Ok(reply) => reply,
         Err(err) => {
             if let Some(own) = app.limiter.refusal_headers(&err) {
                 limit_headers = own;
             }
+            count_error(app, mode, &err);
             error_reply(head, &err)
         }
     };
+    if answered_by_upstream && reply.status >= 400 {
+        app.metrics.upstream_error(reply.status.to_string());
+    }
+    let streaming = matches!(reply.body, crate::http::Body::Stream(_));
     let session_id = reply.header("X-Claude-Session-ID").map(str::to_string);
     let warm = reply.header("X-Claude-Warm").map(|v| v == "true");
     reply.headers.extend(common_headers(app, head, mode));
     reply.headers.append(&mut limit_headers);
+    if streaming {
+        app.metrics.stream_opened();
+    }
     let sent = send(rq, reply, move || drop(key_slot));
+    if streaming {
+        app.metrics.stream_closed();
+    }
+    app.metrics.request(&metrics::Finished {
+        route: route.map_or("unknown", Route::label),
+        mode,
+        status: sent.status,
+        elapsed: started.elapsed(),
+    });
     let claude = ClaudeTurn { session_id, warm };
     access_log(head, &sent, mode, key_mask, claude, started);
     for work in sent.afterwards {
         work();
+    }
+}
+
+/// Errors the metrics count by kind: rate-limit refusals by limit, and the
+/// passthrough's failures to reach its upstream.
+fn count_error(app: &App, mode: Option<Mode>, err: &ApiError) {
+    match err {
+        ApiError::RateLimitExceeded { scope, .. } => app.metrics.rate_limited(scope),
+        ApiError::CapacityExceeded { .. } => app.metrics.rate_limited("capacity"),
+        ApiError::UpstreamUnreachable if mode == Some(Mode::Passthrough) => {
+            app.metrics.upstream_error("unreachable".into())
+        }
+        ApiError::Timeout { .. } if mode == Some(Mode::Passthrough) => {
+            app.metrics.upstream_error("timeout".into())
+        }
+        _ => {}
     }
 }
 

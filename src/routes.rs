@@ -23,6 +23,8 @@ pub enum Route {
     /// One Claude model (`/v1/models/{id}`, `/claude/v1/models/{id}`).
     Model,
     Health,
+    /// `GET /metrics`: Prometheus' text format.
+    Metrics,
     /// `POST /v1/responses`: Claude Code mode by header, else relayed.
     Responses,
     /// `POST /claude/v1/responses`.
@@ -44,6 +46,21 @@ impl Route {
     /// Probes and model discovery stay open (load balancers, SDKs).
     pub fn needs_auth(self) -> bool {
         !matches!(self, Route::Models | Route::Model | Route::Health)
+    }
+
+    /// The route's name in the metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::ChatCompletions | Route::ClaudeChatCompletions => "chat_completions",
+            Route::Models | Route::Model => "models",
+            Route::Health => "health",
+            Route::Metrics => "metrics",
+            Route::Responses | Route::ClaudeResponses => "responses",
+            Route::StoredResponse | Route::ClaudeStoredResponse => "stored_response",
+            Route::Messages => "messages",
+            Route::CountTokens => "count_tokens",
+            Route::Relay => "relay",
+        }
     }
 
     /// The Anthropic Messages API's routes.
@@ -96,6 +113,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
             "/v1/chat/completions" => (Route::ChatCompletions, "POST"),
             "/v1/models" => (Route::Models, "GET"),
             "/health" => (Route::Health, "GET"),
+            "/metrics" => (Route::Metrics, "GET"),
             "/v1/responses" if method == "POST" => (Route::Responses, "POST"),
             "/v1/messages" => (Route::Messages, "POST"),
             "/v1/messages/count_tokens" => (Route::CountTokens, "POST"),
@@ -158,7 +176,7 @@ pub fn mode(route: Route, rq: &Incoming) -> Result<Option<Mode>, ApiError> {
         | Route::Messages
         | Route::CountTokens => Ok(Some(Mode::ClaudeCode)),
         Route::Relay => Ok(Some(Mode::Passthrough)),
-        Route::Models | Route::Model | Route::Health => Ok(None),
+        Route::Models | Route::Model | Route::Health | Route::Metrics => Ok(None),
     }
 }
 
@@ -178,6 +196,11 @@ pub fn handle(
             Ok(Reply::json(200, &model(id)))
         }
         Route::Health => Ok(health(app)),
+        Route::Metrics => Ok(Reply::bytes(
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            app.scrape().into_bytes(),
+        )),
         Route::Responses | Route::ClaudeResponses => crate::responses::create(app, rq),
         Route::Messages => crate::anthropic::create(app, rq),
         Route::CountTokens => Err(ApiError::TokenCountingUnsupported),

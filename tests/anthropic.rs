@@ -251,11 +251,19 @@ fn the_session_header_resumes_warm_and_comes_back_on_every_answer() {
     assert_eq!(r.status, 200, "{}", r.text());
     let sid = r.header("X-Claude-Session-ID").unwrap().to_string();
     assert_eq!(r.header("X-Claude-Session-Created"), Some("true"));
+    // The fake CLI's running total: turn T costs T × 0.0001.
+    assert_eq!(r.header("X-Claude-Cost-USD"), Some("0.0001"));
+    assert!(r.header("X-Claude-Duration-Ms").is_some());
     let r = messages(&w, &[("X-Claude-Session-ID", &sid)], &hello("second"));
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("X-Claude-Session-ID"), Some(sid.as_str()));
     assert_eq!(r.header("X-Claude-Warm"), Some("true"));
     assert!(text_of(&r.json()).contains("turns=2"));
+    assert_eq!(
+        r.header("X-Claude-Cost-USD"),
+        Some("0.0002"),
+        "this turn's share"
+    );
     assert_eq!(w.pids().len(), 1);
     w.finish();
 }

@@ -75,6 +75,9 @@ fn a_previous_response_id_chain_stays_on_one_warm_process() {
         ));
         assert_eq!(r.header("X-Claude-Session-ID"), Some(sid.as_str()));
         assert_eq!(r.header("X-Claude-Warm"), Some("true"), "turn {turn}");
+        // The fake CLI's running total: turn T costs T × 0.0001.
+        let share = format!("0.000{turn}");
+        assert_eq!(r.header("X-Claude-Cost-USD"), Some(share.as_str()));
         assert_eq!(next["previous_response_id"], previous.as_str());
         assert!(
             output_text(&next).contains(&format!("turns={turn}")),
@@ -234,6 +237,8 @@ fn a_function_call_output_carries_the_waiting_turn_on() {
         json!({"city": "Paris"})
     );
     assert!(call["call_id"].as_str().unwrap().starts_with("toolu_"));
+    // No cost yet: the turn goes on once its results are in.
+    assert_eq!(r1.header("X-Claude-Cost-USD"), None);
     let sid = r1.header("X-Claude-Session-ID").unwrap().to_string();
 
     let (second, r2) = answered(create(
@@ -246,6 +251,11 @@ fn a_function_call_output_carries_the_waiting_turn_on() {
     assert_eq!(
         output_text(&second),
         "tool results: get_weather=18 C, sunny"
+    );
+    assert_eq!(
+        r2.header("X-Claude-Cost-USD"),
+        Some("0.0001"),
+        "the turn's cost, once"
     );
     assert_eq!(r2.header("X-Claude-Session-ID"), Some(sid.as_str()));
     assert_eq!(r2.header("X-Claude-Warm"), Some("true"));
@@ -350,6 +360,17 @@ fn a_stream_is_the_typed_event_sequence_ending_with_the_response() {
     let done = &events[events.len() - 1]["response"];
     assert_eq!(output_text(done), deltas);
     assert!(done["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    // The stream's cost is its last line, a comment SDKs skip.
+    let raw = request(
+        w.addr(),
+        "POST",
+        "/claude/v1/responses",
+        &[("Content-Type", "application/json")],
+        body.to_string().as_bytes(),
+    );
+    let text = raw.text();
+    let last = text.trim_end().lines().last().unwrap_or("");
+    assert!(last.starts_with(": cost usd=0.000"), "{last}");
     // Kept like a whole one.
     let got = get(
         w.addr(),

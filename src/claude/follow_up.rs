@@ -9,6 +9,7 @@
 //! error, the CLI finishes that turn unheard, and the new message is the
 //! next turn.
 
+use crate::metrics::{Metrics, TurnEnd};
 use std::time::Instant;
 
 use super::adapter::Adapter;
@@ -78,6 +79,7 @@ pub(super) fn carry_on(
     }
     // A new user message: the waiting calls were not run.
     let run = finish_unheard(process, deadline, NOT_RUN, false);
+    backend.metrics.turn_ended(TurnEnd::Interrupted);
     let line = blocks_line(prompt_blocks(
         chat,
         &SessionArg::Resume(lease.id().to_string()),
@@ -182,6 +184,7 @@ pub(super) fn retire(
     waiting: Waiting,
     warm: std::sync::Arc<WarmProcesses>,
     grace: std::time::Duration,
+    metrics: std::sync::Arc<Metrics>,
 ) {
     let spawned = std::thread::Builder::new()
         .name("tool-expired".into())
@@ -189,6 +192,7 @@ pub(super) fn retire(
         .spawn(move || {
             let Waiting { process, lease, .. } = waiting;
             let run = finish_unheard(process, Instant::now() + grace, TOO_LATE, true);
+            metrics.turn_ended(TurnEnd::Interrupted);
             put_away(&warm, run);
             drop(lease);
         });

@@ -53,6 +53,7 @@ use crate::backend::{Backend, ChatRequest};
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
 use crate::http::Reply;
+use crate::metrics::Metrics;
 use crate::mode::Mode;
 use crate::ratelimit::KeyHolder;
 use crate::responses::ResponseStore;
@@ -82,10 +83,15 @@ pub struct ClaudeBackend {
     key_holder: KeyHolder,
     /// Responses API answers, for `previous_response_id` and `GET`.
     responses: Arc<ResponseStore>,
+    metrics: Arc<Metrics>,
 }
 
 impl ClaudeBackend {
-    pub fn new(config: &Config, key_holder: KeyHolder) -> Result<ClaudeBackend, String> {
+    pub fn new(
+        config: &Config,
+        key_holder: KeyHolder,
+        metrics: Arc<Metrics>,
+    ) -> Result<ClaudeBackend, String> {
         let path_var = config
             .child_env
             .0
@@ -116,8 +122,9 @@ impl ClaudeBackend {
         );
         let retire_to = warm.clone();
         let grace = config.request_timeout;
+        let retire_metrics = metrics.clone();
         let waiting = WaitingTurns::start(Box::new(move |turn| {
-            follow_up::retire(turn, retire_to.clone(), grace)
+            follow_up::retire(turn, retire_to.clone(), grace, retire_metrics.clone())
         }));
         let backend = ClaudeBackend {
             config: config.clone(),
@@ -131,6 +138,7 @@ impl ClaudeBackend {
             waiting,
             key_holder,
             responses: Arc::new(ResponseStore::new(config.max_session_age)),
+            metrics,
         };
         backend.start_sweeper();
         Ok(backend)
@@ -189,6 +197,14 @@ impl ClaudeBackend {
             return false;
         };
         store.knows(&id, key)
+    }
+
+    /// Sessions the store knows (none before it is opened).
+    pub fn sessions_live(&self) -> usize {
+        match self.sessions.get() {
+            Some(Ok(store)) => store.len(),
+            _ => 0,
+        }
     }
 
     /// Turns stopped for client calls, waiting for their results.

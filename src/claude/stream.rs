@@ -145,7 +145,7 @@ impl StreamBody for ClaudeStream {
                 wire.broke(sse, &held, &turn.meta, &error);
                 // The client already holds the session id and the CLI has
                 // the session on disk (it started answering): it is kept.
-                turn.settle_kept();
+                turn.settle_kept(&error);
                 None
             }
         }

@@ -33,6 +33,7 @@ use crate::backend::ChatRequest;
 use crate::config::Secret;
 use crate::error::ApiError;
 use crate::http::{Afterwards, Reply};
+use crate::metrics::{Metrics, TurnEnd};
 use crate::ratelimit::KeyHolder;
 
 /// A turn in progress with what it holds: its session lease and its child.
@@ -55,6 +56,9 @@ pub(super) struct Turn {
     pub(super) owner_key: Option<Secret>,
     pub(super) key_holder: KeyHolder,
     pub(super) tool_wait: std::time::Duration,
+    metrics: Arc<Metrics>,
+    /// The `--model` value: what the turn's cost is counted under.
+    cli_model: &'static str,
 }
 
 /// How the turn's CLI process came to take it.
@@ -225,6 +229,8 @@ impl Turn {
             owner_key,
             key_holder: backend.key_holder.clone(),
             tool_wait: backend.config.tool_result_timeout,
+            metrics: backend.metrics.clone(),
+            cli_model: chat.cli_model,
         }
     }
 
@@ -270,6 +276,7 @@ impl Turn {
             .iter()
             .map(|c| c.id.clone())
             .collect();
+        self.metrics.turn_ended(TurnEnd::Answered);
         let Turn {
             run,
             lease,
@@ -300,8 +307,10 @@ impl Turn {
     /// giving this turn's share.
     fn record_cost(&self) -> Option<TurnCost> {
         let cost = self.run.adapter.cost()?;
+        let usd = self.lease.record_cost(cost.total_usd);
+        self.metrics.cost(self.cli_model, usd);
         Some(TurnCost {
-            usd: self.lease.record_cost(cost.total_usd),
+            usd,
             duration_ms: cost.duration_ms,
         })
     }
@@ -312,6 +321,7 @@ impl Turn {
     /// CLI says does not exist.
     pub(super) fn settle_error(self, error: ApiError) -> ApiError {
         self.record_cost();
+        self.metrics.turn_ended(ended_by(&error));
         let unknown = matches!(error, ApiError::SessionNotFound { .. });
         let Turn {
             run, lease, warm, ..
@@ -329,8 +339,9 @@ impl Turn {
     /// A turn that failed after its stream began: the session stays (the
     /// client holds its id), and the child is kept or closed as for any
     /// failure.
-    pub(super) fn settle_kept(self) {
+    pub(super) fn settle_kept(self, error: &ApiError) {
         self.record_cost();
+        self.metrics.turn_ended(ended_by(error));
         let Turn { run, warm, .. } = self;
         put_away(&warm, run);
     }
@@ -342,6 +353,7 @@ impl Turn {
         while let super::run::Progress::Chunks(_) = self.run.step() {}
         let _ = self.run.finish();
         self.record_cost();
+        self.metrics.turn_ended(TurnEnd::ClientGone);
         let Turn { run, warm, .. } = self;
         put_away(&warm, run);
         // The client already holds the session id and the CLI has the
@@ -353,6 +365,7 @@ impl Turn {
     /// A resume of the session meanwhile waits for that.
     pub(super) fn close_afterwards(self) -> Afterwards {
         self.lease.answered();
+        self.metrics.turn_ended(TurnEnd::Answered);
         Box::new(move || {
             let Turn {
                 run, lease, warm, ..
@@ -367,6 +380,20 @@ impl Turn {
         self.headers
             .iter()
             .fold(reply, |r, (k, v)| r.with_header(k.clone(), v.clone()))
+    }
+}
+
+/// Why a turn that failed ended, for the metrics.
+fn ended_by(error: &ApiError) -> TurnEnd {
+    match error {
+        ApiError::Timeout { .. } => TurnEnd::Timeout,
+        ApiError::OutputLimitExceeded => TurnEnd::OutputLimit,
+        ApiError::ServerShuttingDown => TurnEnd::Killed,
+        // `run::finish`'s words for a client that went away.
+        ApiError::InternalError { message } if message == "The client went away." => {
+            TurnEnd::ClientGone
+        }
+        _ => TurnEnd::CliError,
     }
 }
 

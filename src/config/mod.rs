@@ -52,6 +52,9 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     pub worker_threads: usize,
     pub trust_proxy: bool,
+    /// `GET /metrics` without a key (`METRICS_PUBLIC`), for a scraper on a
+    /// private network.
+    pub metrics_public: bool,
     pub headers_timeout: Duration,
     pub body_timeout: Duration,
     pub keepalive_timeout: Duration,
@@ -274,6 +277,7 @@ impl Config {
             cors_allowed_origins: r.list("CORS_ALLOWED_ORIGINS"),
             worker_threads,
             trust_proxy: r.bool("TRUST_PROXY", false),
+            metrics_public: r.bool("METRICS_PUBLIC", false),
             headers_timeout: r.millis("HEADERS_TIMEOUT_MS", 30_000, 100),
             body_timeout: r.millis("BODY_TIMEOUT_MS", 30_000, 100),
             keepalive_timeout: r.millis("KEEPALIVE_TIMEOUT_MS", 5_000, 100),

@@ -1,0 +1,350 @@
+//! What `GET /metrics` reports, in Prometheus' text format (written by
+//! hand: a few lines of text). Counters are atomics or a map behind a lock
+//! taken once per request; gauges that other parts already keep (processes,
+//! warm children, waiting tool calls, sessions) are read when scraped.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use crate::mode::Mode;
+
+/// Upper bounds of the latency histogram, in seconds: 5 ms to 300 s.
+const BUCKETS: [f64; 15] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+const MODES: [&str; 3] = ["passthrough", "claude-code", "none"];
+
+/// Why a Claude Code turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TurnEnd {
+    Answered,
+    CliError,
+    Timeout,
+    Killed,
+    OutputLimit,
+    ClientGone,
+    /// Its tool calls were declined for a new question, or never answered.
+    Interrupted,
+}
+
+const TURN_ENDS: [(TurnEnd, &str); 7] = [
+    (TurnEnd::Answered, "answered"),
+    (TurnEnd::CliError, "cli_error"),
+    (TurnEnd::Timeout, "timeout"),
+    (TurnEnd::Killed, "killed"),
+    (TurnEnd::OutputLimit, "output_limit"),
+    (TurnEnd::ClientGone, "client_gone"),
+    (TurnEnd::Interrupted, "interrupted"),
+];
+
+/// One request as the access log sees it.
+pub struct Finished {
+    pub route: &'static str,
+    pub mode: Option<Mode>,
+    pub status: u16,
+    pub elapsed: Duration,
+}
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+pub struct Metrics {
+    started: SystemTime,
+    /// (route, mode, status class) → requests.
+    requests: Mutex<BTreeMap<(&'static str, &'static str, &'static str), u64>>,
+    latency: [Histogram; MODES.len()],
+    streams_open: AtomicI64,
+    turn_ends: [AtomicU64; TURN_ENDS.len()],
+    /// Upstream status (or `unreachable`, `timeout`) → errors.
+    upstream_errors: Mutex<BTreeMap<String, u64>>,
+    /// Limit (`ip`, `key`, `session`, `concurrency`) → refusals.
+    rate_limited: Mutex<BTreeMap<&'static str, u64>>,
+    /// CLI model → dollars.
+    cost_usd: Mutex<BTreeMap<&'static str, f64>>,
+}
+
+/// The gauges read at scrape time from the parts that keep them.
+pub struct Gauges {
+    pub processes_live: usize,
+    pub processes_warm: usize,
+    pub processes_queued: usize,
+    pub tool_calls_waiting: usize,
+    pub sessions_live: usize,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            started: SystemTime::now(),
+            requests: Mutex::default(),
+            latency: Default::default(),
+            streams_open: AtomicI64::new(0),
+            turn_ends: Default::default(),
+            upstream_errors: Mutex::default(),
+            rate_limited: Mutex::default(),
+            cost_usd: Mutex::default(),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn request(&self, done: &Finished) {
+        let mode = match done.mode {
+            Some(Mode::Passthrough) => 0,
+            Some(Mode::ClaudeCode) => 1,
+            None => 2,
+        };
+        let class = match done.status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        *self
+            .requests
+            .lock()
+            .entry((done.route, MODES[mode], class))
+            .or_default() += 1;
+        let histogram = &self.latency[mode];
+        let seconds = done.elapsed.as_secs_f64();
+        for (bucket, bound) in histogram.buckets.iter().zip(BUCKETS) {
+            if seconds <= bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        histogram.count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(done.elapsed.as_micros()).unwrap_or(u64::MAX);
+        histogram.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    pub fn stream_opened(&self) {
+        self.streams_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn stream_closed(&self) {
+        self.streams_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn turn_ended(&self, end: TurnEnd) {
+        if let Some(i) = TURN_ENDS.iter().position(|(e, _)| *e == end) {
+            self.turn_ends[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn upstream_error(&self, status: String) {
+        *self.upstream_errors.lock().entry(status).or_default() += 1;
+    }
+
+    pub fn rate_limited(&self, limit: &'static str) {
+        *self.rate_limited.lock().entry(limit).or_default() += 1;
+    }
+
+    pub fn cost(&self, model: &'static str, usd: f64) {
+        if usd.is_finite() && usd > 0.0 {
+            *self.cost_usd.lock().entry(model).or_default() += usd;
+        }
+    }
+
+    /// The whole scrape.
+    pub fn render(&self, gauges: &Gauges) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        let started = self
+            .started
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        header(
+            &mut out,
+            "claude_cli_api_build_info",
+            "gauge",
+            "The running build.",
+        );
+        let _ = writeln!(
+            out,
+            "claude_cli_api_build_info{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        );
+        header(
+            &mut out,
+            "process_start_time_seconds",
+            "gauge",
+            "When the server started (unix time).",
+        );
+        let _ = writeln!(out, "process_start_time_seconds {started:.3}");
+
+        header(
+            &mut out,
+            "claude_cli_api_requests_total",
+            "counter",
+            "Requests answered, by route, mode and status class.",
+        );
+        for ((route, mode, class), n) in self.requests.lock().iter() {
+            let _ = writeln!(
+                out,
+                "claude_cli_api_requests_total{{route=\"{route}\",mode=\"{mode}\",status=\"{class}\"}} {n}"
+            );
+        }
+        header(
+            &mut out,
+            "claude_cli_api_request_duration_seconds",
+            "histogram",
+            "Time from a request's arrival to its last byte, by mode.",
+        );
+        for (mode, histogram) in MODES.iter().zip(&self.latency) {
+            let name = "claude_cli_api_request_duration_seconds";
+            for (bound, bucket) in BUCKETS.iter().zip(&histogram.buckets) {
+                let n = bucket.load(Ordering::Relaxed);
+                let _ = writeln!(out, "{name}_bucket{{mode=\"{mode}\",le=\"{bound}\"}} {n}");
+            }
+            let count = histogram.count.load(Ordering::Relaxed);
+            let sum = histogram.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+            let _ = writeln!(out, "{name}_bucket{{mode=\"{mode}\",le=\"+Inf\"}} {count}");
+            let _ = writeln!(out, "{name}_sum{{mode=\"{mode}\"}} {sum:.6}");
+            let _ = writeln!(out, "{name}_count{{mode=\"{mode}\"}} {count}");
+        }
+        gauge(
+            &mut out,
+            "claude_cli_api_sse_streams_open",
+            "Event streams being written.",
+            self.streams_open.load(Ordering::Relaxed).max(0),
+        );
+        gauge(
+            &mut out,
+            "claude_cli_api_claude_processes_live",
+            "claude CLI processes alive, warm ones included.",
+            gauges.processes_live,
+        );
+        gauge(
+            &mut out,
+            "claude_cli_api_claude_processes_warm",
+            "claude CLI processes kept warm between turns.",
+            gauges.processes_warm,
+        );
+        gauge(
+            &mut out,
+            "claude_cli_api_claude_processes_queued",
+            "Requests waiting for a CLI process slot.",
+            gauges.processes_queued,
+        );
+        gauge(
+            &mut out,
+            "claude_cli_api_tool_calls_waiting",
+            "Turns stopped for client functions, waiting for their results.",
+            gauges.tool_calls_waiting,
+        );
+        gauge(
+            &mut out,
+            "claude_cli_api_sessions_live",
+            "Claude Code sessions this server knows.",
+            gauges.sessions_live,
+        );
+
+        header(
+            &mut out,
+            "claude_cli_api_turns_total",
+            "counter",
+            "Claude Code turns ended, by cause.",
+        );
+        for ((_, cause), n) in TURN_ENDS.iter().zip(&self.turn_ends) {
+            let n = n.load(Ordering::Relaxed);
+            let _ = writeln!(out, "claude_cli_api_turns_total{{cause=\"{cause}\"}} {n}");
+        }
+        header(
+            &mut out,
+            "claude_cli_api_upstream_errors_total",
+            "counter",
+            "Passthrough answers that were errors, by upstream status.",
+        );
+        for (status, n) in self.upstream_errors.lock().iter() {
+            let _ = writeln!(
+                out,
+                "claude_cli_api_upstream_errors_total{{status=\"{status}\"}} {n}"
+            );
+        }
+        header(
+            &mut out,
+            "claude_cli_api_rate_limited_total",
+            "counter",
+            "Requests refused by a rate limit, by limit.",
+        );
+        for (limit, n) in self.rate_limited.lock().iter() {
+            let _ = writeln!(
+                out,
+                "claude_cli_api_rate_limited_total{{limit=\"{limit}\"}} {n}"
+            );
+        }
+        header(
+            &mut out,
+            "claude_cli_api_cost_usd_total",
+            "counter",
+            "What the claude CLI reported its turns cost, by model.",
+        );
+        for (model, usd) in self.cost_usd.lock().iter() {
+            let _ = writeln!(
+                out,
+                "claude_cli_api_cost_usd_total{{model=\"{model}\"}} {usd:.9}"
+            );
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    header(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_lands_in_its_counter_and_every_bucket_above_it() {
+        let metrics = Metrics::default();
+        metrics.request(&Finished {
+            route: "chat_completions",
+            mode: Some(Mode::ClaudeCode),
+            status: 200,
+            elapsed: Duration::from_millis(30),
+        });
+        metrics.cost("sonnet", 0.0002);
+        metrics.turn_ended(TurnEnd::Answered);
+        let text = metrics.render(&Gauges {
+            processes_live: 1,
+            processes_warm: 1,
+            processes_queued: 0,
+            tool_calls_waiting: 0,
+            sessions_live: 1,
+        });
+        let has = |line: &str| text.lines().any(|l| l == line);
+        assert!(has("claude_cli_api_requests_total{route=\"chat_completions\",mode=\"claude-code\",status=\"2xx\"} 1"), "{text}");
+        let name = "claude_cli_api_request_duration_seconds_bucket";
+        assert!(has(&format!(
+            "{name}{{mode=\"claude-code\",le=\"0.025\"}} 0"
+        )));
+        assert!(has(&format!(
+            "{name}{{mode=\"claude-code\",le=\"0.05\"}} 1"
+        )));
+        assert!(has(&format!(
+            "{name}{{mode=\"claude-code\",le=\"+Inf\"}} 1"
+        )));
+        assert!(has("claude_cli_api_turns_total{cause=\"answered\"} 1"));
+        assert!(has(
+            "claude_cli_api_cost_usd_total{model=\"sonnet\"} 0.000200000"
+        ));
+        assert!(has("claude_cli_api_claude_processes_warm 1"));
+    }
+}
