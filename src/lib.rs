@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod ratelimit;
 pub mod responses;
 pub mod routes;
+pub mod session_routes;
 pub mod supervisor;
 
 use std::net::{SocketAddr, TcpListener};

@@ -1,7 +1,8 @@
 //! The route table and the handlers: chat completions (to the backend its
 //! headers choose), the Responses API (Claude Code mode here, see
 //! `responses`; relayed otherwise), the model list and the Claude models,
-//! the health report; every other `/v1/` route is relayed
+//! the health report, the session endpoints (`session_routes`, served
+//! here in both modes); every other `/v1/` route is relayed
 //! (`passthrough::forward`, run by the pipeline, which hands it the unread
 //! body). Under `/claude/v1/` the same API is Claude Code mode without any
 //! header.
@@ -38,6 +39,11 @@ pub enum Route {
     Messages,
     /// `POST /v1/messages/count_tokens`: refused in Anthropic's shape.
     CountTokens,
+    /// `GET /v1/sessions` (and under `/claude/v1/`): this server's own,
+    /// never relayed.
+    Sessions,
+    /// `GET` or `DELETE /v1/sessions/{id}` (and under `/claude/v1/`).
+    Session,
     /// Any other method and path under `/v1/`, for the upstream.
     Relay,
 }
@@ -59,6 +65,7 @@ impl Route {
             Route::StoredResponse | Route::ClaudeStoredResponse => "stored_response",
             Route::Messages => "messages",
             Route::CountTokens => "count_tokens",
+            Route::Sessions | Route::Session => "sessions",
             Route::Relay => "relay",
         }
     }
@@ -83,6 +90,12 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
     let not_found = || ApiError::NotFound {
         path: path.chars().take(200).collect(),
     };
+    let api_path = path
+        .strip_prefix("/claude/v1/")
+        .or_else(|| path.strip_prefix("/v1/"));
+    if let Some(found) = api_path.and_then(|rest| session_route(method, rest, not_found)) {
+        return found;
+    }
     let (route, allow) = if let Some(rest) = path.strip_prefix("/claude/v1/") {
         match rest {
             "chat/completions" => (Route::ClaudeChatCompletions, "POST"),
@@ -144,6 +157,31 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
     }
 }
 
+/// `sessions` and `sessions/{id}` (after either API prefix): the session
+/// endpoints, served here in both modes; a deeper path is not found.
+fn session_route(
+    method: &str,
+    rest: &str,
+    not_found: impl Fn() -> ApiError,
+) -> Option<Result<Route, ApiError>> {
+    let (route, allow) = if rest == "sessions" {
+        (Route::Sessions, "GET")
+    } else {
+        let id = rest.strip_prefix("sessions/")?;
+        if id.is_empty() || id.contains('/') {
+            return Some(Err(not_found()));
+        }
+        (Route::Session, "GET, DELETE")
+    };
+    let allowed =
+        matches!(method, "GET" | "HEAD") || (method == "DELETE" && route == Route::Session);
+    Some(if allowed {
+        Ok(route)
+    } else {
+        Err(ApiError::MethodNotAllowed { allow })
+    })
+}
+
 /// True for the paths of the Anthropic Messages API, whose errors take
 /// Anthropic's shape even before the route is resolved.
 pub fn speaks_anthropic(path: &str) -> bool {
@@ -174,7 +212,9 @@ pub fn mode(route: Route, rq: &Incoming) -> Result<Option<Mode>, ApiError> {
         | Route::ClaudeResponses
         | Route::ClaudeStoredResponse
         | Route::Messages
-        | Route::CountTokens => Ok(Some(Mode::ClaudeCode)),
+        | Route::CountTokens
+        | Route::Sessions
+        | Route::Session => Ok(Some(Mode::ClaudeCode)),
         Route::Relay => Ok(Some(Mode::Passthrough)),
         Route::Models | Route::Model | Route::Health | Route::Metrics => Ok(None),
     }
@@ -204,6 +244,15 @@ pub fn handle(
         Route::Responses | Route::ClaudeResponses => crate::responses::create(app, rq),
         Route::Messages => crate::anthropic::create(app, rq),
         Route::CountTokens => Err(ApiError::TokenCountingUnsupported),
+        Route::Sessions => crate::session_routes::list(app, rq),
+        Route::Session => {
+            let id = rq.path.rsplit('/').next().unwrap_or("");
+            if rq.method == "DELETE" {
+                crate::session_routes::delete(app, rq, id)
+            } else {
+                crate::session_routes::retrieve(app, rq, id)
+            }
+        }
         Route::StoredResponse | Route::ClaudeStoredResponse => {
             let id = rq.path.rsplit('/').next().unwrap_or("");
             if rq.method == "DELETE" {
@@ -355,5 +404,25 @@ mod tests {
         let e = resolve("GET", "/v1/chat/completions").unwrap_err();
         assert_eq!(e.status(), 405);
         assert_eq!(e.extra_headers()[0].1, "POST");
+    }
+
+    #[test]
+    fn session_routes_are_served_here_under_both_prefixes() {
+        let id = "3f2a7c1e-5b4d-4e8a-9c3b-2d1e0f9a8b7c";
+        for prefix in ["/v1", "/claude/v1"] {
+            let list = format!("{prefix}/sessions");
+            let one = format!("{prefix}/sessions/{id}");
+            assert_eq!(resolve("GET", &list).unwrap(), Route::Sessions);
+            assert_eq!(resolve("GET", &one).unwrap(), Route::Session);
+            assert_eq!(resolve("DELETE", &one).unwrap(), Route::Session);
+            assert_eq!(resolve("DELETE", &list).unwrap_err().status(), 405);
+            assert_eq!(resolve("POST", &one).unwrap_err().status(), 405);
+            let deeper = format!("{prefix}/sessions/{id}/x");
+            assert_eq!(resolve("GET", &deeper).unwrap_err().status(), 404);
+            for route in [Route::Sessions, Route::Session] {
+                assert!(route.needs_auth());
+                assert!(!route.relays(Some(Mode::Passthrough)));
+            }
+        }
     }
 }

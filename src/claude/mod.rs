@@ -62,11 +62,19 @@ use locate::locate_cli;
 use pool::{Capacity, ProcessPool};
 use run::Progress;
 pub use session_id::SessionId;
-use sessions::SessionStore;
+use sessions::{SessionInfo, SessionStore};
 use stream::{ClaudeStream, Wire};
 use turn::Turn;
 use waiting::WaitingTurns;
 use warm::{WarmProcesses, WarmStats};
+
+/// A session as `/v1/sessions` shows it: the registry's view, and whether
+/// a warm child is kept for it.
+#[derive(Debug, Clone)]
+pub struct SessionStatus {
+    pub info: SessionInfo,
+    pub warm: bool,
+}
 
 pub struct ClaudeBackend {
     config: Config,
@@ -205,6 +213,36 @@ impl ClaudeBackend {
             Some(Ok(store)) => store.len(),
             _ => 0,
         }
+    }
+
+    /// `key`'s live sessions (`GET /v1/sessions`), each with whether a
+    /// warm child is kept for it.
+    pub fn list_sessions(&self, key: Option<&Secret>) -> Result<Vec<SessionStatus>, ApiError> {
+        let infos = self.sessions()?.list(key);
+        Ok(infos.into_iter().map(|info| self.status(info)).collect())
+    }
+
+    /// Session `id` of `key` (`GET /v1/sessions/{id}`).
+    pub fn session(&self, id: &SessionId, key: Option<&Secret>) -> Result<SessionStatus, ApiError> {
+        let info = self.sessions()?.info(id, key)?;
+        Ok(self.status(info))
+    }
+
+    /// Deletes session `id` of `key` (`DELETE /v1/sessions/{id}`): its
+    /// registry entry, then its warm child, closed (nothing can take it
+    /// meanwhile: a turn needs the session first), then its directory,
+    /// which holds the child's bridge socket until then.
+    pub fn delete_session(&self, id: &SessionId, key: Option<&Secret>) -> Result<(), ApiError> {
+        self.sessions()?.delete(id, key, || {
+            if let Some(process) = self.warm.take(id) {
+                process.close();
+            }
+        })
+    }
+
+    fn status(&self, info: SessionInfo) -> SessionStatus {
+        let warm = self.warm.holds(&info.id);
+        SessionStatus { info, warm }
     }
 
     /// Turns stopped for client calls, waiting for their results.

@@ -234,9 +234,11 @@ impl Turn {
         }
     }
 
-    /// The answer is complete: the conversation as the client now holds it
-    /// is remembered, and the turn's cost is recorded. Gives the cost.
+    /// The answer is complete: it is counted, the conversation as the
+    /// client now holds it is remembered, and the turn's cost is recorded.
+    /// Gives the cost.
     pub(super) fn note_answer(&mut self) -> Option<TurnCost> {
+        self.lease.count_turn();
         if let Some(mut history) = self.history.take() {
             let legacy = self.run.adapter.legacy_calls();
             let answer = ChatTurn {

@@ -135,6 +135,12 @@ impl WarmProcesses {
         Some(idle.remove(at).process)
     }
 
+    /// True when an idle child is kept for `session`.
+    pub fn holds(&self, session: &SessionId) -> bool {
+        let idle = self.idle.lock();
+        idle.iter().any(|p| p.process.session_id == *session)
+    }
+
     /// A spare for a new session of `shape`, if one is ready. The keeper
     /// starts another in its place.
     pub fn take_spare(&self, shape: &Shape) -> Option<Spare> {

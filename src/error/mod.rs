@@ -31,6 +31,9 @@ pub enum ApiError {
     BackendAuthFailed,
     /// Another request is running on this session.
     SessionBusy,
+    /// `DELETE /v1/sessions/{id}` of a session with a turn in progress (or
+    /// waiting for tool results): 409, not deleted.
+    SessionInUse,
     /// A per-IP, per-key or per-session limit was hit.
     RateLimitExceeded {
         retry_after_secs: u64,
@@ -123,6 +126,7 @@ impl ApiError {
             | PreviousResponseNotFound { .. }
             | ResponseNotFound { .. } => 404,
             MethodNotAllowed { .. } => 405,
+            SessionInUse => 409,
             RequestTimeout => 408,
             PayloadTooLarge { .. } => 413,
             UnsupportedMediaType => 415,
@@ -158,7 +162,7 @@ impl ApiError {
             MissingApiKey => "missing_api_key",
             InvalidApiKey { .. } => "invalid_api_key",
             BackendAuthFailed => "backend_auth_failed",
-            SessionBusy => "session_busy",
+            SessionBusy | SessionInUse => "session_busy",
             RateLimitExceeded { .. } => "rate_limit_exceeded",
             CapacityExceeded { .. } => "capacity_exceeded",
             PassthroughNotConfigured => "passthrough_not_configured",
@@ -231,6 +235,9 @@ impl ApiError {
                 .into(),
             SessionBusy => "Session is busy with another request. Wait for it to finish \
                  or start a new session."
+                .into(),
+            SessionInUse => "Session has a turn in progress or waiting for tool results, \
+                 and was not deleted. Delete it once that turn has ended."
                 .into(),
             RateLimitExceeded {
                 retry_after_secs,

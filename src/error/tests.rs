@@ -50,6 +50,12 @@ fn every_row_of_the_error_table() {
             "session_busy",
         ),
         (
+            ApiError::SessionInUse,
+            409,
+            "invalid_request_error",
+            "session_busy",
+        ),
+        (
             ApiError::RateLimitExceeded {
                 retry_after_secs: 3,
                 scope: "ip",

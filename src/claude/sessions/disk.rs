@@ -35,6 +35,9 @@ pub(super) struct Record {
     /// The CLI's running cost of the session after its last turn.
     #[serde(default)]
     pub cost_usd: f64,
+    /// Answers the session has given (absent from older files: 0).
+    #[serde(default)]
+    pub turns: u64,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -78,6 +78,11 @@ impl SessionLease {
         self.registry.remember_history(self.id.as_str(), digest);
     }
 
+    /// The session has given one more answer.
+    pub fn count_turn(&self) {
+        self.registry.count_turn(self.id.as_str());
+    }
+
     /// The CLI's running total after this turn; gives the turn's share.
     pub fn record_cost(&self, total_usd: f64) -> f64 {
         self.registry.record_cost(self.id.as_str(), total_usd)

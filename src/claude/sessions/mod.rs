@@ -38,7 +38,8 @@ use crate::config::Secret;
 use crate::error::ApiError;
 pub(crate) use disk::create_private_dir;
 pub use lease::SessionLease;
-use registry::{Lookup, Registry};
+pub use registry::SessionInfo;
+use registry::{Lookup, Registry, Removal};
 pub use sweeper::spawn_sweeper;
 use work_dirs::WorkDirs;
 
@@ -192,6 +193,50 @@ impl SessionStore {
     pub fn knows(&self, id: &SessionId, owner: Option<&Secret>) -> bool {
         let registry = &self.registry;
         registry.knows(id, &registry.fingerprint(owner), registry.now_ms())
+    }
+
+    /// `owner`'s live sessions, the most recently created first.
+    pub fn list(&self, owner: Option<&Secret>) -> Vec<SessionInfo> {
+        let registry = &self.registry;
+        registry.list(&registry.fingerprint(owner), registry.now_ms())
+    }
+
+    /// Session `id` of `owner`; `SessionNotFound` for an unknown, expired
+    /// or foreign one, as for a resume.
+    pub fn info(&self, id: &SessionId, owner: Option<&Secret>) -> Result<SessionInfo, ApiError> {
+        let registry = &self.registry;
+        registry
+            .info(id, &registry.fingerprint(owner), registry.now_ms())
+            .ok_or_else(|| ApiError::SessionNotFound { id: id.to_string() })
+    }
+
+    /// Removes session `id` of `owner`, runs `removed` (which closes its
+    /// warm child), then removes its work directory. A session a request
+    /// holds is refused (`SessionInUse`), except one whose answer has gone
+    /// out and whose CLI is only exiting: that one is waited for (as a
+    /// resume waits) and then removed.
+    pub fn delete(
+        &self,
+        id: &SessionId,
+        owner: Option<&Secret>,
+        removed: impl FnOnce(),
+    ) -> Result<(), ApiError> {
+        let registry = &self.registry;
+        let owner = registry.fingerprint(owner);
+        let mut removal = registry.remove_idle(id, &owner, registry.now_ms());
+        if matches!(removal, Removal::Exiting) {
+            registry.wait_exited(id, Instant::now() + EXITING_WAIT);
+            removal = registry.remove_idle(id, &owner, registry.now_ms());
+        }
+        match removal {
+            Removal::Removed => {
+                removed();
+                registry.dirs.remove(id.as_str());
+                Ok(())
+            }
+            Removal::Busy | Removal::Exiting => Err(ApiError::SessionInUse),
+            Removal::Absent => Err(ApiError::SessionNotFound { id: id.to_string() }),
+        }
     }
 
     /// The owner as the registry knows it (a keyed fingerprint of the key),

@@ -7,6 +7,7 @@
 //! `conversations`.
 
 mod conversations;
+mod listing;
 mod saved;
 
 use std::collections::{HashMap, HashSet};
@@ -27,6 +28,8 @@ use crate::claude::history::HistoryDigest;
 use crate::claude::SessionId;
 use crate::config::Secret;
 use conversations::to_hex;
+pub(super) use listing::Removal;
+pub use listing::SessionInfo;
 
 pub(super) struct Registry {
     pub(super) dirs: WorkDirs,
@@ -92,6 +95,8 @@ struct Entry {
     history: Option<HistoryDigest>,
     /// The CLI's running total after the session's last turn.
     cost_usd: f64,
+    /// Answers the session has given.
+    turns: u64,
 }
 
 /// Outcome of looking a session up for a caller, decided under the lock.
@@ -171,6 +176,7 @@ impl Registry {
             exiting: false,
             history: None,
             cost_usd: 0.0,
+            turns: 0,
         };
         state.sessions.insert(id.shared(), entry);
         state.generation += 1;
@@ -248,6 +254,7 @@ impl Registry {
                 exiting: false,
                 history: None,
                 cost_usd: 0.0,
+                turns: 0,
             };
             state.sessions.insert(id.shared(), entry);
             state.generation += 1;

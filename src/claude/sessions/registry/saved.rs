@@ -31,6 +31,7 @@ impl State {
                 exiting: false,
                 history: record.history.as_deref().and_then(from_hex),
                 cost_usd: record.cost_usd,
+                turns: record.turns,
             };
             if let Some(digest) = entry.history {
                 state.by_history.insert(digest, record.id.clone());
@@ -54,6 +55,7 @@ impl State {
                 model: e.model.clone(),
                 history: e.history.as_ref().map(to_hex),
                 cost_usd: e.cost_usd,
+                turns: e.turns,
             })
             .collect()
     }

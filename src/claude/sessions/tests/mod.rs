@@ -10,6 +10,7 @@ mod expiry;
 mod files;
 mod history;
 mod leases;
+mod listing;
 
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
