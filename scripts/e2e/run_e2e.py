@@ -2776,6 +2776,50 @@ def test_anthropic_sdk_errors(ctx):
         check(limited.stop() == 0, "the rate-limited server did not exit 0")
 
 
+def scrape_metrics(srv):
+    """GET /metrics with the server's key: {series: value}."""
+    req = urllib.request.Request(srv.url("/metrics"),
+                                 headers={"Authorization": f"Bearer {API_KEY}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        check(resp.headers.get("Content-Type", "").startswith("text/plain"), dict(resp.headers))
+        text = resp.read().decode()
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            samples[series] = float(value)
+    return text, samples
+
+
+def test_metrics_after_the_suite(ctx):
+    """Last: the main server's /metrics after every test that used it (chat,
+    streams, sessions, a restart, tools, the Responses API): Claude Code
+    requests and answered turns counted, their cost summed by model, the
+    histogram's count equal to its requests, and nothing left streaming or
+    waiting. Prints the series that moved, for the closing note."""
+    text, samples = scrape_metrics(ctx.main)
+    moved = [line for line in text.splitlines()
+             if line and not line.startswith("#") and "_bucket" not in line
+             and not line.endswith(" 0") and not line.endswith(" 0.000000")]
+    print("    /metrics of the main server after the suite:")
+    for line in moved:
+        print("      " + line)
+    requests = {k: v for k, v in samples.items() if k.startswith("claude_cli_api_requests_total")}
+    claude_ok = sum(v for k, v in requests.items() if 'mode="claude-code"' in k and '"2xx"' in k)
+    check(claude_ok >= 1, f"claude-code 2xx requests {claude_ok}")
+    answered = samples.get('claude_cli_api_turns_total{cause="answered"}', 0)
+    check(answered >= 1, f"answered turns {answered}")
+    cost = sum(v for k, v in samples.items() if k.startswith("claude_cli_api_cost_usd_total"))
+    check(cost > 0, "no cost counted")
+    for mode in ("claude-code", "passthrough", "none"):
+        count = samples.get(f'claude_cli_api_request_duration_seconds_count{{mode="{mode}"}}', 0)
+        counted = sum(v for k, v in requests.items() if f'mode="{mode}"' in k)
+        # The scrape itself is counted only after it is written.
+        check(count == counted, f"{mode}: histogram count {count}, requests {counted}")
+    check(samples.get("claude_cli_api_sse_streams_open") == 0, "a stream left open")
+    check(samples.get("claude_cli_api_claude_processes_queued") == 0, "requests still queued")
+
+
 TESTS = [
     test_passthrough_non_stream,
     test_passthrough_stream,
@@ -2833,50 +2877,6 @@ TESTS = [
     test_anthropic_sdk_errors,
     test_metrics_after_the_suite,
 ]
-
-
-def scrape_metrics(srv):
-    """GET /metrics with the server's key: {series: value}."""
-    req = urllib.request.Request(srv.url("/metrics"),
-                                 headers={"Authorization": f"Bearer {API_KEY}"})
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        check(resp.headers.get("Content-Type", "").startswith("text/plain"), dict(resp.headers))
-        text = resp.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, value = line.rsplit(" ", 1)
-            samples[series] = float(value)
-    return text, samples
-
-
-def test_metrics_after_the_suite(ctx):
-    """Last: the main server's /metrics after every test that used it (chat,
-    streams, sessions, a restart, tools, the Responses API): Claude Code
-    requests and answered turns counted, their cost summed by model, the
-    histogram's count equal to its requests, and nothing left streaming or
-    waiting. Prints the series that moved, for the closing note."""
-    text, samples = scrape_metrics(ctx.main)
-    moved = [line for line in text.splitlines()
-             if line and not line.startswith("#") and "_bucket" not in line
-             and not line.endswith(" 0") and not line.endswith(" 0.000000")]
-    print("    /metrics of the main server after the suite:")
-    for line in moved:
-        print("      " + line)
-    requests = {k: v for k, v in samples.items() if k.startswith("claude_cli_api_requests_total")}
-    claude_ok = sum(v for k, v in requests.items() if 'mode="claude-code"' in k and '"2xx"' in k)
-    check(claude_ok >= 1, f"claude-code 2xx requests {claude_ok}")
-    answered = samples.get('claude_cli_api_turns_total{cause="answered"}', 0)
-    check(answered >= 1, f"answered turns {answered}")
-    cost = sum(v for k, v in samples.items() if k.startswith("claude_cli_api_cost_usd_total"))
-    check(cost > 0, "no cost counted")
-    for mode in ("claude-code", "passthrough", "none"):
-        count = samples.get(f'claude_cli_api_request_duration_seconds_count{{mode="{mode}"}}', 0)
-        counted = sum(v for k, v in requests.items() if f'mode="{mode}"' in k)
-        # The scrape itself is counted only after it is written.
-        check(count == counted, f"{mode}: histogram count {count}, requests {counted}")
-    check(samples.get("claude_cli_api_sse_streams_open") == 0, "a stream left open")
-    check(samples.get("claude_cli_api_claude_processes_queued") == 0, "requests still queued")
 
 
 def stop_leftovers(ctx):
