@@ -3,8 +3,8 @@
 # When no claude CLI is configured or on PATH, the project's cached copy
 # (.cache/e2e, installed by scripts/e2e/setup.sh) is used, and installed
 # first if npm is available, so setting ANTHROPIC_API_KEY (or
-# CLAUDE_CODE_OAUTH_TOKEN) is all Claude Code mode needs. Prints one line
-# saying which CLI and which backends are ready, then execs the server.
+# CLAUDE_CODE_OAUTH_TOKEN) is all Claude Code mode needs. Prints the table
+# of `claude-cli-api --check`, then execs the server.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,28 +21,10 @@ if [ -z "${CLAUDE_PATH:-}" ] && ! command -v claude >/dev/null 2>&1; then
   fi
 fi
 
-cli="${CLAUDE_PATH:-$(command -v claude || true)}"
-if [ -n "$cli" ] && [ -x "$cli" ]; then
-  version=$("$cli" --version 2>/dev/null | head -n 1 || echo "version unknown")
-  claude_state="ready"
-  if [ -z "${ANTHROPIC_API_KEY:-}${CLAUDE_CODE_OAUTH_TOKEN:-}${ANTHROPIC_AUTH_TOKEN:-}" ] \
-     && [ ! -d "${HOME:-/nonexistent}/.claude" ]; then
-    claude_state="ready, but no credentials seen (set ANTHROPIC_API_KEY or run claude login)"
-  fi
-  cli_line="claude CLI $cli ($version): $claude_state"
-else
-  cli_line="claude CLI not found: Claude Code mode unavailable"
-fi
-if [ "${OPENAI_PASSTHROUGH_ENABLED:-true}" = "false" ]; then
-  pass_line="passthrough disabled"
-elif [ -n "${OPENAI_API_KEY:-}" ]; then
-  pass_line="passthrough ready (server key)"
-elif [ "${ALLOW_CLIENT_OPENAI_KEY:-true}" != "false" ]; then
-  pass_line="passthrough ready (clients send X-OpenAI-API-Key)"
-else
-  pass_line="passthrough has no key"
-fi
-echo "claude-cli-api on ${HOST:-127.0.0.1}:${PORT:-3456}: $cli_line; $pass_line"
+# What is ready and what is not, with the fix for each failure. The server
+# starts whatever the check says: it decides for itself what it can serve.
+"$BIN" --check || echo "run: the check found problems (above); starting anyway" >&2
+echo
 
 # glibc's malloc, as a server of many short-lived threads wants it: no
 # per-thread caches of freed blocks and two arenas, so memory taken under

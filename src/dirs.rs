@@ -25,7 +25,7 @@ pub fn check(config: &Config) -> Vec<String> {
     .collect()
 }
 
-fn usable(path: &Path) -> Result<(), String> {
+pub(crate) fn usable(path: &Path) -> Result<(), String> {
     match fs::metadata(path) {
         Ok(meta) if !meta.is_dir() => return Err("exists but is not a directory".into()),
         Ok(_) => {}

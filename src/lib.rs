@@ -11,6 +11,7 @@ pub mod anthropic;
 pub mod app;
 pub mod auth;
 pub mod backend;
+pub mod check;
 pub mod claude;
 pub mod config;
 pub mod dialect;

@@ -1,11 +1,29 @@
 //! The `claude-cli-api` binary: settings from the environment, the logger,
-//! the server, and the signals that drain it.
+//! the server, and the signals that drain it; `--check` (module `check`),
+//! `--version` and `--help`.
 
 use std::process::ExitCode;
 
 use claude_cli_api::{logging, start, Config, StartError};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+
+const USAGE: &str = "\
+Usage: claude-cli-api [--check | --version | --help]
+
+An OpenAI-compatible server in front of the claude CLI and an OpenAI upstream.
+Without arguments it starts the server; every setting comes from environment
+variables (see docs/DEPLOYMENT.md).
+
+  --check      read the configuration as the server would, check the claude CLI,
+               credentials, directories, upstream and address, print a table;
+               exit 0 when at least one backend is ready, 1 when none, 2 when
+               the configuration is invalid
+  --version    print the version
+  --help       print this help
+
+(`mcp-bridge SOCKET` is internal: the claude CLI starts it as the tool bridge.)
+";
 
 fn main() -> ExitCode {
     // The CLI starts this binary as the stdio end of the tool bridge.
@@ -14,6 +32,23 @@ fn main() -> ExitCode {
         if command == "mcp-bridge" {
             let status = claude_cli_api::claude::tools::relay::run(socket);
             return ExitCode::from(u8::try_from(status).unwrap_or(1));
+        }
+    }
+    match args.as_slice() {
+        [] => {}
+        [flag] if flag == "--check" => return claude_cli_api::check::run(),
+        [flag] if flag == "--version" || flag == "-V" => {
+            println!("claude-cli-api {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        [flag] if flag == "--help" || flag == "-h" => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        [first, ..] => {
+            eprintln!("claude-cli-api: unexpected argument {first:?}");
+            eprintln!("Try 'claude-cli-api --help' for more information.");
+            return ExitCode::from(2);
         }
     }
     let config = match Config::from_env() {

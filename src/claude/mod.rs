@@ -21,7 +21,7 @@ pub mod events;
 pub mod failure;
 mod follow_up;
 pub mod history;
-mod locate;
+pub(crate) mod locate;
 pub mod messages;
 pub mod models;
 pub mod output;

@@ -15,7 +15,7 @@ mod events;
 mod forward;
 mod relay;
 mod resolve;
-mod upstream;
+pub(crate) mod upstream;
 
 use parking_lot::RwLock;
 use std::time::{Duration, Instant};
