@@ -74,17 +74,23 @@ impl Row {
     }
 }
 
-/// Runs every check on the configuration in the environment, prints the
-/// table on stdout and returns the exit status.
-pub fn run() -> ExitCode {
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(errors) => {
+/// The configuration in the environment, as the server and the check both
+/// read it; what is wrong with it is said on stderr.
+pub fn read_config() -> Option<Config> {
+    Config::from_env()
+        .inspect_err(|errors| {
             for e in errors {
                 eprintln!("claude-cli-api: invalid configuration: {e}");
             }
-            return ExitCode::from(2);
-        }
+        })
+        .ok()
+}
+
+/// Runs every check on the configuration in the environment, prints the
+/// table on stdout and returns the exit status.
+pub fn run() -> ExitCode {
+    let Some(config) = read_config() else {
+        return ExitCode::from(2);
     };
     let cli = claude_cli(&config);
     let credentials = credentials(&config);

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use claude_cli_api::{logging, start, Config, StartError};
+use claude_cli_api::{logging, start, StartError};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -51,14 +51,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(errors) => {
-            for e in errors {
-                eprintln!("claude-cli-api: invalid configuration: {e}");
-            }
-            return ExitCode::from(2);
-        }
+    let Some(config) = claude_cli_api::check::read_config() else {
+        return ExitCode::from(2);
     };
     logging::init(&config);
     let mut signals = match Signals::new([SIGTERM, SIGINT]) {

@@ -21,10 +21,10 @@ use log::debug;
 use serde_json::{json, Value};
 
 use super::chunks::{finish_reason, keep, usage_json, Chunks};
-use super::events::{BlockDelta, BlockStart, Event, Line, ResultLine, Usage};
+use super::events::{Event, Line, ResultLine, Usage};
 use super::failure;
 use super::redact::{redact, StreamRedactor};
-use super::tool_calls::{Block, ToolCalls};
+use super::tool_calls::ToolCalls;
 use super::tools::ToolSpec;
 use crate::error::ApiError;
 
@@ -367,101 +367,10 @@ impl Adapter {
             session_id: None,
         }
     }
-
-    fn on_event(&mut self, event: Event) -> Step {
-        self.started = true;
-        let mut chunks = Vec::new();
-        match event {
-            Event::MessageStart { message } => {
-                self.tools.message_started();
-                if let Some(usage) = message.and_then(|m| m.usage) {
-                    self.streamed_usage.input_tokens = Some(usage.prompt_tokens());
-                }
-            }
-            Event::ContentBlockDelta {
-                delta: BlockDelta::TextDelta { text },
-                ..
-            } => {
-                // With an output schema, only the structured call is the answer.
-                if !self.tools.structured() {
-                    self.push_text(&text, &mut chunks);
-                }
-            }
-            Event::ContentBlockStart {
-                index,
-                content_block: BlockStart::ToolUse { id, name },
-            } => match self.tools.block_started(index, &id, &name) {
-                Some(Block::Call(n)) => {
-                    // Text before the call leaves first.
-                    chunks.extend(self.release_held());
-                    self.role_chunk_once(&mut chunks);
-                    let opening = self.tools.opening_delta(n);
-                    keep(&mut chunks, self.out.calls(self.tools.legacy(), opening));
-                }
-                Some(Block::Structured) | None => {}
-            },
-            Event::ContentBlockDelta {
-                index,
-                delta: BlockDelta::InputJsonDelta { partial_json },
-            } => match self.tools.block(index) {
-                Some(Block::Structured) => self.push_text(&partial_json, &mut chunks),
-                Some(Block::Call(n)) => {
-                    let delta = self.tools.arguments_delta(n, &partial_json);
-                    keep(&mut chunks, self.out.calls(self.tools.legacy(), delta));
-                }
-                None => {}
-            },
-            Event::MessageDelta { delta, usage } => {
-                if delta.stop_reason.is_some() {
-                    self.last_stop_reason = delta.stop_reason;
-                }
-                if let Some(output) = usage.and_then(|u| u.output_tokens) {
-                    let so_far = self.streamed_usage.output_tokens.unwrap_or(0);
-                    self.streamed_usage.output_tokens = Some(so_far.saturating_add(output));
-                }
-                return Step::Nothing;
-            }
-            Event::MessageStop {} => {
-                if self.tools.message_called()
-                    && self.last_stop_reason.as_deref() == Some("tool_use")
-                {
-                    self.paused = true;
-                }
-                return Step::Nothing;
-            }
-            Event::ContentBlockStart { .. } | Event::ContentBlockDelta { .. } | Event::Other => {
-                return Step::Nothing
-            }
-        }
-        if !self.role_sent {
-            self.role_sent = true;
-            keep(&mut chunks, self.out.role());
-        }
-        if chunks.is_empty() {
-            Step::Nothing
-        } else {
-            Step::Chunks(chunks)
-        }
-    }
-
-    /// Answer text, through the redactor.
-    fn push_text(&mut self, text: &str, chunks: &mut Vec<Vec<u8>>) {
-        self.saw_text = true;
-        let ready = self.redactor.push(text);
-        if !ready.is_empty() {
-            self.role_chunk_once(chunks);
-            keep(chunks, self.out.content(&ready));
-            self.content.push_str(&ready);
-        }
-    }
-
-    fn role_chunk_once(&mut self, chunks: &mut Vec<Vec<u8>>) {
-        if !self.role_sent {
-            self.role_sent = true;
-            keep(chunks, self.out.role());
-        }
-    }
 }
+
+#[path = "adapter_events.rs"]
+mod model_events;
 
 #[cfg(test)]
 #[path = "adapter_tests/mod.rs"]

@@ -35,6 +35,7 @@ use crate::error::ApiError;
 use crate::http::{Afterwards, Reply};
 use crate::metrics::{Metrics, TurnEnd};
 use crate::ratelimit::KeyHolder;
+use crate::supervisor::StopReason;
 
 /// A turn in progress with what it holds: its session lease and its child.
 /// Dropped without [`Turn::close_afterwards`] or [`Turn::settle_error`],
@@ -323,7 +324,7 @@ impl Turn {
     /// CLI says does not exist.
     pub(super) fn settle_error(self, error: ApiError) -> ApiError {
         self.record_cost();
-        self.metrics.turn_ended(ended_by(&error));
+        self.metrics.turn_ended(ended_by(&self.run, &error));
         let unknown = matches!(error, ApiError::SessionNotFound { .. });
         let Turn {
             run, lease, warm, ..
@@ -343,7 +344,7 @@ impl Turn {
     /// failure.
     pub(super) fn settle_kept(self, error: &ApiError) {
         self.record_cost();
-        self.metrics.turn_ended(ended_by(error));
+        self.metrics.turn_ended(ended_by(&self.run, error));
         let Turn { run, warm, .. } = self;
         put_away(&warm, run);
     }
@@ -385,16 +386,16 @@ impl Turn {
     }
 }
 
-/// Why a turn that failed ended, for the metrics.
-fn ended_by(error: &ApiError) -> TurnEnd {
-    match error {
-        ApiError::Timeout { .. } => TurnEnd::Timeout,
-        ApiError::OutputLimitExceeded => TurnEnd::OutputLimit,
-        ApiError::ServerShuttingDown => TurnEnd::Killed,
-        // `run::finish`'s words for a client that went away.
-        ApiError::InternalError { message } if message == "The client went away." => {
-            TurnEnd::ClientGone
+/// Why a turn that failed ended, for the metrics: the supervisor's reason
+/// for stopping its child when it had one, else what the error says.
+fn ended_by(run: &CliRun, error: &ApiError) -> TurnEnd {
+    match (run.process().reason(), error) {
+        (Some(StopReason::ClientGone), _) => TurnEnd::ClientGone,
+        (Some(StopReason::Timeout), _) | (None, ApiError::Timeout { .. }) => TurnEnd::Timeout,
+        (Some(StopReason::OutputLimit), _) | (None, ApiError::OutputLimitExceeded) => {
+            TurnEnd::OutputLimit
         }
+        (Some(StopReason::Shutdown), _) | (None, ApiError::ServerShuttingDown) => TurnEnd::Killed,
         _ => TurnEnd::CliError,
     }
 }
