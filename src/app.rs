@@ -5,6 +5,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use crate::anthropic::MessageThreads;
 use crate::auth::KeyRing;
 use crate::backend::Backend;
 use crate::claude::pool::Capacity;
@@ -27,6 +28,8 @@ pub struct App {
     /// Request bodies held in memory at once (`MAX_BODY_MEMORY_BYTES`).
     pub bodies: Arc<BodyBudget>,
     pub metrics: Arc<Metrics>,
+    /// The Messages API's answered `msg_` ids, for `thread` continuations.
+    pub threads: Arc<MessageThreads>,
 }
 
 impl App {
@@ -42,6 +45,7 @@ impl App {
             passthrough,
             claude,
             metrics,
+            threads: Arc::new(MessageThreads::new(config.max_session_age)),
             draining: AtomicBool::new(false),
             config,
         }))

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod backend;
 pub mod check;
 pub mod claude;
+pub mod client_words;
 pub mod config;
 pub mod dialect;
 pub mod dirs;

@@ -587,7 +587,7 @@ fn validation_rejects_what_claude_mode_cannot_do() {
         (
             json!({"model": "sonnet", "messages": [{"role": "tool", "content": "x", "tool_call_id": "t"}]}),
             400,
-            "invalid_value",
+            "invalid_tool_call_id",
             Some("messages"),
         ),
         (

@@ -202,6 +202,14 @@ class Ctx:
         self.relay = None  # the relay tests' server, started by the first of them
         self.messages_srv = None  # likewise for the Messages API tests
 
+    def new_server(self, name, **env):
+        """A server of its own for a test (warm processes kept on any host,
+        no rate limits unless `env` says otherwise), started; stopped by the
+        final cleanup at the latest."""
+        env.setdefault("WARM_MIN_FREE_MB", "0")
+        env.setdefault("RATE_LIMIT_PER_IP", "0")
+        return Server(self, name, extra_env=env).start()
+
     def new_dirs(self, name):
         dirs = {k: tempfile.mkdtemp(prefix=f"{name}-{k}-", dir=self.tmp)
                 for k in ("state", "home")}
@@ -2877,6 +2885,17 @@ TESTS = [
     test_anthropic_sdk_errors,
     test_metrics_after_the_suite,
 ]
+
+# The client matrix (issue 28): each module lists its tests in CLIENT_TESTS,
+# run before the metrics test so that it sees their requests too.
+for _module in ("clients_node", "clients_py"):
+    try:
+        _tests = __import__(_module).CLIENT_TESTS
+    except ModuleNotFoundError as _missing:
+        if _missing.name != _module:
+            raise
+        continue
+    TESTS[-1:-1] = _tests
 
 
 def stop_leftovers(ctx):

@@ -2,22 +2,29 @@
 //! message's `tool_result` blocks become `tool` messages (the results of
 //! the previous answer's calls), its text and images a user message; an
 //! assistant message's `text` blocks its content and its `tool_use` blocks
-//! its calls. Thinking blocks are the model's own and are skipped.
+//! its calls. Thinking blocks are the model's own and are skipped. A
+//! `system` message (Claude Code as a client sends its environment that
+//! way; the Anthropic API takes it) joins the system prompt, where chat's
+//! system messages go too.
 //!
 //! Text next to tool results (Claude Code clients add reminders there) is
-//! added to the last result, so the request still carries the turn on
-//! rather than asking a new question.
+//! added to the last result, so the request still carries the turn on.
+//! What follows the last result and is not such a reminder (pydantic-ai
+//! sends its next question there) is a new user message after the results:
+//! the turn that waits for them finishes, then the question is asked.
 
 use serde_json::{json, Map, Value};
 
 use super::request::invalid;
 use crate::error::ApiError;
 
-pub fn read_messages(messages: &Value) -> Result<Vec<Value>, ApiError> {
+/// The chat messages, and the place in `messages` each came from.
+pub fn read_messages(messages: &Value) -> Result<(Vec<Value>, Vec<String>), ApiError> {
     let Some(messages) = messages.as_array() else {
         return Err(invalid("messages", "'messages' must be an array."));
     };
     let mut chat = Vec::with_capacity(messages.len());
+    let mut places = Vec::with_capacity(messages.len());
     for (i, message) in messages.iter().enumerate() {
         let param = format!("messages[{i}]");
         let Some(message) = message.as_object() else {
@@ -39,24 +46,51 @@ pub fn read_messages(messages: &Value) -> Result<Vec<Value>, ApiError> {
         match message.get("role").and_then(Value::as_str) {
             Some("user") => read_user(&content, &param, &mut chat)?,
             Some("assistant") => chat.push(read_assistant(&content, &param)?),
+            Some("system") => chat.push(read_system_message(&content, &param)?),
             _ => {
                 return Err(invalid(
                     &format!("{param}.role"),
-                    "A message's 'role' must be user or assistant.",
+                    "A message's 'role' must be user, assistant or system.",
                 ))
             }
         }
+        places.resize(chat.len(), param);
     }
-    Ok(chat)
+    Ok((chat, places))
+}
+
+/// A `system` message's text blocks, as a chat system message.
+fn read_system_message(blocks: &[Value], param: &str) -> Result<Value, ApiError> {
+    let mut texts = Vec::with_capacity(blocks.len());
+    for (j, block) in blocks.iter().enumerate() {
+        let at = format!("{param}.content[{j}]");
+        match kind(block) {
+            "text" => texts.push(text_of(block, &at)?),
+            other => return Err(unsupported_block(other, &at)),
+        }
+    }
+    Ok(json!({"role": "system", "content": texts.join("\n\n")}))
 }
 
 fn read_user(blocks: &[Value], param: &str, chat: &mut Vec<Value>) -> Result<(), ApiError> {
     let mut results = Vec::new();
     let mut parts = Vec::new();
+    let mut question = Vec::new();
+    let last_result = blocks.iter().rposition(|b| kind(b) == "tool_result");
     for (j, block) in blocks.iter().enumerate() {
         let at = format!("{param}.content[{j}]");
+        let asks = last_result.is_some_and(|last| j > last);
         match kind(block) {
-            "text" => parts.push(json!({"type": "text", "text": text_of(block, &at)?})),
+            "text" => {
+                let text = text_of(block, &at)?;
+                let part = json!({"type": "text", "text": text});
+                if asks && !text.trim_start().starts_with("<system-reminder>") {
+                    question.push(part);
+                } else {
+                    parts.push(part);
+                }
+            }
+            "image" if asks => question.push(read_image(block, &at)?),
             "image" => parts.push(read_image(block, &at)?),
             "tool_result" => results.push(read_tool_result(block, &at)?),
             other => return Err(unsupported_block(other, &at)),
@@ -84,6 +118,9 @@ fn read_user(blocks: &[Value], param: &str, chat: &mut Vec<Value>) -> Result<(),
         last["content"] = Value::String(joined);
     }
     chat.extend(results);
+    if !question.is_empty() {
+        chat.push(json!({"role": "user", "content": question}));
+    }
     Ok(())
 }
 

@@ -4,12 +4,15 @@
 //! `content`), the answer a `message` object or Anthropic's event stream
 //! (`answer`). Sessions work as for chat completions: the
 //! `X-Claude-Session-ID` header, a resent history, or the ids of the tool
-//! calls that `tool_result` blocks answer. Errors on these paths take
-//! Anthropic's shape (see `pipeline`), and the key may come in `x-api-key`.
+//! calls that `tool_result` blocks answer, or the `msg_` id of an earlier
+//! answer in `thread` (`threads`). Errors on these paths take Anthropic's
+//! shape (see `pipeline`) and name this API's fields, and the key may come
+//! in `x-api-key`.
 
 mod answer;
 mod content;
 mod request;
+mod threads;
 
 use std::sync::Arc;
 
@@ -22,16 +25,37 @@ use crate::dialect::{with_ignored, Dialect, DialectEvents};
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
 use answer::{MessageEvents, MessageMeta};
-use request::translate;
+use request::{translate, RENAMES};
+pub use threads::MessageThreads;
 
 /// `POST /v1/messages`.
 pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
     let json = crate::routes::json_object(&rq.body)?;
     let translated = translate(&json)?;
-    let session_id = match rq.header("X-Claude-Session-ID") {
+    let key = rq.api_key.as_ref();
+    let owner = app.claude.owner_fingerprint(key)?;
+    let mut session_id = match rq.header("X-Claude-Session-ID") {
         Some(raw) => Some(SessionId::parse(raw)?),
         None => None,
     };
+    if let Some(previous) = &translated.previous_message_id {
+        let lives = |session: &str| app.claude.session_lives(session, key);
+        let Some(session) = app.threads.session_of(previous, owner.as_deref(), lives) else {
+            return Err(ApiError::PreviousMessageNotFound {
+                id: previous.chars().take(100).collect(),
+            });
+        };
+        let session = SessionId::parse(&session)?;
+        if session_id.as_ref().is_some_and(|header| *header != session) {
+            return Err(ApiError::InvalidValue {
+                param: "thread.previous_message_id".into(),
+                message: "'thread.previous_message_id' belongs to another session than the \
+                          X-Claude-Session-ID header names; send one of them."
+                    .into(),
+            });
+        }
+        session_id = Some(session);
+    }
     if let Some(id) = &session_id {
         // Tool results carry on a turn that was counted when it began.
         if !translated.carries_tool_results() {
@@ -51,49 +75,67 @@ pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
         raw: &rq.body,
         json: &translated.chat,
         session_id,
-        dialect: Some(Arc::new(MessagesTurn { meta })),
+        dialect: Some(Arc::new(MessagesTurn {
+            meta,
+            threads: app.threads.clone(),
+            owner,
+        })),
     };
     let reply = if translated.stream {
-        app.claude.stream(&request)?
+        app.claude.stream(&request)
     } else {
-        app.claude.complete(&request)?
+        app.claude.complete(&request)
     };
-    let renames = [
-        (
-            "parallel_tool_calls",
-            "tool_choice.disable_parallel_tool_use",
-        ),
-        ("response_format", "output_format"),
-    ];
-    Ok(with_ignored(reply, &translated.ignored, &renames))
+    let reply = reply.map_err(|e| translated.words.reword(e))?;
+    Ok(with_ignored(reply, &translated.ignored, RENAMES))
 }
 
 struct MessagesTurn {
     meta: MessageMeta,
+    threads: Arc<MessageThreads>,
+    owner: Option<String>,
+}
+
+impl MessagesTurn {
+    /// Notes the answer's id for a later `thread` to name.
+    fn note(&self, session: &SessionId) {
+        self.threads
+            .note(&self.meta.id, self.owner.clone(), session.as_str());
+    }
 }
 
 impl Dialect for MessagesTurn {
-    fn whole(&self, completion: &Value, _session: &SessionId) -> Value {
+    fn whole(&self, completion: &Value, session: &SessionId) -> Value {
+        self.note(session);
         self.meta.whole(completion)
     }
 
-    fn events(self: Arc<Self>, _session: &SessionId) -> Box<dyn DialectEvents> {
-        Box::new(MessageStream(MessageEvents::new(self.meta.clone())))
+    fn events(self: Arc<Self>, session: &SessionId) -> Box<dyn DialectEvents> {
+        Box::new(MessageStream {
+            events: MessageEvents::new(self.meta.clone()),
+            turn: self,
+            session: session.clone(),
+        })
     }
 }
 
-struct MessageStream(MessageEvents);
+struct MessageStream {
+    events: MessageEvents,
+    turn: Arc<MessagesTurn>,
+    session: SessionId,
+}
 
 impl DialectEvents for MessageStream {
     fn chunk(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
-        self.0.chunk(chunk)
+        self.events.chunk(chunk)
     }
 
     fn answered(&mut self, _completion: &Value) -> Vec<Vec<u8>> {
-        self.0.complete()
+        self.turn.note(&self.session);
+        self.events.complete()
     }
 
     fn failed(&mut self, error: &ApiError) -> Vec<Vec<u8>> {
-        self.0.fail(error.anthropic_kind(), &error.message())
+        self.events.fail(error.anthropic_kind(), &error.message())
     }
 }

@@ -2,13 +2,17 @@
 //! request Claude Code mode already serves: `system` becomes a system
 //! message, content blocks become chat messages (see `content`), tools
 //! with an `input_schema` become chat functions, `tool_choice` its chat
-//! form, and `output_format` a `response_format`. Pure: what cannot be
-//! passed on is refused by its field's name; what is passed on but not
-//! honoured is named for `X-Claude-Ignored-Params`.
+//! form, and `output_format` a `response_format`. Anthropic's server tools
+//! (web search, code execution, …) and tools deferred for a tool search
+//! (`defer_loading`) are left out and named: the model here has the
+//! client's own tools only. `thread` names the message a request continues.
+//! Pure: what cannot be passed on is refused by its field's name; what is
+//! passed on but not honoured is named for `X-Claude-Ignored-Params`.
 
 use serde_json::{json, Map, Value};
 
 use super::content::read_messages;
+use crate::client_words::ClientWords;
 use crate::dialect::read_stream;
 use crate::error::ApiError;
 
@@ -22,6 +26,7 @@ const HONOURED: &[&str] = &[
     "tool_choice",
     "output_format",
     "output_config",
+    "thread",
 ];
 
 /// Accepted, not honoured; reported in this order (`max_tokens` first:
@@ -40,6 +45,15 @@ const IGNORED: &[&str] = &[
     "context_management",
 ];
 
+/// Chat fields by this API's names, in errors and the ignored list.
+pub const RENAMES: &[(&str, &str)] = &[
+    (
+        "parallel_tool_calls",
+        "tool_choice.disable_parallel_tool_use",
+    ),
+    ("response_format", "output_format"),
+];
+
 /// A Messages request as Claude Code mode takes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Translated {
@@ -47,6 +61,11 @@ pub struct Translated {
     pub chat: Map<String, Value>,
     pub stream: bool,
     pub ignored: Vec<String>,
+    /// `thread.previous_message_id`: the answer this request continues.
+    pub previous_message_id: Option<String>,
+    /// Where each chat message and function stands in the client's body,
+    /// for errors in this API's words.
+    pub words: ClientWords,
 }
 
 impl Translated {
@@ -88,27 +107,41 @@ pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
     let mut chat = Map::new();
     chat.insert("model".into(), model.clone());
     let mut all = Vec::new();
+    let mut places = Vec::new();
     if let Some(system) = present(json, "system") {
         all.push(json!({"role": "system", "content": read_system(system)?}));
+        places.push("system".to_string());
     }
-    all.extend(read_messages(messages)?);
+    let (messages, message_places) = read_messages(messages)?;
+    all.extend(messages);
+    places.extend(message_places);
     chat.insert("messages".into(), Value::Array(all));
     let stream = read_stream(json, &mut chat)?;
-    if let Some(tools) = present(json, "tools") {
-        chat.insert("tools".into(), read_tools(tools)?);
-    }
-    if let Some(choice) = present(json, "tool_choice") {
-        let (choice, parallel) = read_tool_choice(choice)?;
-        chat.insert("tool_choice".into(), choice);
-        if let Some(parallel) = parallel {
-            chat.insert("parallel_tool_calls".into(), Value::Bool(parallel));
-        }
-    }
     let mut ignored: Vec<String> = IGNORED
         .iter()
         .filter(|field| present(json, field).is_some())
         .map(|field| field.to_string())
         .collect();
+    let mut tool_places = Vec::new();
+    if let Some(tools) = present(json, "tools") {
+        let functions = read_tools(tools, &mut ignored, &mut tool_places)?;
+        if !functions.is_empty() {
+            chat.insert("tools".into(), Value::Array(functions));
+        }
+    }
+    let offered = !tool_places.is_empty();
+    if let Some(choice) = present(json, "tool_choice") {
+        let (choice, parallel) = read_tool_choice(choice)?;
+        if offered {
+            chat.insert("tool_choice".into(), choice);
+            if let Some(parallel) = parallel {
+                chat.insert("parallel_tool_calls".into(), Value::Bool(parallel));
+            }
+        } else if choice != "none" {
+            ignored.push("tool_choice".into());
+        }
+    }
+    let previous_message_id = present(json, "thread").map(read_thread).transpose()?;
     let unread = json.iter().filter(|(field, value)| {
         !value.is_null()
             && !HONOURED.contains(&field.as_str())
@@ -138,7 +171,35 @@ pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
         chat,
         stream,
         ignored,
+        previous_message_id,
+        words: ClientWords {
+            field: "messages",
+            results: "tool_result blocks",
+            calls: "tool_use blocks",
+            schema: "input_schema",
+            message_places: places,
+            tool_places,
+            renames: RENAMES,
+        },
     })
+}
+
+/// `thread: {type: "continue", previous_message_id}` (the message-threads
+/// beta): the `msg_` id of the answer this request goes on from.
+fn read_thread(thread: &Value) -> Result<String, ApiError> {
+    let kind = thread.get("type").and_then(Value::as_str);
+    let id = thread.get("previous_message_id").and_then(Value::as_str);
+    match (kind, id) {
+        (Some("continue"), Some(id)) if !id.is_empty() && id.len() <= 200 => Ok(id.to_string()),
+        (Some("continue"), _) => Err(invalid(
+            "thread.previous_message_id",
+            "'thread.previous_message_id' must be the id of an earlier message.",
+        )),
+        _ => Err(invalid(
+            "thread.type",
+            "'thread.type' must be \"continue\", with the 'previous_message_id' it continues.",
+        )),
+    }
 }
 
 pub(super) fn present<'a>(json: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
@@ -179,28 +240,34 @@ fn read_system(system: &Value) -> Result<String, ApiError> {
 }
 
 /// Client tools (`name`, `description`, `input_schema`) → chat functions.
-/// Anthropic's own tools (`web_search_…`, `bash_…`) have a `type` and no
-/// schema; the CLI here runs the client's tools only.
-fn read_tools(tools: &Value) -> Result<Value, ApiError> {
+/// Anthropic's own tools (`web_search_…`, `bash_…`, an `mcp_toolset`) have a
+/// `type` of their own: they are left out and named (`tools:<type>`), and
+/// so are tools kept from the model until a tool search loads them
+/// (`defer_loading: true`, `tools:defer_loading`).
+fn read_tools(
+    tools: &Value,
+    left_out: &mut Vec<String>,
+    places: &mut Vec<String>,
+) -> Result<Vec<Value>, ApiError> {
     let Some(tools) = tools.as_array() else {
         return Err(invalid("tools", "'tools' must be an array."));
     };
+    let mut note = |name: String| {
+        if !left_out.contains(&name) {
+            left_out.push(name);
+        }
+    };
     let mut functions = Vec::with_capacity(tools.len());
     for (i, tool) in tools.iter().enumerate() {
-        let param = format!("tools[{i}]");
         let kind = tool.get("type").and_then(Value::as_str);
         if !matches!(kind, None | Some("custom")) {
-            return Err(ApiError::UnsupportedParameter {
-                param: param.clone(),
-                message: format!(
-                    "{param} is Anthropic's '{}' tool; this server offers the model the \
-                     client's own tools (name, description, input_schema) only.",
-                    kind.unwrap_or_default()
-                        .chars()
-                        .take(40)
-                        .collect::<String>()
-                ),
-            });
+            let kind: String = kind.unwrap_or_default().chars().take(40).collect();
+            note(format!("tools:{kind}"));
+            continue;
+        }
+        if tool.get("defer_loading") == Some(&Value::Bool(true)) {
+            note("tools:defer_loading".into());
+            continue;
         }
         let mut function = Map::new();
         for (from, to) in [
@@ -213,8 +280,9 @@ fn read_tools(tools: &Value) -> Result<Value, ApiError> {
             }
         }
         functions.push(json!({"type": "function", "function": function}));
+        places.push(format!("tools[{i}]"));
     }
-    Ok(Value::Array(functions))
+    Ok(functions)
 }
 
 /// `tool_choice` as its chat form, and `disable_parallel_tool_use`.

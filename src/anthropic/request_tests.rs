@@ -29,6 +29,79 @@ fn system_blocks_and_a_text_message_become_a_chat_request() {
     assert_eq!(valid.cli_model, "claude-sonnet-4-6");
 }
 
+/// What Claude Code 2.1.331 sends as a client: a system message among the
+/// messages, a tool kept for a tool search, Anthropic's server tools.
+#[test]
+fn what_claude_code_sends_is_taken() {
+    let t = ok(json!({"model": "claude-opus-5-5", "max_tokens": 128000,
+        "system": [{"type": "text", "text": "You are Claude Code."}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Say hello"}]},
+            {"role": "system", "content": [{"type": "text", "text": "# Environment",
+                "cache_control": {"type": "ephemeral"}}]}],
+        "tools": [
+            {"name": "Bash", "input_schema": {"type": "object"}},
+            {"name": "DeferredToolPlaceholder", "input_schema": {"type": "object"},
+             "defer_loading": true},
+            {"type": "web_search_20250305", "name": "web_search"}],
+        "tool_choice": {"type": "auto"}}));
+    let valid = validate(&t.chat).expect("a valid chat request");
+    assert_eq!(
+        valid.system.as_deref(),
+        Some("You are Claude Code.\n\n# Environment")
+    );
+    assert_eq!(valid.turns.len(), 1);
+    let names: Vec<&str> = valid
+        .tools
+        .functions
+        .iter()
+        .map(|f| f.name.as_str())
+        .collect();
+    assert_eq!(names, ["Bash"]);
+    assert_eq!(
+        t.ignored,
+        [
+            "max_tokens",
+            "tools:defer_loading",
+            "tools:web_search_20250305"
+        ]
+    );
+    assert_eq!(t.words.tool_places, ["tools[0]"]);
+    // Only server tools: the turn runs without tools.
+    let t = ok(json!({"model": "sonnet", "max_tokens": 5,
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+        "tool_choice": {"type": "any"}}));
+    assert!(t.chat.get("tools").is_none() && t.chat.get("tool_choice").is_none());
+    assert_eq!(
+        t.ignored,
+        ["max_tokens", "tools:web_search_20250305", "tool_choice"]
+    );
+}
+
+/// pydantic-ai puts its next question after the results it sends.
+#[test]
+fn a_question_after_the_results_is_a_user_message_of_its_own() {
+    let t = ok(json!({"model": "sonnet", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "Describe Paris."},
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "toolu_1", "name": "final_result", "input": {}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": "Final result processed."},
+            {"type": "text", "text": "Now describe Rome."}]}],
+        "thread": {"type": "continue", "previous_message_id": "msg_1"}}));
+    let messages = t.chat["messages"].as_array().expect("messages");
+    assert_eq!(messages[2]["role"], "tool");
+    assert_eq!(messages[2]["content"], "Final result processed.");
+    assert_eq!(
+        messages[3],
+        json!({"role": "user", "content": [{"type": "text", "text": "Now describe Rome."}]})
+    );
+    assert_eq!(t.words.message_places[3], "messages[2]");
+    assert_eq!(t.previous_message_id.as_deref(), Some("msg_1"));
+    assert!(!t.carries_tool_results());
+}
+
 #[test]
 fn a_tool_loop_s_blocks_become_calls_and_results() {
     let t = ok(json!({"model": "sonnet", "max_tokens": 100, "stream": true,
@@ -44,7 +117,7 @@ fn a_tool_loop_s_blocks_become_calls_and_results() {
         {"role": "user", "content": [
             {"type": "tool_result", "tool_use_id": "toolu_1",
              "content": [{"type": "text", "text": "18 C"}]},
-            {"type": "text", "text": "<reminder>"}]},
+            {"type": "text", "text": "<system-reminder>Keep going</system-reminder>"}]},
     ]}));
     assert!(t.carries_tool_results());
     let messages = t.chat["messages"].as_array().expect("messages");
@@ -56,7 +129,8 @@ fn a_tool_loop_s_blocks_become_calls_and_results() {
     );
     assert_eq!(
         messages[2],
-        json!({"role": "tool", "tool_call_id": "toolu_1", "content": "18 C\n\n<reminder>"})
+        json!({"role": "tool", "tool_call_id": "toolu_1",
+               "content": "18 C\n\n<system-reminder>Keep going</system-reminder>"})
     );
     assert_eq!(t.chat["tool_choice"], "required");
     assert_eq!(t.chat["parallel_tool_calls"], false);
@@ -121,15 +195,21 @@ fn what_cannot_be_passed_on_is_refused_by_its_own_name() {
             "missing_required_parameter",
         ),
         (
-            json!({"model": "sonnet", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}),
+            json!({"model": "sonnet", "max_tokens": 5, "messages": [{"role": "robot", "content": "x"}]}),
             "messages[0].role",
             "invalid_value",
         ),
         (
             json!({"model": "sonnet", "max_tokens": 5, "messages": user,
-                "tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
-            "tools[0]",
-            "unsupported_parameter",
+                "thread": {"type": "fork", "previous_message_id": "msg_1"}}),
+            "thread.type",
+            "invalid_value",
+        ),
+        (
+            json!({"model": "sonnet", "max_tokens": 5, "messages": user,
+                "thread": {"type": "continue"}}),
+            "thread.previous_message_id",
+            "invalid_value",
         ),
         (
             json!({"model": "sonnet", "max_tokens": 5, "messages": [{"role": "user", "content": [
@@ -139,8 +219,8 @@ fn what_cannot_be_passed_on_is_refused_by_its_own_name() {
         ),
         (
             json!({"model": "sonnet", "max_tokens": 5, "messages": [{"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "t1", "content": "x"},
-                {"type": "image", "source": {"type": "url", "url": "https://e.com/a.png"}}]}]}),
+                {"type": "image", "source": {"type": "url", "url": "https://e.com/a.png"}},
+                {"type": "tool_result", "tool_use_id": "t1", "content": "x"}]}]}),
             "messages[0].content",
             "unsupported_content",
         ),

@@ -5,9 +5,9 @@
 //! turns at the drain, is here too.
 //!
 //! With results, they go to the bridge and the same model turn goes on.
-//! With a new user message instead, the waiting calls are answered with an
-//! error, the CLI finishes that turn unheard, and the new message is the
-//! next turn.
+//! With a new user message instead, the waiting calls are answered with the
+//! results sent before it (an error for those without one), the CLI
+//! finishes that turn unheard, and the new message is the next turn.
 
 use crate::metrics::{Metrics, TurnEnd};
 use std::time::Instant;
@@ -77,7 +77,16 @@ pub(super) fn carry_on(
             Took::Continued,
         ));
     }
-    // A new user message: the waiting calls were not run.
+    // A new user message: the waiting calls get the results sent before it,
+    // or were not run.
+    if let Some(bridge) = &process.bridge {
+        let answered = chat.results_before_question();
+        for (n, id) in calls.iter().enumerate() {
+            if !answered.is_empty() {
+                bridge.answer(id, answer_for(id, n, answered));
+            }
+        }
+    }
     let run = finish_unheard(process, deadline, NOT_RUN, false);
     backend.metrics.turn_ended(TurnEnd::Interrupted);
     let line = blocks_line(prompt_blocks(

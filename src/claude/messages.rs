@@ -14,7 +14,11 @@ use serde_json::{Map, Value};
 use super::validate::{invalid, present, shorten};
 use crate::error::ApiError;
 
-const MAX_MESSAGES: usize = 100;
+/// Far above any real agent session (Codex and Claude Code reach thousands
+/// of items): the body size bounds the work, and a history the server
+/// already holds sends only its new tail to the CLI. A history it does not
+/// hold is bounded where it becomes a transcript (see `turn`).
+const MAX_MESSAGES: usize = 20_000;
 const MAX_CONTENT_CHARS: usize = 500_000;
 /// The Anthropic API's limit for one image (decoded).
 pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;
@@ -147,7 +151,9 @@ pub fn read_messages(messages: &Value) -> Result<(Option<String>, Vec<Turn>), Ap
 }
 
 /// The conversation must end with a user turn, or with tool results that
-/// follow an assistant turn with tool calls.
+/// follow an assistant turn with tool calls. Results alone are fine too:
+/// the turn that waits for them is found by their calls' ids (a client that
+/// continues by thread or response id sends only its new results).
 fn check_order(turns: &[Turn]) -> Result<(), ApiError> {
     let results = turns
         .iter()
@@ -158,9 +164,9 @@ fn check_order(turns: &[Turn]) -> Result<(), ApiError> {
     let ok = if results == 0 {
         turns.last().map(|t| t.role) == Some(Role::User)
     } else {
-        before > 0
-            && turns[before - 1].role == Role::Assistant
-            && !turns[before - 1].tool_calls.is_empty()
+        before == 0
+            || (turns[before - 1].role == Role::Assistant
+                && !turns[before - 1].tool_calls.is_empty())
     };
     if ok {
         return Ok(());

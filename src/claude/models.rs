@@ -85,8 +85,14 @@ fn newer_family(name: &str) -> Option<&'static str> {
     let continues = |rest: &str, point: bool| {
         rest.is_empty() || rest.starts_with('-') || (point && rest.starts_with('.'))
     };
-    if let Some(rest) = name.strip_prefix("gpt-5") {
-        return continues(rest, true).then(|| tier(rest));
+    // gpt-5 and every later generation (Codex 0.171's default is
+    // gpt-6.2-sol), any point release.
+    if let Some(after) = name.strip_prefix("gpt-") {
+        let rest = after.trim_start_matches(|c: char| c.is_ascii_digit());
+        let generation: Option<u32> = after[..after.len() - rest.len()].parse().ok();
+        if generation.is_some_and(|g| (5..=9).contains(&g)) {
+            return continues(rest, true).then(|| tier(rest));
+        }
     }
     if let Some(rest) = name.strip_prefix("gpt-4.1") {
         return continues(rest, false).then(|| tier(rest));
@@ -176,6 +182,8 @@ mod tests {
             ("gpt-5.1", "sonnet"),
             ("gpt-5.2-codex", "sonnet"),
             ("gpt-5.6-luna", "sonnet"),
+            ("gpt-6.2-sol", "sonnet"),
+            ("gpt-7-mini", "haiku"),
             ("gpt-5-chat-latest", "sonnet"),
             ("gpt-5-2025-08-07", "sonnet"),
             ("o1", "opus"),

@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::tools::spec::SERVER_NAME;
 use super::validate::{Part, Role, Turn, ValidChat};
+use crate::error::ApiError;
 
 /// Which session the child works on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,6 +166,31 @@ pub fn prompt_blocks(chat: &ValidChat, session: &SessionArg) -> Vec<serde_json::
         blocks.push(json!({"type": "text", "text": text}));
     }
     blocks
+}
+
+/// A history this server does not hold becomes one transcript for a new
+/// session; past this many characters it fits no model's context, so it is
+/// refused before a CLI is started for it.
+pub const MAX_TRANSCRIPT_CHARS: usize = 4_000_000;
+
+/// Refuses a new session's transcript that cannot fit (see above).
+pub fn check_transcript(chat: &ValidChat) -> Result<(), ApiError> {
+    if chat.turns.len() < 2 {
+        return Ok(());
+    }
+    let chars: usize = chat.turns.iter().map(|t| t.content.chars().count()).sum();
+    if chars <= MAX_TRANSCRIPT_CHARS {
+        return Ok(());
+    }
+    Err(ApiError::ContextLengthExceeded {
+        message: format!(
+            "This conversation is not one this server holds (no session header, response or \
+             message id, or history it answered), and as a transcript for a new session its \
+             {} messages hold {chars} characters, more than any model's context (at most \
+             {MAX_TRANSCRIPT_CHARS}). Continue it on its session, or send a shorter history.",
+            chat.turns.len()
+        ),
+    })
 }
 
 fn transcript_entry(turn: &Turn) -> String {

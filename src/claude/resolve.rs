@@ -2,7 +2,8 @@
 //! clues a request can carry, in this order:
 //!
 //! 1. tool results: the waiting turn whose calls they answer (by id; a
-//!    legacy `function` result, which has none, by the clues below);
+//!    legacy `function` result, which has none, by the clues below), also
+//!    when a new question follows them;
 //! 2. the `X-Claude-Session-ID` header: that session;
 //! 3. the history it resends: the session that answered it (see `history`);
 //! 4. none of these: a new session.
@@ -87,6 +88,18 @@ pub(super) fn resolve(
             Err(error) => return Err(error),
         };
         return Ok((Conversation::Waiting(found), history));
+    }
+    // Results followed by a new question: the turn they answer finishes
+    // with them, then the question is asked (see `follow_up`).
+    let answered: Vec<&str> = chat
+        .results_before_question()
+        .iter()
+        .map_while(|r| r.tool_call_id.as_deref())
+        .collect();
+    if !answered.is_empty() && answered.len() == chat.results_before_question().len() {
+        if let Ok(found) = waiting.take_by_calls(&answered, owner.as_deref()) {
+            return Ok((Conversation::Waiting(found), history));
+        }
     }
     let found = match (&request.session_id, &prefix_digest) {
         (Some(id), _) => waiting.take_by_session(id, owner.as_deref()),

@@ -21,7 +21,7 @@ use super::cold_start::{session_arg, start_cold};
 use super::follow_up;
 use super::history::{HistoryDigest, HistoryHasher};
 use super::process::{CliProcess, Shape};
-use super::prompt::{blocks_line, prompt_blocks};
+use super::prompt::{blocks_line, check_transcript, prompt_blocks};
 use super::resolve::{resolve, Conversation};
 use super::run::CliRun;
 use super::sessions::SessionLease;
@@ -136,6 +136,15 @@ impl Turn {
             }
             (Conversation::Session { lease, spare }, history) => (lease, spare, history),
         };
+        if lease.created() {
+            if let Err(e) = check_transcript(&chat) {
+                if let Some(spare) = spare {
+                    spare.close();
+                }
+                forget_if_new(lease);
+                return Err(e);
+            }
+        }
         let deadline = Instant::now() + backend.config.request_timeout;
         let candidate = match spare {
             Some(spare) => Some(spare),

@@ -51,7 +51,7 @@ pub struct ValidChat {
     pub tools: ToolSpec,
     pub stream: bool,
     pub include_usage: bool,
-    pub ignored_params: Vec<&'static str>,
+    pub ignored_params: Vec<String>,
 }
 
 impl ValidChat {
@@ -64,6 +64,24 @@ impl ValidChat {
             .take_while(|t| t.role == Role::Tool)
             .count();
         &self.turns[self.turns.len() - n..]
+    }
+
+    /// The tool results just before the final user turn, when the request
+    /// answers the last calls and then asks something new (pydantic-ai's
+    /// next run after a forced call does).
+    pub fn results_before_question(&self) -> &[Turn] {
+        let Some((last, before)) = self.turns.split_last() else {
+            return &[];
+        };
+        if last.role != Role::User {
+            return &[];
+        }
+        let n = before
+            .iter()
+            .rev()
+            .take_while(|t| t.role == Role::Tool)
+            .count();
+        &before[before.len() - n..]
     }
 
     /// The final user turn, when the request ends with one.
@@ -92,7 +110,7 @@ pub fn validate(json: &Map<String, Value>) -> Result<ValidChat, ApiError> {
     check_refused(json)?;
     let mut ignored_params = ignored_params(json)?;
     let tools = read_tool_spec(json)?;
-    ignored_params.extend(tools.ignored.iter().copied());
+    ignored_params.extend(tools.ignored.iter().cloned());
     let stream = match present(json, "stream") {
         None => false,
         Some(Value::Bool(b)) => *b,
@@ -172,7 +190,7 @@ fn check_refused(json: &Map<String, Value>) -> Result<(), ApiError> {
 
 /// Type-checks the sampling knobs the CLI ignores, so a client bug still
 /// shows as a 400 like OpenAI would give, and names the ones that were sent.
-fn ignored_params(json: &Map<String, Value>) -> Result<Vec<&'static str>, ApiError> {
+fn ignored_params(json: &Map<String, Value>) -> Result<Vec<String>, ApiError> {
     let mut sent = Vec::new();
     for &param in IGNORED {
         let Some(value) = present(json, param) else {
@@ -197,7 +215,7 @@ fn ignored_params(json: &Map<String, Value>) -> Result<Vec<&'static str>, ApiErr
         if let Some(expected) = problem {
             return Err(invalid(param, format!("'{param}' must be {expected}.")));
         }
-        sent.push(param);
+        sent.push(param.to_string());
     }
     Ok(sent)
 }

@@ -201,7 +201,7 @@ fn message_rules() {
         (json!("nope"), 400, "invalid_value", "messages"),
         (json!([]), 400, "invalid_value", "messages"),
         (
-            json!(vec![user(json!("x")); 101]),
+            json!(vec![user(json!("x")); 20_001]),
             400,
             "invalid_value",
             "messages",
@@ -232,7 +232,8 @@ fn message_rules() {
             "messages",
         ),
         (
-            json!([{"role": "function", "content": "r"}]),
+            json!([user(json!("a")), {"role": "assistant", "content": "b"},
+                {"role": "function", "content": "r"}]),
             400,
             "invalid_value",
             "messages",

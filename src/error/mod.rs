@@ -100,6 +100,16 @@ pub enum ApiError {
     ResponseNotFound { id: String },
     /// `POST /v1/messages/count_tokens`: the CLI cannot count without a turn.
     TokenCountingUnsupported,
+    /// `thread.previous_message_id` names no message this key may continue.
+    PreviousMessageNotFound { id: String },
+    /// An error of the chat turn told in the words of the API that was
+    /// called: its own field (`input[3]`, not `messages[4]`) and message;
+    /// status and code stay the inner error's.
+    Reworded {
+        inner: Box<ApiError>,
+        param: Option<String>,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -124,6 +134,7 @@ impl ApiError {
             | NotFound { .. }
             | UnknownModel { .. }
             | PreviousResponseNotFound { .. }
+            | PreviousMessageNotFound { .. }
             | ResponseNotFound { .. } => 404,
             MethodNotAllowed { .. } => 405,
             SessionInUse => 409,
@@ -138,6 +149,7 @@ impl ApiError {
             | BackendUnavailable { .. }
             | ServerShuttingDown => 503,
             Timeout { .. } => 504,
+            Reworded { inner, .. } => inner.status(),
         }
     }
 
@@ -191,6 +203,8 @@ impl ApiError {
             PreviousResponseNotFound { .. } => "previous_response_not_found",
             ResponseNotFound { .. } => "response_not_found",
             TokenCountingUnsupported => "not_supported",
+            PreviousMessageNotFound { .. } => "previous_message_not_found",
+            Reworded { inner, .. } => inner.code(),
         }
     }
 
@@ -207,6 +221,8 @@ impl ApiError {
             InvalidSessionId | SessionNotFound { .. } => Some("X-Claude-Session-ID"),
             ContextLengthExceeded { .. } => Some("messages"),
             PreviousResponseNotFound { .. } => Some("previous_response_id"),
+            PreviousMessageNotFound { .. } => Some("thread.previous_message_id"),
+            Reworded { param, .. } => param.as_deref(),
             _ => None,
         }
     }
@@ -319,6 +335,12 @@ impl ApiError {
                  claude CLI cannot count a request's tokens without answering it. Each answer's \
                  'usage' gives its counts."
                 .into(),
+            PreviousMessageNotFound { id } => format!(
+                "Previous message with id '{id}' not found. It may belong to another key, or \
+                 its session may have expired; send the whole conversation in 'messages' \
+                 instead."
+            ),
+            Reworded { message, .. } => message.clone(),
             ResponseNotFound { id } => format!(
                 "Response with id '{id}' not found. Responses are kept for their owner while \
                  their session lives, and never with store: false."
@@ -337,6 +359,7 @@ impl ApiError {
             }
             ApiError::SessionBusy => vec![("Retry-After", "1".to_string())],
             ApiError::MethodNotAllowed { allow } => vec![("Allow", allow.to_string())],
+            ApiError::Reworded { inner, .. } => inner.extra_headers(),
             _ => Vec::new(),
         }
     }

@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use crate::dialect::{chunk_parts, ChunkPart};
 
-use super::object::{call_item, message_item, text_part, usage, ResponseMeta, Status};
+use super::object::{message_item, text_part, usage, ResponseMeta, Status};
+use super::tools::custom_input;
 
 /// The events of one response so far.
 pub struct ResponseEvents {
@@ -153,7 +154,7 @@ impl ResponseEvents {
     fn open_call(&mut self, call_id: &str, name: &str, out: &mut Vec<Vec<u8>>) {
         self.close(out);
         let index = self.output.len();
-        let item = call_item(&self.meta.call_item_id(index), call_id, name, "", false);
+        let item = self.meta.call_item(index, call_id, name, "", false);
         self.open = Some(OpenItem::Call {
             call_id: call_id.to_string(),
             name: name.to_string(),
@@ -167,13 +168,21 @@ impl ResponseEvents {
     }
 
     fn arguments(&mut self, piece: &str, out: &mut Vec<Vec<u8>>) {
-        let Some(OpenItem::Call { arguments, .. }) = &mut self.open else {
+        let Some(OpenItem::Call {
+            arguments, name, ..
+        }) = &mut self.open
+        else {
             return;
         };
         if piece.is_empty() {
             return;
         }
         arguments.push_str(piece);
+        // A custom call's input is told whole when it is done: its pieces
+        // are pieces of the one-string object, not of the input.
+        if self.meta.is_custom(name) {
+            return;
+        }
         let index = self.output.len();
         let item_id = self.meta.call_item_id(index);
         self.emit(
@@ -209,14 +218,31 @@ impl ResponseEvents {
                 name,
                 arguments,
             }) => {
-                let item_id = self.meta.call_item_id(index);
-                self.emit(
-                    out,
-                    "response.function_call_arguments.done",
-                    json!({"item_id": item_id, "output_index": index, "name": name,
-                           "arguments": arguments}),
-                );
-                call_item(&item_id, &call_id, &name, &arguments, true)
+                let item = self
+                    .meta
+                    .call_item(index, &call_id, &name, &arguments, true);
+                let item_id = item["id"].clone();
+                if self.meta.is_custom(&name) {
+                    let input = custom_input(&arguments);
+                    self.emit(
+                        out,
+                        "response.custom_tool_call_input.delta",
+                        json!({"item_id": item_id, "output_index": index, "delta": input}),
+                    );
+                    self.emit(
+                        out,
+                        "response.custom_tool_call_input.done",
+                        json!({"item_id": item_id, "output_index": index, "input": input}),
+                    );
+                } else {
+                    self.emit(
+                        out,
+                        "response.function_call_arguments.done",
+                        json!({"item_id": item_id, "output_index": index, "name": item["name"],
+                               "arguments": arguments}),
+                    );
+                }
+                item
             }
         };
         self.emit(

@@ -19,6 +19,7 @@ fn meta() -> ResponseMeta {
         previous_response_id: None,
         store: true,
         echo: Map::new(),
+        tools: Default::default(),
     }
 }
 

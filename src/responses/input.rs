@@ -1,20 +1,42 @@
 //! The `input` of a Responses request as chat messages: message items
-//! with their text and image parts, the function calls an earlier answer
-//! made and the outputs that answer them. Reasoning items are skipped
-//! (this server never gives any, and an upstream's mean nothing to the
-//! CLI); other item and part types are refused by their place in `input`.
+//! with their text and image parts, the function and custom tool calls an
+//! earlier answer made and the outputs that answer them, and the tools of
+//! `additional_tools` items. Reasoning items are skipped (this server gives
+//! none, and an upstream's mean nothing to the CLI). Items a client keeps
+//! for its own bookkeeping (an output without its `call_id`, a reference
+//! the server could not resolve, a hosted tool's call) are skipped and
+//! named; a part type the CLI cannot take is refused by its place.
 
 use serde_json::{json, Map, Value};
 
-use super::request::{invalid, unsupported, USE_PASSTHROUGH};
+use super::request::{invalid, USE_PASSTHROUGH};
+use super::tools::{chat_name, custom_arguments, Tools};
 use crate::error::ApiError;
 
+/// `input` as chat messages.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Input {
+    pub messages: Vec<Value>,
+    /// The place in `input` of each message.
+    pub places: Vec<String>,
+}
+
 /// `input` (a string, or a list of items) as chat messages. An assistant
-/// message and the function calls after it are one chat message, the way
-/// the answer that produced them was one.
-pub(super) fn read_input(input: &Value) -> Result<Vec<Value>, ApiError> {
+/// message and the calls after it are one chat message, the way the
+/// answer that produced them was one. Tools of `additional_tools` items go
+/// to `tools`; skipped items are named in `notes`.
+pub(super) fn read_input(
+    input: &Value,
+    tools: &mut Tools,
+    notes: &mut Vec<String>,
+) -> Result<Input, ApiError> {
     let items = match input {
-        Value::String(text) => return Ok(vec![json!({"role": "user", "content": text})]),
+        Value::String(text) => {
+            return Ok(Input {
+                messages: vec![json!({"role": "user", "content": text})],
+                places: vec!["input".into()],
+            })
+        }
         Value::Array(items) => items,
         _ => {
             return Err(invalid(
@@ -24,6 +46,7 @@ pub(super) fn read_input(input: &Value) -> Result<Vec<Value>, ApiError> {
         }
     };
     let mut messages: Vec<Value> = Vec::with_capacity(items.len());
+    let mut places: Vec<String> = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let param = format!("input[{i}]");
         let Some(item) = item.as_object() else {
@@ -36,24 +59,40 @@ pub(super) fn read_input(input: &Value) -> Result<Vec<Value>, ApiError> {
         };
         match kind {
             "message" => messages.push(read_message(item, &param)?),
-            "function_call" => add_call(&mut messages, item, &param)?,
-            "function_call_output" => messages.push(read_call_output(item, &param)?),
+            "function_call" | "custom_tool_call" => add_call(&mut messages, item, &param)?,
+            "function_call_output" | "custom_tool_call_output" => {
+                if item.get("call_id").and_then(Value::as_str).is_none() {
+                    // Codex adds such an output for its own bookkeeping: it
+                    // answers no call the model made.
+                    note(notes, format!("{param}.call_id"));
+                    continue;
+                }
+                messages.push(read_call_output(item, &param)?)
+            }
+            "additional_tools" => {
+                let list = item.get("tools").unwrap_or(&Value::Null);
+                tools.read(list, &format!("{param}.tools"), notes)?;
+            }
             // This server never emits reasoning items; ones an upstream
             // gave carry nothing the CLI can use.
             "reasoning" => {}
-            other => {
-                return Err(unsupported(
-                    &param,
-                    format!(
-                        "{param} is a '{}' item; Claude Code mode reads messages, function_call \
-                         and function_call_output items. {USE_PASSTHROUGH}",
-                        other.chars().take(40).collect::<String>()
-                    ),
-                ))
-            }
+            // A reference the server could resolve was replaced by its
+            // item before (see `mod`); another, and a hosted tool's call,
+            // is no part of what this conversation holds.
+            other => note(
+                notes,
+                format!("input:{}", other.chars().take(40).collect::<String>()),
+            ),
         }
+        places.resize(messages.len(), param);
     }
-    Ok(messages)
+    Ok(Input { messages, places })
+}
+
+fn note(notes: &mut Vec<String>, name: String) {
+    if !notes.contains(&name) {
+        notes.push(name);
+    }
 }
 
 fn read_message(item: &Map<String, Value>, param: &str) -> Result<Value, ApiError> {
@@ -141,14 +180,20 @@ fn add_call(
         item.get(name).and_then(Value::as_str).ok_or_else(|| {
             invalid(
                 &format!("{param}.{name}"),
-                "A function_call item needs 'call_id', 'name' and 'arguments' strings.",
+                "A call item needs 'call_id' and 'name' strings, and 'arguments' (a \
+                 function_call) or 'input' (a custom_tool_call).",
             )
         })
+    };
+    let namespace = item.get("namespace").and_then(Value::as_str);
+    let arguments = match item.get("type").and_then(Value::as_str) {
+        Some("custom_tool_call") => custom_arguments(field("input")?),
+        _ => field("arguments")?.to_string(),
     };
     let call = json!({
         "id": field("call_id")?,
         "type": "function",
-        "function": {"name": field("name")?, "arguments": field("arguments")?},
+        "function": {"name": chat_name(namespace, field("name")?), "arguments": arguments},
     });
     let joins_previous = messages
         .last()

@@ -13,6 +13,7 @@ mod input;
 mod object;
 mod request;
 mod store;
+mod tools;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -29,7 +30,7 @@ use crate::dialect::{with_ignored, Dialect, DialectEvents};
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
 use object::ResponseMeta;
-use request::{translate, Translated};
+use request::{translate, Translated, RENAMES};
 use store::{Previous, Stored};
 
 /// What Claude Code mode needs to answer a chat turn as a response: its
@@ -60,6 +61,7 @@ impl ResponsesTurn {
                 previous_response_id: translated.previous_response_id.clone(),
                 store: translated.store,
                 echo: translated.echo.clone(),
+                tools: Arc::new(translated.tools.clone()),
             },
             keep,
         }
@@ -126,18 +128,21 @@ impl DialectEvents for ResponseStream {
 
 /// `POST /v1/responses` in Claude Code mode.
 pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
-    let json = crate::routes::json_object(&rq.body)?;
-    let translated = translate(&json)?;
+    let mut json = crate::routes::json_object(&rq.body)?;
     let claude = &app.claude;
     let key = rq.api_key.as_ref();
     let owner = claude.owner_fingerprint(key)?;
+    let lives = |session: &str| claude.session_lives(session, key);
+    resolve_references(&mut json, |id| {
+        claude.responses().item(id, owner.as_deref(), lives)
+    });
+    let translated = translate(&json)?;
     let mut session_id = match rq.header("X-Claude-Session-ID") {
         Some(raw) => Some(SessionId::parse(raw)?),
         None => None,
     };
     let mut history = Vec::new();
     if let Some(previous) = &translated.previous_response_id {
-        let lives = |session: &str| claude.session_lives(session, key);
         let found = claude
             .responses()
             .previous(previous, owner.as_deref(), lives);
@@ -172,6 +177,7 @@ pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
         }
     }
     let chat = translated.chat_body(&history);
+    let words = translated.words(&history);
     let keep = translated.store.then(|| Keep {
         store: claude.responses().clone(),
         owner,
@@ -190,12 +196,33 @@ pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
         dialect: Some(Arc::new(turn)),
     };
     let reply = if translated.stream {
-        claude.stream(&request)?
+        claude.stream(&request)
     } else {
-        claude.complete(&request)?
+        claude.complete(&request)
     };
-    let renames = [("response_format", "text.format")];
-    Ok(with_ignored(reply, &translated.ignored, &renames))
+    let reply = reply.map_err(|e| words.reword(e))?;
+    Ok(with_ignored(reply, &translated.ignored, RENAMES))
+}
+
+/// Replaces each `item_reference` in `input` by the item it names, when
+/// `find` has it (an item of a response this server kept for this key: the
+/// AI SDK sends its earlier output back that way). One it cannot find is
+/// left for the translation to skip and name.
+fn resolve_references(
+    json: &mut serde_json::Map<String, Value>,
+    find: impl Fn(&str) -> Option<Value>,
+) {
+    let Some(items) = json.get_mut("input").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for item in items {
+        if item.get("type").and_then(Value::as_str) != Some("item_reference") {
+            continue;
+        }
+        if let Some(found) = item.get("id").and_then(Value::as_str).and_then(&find) {
+            *item = found;
+        }
+    }
 }
 
 /// `GET /v1/responses/{id}` in Claude Code mode.

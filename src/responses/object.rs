@@ -5,7 +5,11 @@
 //! produced (`from_completion`); a stream builds the same items as it goes
 //! (see `events`).
 
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value};
+
+use super::tools::{custom_input, Tools};
 
 /// What labels one response, and the request fields it repeats.
 #[derive(Debug, Clone)]
@@ -18,6 +22,8 @@ pub struct ResponseMeta {
     pub store: bool,
     /// Request fields echoed as sent (see `request::ECHOED`).
     pub echo: Map<String, Value>,
+    /// The tools offered: how a chat call is told here.
+    pub tools: Arc<Tools>,
 }
 
 /// How a response ended.
@@ -62,6 +68,59 @@ impl ResponseMeta {
     /// The id of the answer's `n`th output item when it is a call.
     pub fn call_item_id(&self, index: usize) -> String {
         format!("fc_{}_{index}", self.hex())
+    }
+
+    /// The output item of a chat call: a `function_call` (with its
+    /// `namespace` when its tool had one), or a `custom_tool_call`.
+    pub fn call_item(
+        &self,
+        index: usize,
+        call_id: &str,
+        chat_name: &str,
+        arguments: &str,
+        done: bool,
+    ) -> Value {
+        let status = if done { "completed" } else { "in_progress" };
+        let offered = self.tools.offered(chat_name);
+        let name = offered.map_or(chat_name, |o| o.name.as_str());
+        let mut item = if offered.is_some_and(|o| o.custom) {
+            let input = if done {
+                custom_input(arguments)
+            } else {
+                String::new()
+            };
+            json!({
+                "id": self.custom_call_item_id(index),
+                "type": "custom_tool_call",
+                "status": status,
+                "call_id": call_id,
+                "name": name,
+                "input": input,
+            })
+        } else {
+            json!({
+                "id": self.call_item_id(index),
+                "type": "function_call",
+                "status": status,
+                "call_id": call_id,
+                "name": name,
+                "arguments": arguments,
+            })
+        };
+        if let Some(namespace) = offered.and_then(|o| o.namespace.as_deref()) {
+            item["namespace"] = json!(namespace);
+        }
+        item
+    }
+
+    /// True when the chat call named `chat_name` is a custom tool's.
+    pub fn is_custom(&self, chat_name: &str) -> bool {
+        self.tools.offered(chat_name).is_some_and(|o| o.custom)
+    }
+
+    /// The id of the answer's `n`th output item when it is a custom call.
+    pub fn custom_call_item_id(&self, index: usize) -> String {
+        format!("ctc_{}_{index}", self.hex())
     }
 
     /// `text` as sent, with the default `format` when none was.
@@ -134,17 +193,6 @@ pub fn text_part(text: &str) -> Value {
     json!({"type": "output_text", "text": text, "annotations": []})
 }
 
-pub fn call_item(id: &str, call_id: &str, name: &str, arguments: &str, done: bool) -> Value {
-    json!({
-        "id": id,
-        "type": "function_call",
-        "status": if done { "completed" } else { "in_progress" },
-        "call_id": call_id,
-        "name": name,
-        "arguments": arguments,
-    })
-}
-
 /// Chat usage (`prompt_tokens`, `completion_tokens`) in the Responses shape.
 pub fn usage(chat: &Value) -> Value {
     let count = |field: &str| chat.get(field).and_then(Value::as_u64).unwrap_or(0);
@@ -175,8 +223,8 @@ pub fn from_completion(meta: &ResponseMeta, completion: &Value) -> Value {
     }
     for call in calls {
         let index = output.len();
-        output.push(call_item(
-            &meta.call_item_id(index),
+        output.push(meta.call_item(
+            index,
             call["id"].as_str().unwrap_or(""),
             call["function"]["name"].as_str().unwrap_or(""),
             call["function"]["arguments"].as_str().unwrap_or(""),

@@ -1,16 +1,21 @@
 //! A Responses API request body, read and rewritten as the chat request
 //! Claude Code mode already serves: `instructions` and `input` items become
-//! `messages`, flat function tools become chat tools, `text.format` becomes
-//! `response_format`. Pure: what it cannot pass on is refused with the
-//! field's own name, what it passes on but the CLI does not honour is
-//! named for `X-Claude-Ignored-Params`, and the fields a response object
-//! echoes are kept as sent.
+//! `messages`, tools become chat functions (see `tools`), `text.format`
+//! becomes `response_format`. Pure: what it cannot pass on is refused with
+//! the field's own name, what it passes on or leaves out but the CLI does
+//! not honour is named for `X-Claude-Ignored-Params`, and the fields a
+//! response object echoes are kept as sent.
 
 use serde_json::{json, Map, Value};
 
 use super::input::read_input;
+use super::tools::Tools;
+use crate::client_words::ClientWords;
 use crate::dialect::read_stream;
 use crate::error::ApiError;
+
+/// Chat fields by this API's names, in errors and the ignored list.
+pub const RENAMES: &[(&str, &str)] = &[("response_format", "text.format")];
 
 /// Accepted and type-agnostic, not honoured; reported in this order.
 const IGNORED: &[&str] = &[
@@ -64,10 +69,14 @@ pub struct Translated {
     /// `store` (true unless `false` was sent).
     pub store: bool,
     pub stream: bool,
-    /// Sent, accepted, not honoured.
-    pub ignored: Vec<&'static str>,
+    /// Sent, accepted, not honoured (or left out).
+    pub ignored: Vec<String>,
     /// The fields the response object repeats.
     pub echo: Map<String, Value>,
+    /// The tools offered, for telling the answer's calls.
+    pub tools: Tools,
+    /// Where each chat message and function came from, for errors.
+    pub words: ClientWords,
 }
 
 impl Translated {
@@ -81,6 +90,17 @@ impl Translated {
         let mut chat = self.chat.clone();
         chat.insert("messages".into(), Value::Array(messages));
         chat
+    }
+
+    /// The words of errors about `chat_body(history)`.
+    pub fn words(&self, history: &[Value]) -> ClientWords {
+        let mut words = self.words.clone();
+        let mut places = Vec::with_capacity(words.message_places.len() + history.len() + 1);
+        places.extend(self.system.iter().map(|_| "instructions".to_string()));
+        places.extend(history.iter().map(|_| "previous_response_id".to_string()));
+        places.append(&mut words.message_places);
+        words.message_places = places;
+        words
     }
 
     /// True when the input ends with results of function calls: it carries
@@ -106,15 +126,7 @@ pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
         Some(Value::String(text)) => Some(json!({"role": "system", "content": text})),
         Some(_) => return Err(invalid("instructions", "'instructions' must be a string.")),
     };
-    if let Some(tools) = present(json, "tools") {
-        chat.insert("tools".into(), read_tools(tools)?);
-    }
-    if let Some(choice) = present(json, "tool_choice") {
-        chat.insert("tool_choice".into(), read_tool_choice(choice)?);
-    }
-    if let Some(parallel) = present(json, "parallel_tool_calls") {
-        chat.insert("parallel_tool_calls".into(), parallel.clone());
-    }
+
     // An empty list or object asks for nothing (the Agents SDK always
     // sends `include: []`).
     let asks = |v: &Value| match v {
@@ -122,18 +134,34 @@ pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
         Value::Object(fields) => !fields.is_empty(),
         _ => true,
     };
-    let mut ignored: Vec<&'static str> = IGNORED
+    let mut ignored: Vec<String> = IGNORED
         .iter()
-        .copied()
         .filter(|field| present(json, field).is_some_and(asks))
+        .map(|field| field.to_string())
         .collect();
+    let mut tools = Tools::default();
+    if let Some(list) = present(json, "tools") {
+        tools.read(list, "tools", &mut ignored)?;
+    }
+    let input = read_input(input, &mut tools, &mut ignored)?;
+    if !tools.functions.is_empty() {
+        chat.insert("tools".into(), Value::Array(tools.functions.clone()));
+        if let Some(choice) = present(json, "tool_choice") {
+            chat.insert("tool_choice".into(), read_tool_choice(choice, &tools)?);
+        }
+        if let Some(parallel) = present(json, "parallel_tool_calls") {
+            chat.insert("parallel_tool_calls".into(), parallel.clone());
+        }
+    } else if present(json, "tool_choice").is_some_and(|c| c != "none" && c != "auto") {
+        ignored.push("tool_choice".into());
+    }
     if let Some(text) = present(json, "text") {
         let (format, verbosity) = read_text(text)?;
         if let Some(format) = format {
             chat.insert("response_format".into(), format);
         }
         if verbosity {
-            ignored.push("text.verbosity");
+            ignored.push("text.verbosity".into());
         }
     }
     let previous_response_id = match present(json, "previous_response_id") {
@@ -155,15 +183,26 @@ pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
         .iter()
         .filter_map(|field| present(json, field).map(|v| (field.to_string(), v.clone())))
         .collect();
+    let words = ClientWords {
+        field: "input",
+        results: "function_call_output items",
+        calls: "function calls",
+        schema: "parameters",
+        message_places: input.places,
+        tool_places: tools.places.clone(),
+        renames: RENAMES,
+    };
     Ok(Translated {
         chat,
         system,
-        input: read_input(input)?,
+        input: input.messages,
         previous_response_id,
         store,
         stream,
         ignored,
         echo,
+        tools,
+        words,
     })
 }
 
@@ -178,7 +217,7 @@ pub(super) fn invalid(param: &str, message: &str) -> ApiError {
     }
 }
 
-pub(super) fn unsupported(param: &str, message: String) -> ApiError {
+fn unsupported(param: &str, message: String) -> ApiError {
     ApiError::UnsupportedParameter {
         param: param.to_string(),
         message,
@@ -215,43 +254,26 @@ fn refuse_unsupported(json: &Map<String, Value>) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Flat Responses function tools → nested chat tools.
-fn read_tools(tools: &Value) -> Result<Value, ApiError> {
-    let Some(tools) = tools.as_array() else {
-        return Err(invalid("tools", "'tools' must be an array."));
-    };
-    let mut chat_tools = Vec::with_capacity(tools.len());
-    for (i, tool) in tools.iter().enumerate() {
-        let param = format!("tools[{i}]");
-        let kind = tool.get("type").and_then(Value::as_str);
-        if kind != Some("function") {
-            return Err(unsupported(
-                &param,
-                format!(
-                    "{param} is a '{}' tool; Claude Code mode offers the model function tools \
-                     only. {USE_PASSTHROUGH}",
-                    kind.unwrap_or("untyped")
-                ),
-            ));
-        }
-        let mut function = Map::new();
-        for field in ["name", "description", "parameters", "strict"] {
-            if let Some(value) = tool.get(field).filter(|v| !v.is_null()) {
-                function.insert(field.into(), value.clone());
+/// `tool_choice` as its chat form. A choice of a hosted tool, or of a
+/// set of allowed tools, leaves the model free (`auto`).
+fn read_tool_choice(choice: &Value, tools: &Tools) -> Result<Value, ApiError> {
+    let kind = choice.get("type").and_then(Value::as_str);
+    match (choice, kind) {
+        (Value::String(_), _) => Ok(choice.clone()),
+        (Value::Object(object), Some("function" | "custom")) => {
+            let name = object.get("name").and_then(Value::as_str).unwrap_or("");
+            let namespace = object.get("namespace").and_then(Value::as_str);
+            let mut chat_name = super::tools::chat_name(namespace, name);
+            if namespace.is_none() && tools.offered(&chat_name).is_none() {
+                // Named without its namespace: the one tool of that name.
+                let mut found = tools.offered.iter().filter(|o| o.name == name);
+                if let (Some(only), None) = (found.next(), found.next()) {
+                    chat_name = only.chat_name.clone();
+                }
             }
+            Ok(json!({"type": "function", "function": {"name": chat_name}}))
         }
-        chat_tools.push(json!({"type": "function", "function": function}));
-    }
-    Ok(Value::Array(chat_tools))
-}
-
-fn read_tool_choice(choice: &Value) -> Result<Value, ApiError> {
-    match choice {
-        Value::String(_) => Ok(choice.clone()),
-        Value::Object(object) if object.get("type").and_then(Value::as_str) == Some("function") => {
-            let name = object.get("name").cloned().unwrap_or(Value::Null);
-            Ok(json!({"type": "function", "function": {"name": name}}))
-        }
+        (Value::Object(_), Some(_)) => Ok(json!("auto")),
         _ => Err(unsupported(
             "tool_choice",
             format!(

@@ -11,6 +11,70 @@ fn ok(body: Value) -> Translated {
     read(body).expect("accepted")
 }
 
+/// What Codex CLI 0.171.0 sends: its tools in an `additional_tools` item,
+/// grouped in namespaces, its shell as a custom tool; a hosted tool; its
+/// instructions as developer messages; bookkeeping items.
+#[test]
+fn what_codex_sends_is_taken() {
+    let t = ok(
+        json!({"model": "gpt-6.2-sol", "stream": true, "store": false,
+        "tool_choice": "auto", "parallel_tool_calls": false,
+        "include": ["reasoning.encrypted_content"], "client_metadata": {"a": "b"},
+        "tools": [{"type": "web_search", "external_web_access": false}],
+        "input": [
+            {"type": "additional_tools", "role": "developer", "tools": [
+                {"type": "namespace", "name": "functions", "tools": [
+                    {"type": "custom", "name": "exec", "description": "Run JS",
+                     "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}},
+                    {"type": "function", "name": "wait", "parameters": {"type": "object"}}]}]},
+            {"type": "message", "role": "developer",
+             "content": [{"type": "input_text", "text": "You are Codex."}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+            {"type": "custom_tool_call", "call_id": "call_1", "name": "exec",
+             "namespace": "functions", "input": "text('x')"},
+            {"type": "custom_tool_call_output", "call_id": "call_1", "output": "x"},
+            {"type": "function_call_output", "output": "goal noted"},
+            {"type": "reasoning", "summary": []},
+            {"type": "item_reference", "id": "msg_unknown"},
+            {"type": "web_search_call", "status": "completed"},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "go"}]},
+        ]}),
+    );
+    let names: Vec<&str> = t.chat["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .map(|f| f["function"]["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(names, ["functions.exec", "functions.wait"]);
+    assert_eq!(t.chat["tool_choice"], "auto");
+    assert_eq!(
+        t.ignored,
+        [
+            "include",
+            "tools:web_search",
+            "input[5].call_id",
+            "input:item_reference",
+            "input:web_search_call"
+        ]
+    );
+    assert_eq!(
+        t.input[2]["tool_calls"][0]["function"],
+        json!({"name": "functions.exec", "arguments": "{\"input\":\"text('x')\"}"})
+    );
+    assert_eq!(
+        t.input[3],
+        json!({"role": "tool", "tool_call_id": "call_1", "content": "x"})
+    );
+    assert_eq!(
+        t.words.message_places,
+        ["input[1]", "input[2]", "input[3]", "input[4]", "input[9]"]
+    );
+    let valid = validate(&t.chat_body(&[])).expect("a valid chat request");
+    assert_eq!(valid.system.as_deref(), Some("You are Codex."));
+    assert_eq!(valid.cli_model, "sonnet");
+}
+
 #[test]
 fn a_string_input_with_instructions_is_a_system_and_a_user_message() {
     let t = ok(json!({"model": "gpt-5", "input": "Hi", "instructions": "Be brief."}));
@@ -155,14 +219,9 @@ fn what_cannot_be_passed_on_is_refused_by_its_own_name() {
             "invalid_value",
         ),
         (
-            json!({"model": "gpt-5", "input": "x", "tools": [{"type": "web_search"}]}),
-            "tools[0]",
-            "unsupported_parameter",
-        ),
-        (
-            json!({"model": "gpt-5", "input": [{"type": "item_reference", "id": "x"}]}),
-            "input[0]",
-            "unsupported_parameter",
+            json!({"model": "gpt-5", "input": "x", "tools": [{"type": "namespace", "name": "n"}]}),
+            "tools[0].tools",
+            "invalid_value",
         ),
         (
             json!({"model": "gpt-5", "input": [{"role": "user", "content": [
@@ -177,7 +236,8 @@ fn what_cannot_be_passed_on_is_refused_by_its_own_name() {
             "unsupported_content",
         ),
         (
-            json!({"model": "gpt-5", "input": [{"type": "function_call_output", "output": "x"}]}),
+            json!({"model": "gpt-5", "input": [{"type": "function_call", "name": "f",
+                "arguments": "{}"}]}),
             "input[0].call_id",
             "invalid_value",
         ),

@@ -139,6 +139,23 @@ impl ResponseStore {
 
     /// Forgets `id` for `owner`; false when it was not theirs to forget.
     /// A fork past it is refused from then on (its history has a hole).
+    /// The output item `item_id` of a kept response (`msg_<hex>_<n>`,
+    /// `fc_<hex>_<n>`: its response is `resp_<hex>`), for an
+    /// `item_reference` that names it.
+    pub fn item(
+        &self,
+        item_id: &str,
+        owner: Option<&str>,
+        lives: impl Fn(&str) -> bool,
+    ) -> Option<Value> {
+        let (_, rest) = item_id.split_once('_')?;
+        let (hex, _) = rest.rsplit_once('_')?;
+        let inner = self.inner.lock();
+        let entry = inner.visible(&format!("resp_{hex}"), owner, &lives)?;
+        let output = entry.stored.response.get("output")?.as_array()?;
+        output.iter().find(|item| item["id"] == item_id).cloned()
+    }
+
     pub fn delete(&self, id: &str, owner: Option<&str>, lives: impl Fn(&str) -> bool) -> bool {
         let mut inner = self.inner.lock();
         if inner.visible(id, owner, &lives).is_none() {

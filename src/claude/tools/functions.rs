@@ -14,7 +14,12 @@ const API_NAME_MAX: usize = 64;
 const MAX_FUNCTIONS: usize = 128;
 const CLIENT_NAME_MAX: usize = 64;
 
-pub(super) fn read_tools(tools: &Value) -> Result<Vec<Function>, ApiError> {
+/// The function tools of `tools`; a tool of another type (a `custom`
+/// free-form tool) is left out and named in `left_out` as `tools:<type>`.
+pub(super) fn read_tools(
+    tools: &Value,
+    left_out: &mut Vec<String>,
+) -> Result<Vec<Function>, ApiError> {
     let items = list("tools", tools)?;
     let mut functions = Vec::with_capacity(items.len());
     for (i, tool) in items.iter().enumerate() {
@@ -23,13 +28,11 @@ pub(super) fn read_tools(tools: &Value) -> Result<Vec<Function>, ApiError> {
         match kind {
             Some("function") => {}
             Some(other) => {
-                return Err(ApiError::UnsupportedParameter {
-                    param: format!("{param}.type"),
-                    message: format!(
-                        "{param} is a '{}' tool: Claude Code mode offers function tools only.",
-                        shorten(other)
-                    ),
-                })
+                let name = format!("tools:{}", shorten(other));
+                if !left_out.contains(&name) {
+                    left_out.push(name);
+                }
+                continue;
             }
             None => {
                 return Err(invalid(

@@ -48,7 +48,7 @@ pub struct ToolSpec {
     /// `--json-schema`: the JSON schema the answer must follow.
     pub output_schema: Option<Value>,
     /// Parameters accepted but not (fully) honoured.
-    pub ignored: Vec<&'static str>,
+    pub ignored: Vec<String>,
 }
 
 impl ToolSpec {
@@ -122,12 +122,12 @@ pub fn read_tool_spec(json: &Map<String, Value>) -> Result<ToolSpec, ApiError> {
     }
     let legacy =
         functions.is_some() || (tools.is_none() && present(json, "function_call").is_some());
+    let mut ignored = Vec::new();
     let mut all = match (tools, functions) {
-        (Some(tools), _) => read_tools(tools)?,
+        (Some(tools), _) => read_tools(tools, &mut ignored)?,
         (None, Some(functions)) => read_functions(functions)?,
         (None, None) => Vec::new(),
     };
-    let mut ignored = Vec::new();
     let (choice_param, choice) = if legacy {
         ("function_call", present(json, "function_call"))
     } else {
@@ -137,7 +137,7 @@ pub fn read_tool_spec(json: &Map<String, Value>) -> Result<ToolSpec, ApiError> {
         match read_choice(choice_param, choice, legacy)? {
             Choice::Auto => {}
             Choice::None => all.clear(),
-            Choice::Required => ignored.push(choice_param_name(legacy)),
+            Choice::Required => ignored.push(choice_param_name(legacy).into()),
             Choice::Named(name) => {
                 let Some(function) = all.iter().find(|f| f.name == name).cloned() else {
                     return Err(invalid(
@@ -150,13 +150,13 @@ pub fn read_tool_spec(json: &Map<String, Value>) -> Result<ToolSpec, ApiError> {
                     ));
                 };
                 all = vec![function];
-                ignored.push(choice_param_name(legacy));
+                ignored.push(choice_param_name(legacy).into());
             }
         }
     }
     match present(json, "parallel_tool_calls") {
         None | Some(Value::Bool(true)) => {}
-        Some(Value::Bool(false)) => ignored.push("parallel_tool_calls"),
+        Some(Value::Bool(false)) => ignored.push("parallel_tool_calls".into()),
         Some(_) => {
             return Err(invalid(
                 "parallel_tool_calls",
@@ -323,10 +323,24 @@ mod tests {
     }
 
     #[test]
+    fn tools_of_other_types_are_left_out_and_named() {
+        let s = spec(json!({"tools": [
+            {"type": "custom", "custom": {"name": "apply_patch"}},
+            {"type": "function", "function": {"name": "f"}},
+            {"type": "custom", "custom": {"name": "other"}},
+        ]}))
+        .unwrap();
+        assert_eq!(s.functions.len(), 1);
+        assert_eq!(s.functions[0].name, "f");
+        assert_eq!(s.ignored, ["tools:custom"]);
+        let none = spec(json!({"tools": [{"type": "custom", "custom": {"name": "x"}}]})).unwrap();
+        assert!(!none.offers_functions());
+    }
+
+    #[test]
     fn bad_tools_get_a_400_naming_the_field() {
         for (body, param) in [
             (json!({"tools": {}}), "tools"),
-            (json!({"tools": [{"type": "web_search"}]}), "tools[0].type"),
             (
                 json!({"tools": [{"type": "function"}]}),
                 "tools[0].function",
