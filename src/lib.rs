@@ -13,6 +13,8 @@ pub mod auth;
 pub mod backend;
 pub mod check;
 pub mod claude;
+#[cfg(test)]
+mod client_fixtures_tests;
 pub mod client_words;
 pub mod config;
 pub mod dialect;

@@ -288,3 +288,147 @@ fn a_stream_that_breaks_ends_with_an_error_event() {
         .any(|e| e == "[DONE]" || e.contains("message_stop")));
     w.finish();
 }
+
+/// The Anthropic SDK's tool runner: the first request starts a thread, the
+/// next carries only its `tool_result` and the previous answer's id.
+#[test]
+fn a_thread_continues_the_session_that_gave_the_message() {
+    let w = Warm::start(&[(
+        "API_KEYS",
+        "sk-cca-anthropic-1234567890,sk-cca-other-0987654321",
+    )]);
+    let alice = ("x-api-key", KEY);
+    let tools = json!([{"type": "custom", "name": "get_weather",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let first = json!({"model": "sonnet", "max_tokens": 100, "tools": tools,
+        "thread": {"type": "create"},
+        "messages": [{"role": "user",
+            "content": r#"weather? [[fake:tools:get_weather {"city":"Oslo"}]]"#}]});
+    let r = messages(&w, &[alice], &first);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let answer = r.json();
+    assert_eq!(answer["stop_reason"], "tool_use");
+    let sid = r.header("X-Claude-Session-ID").unwrap().to_string();
+    let call = answer["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "tool_use")
+        .cloned()
+        .unwrap();
+    // Only the result and the thread: no tools, no history.
+    let next = json!({"model": "sonnet", "max_tokens": 100,
+        "thread": {"type": "continue", "previous_message_id": answer["id"]},
+        "messages": [{"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": call["id"], "content": "snow"}]}]});
+    let r = messages(&w, &[alice], &next);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(text_of(&r.json()), "tool results: get_weather=snow");
+    assert_eq!(r.header("X-Claude-Session-ID"), Some(sid.as_str()));
+    assert_eq!(r.header("X-Claude-Warm"), Some("true"));
+    // A new question on the thread, by the last answer's id.
+    let question = json!({"model": "sonnet", "max_tokens": 100,
+        "thread": {"type": "continue", "previous_message_id": r.json()["id"]},
+        "messages": [{"role": "user", "content": "and now?"}]});
+    let r = messages(&w, &[alice], &question);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("X-Claude-Session-ID"), Some(sid.as_str()));
+    assert!(text_of(&r.json()).contains("turns=2"), "{}", r.text());
+    assert_eq!(w.pids().len(), 1);
+    // Unknown ids and another key's are 404 in Anthropic's shape.
+    let mut unknown = question.clone();
+    unknown["thread"]["previous_message_id"] = json!("msg_0000");
+    assert_anthropic_error(&messages(&w, &[alice], &unknown), 404, "not_found_error");
+    let other = ("x-api-key", "sk-cca-other-0987654321");
+    assert_anthropic_error(&messages(&w, &[other], &question), 404, "not_found_error");
+    w.finish();
+}
+
+/// What Claude Code 2.1.331 sends as a client of `/v1/messages`.
+#[test]
+fn claude_code_s_requests_are_served() {
+    let w = Warm::start(&[]);
+    let body = json!({"model": "claude-opus-5-5", "max_tokens": 128000, "stream": false,
+        "system": [{"type": "text", "text": "x-anthropic-billing-header: cc_version=2.1.331;"},
+                   {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+        "messages": [
+            {"role": "user", "content": [
+                {"type": "text", "text": "<system-reminder>Skills</system-reminder>"},
+                {"type": "text", "text": "Say hello"}]},
+            {"role": "system", "content": [{"type": "text", "text": "# Environment\nLinux"}]}],
+        "tools": [
+            {"name": "Bash", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}},
+            {"name": "DeferredToolPlaceholder", "input_schema": {"type": "object"}, "defer_loading": true},
+            {"type": "web_search_20250305", "name": "web_search"}],
+        "thinking": {"type": "adaptive"}, "output_config": {"effort": "medium"},
+        "metadata": {"user_id": "u"}});
+    let r = messages(&w, &[], &body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(text_of(&r.json()).contains("system=yes"), "{}", r.text());
+    assert_eq!(
+        r.header("X-Claude-Ignored-Params"),
+        Some("max_tokens,metadata,thinking,tools:defer_loading,tools:web_search_20250305,output_config.effort")
+    );
+    w.finish();
+}
+
+/// pydantic-ai's next run after a forced call: the call's result and the
+/// next question in one user message. The waiting turn takes the result,
+/// then the question is the next turn, on the same process.
+#[test]
+fn results_then_a_question_finish_the_waiting_turn_then_ask_it() {
+    let w = Warm::start(&[]);
+    let tools = json!([{"name": "final_result", "input_schema": {"type": "object"}}]);
+    let ask =
+        json!({"role": "user", "content": r#"Paris [[fake:tools:final_result {"city":"Paris"}]]"#});
+    let first = json!({"model": "sonnet", "max_tokens": 100, "tools": tools,
+        "tool_choice": {"type": "any"}, "messages": [ask]});
+    let r = messages(&w, &[], &first);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let answer = r.json();
+    let sid = r.header("X-Claude-Session-ID").unwrap().to_string();
+    let call = answer["content"][1].clone();
+    assert_eq!(call["type"], "tool_use", "{answer}");
+    let next = json!({"model": "sonnet", "max_tokens": 100, "tools": tools, "messages": [
+        ask,
+        {"role": "assistant", "content": answer["content"]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": call["id"], "content": "Final result processed."},
+            {"type": "text", "text": "Now Rome."}]}]});
+    let r = messages(&w, &[], &next);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("X-Claude-Session-ID"), Some(sid.as_str()));
+    assert_eq!(r.header("X-Claude-Warm"), Some("true"));
+    let text = text_of(&r.json());
+    assert!(
+        text.contains("turns=2"),
+        "the question is the next turn: {text}"
+    );
+    assert_eq!(w.pids().len(), 1);
+    // The waiting call got the client's result, not an error.
+    let pid = w.pids()[0];
+    let record = std::fs::read_to_string(w.records.join(format!("mcp-{pid}.json"))).unwrap();
+    let record: Value = serde_json::from_str(&record).unwrap();
+    let answer = &record["servers"]["client"]["calls"][0]["answer"];
+    assert!(
+        answer.to_string().contains("Final result processed."),
+        "{answer}"
+    );
+    assert!(answer["result"]["isError"] != json!(true), "{answer}");
+    w.finish();
+}
+
+/// Errors found behind the translation name the Messages API's things.
+#[test]
+fn errors_speak_of_tool_result_blocks() {
+    let w = Warm::start(&[]);
+    assert_eq!(messages(&w, &[], &hello("first")).status, 200);
+    let lone = json!({"model": "sonnet", "max_tokens": 100, "messages": [
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_x", "content": "x"}]}]});
+    let r = messages(&w, &[], &lone);
+    assert_anthropic_error(&r, 400, "invalid_request_error");
+    let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(message.contains("tool_use blocks"), "{message}");
+    assert!(!message.contains("tool_calls"), "{message}");
+    w.finish();
+}

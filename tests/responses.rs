@@ -442,3 +442,145 @@ fn the_header_decides_and_without_it_the_same_paths_are_relayed() {
     );
     w.finish();
 }
+
+/// The AI SDK's default provider sends its earlier answers back as
+/// `item_reference` items naming this server's own output items.
+#[test]
+fn item_references_to_kept_output_land_on_their_session() {
+    let w = Warm::start(&[KEYS]);
+    let user =
+        |text: &str| json!({"role": "user", "content": [{"type": "input_text", "text": text}]});
+    let (first, r1) = answered(create(
+        &w,
+        &[ALICE],
+        json!({"model": "gpt-5", "input": [user("one")]}),
+    ));
+    let sid = r1.header("X-Claude-Session-ID").unwrap().to_string();
+    let item = first["output"][0]["id"].clone();
+    assert!(item.as_str().unwrap().starts_with("msg_"), "{first}");
+    let second = json!({"model": "gpt-5", "input": [
+        user("one"), {"type": "item_reference", "id": item}, user("two")]});
+    let (answer, r2) = answered(create(&w, &[ALICE], second.clone()));
+    assert_eq!(r2.header("X-Claude-Session-ID"), Some(sid.as_str()));
+    assert_eq!(r2.header("X-Claude-Warm"), Some("true"));
+    assert!(output_text(&answer).contains("turns=2"), "{answer}");
+    assert_eq!(r2.header("X-Claude-Ignored-Params"), None);
+    // Another key cannot resolve it: the reference is skipped and named,
+    // and the history (now without the answer) starts a session of its own.
+    let (_, r3) = answered(create(&w, &[BOB], second));
+    assert_ne!(r3.header("X-Claude-Session-ID"), Some(sid.as_str()));
+    assert_eq!(
+        r3.header("X-Claude-Ignored-Params"),
+        Some("input:item_reference")
+    );
+    w.finish();
+}
+
+/// Codex CLI 0.171.0: tools in an `additional_tools` item, grouped in a
+/// namespace, its shell a custom tool; calls come back in its words.
+#[test]
+fn codex_s_namespaced_and_custom_tools_come_back_as_codex_reads_them() {
+    let w = Warm::start(&[]);
+    let tools = json!({"type": "additional_tools", "role": "developer", "tools": [
+        {"type": "namespace", "name": "functions", "description": "", "tools": [
+            {"type": "custom", "name": "exec", "description": "Run JavaScript",
+             "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}},
+            {"type": "function", "name": "wait", "strict": false,
+             "parameters": {"type": "object", "properties": {"cell_id": {"type": "string"}}}}]}]});
+    let developer = json!({"type": "message", "role": "developer",
+        "content": [{"type": "input_text", "text": "You are Codex."}]});
+    let ask = |text: &str| {
+        json!({"type": "message", "role": "user",
+        "content": [{"type": "input_text", "text": text}]})
+    };
+    // The stand-in MCP names: the chat names `functions.exec` and
+    // `functions.wait` hold a dot.
+    let prompt = r#"go [[fake:tools:fn0_functions_exec {"input":"text('hi')"};;fn1_functions_wait {"cell_id":"c1"}]]"#;
+    let body = json!({"model": "gpt-6.2-sol", "store": false, "stream": false,
+        "tools": [{"type": "web_search"}], "tool_choice": "auto", "parallel_tool_calls": false,
+        "client_metadata": {"turn": "1"},
+        "input": [tools, developer, ask(prompt)]});
+    let (first, r1) = answered(create(&w, &[], body.clone()));
+    assert_eq!(
+        r1.header("X-Claude-Ignored-Params"),
+        Some("tools:web_search,parallel_tool_calls")
+    );
+    let output = first["output"].as_array().unwrap();
+    let exec = output
+        .iter()
+        .find(|i| i["type"] == "custom_tool_call")
+        .unwrap_or_else(|| panic!("{first}"));
+    assert_eq!(exec["name"], "exec");
+    assert_eq!(exec["namespace"], "functions");
+    assert_eq!(exec["input"], "text('hi')");
+    assert!(exec["id"].as_str().unwrap().starts_with("ctc_"));
+    let wait = output
+        .iter()
+        .find(|i| i["type"] == "function_call")
+        .unwrap();
+    assert_eq!(wait["name"], "wait");
+    assert_eq!(wait["namespace"], "functions");
+    let sid = r1.header("X-Claude-Session-ID").unwrap().to_string();
+    // Codex resends everything (store: false), with its outputs and a
+    // bookkeeping output of its own that answers no call.
+    let mut input = body["input"].as_array().unwrap().clone();
+    input.push(exec.clone());
+    input.push(wait.clone());
+    input.push(
+        json!({"type": "custom_tool_call_output", "call_id": exec["call_id"], "output": "hi"}),
+    );
+    input.push(
+        json!({"type": "function_call_output", "call_id": wait["call_id"], "output": "done"}),
+    );
+    input.push(json!({"type": "function_call_output", "output": "goal noted"}));
+    let mut next = body.clone();
+    next["input"] = Value::Array(input);
+    let (second, r2) = answered(create(&w, &[], next));
+    assert_eq!(
+        output_text(&second),
+        "tool results: fn0_functions_exec=hi | fn1_functions_wait=done"
+    );
+    assert_eq!(r2.header("X-Claude-Session-ID"), Some(sid.as_str()));
+    assert_eq!(r2.header("X-Claude-Warm"), Some("true"));
+    assert!(r2
+        .header("X-Claude-Ignored-Params")
+        .unwrap()
+        .contains("input[7].call_id"));
+    w.finish();
+}
+
+/// Errors found behind the translation name the Responses API's fields.
+#[test]
+fn errors_name_the_input_items() {
+    let w = Warm::start(&[]);
+    let (_, _) = answered(create(&w, &[], json!({"model": "gpt-5", "input": "first"})));
+    let r = create(
+        &w,
+        &[],
+        json!({"model": "gpt-5", "instructions": "Be brief.", "input": [
+        {"role": "user", "content": "a"},
+        {"role": "user", "content": ""}]}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let error = &r.json()["error"];
+    assert_eq!(error["param"], "input[1]", "{error}");
+    assert!(
+        error["message"].as_str().unwrap().starts_with("input[1]"),
+        "{error}"
+    );
+    let r = create(
+        &w,
+        &[],
+        json!({"model": "gpt-5", "input": [
+        {"type": "function_call_output", "call_id": "toolu_x", "output": "x"}]}),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    let error = &r.json()["error"];
+    assert_eq!(error["param"], "input", "{error}");
+    assert_eq!(error["code"], "invalid_tool_call_id", "{error}");
+    assert!(
+        !error["message"].as_str().unwrap().contains("tool_calls"),
+        "{error}"
+    );
+    w.finish();
+}

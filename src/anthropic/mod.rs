@@ -11,7 +11,7 @@
 
 mod answer;
 mod content;
-mod request;
+pub(crate) mod request;
 mod threads;
 
 use std::sync::Arc;

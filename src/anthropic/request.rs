@@ -141,7 +141,10 @@ pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
             ignored.push("tool_choice".into());
         }
     }
-    let previous_message_id = present(json, "thread").map(read_thread).transpose()?;
+    let previous_message_id = match present(json, "thread") {
+        Some(thread) => read_thread(thread)?,
+        None => None,
+    };
     let unread = json.iter().filter(|(field, value)| {
         !value.is_null()
             && !HONOURED.contains(&field.as_str())
@@ -184,20 +187,25 @@ pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
     })
 }
 
-/// `thread: {type: "continue", previous_message_id}` (the message-threads
-/// beta): the `msg_` id of the answer this request goes on from.
-fn read_thread(thread: &Value) -> Result<String, ApiError> {
+/// `thread` (the message-threads beta): `{type: "create"}` starts one (a
+/// new session, as without it), `{type: "continue", previous_message_id}`
+/// goes on from the answer with that `msg_` id.
+fn read_thread(thread: &Value) -> Result<Option<String>, ApiError> {
     let kind = thread.get("type").and_then(Value::as_str);
     let id = thread.get("previous_message_id").and_then(Value::as_str);
     match (kind, id) {
-        (Some("continue"), Some(id)) if !id.is_empty() && id.len() <= 200 => Ok(id.to_string()),
+        (Some("create"), _) => Ok(None),
+        (Some("continue"), Some(id)) if !id.is_empty() && id.len() <= 200 => {
+            Ok(Some(id.to_string()))
+        }
         (Some("continue"), _) => Err(invalid(
             "thread.previous_message_id",
             "'thread.previous_message_id' must be the id of an earlier message.",
         )),
         _ => Err(invalid(
             "thread.type",
-            "'thread.type' must be \"continue\", with the 'previous_message_id' it continues.",
+            "'thread.type' must be \"create\", or \"continue\" with the \
+             'previous_message_id' it continues.",
         )),
     }
 }

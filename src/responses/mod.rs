@@ -11,7 +11,7 @@
 mod events;
 mod input;
 mod object;
-mod request;
+pub(crate) mod request;
 mod store;
 mod tools;
 
