@@ -41,6 +41,26 @@ const TURN_ENDS: [(TurnEnd, &str); 7] = [
     (TurnEnd::Interrupted, "interrupted"),
 ];
 
+/// Why a turn that waited for tool results was given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GiveUp {
+    /// `TOOL_RESULT_TIMEOUT_MS` passed.
+    Timeout,
+    /// A new turn needed its process slot, and none was free.
+    Pressure,
+    /// Its key had more turns waiting than `MAX_TOOL_WAITS_PER_KEY`.
+    KeyLimit,
+    /// More turns waited than `MAX_TOOL_WAITS`.
+    TotalLimit,
+}
+
+pub const GIVE_UPS: [(GiveUp, &str); 4] = [
+    (GiveUp::Timeout, "timeout"),
+    (GiveUp::Pressure, "pressure"),
+    (GiveUp::KeyLimit, "key_limit"),
+    (GiveUp::TotalLimit, "total_limit"),
+];
+
 /// One request as the access log sees it.
 pub struct Finished {
     pub route: &'static str,
@@ -63,6 +83,7 @@ pub struct Metrics {
     latency: [Histogram; MODES.len()],
     streams_open: AtomicI64,
     turn_ends: [AtomicU64; TURN_ENDS.len()],
+    given_up: [AtomicU64; GIVE_UPS.len()],
     /// Upstream status (or `unreachable`, `timeout`) → errors.
     upstream_errors: Mutex<BTreeMap<String, u64>>,
     /// Limit (`ip`, `key`, `session`, `concurrency`) → refusals.
@@ -88,6 +109,7 @@ impl Default for Metrics {
             latency: Default::default(),
             streams_open: AtomicI64::new(0),
             turn_ends: Default::default(),
+            given_up: Default::default(),
             upstream_errors: Mutex::default(),
             rate_limited: Mutex::default(),
             cost_usd: Mutex::default(),
@@ -138,6 +160,21 @@ impl Metrics {
         if let Some(i) = TURN_ENDS.iter().position(|(e, _)| *e == end) {
             self.turn_ends[i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    pub fn gave_up(&self, cause: GiveUp) {
+        if let Some(i) = GIVE_UPS.iter().position(|(c, _)| *c == cause) {
+            self.given_up[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Waiting turns given up so far, by cause (for `/health`).
+    pub fn given_up(&self) -> Vec<(&'static str, u64)> {
+        GIVE_UPS
+            .iter()
+            .zip(&self.given_up)
+            .map(|((_, cause), n)| (*cause, n.load(Ordering::Relaxed)))
+            .collect()
     }
 
     pub fn upstream_error(&self, status: String) {
@@ -257,6 +294,18 @@ impl Metrics {
         for ((_, cause), n) in TURN_ENDS.iter().zip(&self.turn_ends) {
             let n = n.load(Ordering::Relaxed);
             let _ = writeln!(out, "claude_cli_api_turns_total{{cause=\"{cause}\"}} {n}");
+        }
+        header(
+            &mut out,
+            "claude_cli_api_tool_waits_given_up_total",
+            "counter",
+            "Turns waiting for tool results that were given up, by cause.",
+        );
+        for (cause, n) in self.given_up() {
+            let _ = writeln!(
+                out,
+                "claude_cli_api_tool_waits_given_up_total{{cause=\"{cause}\"}} {n}"
+            );
         }
         header(
             &mut out,

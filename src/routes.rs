@@ -384,6 +384,10 @@ fn health(app: &App) -> Reply {
             "capacity": app.capacity(),
             "warm": app.claude.warm_stats(),
             "waiting_for_tools": app.claude.waiting_for_tools(),
+            "tool_waits_given_up": app.metrics.given_up()
+                .into_iter()
+                .map(|(cause, n)| (cause.to_string(), Value::from(n)))
+                .collect::<serde_json::Map<String, Value>>(),
         }
     });
     Reply::json(if serving && !draining { 200 } else { 503 }, &body)

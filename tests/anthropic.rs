@@ -338,7 +338,13 @@ fn a_thread_continues_the_session_that_gave_the_message() {
     // Unknown ids and another key's are 404 in Anthropic's shape.
     let mut unknown = question.clone();
     unknown["thread"]["previous_message_id"] = json!("msg_0000");
-    assert_anthropic_error(&messages(&w, &[alice], &unknown), 404, "not_found_error");
+    let r = messages(&w, &[alice], &unknown);
+    assert_anthropic_error(&r, 404, "not_found_error");
+    // The SDK's tool runner replays the whole conversation on this code.
+    assert_eq!(
+        r.json()["error"]["details"]["error_code"],
+        "thread_not_found"
+    );
     let other = ("x-api-key", "sk-cca-other-0987654321");
     assert_anthropic_error(&messages(&w, &[other], &question), 404, "not_found_error");
     w.finish();

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::follow_up;
 use super::pool::Slot;
 use super::process::{CliProcess, Shape, StartSpec};
 use super::prompt::{build_invocation, SessionArg};
@@ -77,14 +78,20 @@ fn start_bridge(chat: &ValidChat, lease: &SessionLease) -> Result<Bridge, ApiErr
 }
 
 /// A process slot: a free one; else one an idle warm child gives up (the
-/// least recently used is closed); else a place in the queue.
+/// least recently used is closed); else the one of the turn that has
+/// waited longest for tool results (given up: its results may still come,
+/// see `resolve`); else a place in the queue.
 fn acquire_slot(backend: &ClaudeBackend) -> Option<Slot> {
     loop {
         if let Some(slot) = backend.pool.acquire(std::time::Duration::ZERO) {
             return Some(slot);
         }
-        if !backend.warm.evict_oldest() {
-            break;
+        if backend.warm.evict_oldest() {
+            continue;
+        }
+        match backend.waiting.give_up_oldest() {
+            Some(turn) => follow_up::give_up_now(turn, backend.config.kill_grace, &backend.metrics),
+            None => break,
         }
     }
     backend.pool.acquire(backend.config.pool_queue_timeout)

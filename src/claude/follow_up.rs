@@ -9,7 +9,7 @@
 //! results sent before it (an error for those without one), the CLI
 //! finishes that turn unheard, and the new message is the next turn.
 
-use crate::metrics::{Metrics, TurnEnd};
+use crate::metrics::{GiveUp, Metrics, TurnEnd};
 use std::time::Instant;
 
 use super::adapter::Adapter;
@@ -31,6 +31,8 @@ use crate::error::ApiError;
 const NOT_RUN: &str = "The client did not run this tool.";
 const NO_RESULT: &str = "The client sent no result for this call.";
 const TOO_LATE: &str = "The client did not send this tool's result in time.";
+const GIVEN_UP: &str = "The client's result for this tool did not come before the server \
+     needed this process for other work.";
 
 /// Carries on the turn `found`, which waits for this request: with its
 /// results, or with a new question after the waiting calls are declined.
@@ -89,8 +91,10 @@ pub(super) fn carry_on(
     }
     let run = finish_unheard(process, deadline, NOT_RUN, false);
     backend.metrics.turn_ended(TurnEnd::Interrupted);
+    // The waiting turn heard the results: the CLI gets the question alone.
+    let asked = chat.question_only();
     let line = blocks_line(prompt_blocks(
-        chat,
+        &asked,
         &SessionArg::Resume(lease.id().to_string()),
     ));
     let shape = Shape::new(chat.cli_model, chat.system.as_deref(), &chat.tools);
@@ -115,7 +119,7 @@ pub(super) fn carry_on(
                     reason: "the claude CLI was not found.".into(),
                 });
             };
-            start_cold(backend, &cli, request, chat, &lease, shape)?
+            start_cold(backend, &cli, request, &asked, &lease, shape)?
         }
     };
     let how = if warm { Took::Warm } else { Took::Started };
@@ -186,21 +190,42 @@ pub(super) fn close_all(waiting: &WaitingTurns) {
     }
 }
 
-/// A turn that waited too long: its calls get an error, and it is ended
+/// A waiting turn given up now, on the caller's thread, because a new
+/// turn needs its process slot: its calls get an error, the turn is
+/// interrupted and read to its end, and its child closed (which frees the
+/// slot); its session is freed for the results that may still come.
+pub(super) fn give_up_now(waiting: Waiting, grace: std::time::Duration, metrics: &Metrics) {
+    let Waiting { process, lease, .. } = waiting;
+    let run = finish_unheard(process, Instant::now() + grace, GIVEN_UP, true);
+    metrics.turn_ended(TurnEnd::Interrupted);
+    metrics.gave_up(GiveUp::Pressure);
+    run.into_process().close();
+    drop(lease);
+}
+
+/// A turn given up in the background (it waited too long, or past the
+/// limits on waiting turns): its calls get an error, and it is ended
 /// (interrupted, as nobody listens) on a thread of its own; its child is
 /// put away and its session freed.
 pub(super) fn retire(
     waiting: Waiting,
+    cause: GiveUp,
     warm: std::sync::Arc<WarmProcesses>,
     grace: std::time::Duration,
     metrics: std::sync::Arc<Metrics>,
 ) {
+    metrics.gave_up(cause);
+    let why = if cause == GiveUp::Timeout {
+        TOO_LATE
+    } else {
+        GIVEN_UP
+    };
     let spawned = std::thread::Builder::new()
         .name("tool-expired".into())
         .stack_size(256 * 1024)
         .spawn(move || {
             let Waiting { process, lease, .. } = waiting;
-            let run = finish_unheard(process, Instant::now() + grace, TOO_LATE, true);
+            let run = finish_unheard(process, Instant::now() + grace, why, true);
             metrics.turn_ended(TurnEnd::Interrupted);
             put_away(&warm, run);
             drop(lease);

@@ -65,7 +65,7 @@ pub use session_id::SessionId;
 use sessions::{SessionInfo, SessionStore};
 use stream::{ClaudeStream, Wire};
 use turn::Turn;
-use waiting::WaitingTurns;
+use waiting::{WaitLimits, WaitingTurns};
 use warm::{WarmProcesses, WarmStats};
 
 /// A session as `/v1/sessions` shows it: the registry's view, and whether
@@ -131,9 +131,22 @@ impl ClaudeBackend {
         let retire_to = warm.clone();
         let grace = config.request_timeout;
         let retire_metrics = metrics.clone();
-        let waiting = WaitingTurns::start(Box::new(move |turn| {
-            follow_up::retire(turn, retire_to.clone(), grace, retire_metrics.clone())
-        }));
+        let limits = WaitLimits {
+            total: config.max_tool_waits,
+            per_key: config.max_tool_waits_per_key,
+        };
+        let waiting = WaitingTurns::start(
+            limits,
+            Box::new(move |turn, cause| {
+                follow_up::retire(
+                    turn,
+                    cause,
+                    retire_to.clone(),
+                    grace,
+                    retire_metrics.clone(),
+                )
+            }),
+        );
         let backend = ClaudeBackend {
             config: config.clone(),
             cli,

@@ -137,13 +137,20 @@ pub fn blocks_line(blocks: Vec<serde_json::Value>) -> String {
 
 /// What the model is asked, as content blocks: the newest user turn's text
 /// and images, or for a new session with history the whole conversation
-/// as a labelled transcript (images where they were).
+/// as a labelled transcript (images where they were). Results of tool
+/// calls that no waiting turn took (their turn was given up, see
+/// `waiting`) come first, as text: the session holds the calls, answered
+/// with an error then.
 pub fn prompt_blocks(chat: &ValidChat, session: &SessionArg) -> Vec<serde_json::Value> {
+    let resumed = matches!(session, SessionArg::Resume(_));
     let Some(last) = chat.new_user_turn() else {
-        return Vec::new();
+        return late_results(chat.tool_results(), chat)
+            .into_iter()
+            .collect();
     };
-    if matches!(session, SessionArg::Resume(_)) || chat.turns.len() == 1 {
-        return part_blocks(&last.parts);
+    if resumed || chat.turns.len() == 1 {
+        let late = late_results(chat.results_before_question(), chat);
+        return late.into_iter().chain(part_blocks(&last.parts)).collect();
     }
     let mut blocks = Vec::new();
     let mut text = String::new();
@@ -191,6 +198,34 @@ pub fn check_transcript(chat: &ValidChat) -> Result<(), ApiError> {
             chat.turns.len()
         ),
     })
+}
+
+/// `results` as one text block for a session whose calls were answered
+/// with an error before these came.
+fn late_results(results: &[Turn], chat: &ValidChat) -> Option<serde_json::Value> {
+    if results.is_empty() {
+        return None;
+    }
+    let name_of = |id: &str| {
+        chat.turns
+            .iter()
+            .flat_map(|t| &t.tool_calls)
+            .find(|c| c.id.as_deref() == Some(id))
+            .map(|c| c.name.as_str())
+    };
+    let mut text = String::from(
+        "The results of your tool calls came after those calls had been answered with an \
+         error. Here they are:",
+    );
+    for result in results {
+        let id = result.tool_call_id.as_deref().unwrap_or("?");
+        match name_of(id) {
+            Some(name) => text.push_str(&format!("\n\n[{name}, call {id}]\n")),
+            None => text.push_str(&format!("\n\n[call {id}]\n")),
+        }
+        text.push_str(&result.content);
+    }
+    Some(json!({"type": "text", "text": text}))
 }
 
 fn transcript_entry(turn: &Turn) -> String {

@@ -3,7 +3,8 @@
 //!
 //! 1. tool results: the waiting turn whose calls they answer (by id; a
 //!    legacy `function` result, which has none, by the clues below), also
-//!    when a new question follows them;
+//!    when a new question follows them; or, when that turn was given up,
+//!    its session, which the results reach as text (see `prompt`);
 //! 2. the `X-Claude-Session-ID` header: that session;
 //! 3. the history it resends: the session that answered it (see `history`);
 //! 4. none of these: a new session.
@@ -18,9 +19,10 @@ use super::history::HistoryHasher;
 use super::process::{CliProcess, Shape};
 use super::sessions::{SessionLease, SessionStore};
 use super::validate::ValidChat;
-use super::waiting::Waiting;
+use super::waiting::{Waiting, WaitingTurns};
 use super::warm::Spare;
 use super::ClaudeBackend;
+use super::SessionId;
 use crate::backend::ChatRequest;
 use crate::error::ApiError;
 
@@ -72,20 +74,26 @@ pub(super) fn resolve(
     if !results.is_empty() && ids.len() == results.len() {
         let found = match waiting.take_by_calls(&ids, owner.as_deref()) {
             Ok(found) => found,
-            // Behind a load balancer the session may live on another
-            // instance: a 404 sends the request on to the next one.
-            Err(ApiError::InvalidToolCallId { .. })
-                if request
-                    .session_id
-                    .as_ref()
-                    .is_some_and(|id| !store.knows(id, key)) =>
-            {
-                let id = request.session_id.as_ref().map(|id| id.to_string());
-                return Err(ApiError::SessionNotFound {
-                    id: id.unwrap_or_default(),
-                });
+            Err(error) => {
+                if let Some(session) = given_up(waiting, &ids, owner.as_deref()) {
+                    let lease = store.resume(&session, key, chat.cli_model)?;
+                    return Ok((Conversation::Session { lease, spare: None }, history));
+                }
+                // Behind a load balancer the session may live on another
+                // instance: a 404 sends the request on to the next one.
+                let elsewhere = matches!(error, ApiError::InvalidToolCallId { .. })
+                    && request
+                        .session_id
+                        .as_ref()
+                        .is_some_and(|id| !store.knows(id, key));
+                if elsewhere {
+                    let id = request.session_id.as_ref().map(|id| id.to_string());
+                    return Err(ApiError::SessionNotFound {
+                        id: id.unwrap_or_default(),
+                    });
+                }
+                return Err(error);
             }
-            Err(error) => return Err(error),
         };
         return Ok((Conversation::Waiting(found), history));
     }
@@ -99,6 +107,10 @@ pub(super) fn resolve(
     if !answered.is_empty() && answered.len() == chat.results_before_question().len() {
         if let Ok(found) = waiting.take_by_calls(&answered, owner.as_deref()) {
             return Ok((Conversation::Waiting(found), history));
+        }
+        if let Some(session) = given_up(waiting, &answered, owner.as_deref()) {
+            let lease = store.resume(&session, key, chat.cli_model)?;
+            return Ok((Conversation::Session { lease, spare: None }, history));
         }
     }
     let found = match (&request.session_id, &prefix_digest) {
@@ -135,4 +147,13 @@ pub(super) fn resolve(
         },
     };
     Ok((conversation, history))
+}
+
+/// The session of the given-up turn whose calls `ids` answer, when all of
+/// them were its and `owner`'s.
+fn given_up(waiting: &WaitingTurns, ids: &[&str], owner: Option<&str>) -> Option<SessionId> {
+    let session = waiting.given_up_session(ids.first()?, owner)?;
+    ids.iter()
+        .all(|id| waiting.given_up_session(id, owner).as_ref() == Some(&session))
+        .then_some(session)
 }

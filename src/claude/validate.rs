@@ -84,6 +84,16 @@ impl ValidChat {
         &before[before.len() - n..]
     }
 
+    /// This request as a new question alone: without the results before
+    /// it, which a waiting turn took.
+    pub fn question_only(&self) -> ValidChat {
+        let mut asked = self.clone();
+        let results = self.results_before_question().len();
+        let question = asked.turns.len() - 1;
+        asked.turns.drain(question - results..question);
+        asked
+    }
+
     /// The final user turn, when the request ends with one.
     pub fn new_user_turn(&self) -> Option<&Turn> {
         self.turns.last().filter(|t| t.role == Role::User)

@@ -3,10 +3,14 @@
 //! request, found by the ids of the calls it answers (or its session, or
 //! the history it resends), takes the turn back and carries it on.
 //!
-//! A turn waits at most `TOOL_RESULT_TIMEOUT_MS`. Then its calls are
-//! answered with an error, their ids are remembered as expired (a late
-//! result gets `tool_call_expired`, not `invalid_tool_call_id`), and the
-//! turn is ended and its child put away, on a thread of its own.
+//! A waiting turn is the first thing given up: after
+//! `TOOL_RESULT_TIMEOUT_MS`; when its key has more than
+//! `MAX_TOOL_WAITS_PER_KEY` turns waiting, or more than `MAX_TOOL_WAITS`
+//! wait in all (the oldest goes); and when a new turn needs a process slot
+//! and none is free (see `cold_start`). Its calls are then answered with an
+//! error and the turn is ended, its child put away or closed. The calls'
+//! ids are remembered with their session, so that results which come
+//! later still continue that conversation (see `resolve`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,11 +25,12 @@ use super::process::CliProcess;
 use super::sessions::SessionLease;
 use super::SessionId;
 use crate::error::ApiError;
+use crate::metrics::GiveUp;
 use crate::ratelimit::KeySlot;
 
-/// How long an expired call's id is remembered.
+/// How long a given-up call's id is remembered.
 const EXPIRED_MEMORY: Duration = Duration::from_secs(3600);
-/// At most this many expired ids are remembered.
+/// At most this many given-up ids are remembered.
 const EXPIRED_MAX: usize = 10_000;
 
 /// A turn waiting for the results of its calls.
@@ -44,23 +49,41 @@ pub struct Waiting {
     pub key_slot: Option<KeySlot>,
 }
 
-/// What becomes of a turn that waited too long.
-pub type Retire = Box<dyn Fn(Waiting) + Send + Sync>;
+/// What becomes of a turn given up in the background, and why.
+pub type Retire = Box<dyn Fn(Waiting, GiveUp) + Send + Sync>;
+
+/// How many turns may wait at once.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitLimits {
+    pub total: usize,
+    pub per_key: usize,
+}
+
+/// A call whose turn was given up: the session a late result continues.
+struct GivenUp {
+    at: Instant,
+    session: SessionId,
+    owner: Option<String>,
+}
 
 pub struct WaitingTurns {
     entries: Mutex<Vec<Waiting>>,
-    expired: Mutex<HashMap<String, Instant>>,
+    given_up: Mutex<HashMap<String, GivenUp>>,
+    limits: WaitLimits,
+    retire: Retire,
     wake: Condvar,
     stop: AtomicBool,
 }
 
 impl WaitingTurns {
     /// The table, and a thread that hands turns past their deadline to
-    /// `retire` (with their calls already answered with an error).
-    pub fn start(retire: Retire) -> Arc<WaitingTurns> {
+    /// `retire`; turns over `limits` go there too.
+    pub fn start(limits: WaitLimits, retire: Retire) -> Arc<WaitingTurns> {
         let table = Arc::new(WaitingTurns {
             entries: Mutex::new(Vec::new()),
-            expired: Mutex::new(HashMap::new()),
+            given_up: Mutex::new(HashMap::new()),
+            limits,
+            retire,
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
         });
@@ -68,14 +91,56 @@ impl WaitingTurns {
         let _ = thread::Builder::new()
             .name("tool-waits".into())
             .stack_size(128 * 1024)
-            .spawn(move || watched.expire_loop(&retire));
+            .spawn(move || watched.expire_loop());
         table
     }
 
+    /// Parks `waiting`; the oldest turns over the limits (its key's first,
+    /// then all) are given up.
     pub fn park(&self, waiting: Waiting) {
-        let mut entries = self.entries.lock();
-        entries.push(waiting);
-        self.wake.notify_one();
+        let owner = waiting.owner.clone();
+        let mut over = Vec::new();
+        {
+            let mut entries = self.entries.lock();
+            entries.push(waiting);
+            while entries.iter().filter(|w| w.owner == owner).count() > self.limits.per_key {
+                match oldest(&entries, |w| w.owner == owner) {
+                    Some(i) => over.push((entries.remove(i), GiveUp::KeyLimit)),
+                    None => break,
+                }
+            }
+            while entries.len() > self.limits.total {
+                match oldest(&entries, |_| true) {
+                    Some(i) => over.push((entries.remove(i), GiveUp::TotalLimit)),
+                    None => break,
+                }
+            }
+            self.wake.notify_one();
+        }
+        for (turn, cause) in over {
+            self.remember_given_up(&turn, Instant::now());
+            (self.retire)(turn, cause);
+        }
+    }
+
+    /// The turn that has waited longest, taken out to be given up by the
+    /// caller (a new turn needs its process slot).
+    pub fn give_up_oldest(&self) -> Option<Waiting> {
+        let turn = {
+            let mut entries = self.entries.lock();
+            let index = oldest(&entries, |_| true)?;
+            entries.remove(index)
+        };
+        self.remember_given_up(&turn, Instant::now());
+        Some(turn)
+    }
+
+    /// The session of a call whose turn was given up, for `owner`: late
+    /// results continue it.
+    pub fn given_up_session(&self, id: &str, owner: Option<&str>) -> Option<SessionId> {
+        let given_up = self.given_up.lock();
+        let entry = given_up.get(id)?;
+        (entry.owner.as_deref() == owner).then(|| entry.session.clone())
     }
 
     /// How many turns wait right now.
@@ -94,7 +159,7 @@ impl WaitingTurns {
                 .position(|w| w.calls.iter().any(|c| c == first))
         });
         let unknown = |id: &str| {
-            if self.expired.lock().contains_key(id) {
+            if self.given_up.lock().contains_key(id) {
                 ApiError::ToolCallExpired { id: id.to_string() }
             } else {
                 ApiError::InvalidToolCallId { id: id.to_string() }
@@ -140,7 +205,7 @@ impl WaitingTurns {
         std::mem::take(&mut *self.entries.lock())
     }
 
-    fn expire_loop(&self, retire: &Retire) {
+    fn expire_loop(&self) {
         let mut entries = self.entries.lock();
         while !self.stop.load(Ordering::SeqCst) {
             let now = Instant::now();
@@ -151,8 +216,8 @@ impl WaitingTurns {
             if !due.is_empty() {
                 drop(entries);
                 for turn in due {
-                    self.remember_expired(&turn.calls, now);
-                    retire(turn);
+                    self.remember_given_up(&turn, now);
+                    (self.retire)(turn, GiveUp::Timeout);
                 }
                 entries = self.entries.lock();
                 continue;
@@ -167,16 +232,32 @@ impl WaitingTurns {
         }
     }
 
-    fn remember_expired(&self, ids: &[String], now: Instant) {
-        let mut expired = self.expired.lock();
-        expired.retain(|_, at| now.duration_since(*at) < EXPIRED_MEMORY);
-        for id in ids {
-            if expired.len() >= EXPIRED_MAX {
+    fn remember_given_up(&self, turn: &Waiting, now: Instant) {
+        let mut given_up = self.given_up.lock();
+        given_up.retain(|_, g| now.duration_since(g.at) < EXPIRED_MEMORY);
+        for id in &turn.calls {
+            if given_up.len() >= EXPIRED_MAX {
                 break;
             }
-            expired.insert(id.clone(), now);
+            let entry = GivenUp {
+                at: now,
+                session: turn.lease.id().clone(),
+                owner: turn.owner.clone(),
+            };
+            given_up.insert(id.clone(), entry);
         }
     }
+}
+
+/// The index of the turn that has waited longest among those `matching`
+/// (all wait equally long, so the earliest deadline).
+fn oldest(entries: &[Waiting], matching: impl Fn(&Waiting) -> bool) -> Option<usize> {
+    entries
+        .iter()
+        .enumerate()
+        .filter(|(_, w)| matching(w))
+        .min_by_key(|(_, w)| w.deadline)
+        .map(|(i, _)| i)
 }
 
 impl Drop for WaitingTurns {

@@ -81,6 +81,10 @@ pub struct Config {
     pub bridge_exe: PathBuf,
     pub max_concurrent_processes: usize,
     pub pool_queue_timeout: Duration,
+    /// Turns that may wait for tool results at once, in all and per key;
+    /// past them the oldest is given up.
+    pub max_tool_waits: usize,
+    pub max_tool_waits_per_key: usize,
     pub session_ttl: Duration,
     pub max_session_age: Duration,
     pub session_cleanup_interval: Duration,
@@ -298,6 +302,20 @@ impl Config {
             ),
             max_concurrent_processes,
             pool_queue_timeout: r.millis("POOL_QUEUE_TIMEOUT_MS", 5_000, 0),
+            // Half the pool may wait on clients, a quarter on one key's:
+            // abandoned calls cannot fill it.
+            max_tool_waits: r.number(
+                "MAX_TOOL_WAITS",
+                (max_concurrent_processes as u64 / 2).max(1),
+                1,
+                10_000,
+            ) as usize,
+            max_tool_waits_per_key: r.number(
+                "MAX_TOOL_WAITS_PER_KEY",
+                (max_concurrent_processes as u64 / 4).max(1),
+                1,
+                10_000,
+            ) as usize,
             session_ttl: r.millis("SESSION_TTL_MS", 3_600_000, 1_000),
             max_session_age: r.millis("MAX_SESSION_AGE_MS", 86_400_000, 1_000),
             session_cleanup_interval: r.millis("SESSION_CLEANUP_INTERVAL_MS", 60_000, 100),

@@ -394,12 +394,15 @@ impl ApiError {
         }
     }
 
-    /// The body in the Anthropic Messages API's shape.
+    /// The body in the Anthropic Messages API's shape. A thread this
+    /// server does not know carries Anthropic's `error_code`, on which the
+    /// SDK replays the whole conversation under a new thread.
     pub fn anthropic_body(&self) -> serde_json::Value {
-        json!({
-            "type": "error",
-            "error": {"type": self.anthropic_kind(), "message": self.message()},
-        })
+        let mut error = json!({"type": self.anthropic_kind(), "message": self.message()});
+        if matches!(self, ApiError::PreviousMessageNotFound { .. }) {
+            error["details"] = json!({"error_code": "thread_not_found"});
+        }
+        json!({"type": "error", "error": error})
     }
 }
 
