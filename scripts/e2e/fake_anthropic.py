@@ -54,6 +54,23 @@ Tools (what the CLI sends when it bridges a client's functions over MCP):
   booleans true, arrays [], nested objects recursively ({} without
   properties), enum/const their first value; a schema without properties
   gives {"ok": true}.
+- Forced client tools: when there is no lookup, shell command or
+  StructuredOutput call to make (above and below), the last user message has
+  no tool_result blocks and the request offers a client tool named
+  `final_result` or `final_result_<name>` (pydantic-ai's output tool), or one
+  whose name the prompt has as a word (`City` in "Describe Paris as a
+  City."), the answer calls it, with no text before, with an input built from
+  its input_schema as StructuredOutput's is.
+- Shell commands (coding agents' own tools, bridged as client tools): when
+  the last user message has no tool_result blocks and its text says run and
+  a command in backticks (``run `echo hi` ``), and a client tool has `shell`,
+  `exec` or `bash` in its name (`shell`, `exec_command`, `shell_command`,
+  `local_shell`, `bash`, `exec` by that preference, else the first such), the
+  answer is "Let me run that." and one call of it: input {"command": cmd}
+  (["bash", "-lc", cmd] when `command` is an array), {"cmd": cmd} for a `cmd`
+  property, and for a tool whose description says it runs JavaScript (Codex's
+  freeform `exec`) its one string property (else `input`) set to
+  `text((await tools.exec_command({cmd: <cmd as JSON>})).output)`.
 
 Tool ids are "toolu_" + 24 random letters and digits; tool inputs stream as
 input_json_delta pieces.
@@ -315,6 +332,55 @@ def image_note(msg):
     return f"images={len(images)} media={','.join(media)}"
 
 
+def forced_tool(tools, prompt):
+    """The client tool a client forces a call of, as far as the fake can tell
+    (the CLI does not pass tool_choice on): one named `final_result` or
+    `final_result_<name>` (pydantic-ai's output tools), else one whose name the
+    prompt has as a word ("Describe Paris as a City." for a tool `City`, as
+    LangChain's with_structured_output names it)."""
+    client = [t for t in tools if str(t.get("name", "")).startswith(CLIENT_TOOL_PREFIX)]
+    bare = [(t["name"][len(CLIENT_TOOL_PREFIX):], t) for t in client]
+    for name, t in bare:
+        if name == "final_result" or name.startswith("final_result_"):
+            return t
+    words = set(re.findall(r"[\w-]+", prompt))
+    return next((t for name, t in bare if name in words), None)
+
+
+_RUN = re.compile(r"\brun\s+`([^`]+)`", re.I)
+SHELL_TOOL_NAMES = ("shell", "exec_command", "shell_command", "local_shell", "bash", "exec")
+
+
+def shell_call(tools, prompt):
+    """(name, input) of the shell tool call the prompt asks for with
+    "run `<command>`", or None (see the docstring's "Shell commands")."""
+    m = _RUN.search(prompt)
+    client = [t for t in tools if str(t.get("name", "")).startswith(CLIENT_TOOL_PREFIX)]
+    if not m or not client:
+        return None
+    cmd = m.group(1)
+
+    def bare(t):  # the name without the bridge's prefix (and any namespace)
+        return re.split(r"__|\.", t["name"][len(CLIENT_TOOL_PREFIX):])[-1].lower()
+
+    tool = next((t for want in SHELL_TOOL_NAMES for t in client if bare(t) == want), None)
+    tool = tool or next((t for t in client
+                         if any(w in bare(t) for w in ("shell", "exec", "bash"))), None)
+    if tool is None:
+        return None
+    props = (tool.get("input_schema") or {}).get("properties") or {}
+    if "javascript" in str(tool.get("description", "")).lower():
+        strings = [k for k, v in props.items() if (v or {}).get("type") == "string"]
+        key = strings[0] if len(strings) == 1 else "input"
+        script = f"text((await tools.exec_command({{cmd: {json.dumps(cmd)}}})).output)"
+        return tool["name"], {key: script}
+    if "cmd" in props and "command" not in props:
+        return tool["name"], {"cmd": cmd}
+    if (props.get("command") or {}).get("type") == "array":
+        return tool["name"], {"command": ["bash", "-lc", cmd]}
+    return tool["name"], {"command": cmd}
+
+
 def plan_reply(messages, tools):
     """What to answer: ("text", text) or ("tools", text_before, [(name, input)]),
     or None for the usual echo."""
@@ -337,11 +403,18 @@ def plan_reply(messages, tools):
         for kind, place in asked_lookups(prompt):
             tool = pick_tool(tools, kind)
             calls.append((tool["name"], tool_input(tool, kind, place)))
+    shell = shell_call(tools, prompt)
+    if shell and not calls:
+        return ("tools", "Let me run that.", [shell])
     if calls:
         return ("tools", "Let me check.", calls)
     if structured:
         return ("tools", "", [(STRUCTURED_OUTPUT, structured_input(
             structured.get("input_schema"), prompt))])
+    forced = forced_tool(tools, prompt)
+    if forced:
+        return ("tools", "", [(forced["name"], structured_input(
+            forced.get("input_schema"), prompt))])
     return None
 
 
