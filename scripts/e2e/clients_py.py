@@ -26,9 +26,11 @@ The fake API calls a client tool named `final_result` (or one the prompt
 names, "City" here) with an input built from its input_schema, so a forced
 tool call gets an answer; the prompts below are written for that ("Describe
 Paris as a City." gives city "Paris", population 21, capital true).
-Forced calls whose result the client never sends keep a CLI process waiting
-(issue 29), so these tests run on a server of their own with a larger pool
-and no per-key limit.
+Forced tool calls whose result the client never sends leave a turn waiting:
+these tests run on the server's defaults, which give such turns up first
+(MAX_TOOL_WAITS, MAX_TOOL_WAITS_PER_KEY, and a full pool); forced_calls_*
+calls them more often than the pool has processes, then asks something
+plain, which must be answered at once.
 """
 
 import json
@@ -46,14 +48,11 @@ except ImportError:  # Wire says so when a test needs it
 API_KEY = "sk-cca-e2e-0123456789abcdef"  # the server's own client key (run_e2e.py's)
 MODEL = "claude-sonnet-4-6"
 RUN_TIMEOUT = 120  # seconds, a whole agent run at most
-SERVER_ENV = {
-    # Forced tool calls that are never answered hold a process each (issue
-    # 29) and count against the key's concurrency: room for all of them.
-    "MAX_CONCURRENT_PROCESSES": "24",
-    "MAX_CONCURRENT_PER_KEY": "0",
-    "RATE_LIMIT_PER_SESSION": "0",
-    "WARM_SESSIONS": "6",
-}
+# The server's defaults, but for the per-IP rate (ctx.new_server's) and the
+# per-session rate: a test's runs come quicker than a person's.
+SERVER_ENV = {"RATE_LIMIT_PER_SESSION": "0"}
+# The pool of forced_calls_never_fill_the_pool's server.
+SMALL_POOL = 3
 
 
 def version(dist):
@@ -378,6 +377,62 @@ def test_client_langchain_anthropic_structured_output(ctx):
         wire.finish("structured-output")
 
 
+def test_client_forced_calls_never_fill_the_pool(ctx):
+    """pydantic-ai's output_type and LangChain's with_structured_output force
+    a call that is the whole answer and never answer it. Called more often
+    than the pool has processes (new conversations each, a pool of 3), every
+    call is answered, and a plain request after them is answered at once,
+    not after POOL_QUEUE_TIMEOUT_MS nor with a 429: on the defaults (the
+    key's bound on waiting turns gives the older ones up), and with those
+    bounds lifted (the pool is full of waiting turns: the oldest gives way)."""
+    lifted = {"MAX_TOOL_WAITS": str(SMALL_POOL), "MAX_TOOL_WAITS_PER_KEY": str(SMALL_POOL)}
+    for name, env, cause in [("defaults", {}, "key_limit"), ("lifted", lifted, "pressure")]:
+        srv = ctx.new_server(f"forced-calls-{name}", MAX_CONCURRENT_PROCESSES=str(SMALL_POOL),
+                             RATE_LIMIT_PER_SESSION="0", **env)
+        try:
+            forced_calls(srv, name, cause, int(env.get("MAX_TOOL_WAITS", SMALL_POOL // 2)))
+        finally:
+            srv.stop()
+
+
+def forced_calls(srv, name, cause, may_wait):
+    import openai
+    from langchain_anthropic import ChatAnthropic
+    from pydantic_ai import Agent
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+    City = city_model()
+    base = srv.url("/claude/v1")
+    provider = OpenAIProvider(base_url=base, api_key=API_KEY)
+    agent = Agent(OpenAIChatModel(MODEL, provider=provider), output_type=City)
+    structured = ChatAnthropic(model=MODEL, base_url=srv.url(), api_key=API_KEY,
+                               timeout=60).with_structured_output(City)
+    rounds = SMALL_POOL + 2
+    for i in range(rounds):
+        started = time.monotonic()
+        city = agent.run_sync("Describe Paris as a City.", timeout=RUN_TIMEOUT).output
+        check_city(city, City, "Paris", f"{name}: pydantic-ai call {i + 1}")
+        city = structured.invoke("Describe Rome as a City.")
+        check_city(city, City, "Rome", f"{name}: with_structured_output call {i + 1}")
+        print(f"     forced calls ({name}), round {i + 1}: "
+              f"{(time.monotonic() - started) * 1000:.0f} ms for both", flush=True)
+    checks = srv.health()[1]["checks"]
+    check(checks["waiting_for_tools"] <= may_wait,
+          f"{name}: {checks['waiting_for_tools']} turns still wait: {checks}")
+    given_up = checks["tool_waits_given_up"]
+    check(given_up[cause] >= 2 * rounds - may_wait,
+          f"{name}: given up {given_up} of {2 * rounds} forced calls")
+    client = openai.OpenAI(base_url=base, api_key=API_KEY, max_retries=0, timeout=30)
+    started = time.monotonic()
+    answer = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "hello"}])
+    took = time.monotonic() - started
+    print(f"     a plain request after {2 * rounds} forced calls ({name}): "
+          f"{took * 1000:.0f} ms; given up {given_up}", flush=True)
+    check(answer.choices[0].message.content, f"{name}: no answer")
+    check(took < 3, f"{name}: the plain request took {took:.1f}s")
+
+
 CLIENT_TESTS = [
     test_client_pydantic_ai_chat_output_type,
     test_client_pydantic_ai_chat_tool_loop,
@@ -387,6 +442,7 @@ CLIENT_TESTS = [
     test_client_pydantic_ai_anthropic_tool_loop,
     test_client_langchain_anthropic_tool_loop,
     test_client_langchain_anthropic_structured_output,
+    test_client_forced_calls_never_fill_the_pool,
 ]
 
 if __name__ == "__main__":

@@ -80,21 +80,33 @@ fn start_bridge(chat: &ValidChat, lease: &SessionLease) -> Result<Bridge, ApiErr
 /// A process slot: a free one; else one an idle warm child gives up (the
 /// least recently used is closed); else the one of the turn that has
 /// waited longest for tool results (given up: its results may still come,
-/// see `resolve`); else a place in the queue.
+/// see `resolve`); else a place in the queue, from which the same is tried
+/// again while it waits (a child may be put away, or a turn begin to wait,
+/// just after the first look).
 fn acquire_slot(backend: &ClaudeBackend) -> Option<Slot> {
+    let make_room = || {
+        if backend.warm.evict_oldest() {
+            return true;
+        }
+        match backend.waiting.give_up_oldest() {
+            Some(turn) => {
+                follow_up::give_up_now(turn, backend.config.kill_grace, &backend.metrics);
+                true
+            }
+            None => false,
+        }
+    };
     loop {
         if let Some(slot) = backend.pool.acquire(std::time::Duration::ZERO) {
             return Some(slot);
         }
-        if backend.warm.evict_oldest() {
-            continue;
-        }
-        match backend.waiting.give_up_oldest() {
-            Some(turn) => follow_up::give_up_now(turn, backend.config.kill_grace, &backend.metrics),
-            None => break,
+        if !make_room() {
+            break;
         }
     }
-    backend.pool.acquire(backend.config.pool_queue_timeout)
+    backend
+        .pool
+        .acquire_relieved(backend.config.pool_queue_timeout, make_room)
 }
 
 /// `--session-id` for a session this turn creates, `--resume` otherwise.

@@ -29,6 +29,9 @@ pub struct ProcessPool {
 }
 
 /// Holds one slot; dropping it frees the slot and wakes the next waiter.
+/// How often a queued request looks for something to give way.
+pub const RELIEVE_EVERY: Duration = Duration::from_millis(100);
+
 pub struct Slot {
     pool: Arc<ProcessPool>,
 }
@@ -67,6 +70,19 @@ impl ProcessPool {
     /// Waits up to `wait` for a slot, first come first served. `None` when
     /// the wait ran out.
     pub fn acquire(self: &Arc<Self>, wait: Duration) -> Option<Slot> {
+        self.acquire_relieved(wait, || false)
+    }
+
+    /// [`ProcessPool::acquire`], calling `relieve` every
+    /// [`RELIEVE_EVERY`] while queued, without the queue's lock and keeping
+    /// the place in it: a process that became idle, or a turn that began to
+    /// wait for tool results, after the caller last looked can still give
+    /// way.
+    pub fn acquire_relieved(
+        self: &Arc<Self>,
+        wait: Duration,
+        mut relieve: impl FnMut() -> bool,
+    ) -> Option<Slot> {
         let deadline = Instant::now() + wait;
         let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
         let mut state = self.state.lock();
@@ -84,13 +100,22 @@ impl ProcessPool {
                 self.freed.notify_all();
                 return Some(Slot { pool: self.clone() });
             }
-            if self.freed.wait_until(&mut state, deadline).timed_out()
-                && !(state.queue.front() == Some(&ticket) && state.active < self.max)
-            {
+            let now = Instant::now();
+            if now >= deadline {
                 state.queue.retain(|t| *t != ticket);
                 drop(state);
                 self.freed.notify_all();
                 return None;
+            }
+            let timed_out = self
+                .freed
+                .wait_until(&mut state, deadline.min(now + RELIEVE_EVERY))
+                .timed_out();
+            let mine = state.queue.front() == Some(&ticket) && state.active < self.max;
+            if timed_out && !mine {
+                drop(state);
+                relieve();
+                state = self.state.lock();
             }
         }
     }
@@ -110,6 +135,28 @@ mod tests {
         drop(a);
         assert!(pool.acquire(Duration::ZERO).is_some());
         assert_eq!(pool.capacity().queued, 0);
+    }
+
+    #[test]
+    fn a_queued_request_takes_what_gives_way_while_it_waits() {
+        let pool = ProcessPool::new(1);
+        let held = Mutex::new(pool.acquire(Duration::ZERO));
+        let looks = std::sync::atomic::AtomicUsize::new(0);
+        let started = Instant::now();
+        // Nothing gives way at first; the third look frees the slot.
+        let slot = pool.acquire_relieved(Duration::from_secs(10), || {
+            looks.fetch_add(1, Ordering::Relaxed) >= 2 && held.lock().take().is_some()
+        });
+        assert!(slot.is_some());
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert_eq!(
+            pool.capacity(),
+            Capacity {
+                active: 1,
+                max: 1,
+                queued: 0
+            }
+        );
     }
 
     #[test]

@@ -222,6 +222,7 @@ impl Config {
             .unwrap_or(work_default);
 
         let max_concurrent_processes = r.number("MAX_CONCURRENT_PROCESSES", 10, 1, 10_000) as usize;
+        let max_concurrent_per_key = r.number("MAX_CONCURRENT_PER_KEY", 5, 0, 1_000_000) as u32;
         let worker_threads = r.number("WORKER_THREADS", 64, 1, 10_000) as usize;
         let max_body_bytes = r.number("MAX_BODY_BYTES", 16 << 20, 1024, 1 << 30) as usize;
         let max_body_memory_bytes =
@@ -312,7 +313,7 @@ impl Config {
             ) as usize,
             max_tool_waits_per_key: r.number(
                 "MAX_TOOL_WAITS_PER_KEY",
-                (max_concurrent_processes as u64 / 4).max(1),
+                default_waits_per_key(max_concurrent_processes, max_concurrent_per_key),
                 1,
                 10_000,
             ) as usize,
@@ -339,7 +340,7 @@ impl Config {
             upstream_idle_timeout: r.millis("UPSTREAM_IDLE_TIMEOUT_MS", 120_000, 1),
             rate_limit_per_ip: r.number("RATE_LIMIT_PER_IP", 60, 0, 1_000_000) as u32,
             rate_limit_per_session: r.number("RATE_LIMIT_PER_SESSION", 10, 0, 1_000_000) as u32,
-            max_concurrent_per_key: r.number("MAX_CONCURRENT_PER_KEY", 5, 0, 1_000_000) as u32,
+            max_concurrent_per_key,
             rate_limit_window: r.millis("RATE_LIMIT_WINDOW_MS", 60_000, 1),
         };
         if r.errors.is_empty() {
@@ -370,5 +371,16 @@ impl Config {
             }
             Err(errors) => panic!("test defaults must parse: {errors:?}"),
         }
+    }
+}
+
+/// A quarter of the pool may wait on one key's clients, and always fewer
+/// than the key's own concurrency (`MAX_CONCURRENT_PER_KEY`, 0: none), so
+/// that its waiting turns never leave it without a slot for a new one.
+fn default_waits_per_key(processes: usize, per_key: u32) -> u64 {
+    let quarter = (processes as u64 / 4).max(1);
+    match per_key {
+        0 => quarter,
+        n => quarter.min(u64::from(n).saturating_sub(1).max(1)),
     }
 }

@@ -108,3 +108,24 @@ fn masks_keys() {
     assert_eq!(mask_key("sk-cca-0123456789abcdef7f3a"), "sk-cca-****7f3a");
     assert_eq!(mask_key("short"), "****");
 }
+
+#[test]
+fn waiting_turns_leave_each_key_a_slot() {
+    let waits = |pairs: &[(&str, &str)]| {
+        let c = parse(pairs).unwrap();
+        (c.max_tool_waits, c.max_tool_waits_per_key)
+    };
+    assert_eq!(waits(&[("MAX_CONCURRENT_PROCESSES", "24")]), (12, 4));
+    assert_eq!(
+        waits(&[
+            ("MAX_CONCURRENT_PROCESSES", "24"),
+            ("MAX_CONCURRENT_PER_KEY", "0")
+        ]),
+        (12, 6)
+    );
+    assert_eq!(waits(&[("MAX_CONCURRENT_PROCESSES", "1")]), (1, 1));
+    assert_eq!(
+        waits(&[("MAX_TOOL_WAITS", "3"), ("MAX_TOOL_WAITS_PER_KEY", "3")]),
+        (3, 3)
+    );
+}
