@@ -29,6 +29,11 @@ pub trait DialectEvents: Send {
     fn answered(&mut self, completion: &Value) -> Vec<Vec<u8>>;
     /// The events that end a stream broken by `error`.
     fn failed(&mut self, error: &ApiError) -> Vec<Vec<u8>>;
+    /// This API's keep-alive event for a long silence, when it has one
+    /// (otherwise an SSE comment is sent).
+    fn keep_alive(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// What one `chat.completion.chunk` says, in the order it says it.

@@ -438,3 +438,24 @@ fn errors_speak_of_tool_result_blocks() {
     assert!(!message.contains("tool_calls"), "{message}");
     w.finish();
 }
+
+/// Anthropic's keep-alive is its own `ping` event, as its API sends it.
+#[test]
+fn a_long_silence_carries_ping_events() {
+    let w = Warm::start(&[("STREAM_KEEPALIVE_MS", "200")]);
+    let mut body = hello("[[fake:sleep:1]] hi");
+    body["stream"] = json!(true);
+    let sse = SseClient::open_at(w.addr(), "/v1/messages", &[], &body.to_string());
+    assert_eq!(sse.status, 200);
+    let raw = sse.raw_rest();
+    let start = raw
+        .find("event: message_start")
+        .unwrap_or_else(|| panic!("{raw}"));
+    let pings = raw[..start]
+        .matches("event: ping\ndata: {\"type\": \"ping\"}\n\n")
+        .count();
+    assert!(pings >= 2, "{pings} pings before the message: {raw}");
+    assert!(!raw.contains(": keep-alive"), "{raw}");
+    assert!(raw.contains("event: message_stop"), "{raw}");
+    w.finish();
+}

@@ -584,3 +584,22 @@ fn errors_name_the_input_items() {
     );
     w.finish();
 }
+
+/// The Responses API's stream carries SSE comments through a silence.
+#[test]
+fn a_long_silence_carries_keep_alive_comments() {
+    let w = Warm::start(&[("STREAM_KEEPALIVE_MS", "200")]);
+    let body = json!({"model": "gpt-5", "stream": true, "input": "[[fake:sleep:1]] hi"});
+    let sse = SseClient::open_at(w.addr(), "/claude/v1/responses", &[], &body.to_string());
+    assert_eq!(sse.status, 200);
+    let raw = sse.raw_rest();
+    let created = raw
+        .find("event: response.created")
+        .unwrap_or_else(|| panic!("{raw}"));
+    assert!(
+        raw[..created].matches(": keep-alive\n").count() >= 2,
+        "{raw}"
+    );
+    assert!(raw.contains("event: response.completed"), "{raw}");
+    w.finish();
+}

@@ -488,3 +488,31 @@ fn drain_closes_every_warm_process() {
         "warm processes left after the drain: {left:?}"
     );
 }
+
+/// A model that thinks long before its first word: the stream begins anyway
+/// and carries SSE comments through the silence, then the answer whole.
+#[test]
+fn a_long_silence_in_a_stream_carries_keep_alives() {
+    let w = Warm::start(&[("STREAM_KEEPALIVE_MS", "200")]);
+    let body = json!({"model": "sonnet", "stream": true,
+        "messages": [{"role": "user", "content": "[[fake:sleep:1]] hello"}]});
+    let sse = SseClient::open(w.addr(), &[CLAUDE], &body.to_string());
+    assert_eq!(sse.status, 200);
+    let raw = sse.raw_rest();
+    let first_data = raw.find("data: ").unwrap_or(raw.len());
+    let before = raw[..first_data].matches(": keep-alive\n").count();
+    assert!(
+        (2..=8).contains(&before),
+        "{before} keep-alives before the answer: {raw}"
+    );
+    assert!(raw.contains("turns=1"), "{raw}");
+    assert!(raw.trim_end().ends_with("data: [DONE]"), "{raw}");
+    // Off: the same silence passes without them.
+    let w2 = Warm::start(&[("STREAM_KEEPALIVE_MS", "0")]);
+    let sse = SseClient::open(w2.addr(), &[CLAUDE], &body.to_string());
+    let raw = sse.raw_rest();
+    assert!(!raw.contains("keep-alive"), "{raw}");
+    assert!(raw.contains("turns=1"), "{raw}");
+    w.finish();
+    w2.finish();
+}

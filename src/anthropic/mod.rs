@@ -138,4 +138,9 @@ impl DialectEvents for MessageStream {
     fn failed(&mut self, error: &ApiError) -> Vec<Vec<u8>> {
         self.events.fail(error.anthropic_kind(), &error.message())
     }
+
+    /// Anthropic's own keep-alive, as its API sends it.
+    fn keep_alive(&mut self) -> Option<Vec<u8>> {
+        Some(b"event: ping\ndata: {\"type\": \"ping\"}".to_vec())
+    }
 }

@@ -48,6 +48,7 @@ pub mod warm;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use crate::backend::{Backend, ChatRequest};
 use crate::config::{Config, Secret};
@@ -342,13 +343,28 @@ impl Backend for ClaudeBackend {
         let mut turn = Turn::start(self, request)?;
         let wire = Wire::new(request.dialect.as_ref(), turn.lease.id());
         let mut pending: Vec<Vec<u8>> = Vec::new();
+        let keepalive = self.config.stream_keepalive;
+        let asked = Instant::now();
+        // A model that thinks long before its first word: after a
+        // keep-alive's time of silence the stream begins anyway, to carry one.
+        let mut silent = false;
         while !turn.run.adapter.committed() {
-            match turn.run.step() {
+            let progress = match keepalive {
+                None => turn.run.step(),
+                Some(every) => match turn.run.step_within(every.saturating_sub(asked.elapsed())) {
+                    Some(progress) => progress,
+                    None => {
+                        silent = true;
+                        break;
+                    }
+                },
+            };
+            match progress {
                 Progress::Chunks(chunks) => pending.extend(chunks),
                 Progress::Ended => break,
             }
         }
-        if !turn.run.adapter.committed() {
+        if !silent && !turn.run.adapter.committed() {
             // Over before the model said anything: a plain answer or error.
             return match turn.run.finish() {
                 Ok(finished) => {
@@ -362,6 +378,8 @@ impl Backend for ClaudeBackend {
                             cost: None,
                             wire,
                             answer,
+                            keepalive,
+                            quiet_since: asked,
                         })));
                         turn.wait_for_results();
                         return Ok(reply);
@@ -372,6 +390,8 @@ impl Backend for ClaudeBackend {
                         cost,
                         wire,
                         answer,
+                        keepalive,
+                        quiet_since: asked,
                     }));
                     let reply = turn.with_headers(reply);
                     Ok(reply.with_afterwards(turn.close_afterwards()))
@@ -380,12 +400,15 @@ impl Backend for ClaudeBackend {
             };
         }
         let headers = std::mem::take(&mut turn.headers);
+        // The client has had nothing since it asked.
         let reply = Reply::stream(Box::new(ClaudeStream {
             turn: Some(turn),
             pending,
             cost: None,
             wire,
             answer: None,
+            keepalive,
+            quiet_since: asked,
         }));
         Ok(headers
             .into_iter()

@@ -1,5 +1,7 @@
 //! Reading a child's output within its limits: stdout split into lines on
-//! the caller's thread, stderr on a small thread of its own per child.
+//! a small thread of its own per child and handed over one line at a time,
+//! so that a stream can wait for the next one with a time limit (to send a
+//! keep-alive while the model thinks); stderr on another small thread.
 //!
 //! Stderr must be read while stdout is (a child blocked on a full stderr
 //! pipe would never finish its stdout). Its thread keeps the first few
@@ -7,9 +9,12 @@
 //! flood once the count passes [`STDERR_LIMIT`].
 
 use std::io::{self, BufRead, BufReader, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 
 /// Stderr beyond this is refused (the child is stopped).
 pub const STDERR_LIMIT: usize = 1024 * 1024;
@@ -28,27 +33,22 @@ pub enum LineRead<'a> {
 /// budget, however long a line is.
 pub struct LineReader<R> {
     inner: BufReader<R>,
-    budget: usize,
+    budget: Arc<AtomicUsize>,
     line: Vec<u8>,
 }
 
 impl<R: Read> LineReader<R> {
     pub fn new(inner: R, budget: usize) -> Self {
+        Self::sharing(inner, Arc::new(AtomicUsize::new(budget)))
+    }
+
+    /// A reader whose budget someone else may renew.
+    fn sharing(inner: R, budget: Arc<AtomicUsize>) -> Self {
         LineReader {
             inner: BufReader::with_capacity(16 * 1024, inner),
             budget,
             line: Vec::with_capacity(4096),
         }
-    }
-
-    /// A new budget, for the next turn of a child that takes several.
-    pub fn set_budget(&mut self, budget: usize) {
-        self.budget = budget;
-    }
-
-    /// True when more output is already read and waiting to be split.
-    pub fn has_buffered(&self) -> bool {
-        !self.inner.buffer().is_empty()
     }
 
     pub fn next_line(&mut self) -> LineRead<'_> {
@@ -70,15 +70,125 @@ impl<R: Read> LineReader<R> {
                 Some(i) => (i + 1, true),
                 None => (available.len(), false),
             };
-            if take > self.budget {
+            if take > self.budget.load(Ordering::SeqCst) {
                 return LineRead::OverLimit;
             }
-            self.budget -= take;
+            self.budget.fetch_sub(take, Ordering::SeqCst);
             self.line.extend_from_slice(&available[..take]);
             self.inner.consume(take);
             if complete {
                 return LineRead::Line(&self.line);
             }
+        }
+    }
+}
+
+/// What the stdout thread hands over.
+enum Pumped {
+    Line(Vec<u8>),
+    Eof,
+    OverLimit,
+    Error(io::Error),
+}
+
+/// Lines read ahead, at most: a child that writes faster than the client
+/// reads waits on its pipe, as it would without the thread.
+const LINES_AHEAD: usize = 64;
+
+/// A child's stdout, split into lines on a thread of its own
+/// (`cli-stdout`) within a budget renewed each turn.
+pub struct StdoutLines {
+    lines: Receiver<Pumped>,
+    budget: Arc<AtomicUsize>,
+    /// The line last handed out, and whether stdout is over.
+    line: Vec<u8>,
+    ended: Option<Pumped>,
+}
+
+impl StdoutLines {
+    pub fn start(stdout: impl Read + Send + 'static, budget: usize) -> StdoutLines {
+        let budget = Arc::new(AtomicUsize::new(budget));
+        let (tx, lines) = bounded(LINES_AHEAD);
+        let mut reader = LineReader::sharing(stdout, budget.clone());
+        let spawned = thread::Builder::new()
+            .name("cli-stdout".into())
+            .stack_size(64 * 1024)
+            .spawn(move || loop {
+                let (pumped, last) = match reader.next_line() {
+                    LineRead::Line(line) => (Pumped::Line(line.to_vec()), false),
+                    LineRead::Eof => (Pumped::Eof, true),
+                    LineRead::OverLimit => (Pumped::OverLimit, true),
+                    LineRead::Error(e) => (Pumped::Error(e), true),
+                };
+                // Nobody reads any more: the process was dropped.
+                if tx.send(pumped).is_err() || last {
+                    break;
+                }
+            });
+        // Without the thread the receiver sees its sender gone: end of
+        // output, and the pipe is dropped with the closure.
+        if let Err(e) = spawned {
+            log::warn!("cannot read the claude CLI's stdout: {e}");
+        }
+        StdoutLines {
+            lines,
+            budget,
+            line: Vec::new(),
+            ended: None,
+        }
+    }
+
+    /// A new budget, for the next turn of a child that takes several.
+    pub fn set_budget(&self, budget: usize) {
+        self.budget.store(budget, Ordering::SeqCst);
+    }
+
+    /// True when the next line is already read.
+    pub fn has_buffered(&self) -> bool {
+        !self.lines.is_empty()
+    }
+
+    /// The next line, waiting as long as it takes.
+    pub fn next_line(&mut self) -> LineRead<'_> {
+        let pumped = match &self.ended {
+            Some(_) => None,
+            None => self.lines.recv().ok(),
+        };
+        self.hand_over(pumped)
+    }
+
+    /// The next line, or `None` when none came within `wait`.
+    pub fn next_line_within(&mut self, wait: Duration) -> Option<LineRead<'_>> {
+        let pumped = match &self.ended {
+            Some(_) => None,
+            None => match self.lines.recv_timeout(wait) {
+                Ok(pumped) => Some(pumped),
+                Err(RecvTimeoutError::Timeout) => return None,
+                Err(RecvTimeoutError::Disconnected) => None,
+            },
+        };
+        Some(self.hand_over(pumped))
+    }
+
+    /// A line read, or the end of stdout: told again on every later read
+    /// (an error once, then as the end).
+    fn hand_over(&mut self, pumped: Option<Pumped>) -> LineRead<'_> {
+        let end = match pumped {
+            Some(Pumped::Line(line)) => {
+                self.line = line;
+                return LineRead::Line(&self.line);
+            }
+            Some(end) => end,
+            None => self.ended.take().unwrap_or(Pumped::Eof),
+        };
+        self.ended = Some(match end {
+            Pumped::OverLimit => Pumped::OverLimit,
+            _ => Pumped::Eof,
+        });
+        match end {
+            Pumped::Error(e) => LineRead::Error(e),
+            Pumped::OverLimit => LineRead::OverLimit,
+            _ => LineRead::Eof,
         }
     }
 }

@@ -8,7 +8,6 @@
 //! `run`'s business; which idle child is kept is `warm`'s; how its stdin
 //! is written, `stdin`'s.
 
-use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::output::{LineRead, LineReader, StderrHead, StderrReader};
+use super::output::{LineRead, StderrHead, StderrReader, StdoutLines};
 use super::pool::Slot;
 use super::prompt::Invocation;
 use super::redact::redact;
@@ -50,7 +49,7 @@ pub struct CliProcess {
     child: Process,
     reaped: bool,
     watch: Option<Watch>,
-    lines: Option<LineReader<File>>,
+    lines: Option<StdoutLines>,
     stderr: Option<StderrReader>,
     stdin: Stdin,
     keep_open: bool,
@@ -148,7 +147,7 @@ impl CliProcess {
             child,
             reaped: false,
             watch: Some(watch),
-            lines: Some(LineReader::new(pipes.stdout, STDOUT_LIMIT)),
+            lines: Some(StdoutLines::start(pipes.stdout, STDOUT_LIMIT)),
             stderr: Some(stderr),
             stdin,
             keep_open,
@@ -205,7 +204,7 @@ impl CliProcess {
             return false;
         }
         self.turns += 1;
-        if let Some(lines) = self.lines.as_mut() {
+        if let Some(lines) = &self.lines {
             lines.set_budget(STDOUT_LIMIT);
         }
         write_line(&self.stdin, line, false);
@@ -219,7 +218,7 @@ impl CliProcess {
         if !armed || self.exited() {
             return false;
         }
-        if let Some(lines) = self.lines.as_mut() {
+        if let Some(lines) = &self.lines {
             lines.set_budget(STDOUT_LIMIT);
         }
         true
@@ -264,6 +263,14 @@ impl CliProcess {
         match self.lines.as_mut() {
             Some(lines) => lines.next_line(),
             None => LineRead::Eof,
+        }
+    }
+
+    /// The next line, or `None` when the child wrote none within `wait`.
+    pub fn next_line_within(&mut self, wait: Duration) -> Option<LineRead<'_>> {
+        match self.lines.as_mut() {
+            Some(lines) => lines.next_line_within(wait),
+            None => Some(LineRead::Eof),
         }
     }
 

@@ -5,6 +5,8 @@
 //! stdout. Knows nothing of HTTP: callers get chunks and a final result or
 //! an `ApiError`.
 
+use std::time::Duration;
+
 use super::adapter::{failure_from_stderr, sanitize_message, Adapter, Outcome, Step};
 use super::output::LineRead;
 use super::process::{CliProcess, Reaped};
@@ -67,11 +69,25 @@ impl CliRun {
 
     /// Reads one stdout line and feeds it to the adapter.
     pub fn step(&mut self) -> Progress {
+        self.read(None).unwrap_or(Progress::Ended)
+    }
+
+    /// [`CliRun::step`], or `None` when the child wrote nothing within
+    /// `wait` (a stream sends a keep-alive then).
+    pub fn step_within(&mut self, wait: Duration) -> Option<Progress> {
+        self.read(Some(wait))
+    }
+
+    fn read(&mut self, wait: Option<Duration>) -> Option<Progress> {
         // After its `result` a warm child writes nothing until its next turn.
         if self.adapter.over() || self.process.stderr_flooded() {
-            return Progress::Ended;
+            return Some(Progress::Ended);
         }
-        match self.process.next_line() {
+        let line = match wait {
+            None => self.process.next_line(),
+            Some(wait) => self.process.next_line_within(wait)?,
+        };
+        Some(match line {
             LineRead::Line(line) => match self.adapter.push_line(line) {
                 Step::Nothing => Progress::Chunks(Vec::new()),
                 Step::Chunks(chunks) => Progress::Chunks(chunks),
@@ -90,7 +106,7 @@ impl CliRun {
                 log::warn!("reading the claude CLI's output failed: {e}");
                 Progress::Ended
             }
-        }
+        })
     }
 
     /// The answer, once the CLI's `result` line says it succeeded and nothing

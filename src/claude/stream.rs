@@ -5,6 +5,7 @@
 //! [`Wire`]).
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -24,6 +25,9 @@ pub(super) struct ClaudeStream {
     pub(super) cost: Option<TurnCost>,
     pub(super) wire: Wire,
     pub(super) answer: Option<Value>,
+    /// `STREAM_KEEPALIVE_MS`, and since when the client has had nothing.
+    pub(super) keepalive: Option<Duration>,
+    pub(super) quiet_since: Instant,
 }
 
 /// How chunks reach the client: as `chat.completion.chunk` events, or
@@ -50,6 +54,18 @@ impl Wire {
                 .flat_map(|c| events.chunk(c))
                 .all(|e| sse.raw_event_deferred(&e).is_ok()),
         }
+    }
+
+    /// A keep-alive after a silence: this API's own event, or a comment.
+    fn keep_alive(&mut self, sse: &mut SseWriter) {
+        let event = match self {
+            Wire::Chat => None,
+            Wire::Dialect(events) => events.keep_alive(),
+        };
+        let _ = match event {
+            Some(event) => sse.raw_event_deferred(&event),
+            None => sse.comment_deferred("keep-alive"),
+        };
     }
 
     /// The answer is whole: another API's stream ends with its own events.
@@ -87,12 +103,17 @@ impl StreamBody for ClaudeStream {
             cost,
             mut wire,
             answer,
+            keepalive,
+            mut quiet_since,
         } = *self;
         if matches!(wire, Wire::Dialect(_)) {
             // Its last event says the response is complete.
             sse.without_done();
         }
         let mut client_gone = !wire.send(sse, &pending);
+        if !pending.is_empty() {
+            quiet_since = Instant::now();
+        }
         let Some(mut turn) = turn else {
             if let Some(completion) = &answer {
                 wire.answered(sse, completion);
@@ -123,8 +144,30 @@ impl StreamBody for ClaudeStream {
                     break;
                 }
             }
-            match turn.run.step() {
-                Progress::Chunks(chunks) => client_gone = !wire.send(sse, &chunks),
+            let progress = match keepalive {
+                None => turn.run.step(),
+                Some(every) => match turn
+                    .run
+                    .step_within(every.saturating_sub(quiet_since.elapsed()))
+                {
+                    Some(progress) => progress,
+                    None => {
+                        // The model thinks, or a tool runs: something for
+                        // proxies and clients with idle timeouts to see.
+                        wire.keep_alive(sse);
+                        client_gone = sse.flush().is_err();
+                        quiet_since = Instant::now();
+                        continue;
+                    }
+                },
+            };
+            match progress {
+                Progress::Chunks(chunks) => {
+                    if !chunks.is_empty() {
+                        quiet_since = Instant::now();
+                    }
+                    client_gone = !wire.send(sse, &chunks);
+                }
                 Progress::Ended => break,
             }
         }

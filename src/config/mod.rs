@@ -81,6 +81,9 @@ pub struct Config {
     pub bridge_exe: PathBuf,
     pub max_concurrent_processes: usize,
     pub pool_queue_timeout: Duration,
+    /// After this long without a byte to a stream's client, a keep-alive
+    /// (`STREAM_KEEPALIVE_MS`, 0: never).
+    pub stream_keepalive: Option<Duration>,
     /// Turns that may wait for tool results at once, in all and per key;
     /// past them the oldest is given up.
     pub max_tool_waits: usize,
@@ -303,6 +306,8 @@ impl Config {
             ),
             max_concurrent_processes,
             pool_queue_timeout: r.millis("POOL_QUEUE_TIMEOUT_MS", 5_000, 0),
+            stream_keepalive: Some(r.millis("STREAM_KEEPALIVE_MS", 15_000, 0))
+                .filter(|every| !every.is_zero()),
             // Half the pool may wait on clients, a quarter on one key's:
             // abandoned calls cannot fill it.
             max_tool_waits: r.number(

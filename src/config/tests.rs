@@ -19,6 +19,9 @@ fn defaults() {
     assert_eq!(c.rate_limit_per_session, 10);
     assert_eq!(c.max_concurrent_per_key, 5);
     assert_eq!((c.max_tool_waits, c.max_tool_waits_per_key), (5, 2));
+    assert_eq!(c.stream_keepalive, Some(Duration::from_secs(15)));
+    let off = parse(&[("STREAM_KEEPALIVE_MS", "0")]).unwrap();
+    assert_eq!(off.stream_keepalive, None);
     assert_eq!(c.rate_limit_window, Duration::from_secs(60));
     assert_eq!(c.max_session_age, Duration::from_secs(86_400));
     assert_eq!(c.session_cleanup_interval, Duration::from_secs(60));

@@ -359,6 +359,18 @@ impl SseClient {
         out
     }
 
+    /// The rest of the stream as sent (comments and event lines included),
+    /// until it ends.
+    pub fn raw_rest(mut self) -> String {
+        while !self.ended {
+            match read_chunk(&mut self.reader) {
+                Some(chunk) => self.pending.extend_from_slice(&chunk),
+                None => self.ended = true,
+            }
+        }
+        String::from_utf8_lossy(&self.pending).into_owned()
+    }
+
     /// Drops the connection without reading further.
     pub fn disconnect(self) {
         let _ = self.reader.get_ref().shutdown(std::net::Shutdown::Both);
