@@ -306,7 +306,8 @@ fn a_thread_continues_the_session_that_gave_the_message() {
             "content": r#"weather? [[fake:tools:get_weather {"city":"Oslo"}]]"#}]});
     let r = messages(&w, &[alice], &first);
     assert_eq!(r.status, 200, "{}", r.text());
-    let answer = r.json();
+    let first_answer = r.json();
+    let answer = first_answer.clone();
     assert_eq!(answer["stop_reason"], "tool_use");
     let sid = r.header("X-Claude-Session-ID").unwrap().to_string();
     let call = answer["content"]
@@ -316,6 +317,7 @@ fn a_thread_continues_the_session_that_gave_the_message() {
         .find(|b| b["type"] == "tool_use")
         .cloned()
         .unwrap();
+    let first_call = call.clone();
     // Only the result and the thread: no tools, no history.
     let next = json!({"model": "sonnet", "max_tokens": 100,
         "thread": {"type": "continue", "previous_message_id": answer["id"]},
@@ -326,14 +328,60 @@ fn a_thread_continues_the_session_that_gave_the_message() {
     assert_eq!(text_of(&r.json()), "tool results: get_weather=snow");
     assert_eq!(r.header("X-Claude-Session-ID"), Some(sid.as_str()));
     assert_eq!(r.header("X-Claude-Warm"), Some("true"));
-    // A new question on the thread, by the last answer's id.
+    let after_results = r.json();
+    // The first answer was continued already: the SDK replays on this code.
+    let again = messages(&w, &[alice], &next);
+    assert_anthropic_error(&again, 409, "invalid_request_error");
+    assert_eq!(
+        again.json()["error"]["details"]["error_code"],
+        "thread_already_continued"
+    );
+    // A new question on the thread, by the last answer's id, without the
+    // tools: the thread's are offered still, on the same warm process.
     let question = json!({"model": "sonnet", "max_tokens": 100,
-        "thread": {"type": "continue", "previous_message_id": r.json()["id"]},
-        "messages": [{"role": "user", "content": "and now?"}]});
+        "thread": {"type": "continue", "previous_message_id": after_results["id"]},
+        "messages": [{"role": "user",
+            "content": r#"and Rome? [[fake:tools:get_weather {"city":"Rome"}]]"#}]});
     let r = messages(&w, &[alice], &question);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("X-Claude-Session-ID"), Some(sid.as_str()));
-    assert!(text_of(&r.json()).contains("turns=2"), "{}", r.text());
+    assert_eq!(r.header("X-Claude-Warm"), Some("true"));
+    let answer = r.json();
+    assert_eq!(answer["stop_reason"], "tool_use", "{answer}");
+    let call = answer["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "tool_use")
+        .cloned()
+        .unwrap();
+    assert_eq!(call["name"], "get_weather");
+    let next = json!({"model": "sonnet", "max_tokens": 100,
+        "thread": {"type": "continue", "previous_message_id": answer["id"]},
+        "messages": [{"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": call["id"], "content": "sun"}]}]});
+    let r = messages(&w, &[alice], &next);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(text_of(&r.json()), "tool results: get_weather=sun");
+    // The same conversation resent whole, as a new runner starts it, finds
+    // its session by the history's digest.
+    let whole = json!({"model": "sonnet", "max_tokens": 100, "tools": tools,
+        "thread": {"type": "create"},
+        "messages": [
+            first["messages"][0],
+            {"role": "assistant", "content": first_answer["content"]},
+            {"role": "user", "content": [{"type": "tool_result",
+                "tool_use_id": first_call["id"], "content": "snow"}]},
+            {"role": "assistant", "content": after_results["content"]},
+            question["messages"][0],
+            {"role": "assistant", "content": answer["content"]},
+            next["messages"][0],
+            {"role": "assistant", "content": r.json()["content"]},
+            {"role": "user", "content": "thanks"}]});
+    let r = messages(&w, &[alice], &whole);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("X-Claude-Session-ID"), Some(sid.as_str()));
+    assert_eq!(r.header("X-Claude-Warm"), Some("true"));
     assert_eq!(w.pids().len(), 1);
     // Unknown ids and another key's are 404 in Anthropic's shape.
     let mut unknown = question.clone();

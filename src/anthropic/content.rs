@@ -2,10 +2,15 @@
 //! message's `tool_result` blocks become `tool` messages (the results of
 //! the previous answer's calls), its text and images a user message; an
 //! assistant message's `text` blocks its content and its `tool_use` blocks
-//! its calls. Thinking blocks are the model's own and are skipped. A
-//! `system` message (Claude Code as a client sends its environment that
-//! way; the Anthropic API takes it) joins the system prompt, where chat's
-//! system messages go too.
+//! its calls. Thinking blocks are the model's own and are skipped.
+//!
+//! A `system` message (Claude Code as a client sends its environment that
+//! way, and more when its tools change; the Anthropic API takes it) is
+//! system text where it stands: before any other message it joins the
+//! system prompt; after one it goes, in `<system-reminder>` tags, with the
+//! user message it follows (or the next one, after an assistant message).
+//! So the system prompt, and with it the warm process and the history's
+//! digest, stay the same when a client adds one mid-conversation.
 //!
 //! Text next to tool results (Claude Code clients add reminders there) is
 //! added to the last result, so the request still carries the turn on.
@@ -25,6 +30,8 @@ pub fn read_messages(messages: &Value) -> Result<(Vec<Value>, Vec<String>), ApiE
     };
     let mut chat = Vec::with_capacity(messages.len());
     let mut places = Vec::with_capacity(messages.len());
+    // System text after an assistant message, for the next user message.
+    let mut held: Vec<Value> = Vec::new();
     for (i, message) in messages.iter().enumerate() {
         let param = format!("messages[{i}]");
         let Some(message) = message.as_object() else {
@@ -44,9 +51,25 @@ pub fn read_messages(messages: &Value) -> Result<(Vec<Value>, Vec<String>), ApiE
             }
         };
         match message.get("role").and_then(Value::as_str) {
-            Some("user") => read_user(&content, &param, &mut chat)?,
+            Some("user") => {
+                let first = chat.len();
+                read_user(&content, &param, &mut chat)?;
+                for text in held.drain(..) {
+                    attach_at(&mut chat[first..], text);
+                }
+            }
             Some("assistant") => chat.push(read_assistant(&content, &param)?),
-            Some("system") => chat.push(read_system_message(&content, &param)?),
+            Some("system") if chat.is_empty() => {
+                let text = system_text(&content, &param)?;
+                chat.push(json!({"role": "system", "content": text}));
+            }
+            Some("system") => {
+                let text = reminder(&system_text(&content, &param)?);
+                match chat.last().and_then(|m| m["role"].as_str()) {
+                    Some("user" | "tool") => attach_at(&mut chat, text),
+                    _ => held.push(text),
+                }
+            }
             _ => {
                 return Err(invalid(
                     &format!("{param}.role"),
@@ -56,11 +79,16 @@ pub fn read_messages(messages: &Value) -> Result<(Vec<Value>, Vec<String>), ApiE
         }
         places.resize(chat.len(), param);
     }
+    if !held.is_empty() {
+        // System text after the last answer: it is what is asked now.
+        chat.push(json!({"role": "user", "content": held}));
+        places.push(format!("messages[{}]", messages.len() - 1));
+    }
     Ok((chat, places))
 }
 
-/// A `system` message's text blocks, as a chat system message.
-fn read_system_message(blocks: &[Value], param: &str) -> Result<Value, ApiError> {
+/// A `system` message's text blocks as one text.
+fn system_text(blocks: &[Value], param: &str) -> Result<String, ApiError> {
     let mut texts = Vec::with_capacity(blocks.len());
     for (j, block) in blocks.iter().enumerate() {
         let at = format!("{param}.content[{j}]");
@@ -69,7 +97,32 @@ fn read_system_message(blocks: &[Value], param: &str) -> Result<Value, ApiError>
             other => return Err(unsupported_block(other, &at)),
         }
     }
-    Ok(json!({"role": "system", "content": texts.join("\n\n")}))
+    Ok(texts.join("\n\n"))
+}
+
+/// System text inside the conversation, as a text part the model reads as
+/// the system's, not the user's.
+fn reminder(text: &str) -> Value {
+    json!({"type": "text", "text": format!("<system-reminder>\n{text}\n</system-reminder>")})
+}
+
+/// `part` added to the last of `messages` that can take it: a user
+/// message's parts, or a tool result's text (as Claude Code's reminders
+/// next to results are).
+fn attach_at(messages: &mut [Value], part: Value) {
+    let Some(last) = messages.last_mut() else {
+        return;
+    };
+    let text = part["text"].as_str().unwrap_or_default();
+    match &mut last["content"] {
+        Value::Array(parts) => parts.push(part.clone()),
+        Value::String(content) if content.is_empty() => content.push_str(text),
+        Value::String(content) => {
+            content.push_str("\n\n");
+            content.push_str(text);
+        }
+        _ => {}
+    }
 }
 
 fn read_user(blocks: &[Value], param: &str, chat: &mut Vec<Value>) -> Result<(), ApiError> {

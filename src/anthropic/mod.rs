@@ -27,24 +27,35 @@ use crate::http::{Incoming, Reply};
 use answer::{MessageEvents, MessageMeta};
 use request::{translate, RENAMES};
 pub use threads::MessageThreads;
+use threads::{Answered, Continuation, Created};
 
 /// `POST /v1/messages`.
 pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
     let json = crate::routes::json_object(&rq.body)?;
-    let translated = translate(&json)?;
+    let mut translated = translate(&json)?;
     let key = rq.api_key.as_ref();
     let owner = app.claude.owner_fingerprint(key)?;
     let mut session_id = match rq.header("X-Claude-Session-ID") {
         Some(raw) => Some(SessionId::parse(raw)?),
         None => None,
     };
+    let added = translated.own_messages();
     if let Some(previous) = &translated.previous_message_id {
         let lives = |session: &str| app.claude.session_lives(session, key);
-        let Some(session) = app.threads.session_of(previous, owner.as_deref(), lives) else {
-            return Err(ApiError::PreviousMessageNotFound {
-                id: previous.chars().take(100).collect(),
-            });
-        };
+        let shown = || previous.chars().take(100).collect::<String>();
+        let (session, history, created) =
+            match app.threads.continuation(previous, owner.as_deref(), lives) {
+                Some(Continuation::Continue {
+                    session,
+                    history,
+                    created,
+                }) => (session, history, created),
+                Some(Continuation::AlreadyContinued) => {
+                    return Err(ApiError::ThreadAlreadyContinued { id: shown() })
+                }
+                None => return Err(ApiError::PreviousMessageNotFound { id: shown() }),
+            };
+        translated.continue_from(history, &created);
         let session = SessionId::parse(&session)?;
         if session_id.as_ref().is_some_and(|header| *header != session) {
             return Err(ApiError::InvalidValue {
@@ -79,6 +90,9 @@ pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
             meta,
             threads: app.threads.clone(),
             owner,
+            previous: translated.previous_message_id.clone(),
+            added,
+            created: Arc::new(translated.created()),
         })),
     };
     let reply = if translated.stream {
@@ -90,23 +104,36 @@ pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
     Ok(with_ignored(reply, &translated.ignored, RENAMES))
 }
 
+/// One request's answer, and what its thread keeps of it.
 struct MessagesTurn {
     meta: MessageMeta,
     threads: Arc<MessageThreads>,
     owner: Option<String>,
+    /// The answer this request's thread continued.
+    previous: Option<String>,
+    /// The chat messages this request added.
+    added: Vec<Value>,
+    created: Arc<Created>,
 }
 
 impl MessagesTurn {
-    /// Notes the answer's id for a later `thread` to name.
-    fn note(&self, session: &SessionId) {
-        self.threads
-            .note(&self.meta.id, self.owner.clone(), session.as_str());
+    /// Keeps the answer for a later `thread` to name.
+    fn note(&self, session: &SessionId, completion: &Value) {
+        let answered = Answered {
+            owner: self.owner.clone(),
+            session: session.to_string(),
+            previous: self.previous.clone(),
+            added: self.added.clone(),
+            answer: completion["choices"][0]["message"].clone(),
+            created: self.created.clone(),
+        };
+        self.threads.note(&self.meta.id, answered);
     }
 }
 
 impl Dialect for MessagesTurn {
     fn whole(&self, completion: &Value, session: &SessionId) -> Value {
-        self.note(session);
+        self.note(session, completion);
         self.meta.whole(completion)
     }
 
@@ -130,8 +157,8 @@ impl DialectEvents for MessageStream {
         self.events.chunk(chunk)
     }
 
-    fn answered(&mut self, _completion: &Value) -> Vec<Vec<u8>> {
-        self.turn.note(&self.session);
+    fn answered(&mut self, completion: &Value) -> Vec<Vec<u8>> {
+        self.turn.note(&self.session, completion);
         self.events.complete()
     }
 

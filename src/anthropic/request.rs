@@ -12,6 +12,7 @@
 use serde_json::{json, Map, Value};
 
 use super::content::read_messages;
+use super::threads::Created;
 use crate::client_words::ClientWords;
 use crate::dialect::read_stream;
 use crate::error::ApiError;
@@ -74,6 +75,73 @@ impl Translated {
     pub fn carries_tool_results(&self) -> bool {
         let last = self.chat["messages"].as_array().and_then(|m| m.last());
         last.and_then(|m| m.get("role")).and_then(Value::as_str) == Some("tool")
+    }
+
+    /// The chat messages this request adds to its conversation (its system
+    /// text aside).
+    pub fn own_messages(&self) -> Vec<Value> {
+        self.messages()
+            .iter()
+            .filter(|m| m["role"] != "system")
+            .cloned()
+            .collect()
+    }
+
+    /// What a thread started by this request keeps for its continuations.
+    pub fn created(&self) -> Created {
+        Created {
+            system: self
+                .messages()
+                .first()
+                .filter(|m| m["role"] == "system")
+                .cloned(),
+            tools: self.chat.get("tools").cloned(),
+        }
+    }
+
+    /// This request as the continuation of a thread: its conversation so
+    /// far (`history`) before this request's messages, and the thread's
+    /// system text and tools where this request has none.
+    pub fn continue_from(&mut self, history: Vec<Value>, created: &Created) {
+        let mut messages = match self.chat.remove("messages") {
+            Some(Value::Array(messages)) => messages,
+            _ => Vec::new(),
+        };
+        let own_system = messages.first().is_some_and(|m| m["role"] == "system");
+        let system = if own_system {
+            Some(messages.remove(0))
+        } else {
+            created.system.clone()
+        };
+        let mut places = std::mem::take(&mut self.words.message_places);
+        if own_system && !places.is_empty() {
+            places.remove(0);
+        }
+        let mut all = Vec::with_capacity(1 + history.len() + messages.len());
+        let mut all_places = Vec::with_capacity(all.capacity());
+        if let Some(system) = system {
+            all.push(system);
+            all_places.push(if own_system { "system" } else { "thread" }.to_string());
+        }
+        all_places.extend(
+            history
+                .iter()
+                .map(|_| "thread.previous_message_id".to_string()),
+        );
+        all.extend(history);
+        all.extend(messages);
+        all_places.extend(places);
+        self.chat.insert("messages".into(), Value::Array(all));
+        self.words.message_places = all_places;
+        if let (None, Some(tools)) = (self.chat.get("tools"), &created.tools) {
+            let count = tools.as_array().map_or(0, Vec::len);
+            self.words.tool_places = vec!["thread".to_string(); count];
+            self.chat.insert("tools".into(), tools.clone());
+        }
+    }
+
+    fn messages(&self) -> &[Value] {
+        self.chat["messages"].as_array().map_or(&[], Vec::as_slice)
     }
 }
 

@@ -46,11 +46,13 @@ fn what_claude_code_sends_is_taken() {
             {"type": "web_search_20250305", "name": "web_search"}],
         "tool_choice": {"type": "auto"}}));
     let valid = validate(&t.chat).expect("a valid chat request");
-    assert_eq!(
-        valid.system.as_deref(),
-        Some("You are Claude Code.\n\n# Environment")
-    );
+    // The system message goes with the user message it follows.
+    assert_eq!(valid.system.as_deref(), Some("You are Claude Code."));
     assert_eq!(valid.turns.len(), 1);
+    assert_eq!(
+        valid.turns[0].content,
+        "Say hello\n<system-reminder>\n# Environment\n</system-reminder>"
+    );
     let names: Vec<&str> = valid
         .tools
         .functions
@@ -77,6 +79,45 @@ fn what_claude_code_sends_is_taken() {
         t.ignored,
         ["max_tokens", "tools:web_search_20250305", "tool_choice"]
     );
+}
+
+/// System messages inside the conversation stay where they stand, so the
+/// system prompt stays the same when a client adds one (Claude Code does
+/// when its tools change between turns).
+#[test]
+fn system_messages_go_with_the_user_message_they_follow() {
+    let sys = |text: &str| json!({"role": "system", "content": text});
+    let t = ok(
+        json!({"model": "sonnet", "max_tokens": 5, "system": "Top.", "messages": [
+        sys("Leading."),
+        {"role": "user", "content": "one"},
+        sys("After one."),
+        {"role": "assistant", "content": "ok"},
+        sys("Before two."),
+        {"role": "user", "content": [{"type": "text", "text": "two"}]}]}),
+    );
+    let valid = validate(&t.chat).expect("a valid chat request");
+    assert_eq!(valid.system.as_deref(), Some("Top.\n\nLeading."));
+    let contents: Vec<&str> = valid.turns.iter().map(|t| t.content.as_str()).collect();
+    assert_eq!(
+        contents,
+        [
+            "one\n<system-reminder>\nAfter one.\n</system-reminder>",
+            "ok",
+            "two\n<system-reminder>\nBefore two.\n</system-reminder>"
+        ]
+    );
+    // After tool results, it joins the last result, as reminders do.
+    let t = ok(json!({"model": "sonnet", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "r"}]},
+        sys("Tools changed.")]}));
+    assert_eq!(
+        t.chat["messages"][2]["content"],
+        "r\n\n<system-reminder>\nTools changed.\n</system-reminder>"
+    );
+    assert!(t.carries_tool_results());
 }
 
 /// pydantic-ai puts its next question after the results it sends.

@@ -102,6 +102,9 @@ pub enum ApiError {
     TokenCountingUnsupported,
     /// `thread.previous_message_id` names no message this key may continue.
     PreviousMessageNotFound { id: String },
+    /// `thread.previous_message_id` names an answer whose thread went on
+    /// since: continuing it would skip what came after.
+    ThreadAlreadyContinued { id: String },
     /// An error of the chat turn told in the words of the API that was
     /// called: its own field (`input[3]`, not `messages[4]`) and message;
     /// status and code stay the inner error's.
@@ -137,7 +140,7 @@ impl ApiError {
             | PreviousMessageNotFound { .. }
             | ResponseNotFound { .. } => 404,
             MethodNotAllowed { .. } => 405,
-            SessionInUse => 409,
+            SessionInUse | ThreadAlreadyContinued { .. } => 409,
             RequestTimeout => 408,
             PayloadTooLarge { .. } => 413,
             UnsupportedMediaType => 415,
@@ -204,6 +207,7 @@ impl ApiError {
             ResponseNotFound { .. } => "response_not_found",
             TokenCountingUnsupported => "not_supported",
             PreviousMessageNotFound { .. } => "previous_message_not_found",
+            ThreadAlreadyContinued { .. } => "thread_already_continued",
             Reworded { inner, .. } => inner.code(),
         }
     }
@@ -221,7 +225,9 @@ impl ApiError {
             InvalidSessionId | SessionNotFound { .. } => Some("X-Claude-Session-ID"),
             ContextLengthExceeded { .. } => Some("messages"),
             PreviousResponseNotFound { .. } => Some("previous_response_id"),
-            PreviousMessageNotFound { .. } => Some("thread.previous_message_id"),
+            PreviousMessageNotFound { .. } | ThreadAlreadyContinued { .. } => {
+                Some("thread.previous_message_id")
+            }
             Reworded { param, .. } => param.as_deref(),
             _ => None,
         }
@@ -340,6 +346,11 @@ impl ApiError {
                  its session may have expired; send the whole conversation in 'messages' \
                  instead."
             ),
+            ThreadAlreadyContinued { id } => format!(
+                "Message '{id}' was continued already: its thread has gone on since. Continue \
+                 from the thread's latest message, or send the whole conversation in \
+                 'messages'."
+            ),
             Reworded { message, .. } => message.clone(),
             ResponseNotFound { id } => format!(
                 "Response with id '{id}' not found. Responses are kept for their owner while \
@@ -399,8 +410,13 @@ impl ApiError {
     /// SDK replays the whole conversation under a new thread.
     pub fn anthropic_body(&self) -> serde_json::Value {
         let mut error = json!({"type": self.anthropic_kind(), "message": self.message()});
-        if matches!(self, ApiError::PreviousMessageNotFound { .. }) {
-            error["details"] = json!({"error_code": "thread_not_found"});
+        let code = match self {
+            ApiError::PreviousMessageNotFound { .. } => Some("thread_not_found"),
+            ApiError::ThreadAlreadyContinued { .. } => Some("thread_already_continued"),
+            _ => None,
+        };
+        if let Some(code) = code {
+            error["details"] = json!({ "error_code": code });
         }
         json!({"type": "error", "error": error})
     }
