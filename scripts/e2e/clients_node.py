@@ -428,6 +428,12 @@ def test_client_claude_code_bash_tool(ctx):
         check(text.startswith("The tools said:") and SHELL_OUTPUT in text,
               f"Bash's output did not reach the model: {text!r}")
         check(len(set(sids)) == 1, f"the tool loop spread over sessions: {describe(exchanges)}")
+        # --continue on Claude Code's default tools: its request then holds
+        # a system message of its own that the first did not.
+        text, second = turn(wire, "claude code", "second (--continue)",
+                            lambda: cc.print("--continue", "Say hello again"))
+        check(text.startswith("turns="), f"--continue's answer is not the fake's echo: {text!r}")
+        check_same_session_warm(exchanges, second, "--continue after a --tools Bash turn")
     finally:
         wire.finish("print-bash-tool")
 
@@ -593,6 +599,38 @@ def test_client_anthropic_ts_tool_runner(ctx):
         wire.finish("tool-runner")
 
 
+def anthropic_ts_two_runs(ctx, mode, what):
+    """Two tool-runner runs of one conversation: each runs the tool, and the
+    second run's requests land on the first run's session, warm."""
+    wire = Wire(ctx, "anthropic_ts")
+    try:
+        result, turns = node_turns(ctx, wire, f"anthropic ts {what}", "anthropic_ts.mjs",
+                                   mode, "claude-sonnet-4-6")
+        check(result["toolCalls"] == ["Paris", "Rome"], f"the tool ran for {result['toolCalls']}")
+        check(result["finals"] == [f"The tools said: {WEATHER}",
+                                   f"The tools said: {WEATHER.replace('Paris', 'Rome')}"],
+              f"the tool's results did not reach the model: {result['finals']!r}")
+        check(len(turns) == 4, f"{len(turns)} requests: {describe(sum(turns, []))}")
+        first, second = turns[0] + turns[1], turns[2] + turns[3]
+        check_same_session_warm(first, second, what)
+    finally:
+        wire.finish(mode)
+
+
+def test_client_anthropic_ts_tool_runner_twice(ctx):
+    """A second toolRunner with the whole conversation and a new question,
+    on the SDK's defaults (a new thread): it lands on the first run's
+    session, warm, by the history's digest."""
+    anthropic_ts_two_runs(ctx, "tool-runner-twice", "toolRunner twice")
+
+
+def test_client_anthropic_ts_thread(ctx):
+    """One message thread, a toolRunner for each of two questions: the
+    second sends neither tools nor history, and still runs the tool on the
+    same session, warm."""
+    anthropic_ts_two_runs(ctx, "thread", "one thread")
+
+
 CLIENT_TESTS = [
     test_client_codex_exec_resume,
     test_client_codex_shell_tool,
@@ -607,4 +645,6 @@ CLIENT_TESTS = [
     test_client_ai_sdk_anthropic_object,
     test_client_anthropic_ts_create,
     test_client_anthropic_ts_tool_runner,
+    test_client_anthropic_ts_tool_runner_twice,
+    test_client_anthropic_ts_thread,
 ]
