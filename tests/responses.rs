@@ -603,3 +603,109 @@ fn a_long_silence_carries_keep_alive_comments() {
     assert!(raw.contains("event: response.completed"), "{raw}");
     w.finish();
 }
+
+/// Stored responses live on disk with their session: after a restart,
+/// `previous_response_id`, `GET` and `item_reference` still work, a
+/// deletion stays deleted, and deleting the session takes them along.
+#[test]
+fn stored_responses_survive_a_restart() {
+    let state = temp_dir("responses-restart-state");
+    let work = state.join("cli-work");
+    let records = temp_dir("responses-restart-records");
+    let (state_s, work_s) = (state.display().to_string(), work.display().to_string());
+    let settings = [
+        ("STATE_DIR", state_s.as_str()),
+        ("CLAUDE_WORK_DIR", work_s.as_str()),
+        KEYS,
+    ];
+    let a = Warm::start_on(records.clone(), &settings, |_| {});
+    let (first, r1) = answered(create(
+        &a,
+        &[ALICE],
+        json!({"model": "gpt-5", "input": "one"}),
+    ));
+    let sid = r1.header("X-Claude-Session-ID").unwrap().to_string();
+    let (gone, _) = answered(create(
+        &a,
+        &[ALICE],
+        json!({"model": "gpt-5", "input": "forget me", "previous_response_id": first["id"]}),
+    ));
+    let r = request(
+        a.addr(),
+        "DELETE",
+        &format!("/claude/v1/responses/{}", gone["id"].as_str().unwrap()),
+        &[ALICE],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    a.finish();
+
+    let b = Warm::start_on(records, &settings, |_| {});
+    let get = |id: &Value, who: (&str, &str)| {
+        let path = format!("/claude/v1/responses/{}", id.as_str().unwrap());
+        request(b.addr(), "GET", &path, &[who], b"")
+    };
+    let r = get(&first["id"], ALICE);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["output"], first["output"]);
+    assert_eq!(get(&first["id"], BOB).status, 404);
+    assert_eq!(get(&gone["id"], ALICE).status, 404, "a deletion is kept");
+    // The conversation goes on from the older response: it forks, as the
+    // deleted one came after it.
+    let (next, r2) = answered(create(
+        &b,
+        &[ALICE],
+        json!({"model": "gpt-5", "input": "two", "previous_response_id": first["id"]}),
+    ));
+    let forked = r2.header("X-Claude-Session-ID").unwrap().to_string();
+    assert_ne!(forked, sid);
+    assert!(
+        output_text(&next).contains("turns=1"),
+        "a new session: {next}"
+    );
+    let prompts: Vec<String> = b
+        .runs()
+        .iter()
+        .filter_map(|r| r.value["prompt"].as_str().map(String::from))
+        .collect();
+    assert!(
+        prompts
+            .iter()
+            .any(|p| p.starts_with("User: one") && p.ends_with("User: two")),
+        "the fork's transcript: {prompts:?}"
+    );
+    // An item of a response kept before the restart resolves.
+    let (_, r3) = answered(create(
+        &b,
+        &[ALICE],
+        json!({"model": "gpt-5", "input": [
+            {"role": "user", "content": "one"},
+            {"type": "item_reference", "id": first["output"][0]["id"]},
+            {"role": "user", "content": "three"}]}),
+    ));
+    assert_eq!(r3.header("X-Claude-Ignored-Params"), None, "resolved");
+    // (A new session: the original went on past that answer.)
+    assert_ne!(r3.header("X-Claude-Session-ID"), Some(sid.as_str()));
+    let answer_one = first["output"][0]["content"][0]["text"].as_str().unwrap();
+    let resolved = b.runs().iter().any(|r| {
+        r.value["prompt"].as_str().is_some_and(|p| {
+            p.contains(&format!("Assistant: {answer_one}")) && p.ends_with("User: three")
+        })
+    });
+    assert!(
+        resolved,
+        "the referenced answer did not reach the transcript"
+    );
+    // Deleting the session takes its responses along.
+    let r = request(
+        b.addr(),
+        "DELETE",
+        &format!("/claude/v1/sessions/{sid}"),
+        &[ALICE],
+        b"",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(get(&first["id"], ALICE).status, 404);
+    assert!(!work.join(&sid).exists());
+    b.finish();
+}

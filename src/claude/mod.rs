@@ -159,7 +159,10 @@ impl ClaudeBackend {
             sweeper_stop: Arc::new(AtomicBool::new(false)),
             waiting,
             key_holder,
-            responses: Arc::new(ResponseStore::new(config.max_session_age)),
+            responses: Arc::new(ResponseStore::on_disk(
+                config.max_session_age,
+                config.claude_work_dir.clone(),
+            )),
             metrics,
         };
         backend.start_sweeper();

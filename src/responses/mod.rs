@@ -12,6 +12,7 @@ mod events;
 mod input;
 mod object;
 pub(crate) mod request;
+mod saved;
 mod store;
 mod tools;
 

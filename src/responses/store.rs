@@ -6,14 +6,18 @@
 //! (a reply to an older response) starts its own session.
 //!
 //! Kept in memory, for no longer than a session can live, and within a
-//! count and a byte budget (oldest first out). A response whose session
-//! has ended is gone too, whatever this table still holds.
+//! count and a byte budget (oldest first out); and, when the server runs,
+//! on disk with its session (see `saved`), read back at start. A response
+//! whose session has ended is gone too, whatever this table still holds.
 
 use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::Value;
+
+use super::saved;
 
 const MAX_RESPONSES: usize = 10_000;
 const MAX_BYTES: usize = 64 * 1024 * 1024;
@@ -49,6 +53,8 @@ pub enum Previous {
 pub struct ResponseStore {
     inner: Mutex<Inner>,
     max_age: Duration,
+    /// The sessions' working directories, where each keeps its responses.
+    disk: Option<PathBuf>,
 }
 
 #[derive(Default)]
@@ -68,27 +74,47 @@ struct Entry {
 }
 
 impl ResponseStore {
+    /// A store in memory only.
     pub fn new(max_age: Duration) -> ResponseStore {
         ResponseStore {
             inner: Mutex::new(Inner::default()),
             max_age,
+            disk: None,
+        }
+    }
+
+    /// A store that keeps each response in its session's directory under
+    /// `work_dir` too, with what is there read back.
+    pub fn on_disk(max_age: Duration, work_dir: PathBuf) -> ResponseStore {
+        let now = saved::now_secs();
+        let mut inner = Inner::default();
+        let (kept, deleted) = saved::read_all(&work_dir);
+        for (id, at, stored) in kept {
+            let age = Duration::from_secs(now.saturating_sub(at));
+            let Some(kept_at) = Instant::now().checked_sub(age).filter(|_| age <= max_age) else {
+                continue;
+            };
+            inner.insert(&id, stored, kept_at, max_age);
+        }
+        // Forgotten as they were: a deleted latest leaves its session none.
+        for id in deleted {
+            inner.forget(&id);
+        }
+        ResponseStore {
+            inner: Mutex::new(inner),
+            max_age,
+            disk: Some(work_dir),
         }
     }
 
     /// Keeps response `id`, which is now its session's latest.
     pub fn keep(&self, id: &str, stored: Stored) {
-        let bytes = size_of(&stored);
-        let mut inner = self.inner.lock();
-        inner.forget_old(self.max_age, bytes);
-        inner.latest.insert(stored.session.clone(), id.to_string());
-        inner.bytes += bytes;
-        inner.order.push_back(id.to_string());
-        let entry = Entry {
-            stored,
-            kept_at: Instant::now(),
-            bytes,
-        };
-        inner.by_id.insert(id.to_string(), entry);
+        if let Some(root) = &self.disk {
+            saved::append(root, id, saved::now_secs(), &stored);
+        }
+        self.inner
+            .lock()
+            .insert(id, stored, Instant::now(), self.max_age);
     }
 
     /// Where `previous_response_id` leads, for `owner`; `lives` says
@@ -158,8 +184,11 @@ impl ResponseStore {
 
     pub fn delete(&self, id: &str, owner: Option<&str>, lives: impl Fn(&str) -> bool) -> bool {
         let mut inner = self.inner.lock();
-        if inner.visible(id, owner, &lives).is_none() {
+        let Some(entry) = inner.visible(id, owner, &lives) else {
             return false;
+        };
+        if let Some(root) = &self.disk {
+            saved::append_deletion(root, &entry.stored.session, id);
         }
         inner.forget(id);
         true
@@ -175,6 +204,20 @@ impl ResponseStore {
 }
 
 impl Inner {
+    fn insert(&mut self, id: &str, stored: Stored, kept_at: Instant, max_age: Duration) {
+        let bytes = size_of(&stored);
+        self.forget_old(max_age, bytes);
+        self.latest.insert(stored.session.clone(), id.to_string());
+        self.bytes += bytes;
+        self.order.push_back(id.to_string());
+        let entry = Entry {
+            stored,
+            kept_at,
+            bytes,
+        };
+        self.by_id.insert(id.to_string(), entry);
+    }
+
     fn visible(
         &self,
         id: &str,
