@@ -400,12 +400,29 @@ fn turns_waiting_for_tools_give_way_to_new_work() {
 #[test]
 fn a_key_keeps_only_its_newest_waiting_turns() {
     let w = Warm::start(&[("MAX_TOOL_WAITS_PER_KEY", "1")]);
+    let mut answers = Vec::new();
     for city in ["Oslo", "Rome"] {
         let prompt = format!(r#"{city} [[fake:tools:get_weather {{"city":"{city}"}}]]"#);
         let r = post(&w, &[], with_tools(&[user(&prompt)], false));
         assert_eq!(r.status, 200, "{}", r.text());
+        answers.push((prompt, r));
     }
-    assert!(wait_until(Duration::from_secs(10), || waiting(&w) == 1));
+    // The first was given up, in the background: its results, sent at
+    // once, wait for that to end instead of finding the session busy.
+    let (prompt, first) = &answers[0];
+    let message = echoed(&first.json());
+    let call = message["tool_calls"][0].clone();
+    let late = post(
+        &w,
+        &[],
+        with_tools(&[user(prompt), message, result_for(&call, "snow")], false),
+    );
+    assert_eq!(late.status, 200, "{}", late.text());
+    assert_eq!(
+        late.header("X-Claude-Session-ID"),
+        first.header("X-Claude-Session-ID")
+    );
+    assert_eq!(waiting(&w), 1);
     let metrics = get(w.addr(), "/metrics").text();
     assert!(
         metrics.contains("claude_cli_api_tool_waits_given_up_total{cause=\"key_limit\"} 1"),

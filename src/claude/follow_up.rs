@@ -225,6 +225,9 @@ pub(super) fn retire(
         .stack_size(256 * 1024)
         .spawn(move || {
             let Waiting { process, lease, .. } = waiting;
+            // Its results, or a new question, may come while it ends: they
+            // wait for the session rather than being refused as busy.
+            lease.answered();
             let run = finish_unheard(process, Instant::now() + grace, why, true);
             metrics.turn_ended(TurnEnd::Interrupted);
             put_away(&warm, run);
