@@ -21,7 +21,9 @@
 # already built), BENCH_BIN (a server binary to measure instead of the one
 # built here), BENCH_SERVER_ENV (extra VAR=VALUE words for every server),
 # BENCH_ONLY=warm, BENCH_WARM_TURNS and BENCH_WARM_CONVS (figure 8: turns per
-# figure, default 12, and warm conversations, default 5).
+# figure, default 12, and warm conversations, default 5), BENCH_ONLY=forced
+# and BENCH_FORCED_RUNS (scripts/bench/forced.py: a client's next run after
+# a forced tool call, the turn kept or given up; default 10 runs).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -215,21 +217,29 @@ warm_phase() {
         || log "figure 8 failed (see above)"
 }
 
+# A forced tool call's turn, kept or given up: the next run's time.
+forced_phase() {
+    local py=$ROOT/.cache/e2e/venv/bin/python
+    [[ -x $py ]] || { log "forced calls: no e2e venv (run scripts/e2e/setup.sh); skipped"; return; }
+    log "forced calls: pydantic-ai's next run after an output_type call (scripts/bench/forced.py)"
+    "$py" "$BENCH_DIR/forced.py" --bin "$BIN" || log "forced calls failed (see above)"
+}
+
 # ------------------------------------------------------------------ run ----
 
 case ${BENCH_ONLY:-} in
     "") ;;
-    warm)
+    warm | forced)
         if [[ ${BENCH_NO_BUILD:-0} != 1 && -z ${BENCH_BIN:-} ]]; then
             log "building the static release binary"
             RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked \
                 --target "$TARGET" --bin claude-cli-api
         fi
         [[ -x $BIN ]] || die "no server binary at $BIN"
-        warm_phase
+        "${BENCH_ONLY}_phase"
         exit 0
         ;;
-    *) die "BENCH_ONLY=$BENCH_ONLY: only BENCH_ONLY=warm runs alone" ;;
+    *) die "BENCH_ONLY=$BENCH_ONLY: only BENCH_ONLY=warm or forced runs alone" ;;
 esac
 
 ensure_tools
@@ -600,3 +610,4 @@ cp "$RUN/table.md" "$ROOT/target/bench-report.md"
 log "table also written to target/bench-report.md"
 
 warm_phase
+forced_phase
