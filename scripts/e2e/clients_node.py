@@ -48,7 +48,7 @@ import subprocess
 import tempfile
 import time
 
-from common import NODE_DIR, ROOT, all_pids, alive, check, members_of_group
+from common import NODE_DIR, all_pids, alive, check, members_of_group
 import recorder
 
 API_KEY = "sk-cca-e2e-0123456789abcdef"  # the server's own client key (run_e2e.py's)
@@ -95,34 +95,12 @@ def server(ctx):
     return srv
 
 
-class Wire:
-    """The recording proxy in front of the server for one test; `finish`
-    saves the requests (RECORD_CLIENTS=1) and closes it."""
-
-    def __init__(self, ctx, client):
-        name, package = CLIENTS[client]
-        self.srv = server(ctx)
-        self.client = f"{name}-{npm_version(package)}"
-        self.rec = recorder.Recorder(self.srv.url(), client=self.client,
-                                     keep_response=True).start()
-        self.url = self.rec.url
-
-    def mark(self):
-        return self.rec.mark()
-
-    def since(self, mark):
-        return self.rec.since(mark)
-
-    def finish(self, prefix):
-        try:
-            if os.environ.get("RECORD_CLIENTS") == "1":
-                out = os.path.join(ROOT, "fixtures", "clients", self.client)
-                paths = self.rec.save(out, prefix, exchanges=[e for e in self.rec.exchanges
-                                                             if e.get("api")])
-                print(f"     recorded {len(paths)} request(s) in "
-                      f"{os.path.relpath(out, ROOT)}/*-{prefix}.json", flush=True)
-        finally:
-            self.rec.close()
+def Wire(ctx, client):
+    """The recording proxy in front of the shared server for one test
+    (recorder.py); its `finish` saves the requests (RECORD_CLIENTS=1)."""
+    name, package = CLIENTS[client]
+    return recorder.Recorder(server(ctx).url(), client=f"{name}-{npm_version(package)}",
+                             keep_response=True).start()
 
 
 def error_of(exchange):

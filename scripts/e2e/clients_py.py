@@ -34,16 +34,12 @@ plain, which must be answered at once.
 """
 
 import json
-import os
 import time
 from importlib import metadata
 
-from common import ROOT, check
+from common import check
 
-try:
-    from recorder import Recorder
-except ImportError:  # Wire says so when a test needs it
-    Recorder = None
+from recorder import Recorder
 
 API_KEY = "sk-cca-e2e-0123456789abcdef"  # the server's own client key (run_e2e.py's)
 MODEL = "claude-sonnet-4-6"
@@ -71,34 +67,10 @@ def server(ctx):
     return srv
 
 
-class Wire:
-    """The recording proxy in front of the server for one test; `finish`
-    saves the requests (RECORD_CLIENTS=1) and closes it."""
-
-    def __init__(self, ctx, client, dist):
-        if Recorder is None:
-            raise AssertionError("scripts/e2e/recorder.py is missing")
-        self.srv = server(ctx)
-        self.client = f"{client}-{version(dist)}"
-        self.rec = Recorder(self.srv.url(), client=self.client).start()
-        self.url = self.rec.url
-
-    def mark(self):
-        return self.rec.mark()
-
-    def since(self, mark):
-        return [e for e in self.rec.since(mark) if e.get("api")]
-
-    def finish(self, prefix):
-        try:
-            if os.environ.get("RECORD_CLIENTS") == "1":
-                out = os.path.join(ROOT, "fixtures", "clients", self.client)
-                paths = self.rec.save(out, prefix, exchanges=[e for e in self.rec.exchanges
-                                                             if e.get("api")])
-                print(f"     recorded {len(paths)} request(s) in "
-                      f"{os.path.relpath(out, ROOT)}/*-{prefix}.json", flush=True)
-        finally:
-            self.rec.close()
+def Wire(ctx, client, dist):
+    """The recording proxy in front of the shared server for one test
+    (recorder.py); its `finish` saves the requests (RECORD_CLIENTS=1)."""
+    return Recorder(server(ctx).url(), client=f"{client}-{version(dist)}").start()
 
 
 def describe(exchanges):
@@ -148,13 +120,17 @@ def run_turn(wire, name, which, fn):
     try:
         value = fn()
     except Exception as e:
-        exchanges = wire.since(mark)
+        exchanges = api_since(wire, mark)
         report(name, which, time.monotonic() - started, exchanges)
         raise AssertionError(f"{which} turn: {type(e).__name__}: {e} "
                              f"[{describe(exchanges)}]") from e
-    exchanges = wire.since(mark)
+    exchanges = api_since(wire, mark)
     report(name, which, time.monotonic() - started, exchanges)
     return value, exchanges
+
+
+def api_since(wire, mark):
+    return [e for e in wire.since(mark) if e.get("api")]
 
 
 def report(name, turn, seconds, exchanges):

@@ -160,6 +160,21 @@ class Recorder:
         with self._lock:
             return list(self.exchanges[mark:])
 
+    def finish(self, prefix):
+        """The end of a client test: with RECORD_CLIENTS=1 its API requests
+        are saved under fixtures/clients/<client>/ as NN-<prefix>.json; the
+        proxy is closed either way."""
+        try:
+            if os.environ.get("RECORD_CLIENTS") == "1":
+                root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                out = os.path.join(root, "fixtures", "clients", self.client)
+                paths = self.save(out, prefix, exchanges=[e for e in self.exchanges
+                                                         if e.get("api")])
+                print(f"     recorded {len(paths)} request(s) in "
+                      f"{os.path.relpath(out, root)}/*-{prefix}.json", flush=True)
+        finally:
+            self.close()
+
     def save(self, out_dir, prefix, exchanges=None, client=None, with_response=False):
         """Writes each exchange (all, or the ones given) as out_dir/NN-prefix.json,
         NN counting from 01; files of an earlier save with the same prefix go
