@@ -11,6 +11,7 @@ pub mod anthropic;
 pub mod app;
 pub mod auth;
 pub mod backend;
+pub mod chains;
 pub mod check;
 pub mod claude;
 #[cfg(test)]

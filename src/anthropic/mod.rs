@@ -125,7 +125,7 @@ impl MessagesTurn {
             previous: self.previous.clone(),
             added: self.added.clone(),
             answer: completion["choices"][0]["message"].clone(),
-            created: self.created.clone(),
+            extra: self.created.clone(),
         };
         self.threads.note(&self.meta.id, answered);
     }

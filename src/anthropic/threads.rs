@@ -8,17 +8,21 @@
 //! blocks). In memory, owner-scoped, bounded in count, size and age; an id
 //! whose session has ended is unknown.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::Value;
 
-const MAX_MESSAGES: usize = 20_000;
-const MAX_BYTES: usize = 64 * 1024 * 1024;
-/// A longer chain is cut (its start is gone): the thread is unknown then.
-const MAX_CHAIN: usize = 1_000;
+use crate::chains::{Chains, Extra, Kept, Limits};
+
+const LIMITS: Limits = Limits {
+    count: 20_000,
+    bytes: 64 * 1024 * 1024,
+    max_age: Duration::ZERO,
+    // A longer chain is cut (its start is gone): the thread is unknown then.
+    max_chain: 1_000,
+};
 
 /// What a thread was created with and a continuation does not repeat.
 #[derive(Debug, Default, PartialEq)]
@@ -29,18 +33,10 @@ pub struct Created {
     pub tools: Option<Value>,
 }
 
-/// One answer, as kept.
-pub struct Answered {
-    pub owner: Option<String>,
-    pub session: String,
-    /// The message this answer's request continued.
-    pub previous: Option<String>,
-    /// The chat messages that request added (no system message).
-    pub added: Vec<Value>,
-    /// The answer, as a chat message.
-    pub answer: Value,
-    pub created: Arc<Created>,
-}
+/// One answer, as kept, with its thread's create-only fields.
+pub type Answered = Kept<Arc<Created>>;
+
+impl Extra for Arc<Created> {}
 
 /// Where a continuing request goes.
 #[derive(Debug, PartialEq)]
@@ -57,50 +53,19 @@ pub enum Continuation {
 }
 
 pub struct MessageThreads {
-    inner: Mutex<Inner>,
-    max_age: Duration,
-}
-
-#[derive(Default)]
-struct Inner {
-    by_id: HashMap<String, Entry>,
-    order: VecDeque<String>,
-    /// Each session's latest answer.
-    latest: HashMap<String, String>,
-    bytes: usize,
-}
-
-struct Entry {
-    answered: Answered,
-    at: Instant,
-    bytes: usize,
+    chains: Mutex<Chains<Arc<Created>>>,
 }
 
 impl MessageThreads {
     pub fn new(max_age: Duration) -> MessageThreads {
         MessageThreads {
-            inner: Mutex::new(Inner::default()),
-            max_age,
+            chains: Mutex::new(Chains::new(Limits { max_age, ..LIMITS })),
         }
     }
 
     /// Keeps answer `id`.
     pub fn note(&self, id: &str, answered: Answered) {
-        let json_len = |v: &Value| serde_json::to_vec(v).map(|b| b.len()).unwrap_or(0);
-        let bytes = answered.added.iter().map(json_len).sum::<usize>() + json_len(&answered.answer);
-        let mut inner = self.inner.lock();
-        inner.forget_old(self.max_age, bytes);
-        inner
-            .latest
-            .insert(answered.session.clone(), id.to_string());
-        inner.bytes += bytes;
-        inner.order.push_back(id.to_string());
-        let entry = Entry {
-            answered,
-            at: Instant::now(),
-            bytes,
-        };
-        inner.by_id.insert(id.to_string(), entry);
+        self.chains.lock().insert(id, answered, Instant::now());
     }
 
     /// Where a request continuing answer `id` goes, when `owner` may
@@ -111,61 +76,16 @@ impl MessageThreads {
         owner: Option<&str>,
         lives: impl Fn(&str) -> bool,
     ) -> Option<Continuation> {
-        let inner = self.inner.lock();
-        let entry = inner.by_id.get(id)?;
-        let answered = &entry.answered;
-        let visible = answered.owner.as_deref() == owner
-            && entry.at.elapsed() <= self.max_age
-            && lives(&answered.session);
-        if !visible {
-            return None;
-        }
-        if inner.latest.get(&answered.session).map(String::as_str) != Some(id) {
+        let chains = self.chains.lock();
+        let answered = chains.visible(id, owner, lives)?;
+        if !chains.is_latest(id, &answered.session) {
             return Some(Continuation::AlreadyContinued);
         }
-        let mut chain = vec![answered];
-        while let Some(previous) = &chain[chain.len() - 1].previous {
-            if chain.len() >= MAX_CHAIN {
-                return None;
-            }
-            chain.push(&inner.by_id.get(previous)?.answered);
-        }
-        let history = chain
-            .iter()
-            .rev()
-            .flat_map(|a| a.added.iter().chain(std::iter::once(&a.answer)))
-            .cloned()
-            .collect();
         Some(Continuation::Continue {
             session: answered.session.clone(),
-            history,
-            created: answered.created.clone(),
+            history: chains.history(id)?,
+            created: answered.extra.clone(),
         })
-    }
-}
-
-impl Inner {
-    fn forget_old(&mut self, max_age: Duration, incoming: usize) {
-        while let Some(oldest) = self.order.front() {
-            let expired = self
-                .by_id
-                .get(oldest)
-                .is_none_or(|e| e.at.elapsed() > max_age);
-            let over = self.order.len() >= MAX_MESSAGES || self.bytes + incoming > MAX_BYTES;
-            if !expired && !over {
-                break;
-            }
-            let Some(id) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(entry) = self.by_id.remove(&id) {
-                self.bytes -= entry.bytes;
-                let session = &entry.answered.session;
-                if self.latest.get(session) == Some(&id) {
-                    self.latest.remove(session);
-                }
-            }
-        }
     }
 }
 
@@ -181,7 +101,7 @@ mod tests {
             previous: previous.map(String::from),
             added: vec![json!({"role": "user", "content": format!("q{n}")})],
             answer: json!({"role": "assistant", "content": format!("a{n}")}),
-            created: Arc::new(Created {
+            extra: Arc::new(Created {
                 system: None,
                 tools: Some(json!([{"type": "function", "function": {"name": "f"}}])),
             }),
@@ -229,6 +149,6 @@ mod tests {
         std::thread::sleep(Duration::from_millis(2));
         assert_eq!(old.continuation("msg_1", Some("o1"), |_| true), None);
         old.note("msg_2", answered("o1", "s2", None, 2));
-        assert_eq!(old.inner.lock().by_id.len(), 1);
+        assert_eq!(old.chains.lock().len(), 1);
     }
 }

@@ -74,14 +74,13 @@ impl ResponsesTurn {
         let Some(keep) = &self.keep else {
             return;
         };
-        let output = completion["choices"][0]["message"].clone();
         let stored = Stored {
             owner: keep.owner.clone(),
             session: session.to_string(),
             previous: self.meta.previous_response_id.clone(),
-            input: keep.input.clone(),
-            output,
-            response: response.clone(),
+            added: keep.input.clone(),
+            answer: completion["choices"][0]["message"].clone(),
+            extra: response.clone(),
         };
         keep.store.keep(&self.meta.id, stored);
     }

@@ -37,9 +37,9 @@ pub fn append(root: &Path, id: &str, at: u64, stored: &Stored) {
         "owner": stored.owner,
         "session": stored.session,
         "previous": stored.previous,
-        "input": stored.input,
-        "output": stored.output,
-        "response": stored.response,
+        "input": stored.added,
+        "output": stored.answer,
+        "response": stored.extra,
     });
     write_line(root, &stored.session, &line);
 }
@@ -108,12 +108,12 @@ fn read_line(mut value: Value) -> Option<(String, u64, Stored)> {
         owner: text(&value["owner"]),
         session: text(&value["session"])?,
         previous: text(&value["previous"]),
-        input: match value["input"].take() {
+        added: match value["input"].take() {
             Value::Array(input) => input,
             _ => return None,
         },
-        output: value["output"].take(),
-        response: value["response"].take(),
+        answer: value["output"].take(),
+        extra: value["response"].take(),
     };
     Some((id, at, stored))
 }
