@@ -21,6 +21,7 @@
 use serde_json::{json, Map, Value};
 
 use super::request::invalid;
+use crate::claude::validate::MAX_MESSAGES;
 use crate::error::ApiError;
 
 /// The chat messages, and the place in `messages` each came from.
@@ -28,6 +29,15 @@ pub fn read_messages(messages: &Value) -> Result<(Vec<Value>, Vec<String>), ApiE
     let Some(messages) = messages.as_array() else {
         return Err(invalid("messages", "'messages' must be an array."));
     };
+    if messages.len() > MAX_MESSAGES {
+        return Err(invalid(
+            "messages",
+            &format!(
+                "'messages' has {} messages; at most {MAX_MESSAGES} are allowed.",
+                messages.len()
+            ),
+        ));
+    }
     let mut chat = Vec::with_capacity(messages.len());
     let mut places = Vec::with_capacity(messages.len());
     // System text after an assistant message, for the next user message.

@@ -314,3 +314,24 @@ fn output_config_s_format_is_honoured_and_unread_fields_are_named() {
     .expect_err("not a schema");
     assert_eq!(bad.param(), Some("output_config.format"));
 }
+
+/// The bound counts the client's own messages and names its field.
+#[test]
+fn a_long_history_is_taken_and_the_bound_names_messages() {
+    let message = |i: usize| {
+        json!({"role": if i % 2 == 0 { "user" } else { "assistant" },
+        "content": format!("turn {i}")})
+    };
+    let long: Vec<Value> = (0..2001).map(message).collect();
+    let t = ok(json!({"model": "sonnet", "max_tokens": 5, "messages": long}));
+    assert!(validate(&t.chat).is_ok());
+    let too_long: Vec<Value> = (0..20_001).map(message).collect();
+    let error = read(json!({"model": "sonnet", "max_tokens": 5, "messages": too_long}))
+        .expect_err("too long");
+    assert_eq!(error.param(), Some("messages"));
+    assert!(
+        error.message().contains("20001 messages"),
+        "{}",
+        error.message()
+    );
+}

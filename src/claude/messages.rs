@@ -18,7 +18,7 @@ use crate::error::ApiError;
 /// of items): the body size bounds the work, and a history the server
 /// already holds sends only its new tail to the CLI. A history it does not
 /// hold is bounded where it becomes a transcript (see `turn`).
-const MAX_MESSAGES: usize = 20_000;
+pub const MAX_MESSAGES: usize = 20_000;
 const MAX_CONTENT_CHARS: usize = 500_000;
 /// The Anthropic API's limit for one image (decoded).
 pub const MAX_IMAGE_BYTES: usize = 5 * 1024 * 1024;

@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use super::messages::read_messages;
-pub use super::messages::{CallRef, Part, Role, Turn};
+pub use super::messages::{CallRef, Part, Role, Turn, MAX_MESSAGES};
 use super::models::resolve_model;
 use super::tools::{read_tool_spec, ToolSpec};
 use crate::error::ApiError;

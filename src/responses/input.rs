@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::request::{invalid, USE_PASSTHROUGH};
 use super::tools::{chat_name, custom_arguments, Tools};
+use crate::claude::validate::MAX_MESSAGES;
 use crate::error::ApiError;
 
 /// `input` as chat messages.
@@ -36,6 +37,15 @@ pub(super) fn read_input(
                 messages: vec![json!({"role": "user", "content": text})],
                 places: vec!["input".into()],
             })
+        }
+        Value::Array(items) if items.len() > MAX_MESSAGES => {
+            return Err(invalid(
+                "input",
+                &format!(
+                    "'input' has {} items; at most {MAX_MESSAGES} are allowed.",
+                    items.len()
+                ),
+            ))
         }
         Value::Array(items) => items,
         _ => {

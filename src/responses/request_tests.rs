@@ -273,3 +273,25 @@ fn what_cannot_be_passed_on_is_refused_by_its_own_name() {
         assert_eq!(error.status(), 400, "{body}");
     }
 }
+
+/// Long agent sessions resend thousands of items: taken; the bound counts
+/// the client's own items and names its field.
+#[test]
+fn a_long_history_is_taken_and_the_bound_names_input() {
+    let item = |i: usize| {
+        json!({"role": if i % 2 == 0 { "user" } else { "assistant" },
+        "content": format!("turn {i}")})
+    };
+    let long: Vec<Value> = (0..2001).map(item).collect();
+    let t = ok(json!({"model": "gpt-5", "input": long}));
+    assert_eq!(t.input.len(), 2001);
+    assert!(validate(&t.chat_body(&[])).is_ok());
+    let too_long: Vec<Value> = (0..20_001).map(item).collect();
+    let error = read(json!({"model": "gpt-5", "input": too_long})).expect_err("too long");
+    assert_eq!(error.param(), Some("input"));
+    assert!(
+        error.message().starts_with("'input' has 20001 items"),
+        "{}",
+        error.message()
+    );
+}
