@@ -319,7 +319,7 @@ fn output_config_s_format_is_honoured_and_unread_fields_are_named() {
 #[test]
 fn a_long_history_is_taken_and_the_bound_names_messages() {
     let message = |i: usize| {
-        json!({"role": if i % 2 == 0 { "user" } else { "assistant" },
+        json!({"role": if i.is_multiple_of(2) { "user" } else { "assistant" },
         "content": format!("turn {i}")})
     };
     let long: Vec<Value> = (0..2001).map(message).collect();

@@ -279,7 +279,7 @@ fn what_cannot_be_passed_on_is_refused_by_its_own_name() {
 #[test]
 fn a_long_history_is_taken_and_the_bound_names_input() {
     let item = |i: usize| {
-        json!({"role": if i % 2 == 0 { "user" } else { "assistant" },
+        json!({"role": if i.is_multiple_of(2) { "user" } else { "assistant" },
         "content": format!("turn {i}")})
     };
     let long: Vec<Value> = (0..2001).map(item).collect();
