@@ -9,7 +9,7 @@ RELEASE_BIN := target/$(TARGET)/release/claude-cli-api
 # explicitly: with --target, RUSTFLAGS skip host artifacts.
 STATIC_FLAGS := -C target-feature=+crt-static
 
-.PHONY: all build run test lint check e2e bench coverage fmt tools clean
+.PHONY: all build run test lint check e2e soak bench coverage fmt tools clean
 
 all: build
 
@@ -40,6 +40,14 @@ check: lint test
 ## release binary (installs them under .cache/e2e on first use)
 e2e:
 	scripts/e2e.sh
+
+## soak: a bounded soak (SOAK_SECONDS, 120 by default) of mixed clients on the
+## real claude CLI against the release binary, then a SIGTERM; prints its
+## figures and fails on any violation (not part of `make test`)
+soak:
+	bash scripts/e2e/setup.sh
+	RUSTFLAGS="$(STATIC_FLAGS)" cargo build --release --locked --target $(TARGET)
+	.cache/e2e/venv/bin/python scripts/soak.py
 
 ## coverage: line coverage of `make test` (cargo-tarpaulin, ptrace engine:
 ## llvm-tools cannot be had here); installs tarpaulin when missing. The

@@ -196,6 +196,8 @@ pub(super) fn close_all(waiting: &WaitingTurns) {
 /// slot); its session is freed for the results that may still come.
 pub(super) fn give_up_now(waiting: Waiting, grace: std::time::Duration, metrics: &Metrics) {
     let Waiting { process, lease, .. } = waiting;
+    // Its results may come while it ends: they wait for the session.
+    lease.answered();
     let run = finish_unheard(process, Instant::now() + grace, GIVEN_UP, true);
     metrics.turn_ended(TurnEnd::Interrupted);
     metrics.gave_up(GiveUp::Pressure);
