@@ -345,28 +345,9 @@ impl Backend for ClaudeBackend {
     fn stream(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
         let mut turn = Turn::start(self, request)?;
         let wire = Wire::new(request.dialect.as_ref(), turn.lease.id());
-        let mut pending: Vec<Vec<u8>> = Vec::new();
         let keepalive = self.config.stream_keepalive;
         let asked = Instant::now();
-        // A model that thinks long before its first word: after a
-        // keep-alive's time of silence the stream begins anyway, to carry one.
-        let mut silent = false;
-        while !turn.run.adapter.committed() {
-            let progress = match keepalive {
-                None => turn.run.step(),
-                Some(every) => match turn.run.step_within(every.saturating_sub(asked.elapsed())) {
-                    Some(progress) => progress,
-                    None => {
-                        silent = true;
-                        break;
-                    }
-                },
-            };
-            match progress {
-                Progress::Chunks(chunks) => pending.extend(chunks),
-                Progress::Ended => break,
-            }
-        }
+        let (mut pending, silent) = stream::until_committed(&mut turn, keepalive, asked);
         if !silent && !turn.run.adapter.committed() {
             // Over before the model said anything: a plain answer or error.
             return match turn.run.finish() {

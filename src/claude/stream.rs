@@ -195,6 +195,33 @@ impl StreamBody for ClaudeStream {
     }
 }
 
+/// The chunks a turn gives before the model commits to an answer (the
+/// stream's head waits for that, so that an error before it is a plain
+/// HTTP error), and whether a keep-alive's time of silence came first: a
+/// model that thinks long before its first word starts the stream anyway,
+/// to carry a keep-alive.
+pub(super) fn until_committed(
+    turn: &mut Turn,
+    keepalive: Option<Duration>,
+    asked: Instant,
+) -> (Vec<Vec<u8>>, bool) {
+    let mut pending = Vec::new();
+    while !turn.run.adapter.committed() {
+        let progress = match keepalive {
+            None => turn.run.step(),
+            Some(every) => match turn.run.step_within(every.saturating_sub(asked.elapsed())) {
+                Some(progress) => progress,
+                None => return (pending, true),
+            },
+        };
+        match progress {
+            Progress::Chunks(chunks) => pending.extend(chunks),
+            Progress::Ended => break,
+        }
+    }
+    (pending, false)
+}
+
 fn send_cost(sse: &mut SseWriter, cost: Option<TurnCost>) {
     if let Some(cost) = cost {
         let _ = sse.comment_deferred(&cost.comment());
