@@ -87,7 +87,8 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "e2e"))
 import fake_anthropic  # noqa: E402
-from common import ROOT, all_pids, cli_path, proc_exe, proc_stat  # noqa: E402
+from common import (ROOT, all_pids, assistant_turn, cli_path, free_port,  # noqa: E402
+                    metric_samples, proc_exe, proc_stat)
 
 try:
     import anthropic
@@ -287,10 +288,6 @@ def check(cond, text):
 # --- the server and its processes --------------------------------------------
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_time(pid):
@@ -518,12 +515,6 @@ def chat_text(c):
     return c.choices[0].message.content or ""
 
 
-def assistant_turn(message):
-    return {"role": "assistant", "content": message.content,
-            "tool_calls": [{"id": tc.id, "type": "function",
-                            "function": {"name": tc.function.name,
-                                         "arguments": tc.function.arguments}}
-                           for tc in message.tool_calls]}
 
 
 # --- scenarios -----------------------------------------------------------------
@@ -1023,13 +1014,7 @@ def scrape_metrics():
     req = urllib.request.Request(SERVER.url("/metrics"),
                                  headers={"Authorization": f"Bearer {KEYS[0]}"})
     with urllib.request.urlopen(req, timeout=10) as resp:
-        text = resp.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, value = line.rsplit(" ", 1)
-            out[series] = float(value)
-    return out
+        return metric_samples(resp.read().decode())
 
 
 class Sampler:

@@ -45,6 +45,17 @@ fn assert_anthropic_error(r: &HttpResponse, status: u16, kind: &str) {
     assert!(body["error"].get("code").is_none(), "{body}");
 }
 
+/// The message's (first) tool_use block.
+fn tool_use_of(message: &Value) -> Value {
+    message["content"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|b| b["type"] == "tool_use")
+        .cloned()
+        .unwrap_or_else(|| panic!("a tool_use block: {message}"))
+}
+
 fn text_of(message: &Value) -> String {
     message["content"]
         .as_array()
@@ -215,13 +226,7 @@ fn a_tool_loop_answers_with_tool_use_and_feeds_tool_results_to_the_waiting_call(
     assert_eq!(r.status, 200, "{}", r.text());
     let answer = r.json();
     assert_eq!(answer["stop_reason"], "tool_use");
-    let call = answer["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["type"] == "tool_use")
-        .unwrap_or_else(|| panic!("a tool_use block: {answer}"))
-        .clone();
+    let call = tool_use_of(&answer);
     assert_eq!(call["name"], "get_weather");
     assert_eq!(call["input"], json!({"city": "Oslo"}));
     let follow = json!({"model": "sonnet", "max_tokens": 100, "tools": tools, "messages": [
@@ -310,13 +315,7 @@ fn a_thread_continues_the_session_that_gave_the_message() {
     let answer = first_answer.clone();
     assert_eq!(answer["stop_reason"], "tool_use");
     let sid = r.header("X-Claude-Session-ID").unwrap().to_string();
-    let call = answer["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["type"] == "tool_use")
-        .cloned()
-        .unwrap();
+    let call = tool_use_of(&answer);
     let first_call = call.clone();
     // Only the result and the thread: no tools, no history.
     let next = json!({"model": "sonnet", "max_tokens": 100,
@@ -348,13 +347,7 @@ fn a_thread_continues_the_session_that_gave_the_message() {
     assert_eq!(r.header("X-Claude-Warm"), Some("true"));
     let answer = r.json();
     assert_eq!(answer["stop_reason"], "tool_use", "{answer}");
-    let call = answer["content"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["type"] == "tool_use")
-        .cloned()
-        .unwrap();
+    let call = tool_use_of(&answer);
     assert_eq!(call["name"], "get_weather");
     let next = json!({"model": "sonnet", "max_tokens": 100,
         "thread": {"type": "continue", "previous_message_id": answer["id"]},

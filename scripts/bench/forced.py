@@ -15,7 +15,6 @@ BENCH_FORCED_RUNS (default 10) pairs are run; medians are printed.
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,15 +25,11 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 import fake_anthropic  # noqa: E402
-from common import cli_path  # noqa: E402
+from common import cli_path, free_port  # noqa: E402
 
 KEY = "sk-cca-bench-0123456789abcdef"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main():

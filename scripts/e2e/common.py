@@ -4,6 +4,7 @@ runner that prints `N passed, M failed`, and process helpers that look at
 
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -54,6 +55,32 @@ class Suite:
     def summary(self):
         print(f"{self.passed} passed, {self.failed} failed", flush=True)
         return 1 if self.failed else 0
+
+
+def free_port():
+    """A port free on 127.0.0.1 now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def assistant_turn(message):
+    """The assistant message to send back, from an SDK ChatCompletionMessage."""
+    return {"role": "assistant", "content": message.content,
+            "tool_calls": [{"id": tc.id, "type": "function",
+                            "function": {"name": tc.function.name,
+                                         "arguments": tc.function.arguments}}
+                           for tc in message.tool_calls]}
+
+
+def metric_samples(text):
+    """A Prometheus text scrape as {series: value}."""
+    samples = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            samples[series] = float(value)
+    return samples
 
 
 def check(cond, message):

@@ -35,7 +35,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
@@ -49,8 +48,9 @@ import zlib
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fake_anthropic  # noqa: E402
 import fake_openai  # noqa: E402
-from common import (ROOT, NODE_DIR, Suite, alive, check, children_of, cli_path,  # noqa: E402
-                    members_of_group, proc_exe, proc_stat, all_pids, wait_until)
+from common import (ROOT, NODE_DIR, Suite, alive, assistant_turn, check,  # noqa: E402
+                    children_of, cli_path, free_port, members_of_group, metric_samples,
+                    proc_exe, proc_stat, all_pids, wait_until)
 
 try:
     import openai  # the official SDK, from the e2e venv
@@ -78,10 +78,6 @@ CLAUDE = {"X-Claude-Code": "true"}
 USER_HI = [{"role": "user", "content": "hi"}]
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(url, timeout=5):
@@ -1312,13 +1308,6 @@ def check_tool_call(tc, name, args, what):
     check(got == args, f"{what}: arguments {got}, expected {args}")
 
 
-def assistant_turn(message):
-    """The assistant message to send back, from an SDK ChatCompletionMessage."""
-    return {"role": "assistant", "content": message.content,
-            "tool_calls": [{"id": tc.id, "type": "function",
-                            "function": {"name": tc.function.name,
-                                         "arguments": tc.function.arguments}}
-                           for tc in message.tool_calls]}
 
 
 def read_tool_stream(stream):
@@ -2791,12 +2780,7 @@ def scrape_metrics(srv):
     with urllib.request.urlopen(req, timeout=10) as resp:
         check(resp.headers.get("Content-Type", "").startswith("text/plain"), dict(resp.headers))
         text = resp.read().decode()
-    samples = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            series, value = line.rsplit(" ", 1)
-            samples[series] = float(value)
-    return text, samples
+    return text, metric_samples(text)
 
 
 def test_metrics_after_the_suite(ctx):
