@@ -9,6 +9,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::json;
@@ -21,7 +22,7 @@ use crate::http::body::{check_content_type, read_body};
 use crate::http::cors;
 use crate::http::send::{send, Sent};
 use crate::http::workers::Service;
-use crate::http::{Head, Incoming, Reply};
+use crate::http::{ClientWatch, Head, Incoming, Reply};
 use crate::metrics;
 use crate::mode::Mode;
 use crate::ratelimit::KeySlot;
@@ -79,6 +80,8 @@ struct Learnt {
     limit_headers: Vec<(String, String)>,
     /// Held while the request is worked on (see [`send`]).
     key_slot: Option<KeySlot>,
+    /// Ended before the answer is written (see [`ClientWatch`]).
+    client: Option<Arc<ClientWatch>>,
 }
 
 pub fn serve(app: &App, mut rq: Request) {
@@ -152,6 +155,11 @@ fn steps(app: &App, rq: &mut Request, head: &Head, learnt: &mut Learnt) -> Resul
     if relay {
         return app.passthrough.forward(&incoming, rq.as_reader());
     }
+    if learnt.mode == Some(Mode::ClaudeCode) && head.method == "POST" {
+        let client = ClientWatch::of(rq);
+        learnt.client = Some(client.clone());
+        incoming.client = Some(client);
+    }
     routes::handle(app, route, learnt.mode, &incoming)
 }
 
@@ -171,6 +179,7 @@ fn finish(
         key_mask,
         mut limit_headers,
         key_slot,
+        client,
     } = learnt;
     // In passthrough mode an answer (not an error of ours) is the upstream's.
     let answered_by_upstream = mode == Some(Mode::Passthrough) && result.is_ok();
@@ -195,7 +204,7 @@ fn finish(
     if streaming {
         app.metrics.stream_opened();
     }
-    let sent = send(rq, reply, move || drop(key_slot));
+    let sent = send(rq, reply, client.as_deref(), move || drop(key_slot));
     if streaming {
         app.metrics.stream_closed();
     }

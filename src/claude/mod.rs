@@ -44,6 +44,7 @@ mod turn;
 pub mod validate;
 mod waiting;
 pub mod warm;
+mod watching;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,10 +65,11 @@ use pool::{Capacity, ProcessPool};
 use run::Progress;
 pub use session_id::SessionId;
 use sessions::{SessionInfo, SessionStore};
-use stream::{ClaudeStream, Wire};
+use stream::{ClaudeStream, Start, Wire};
 use turn::Turn;
 use waiting::{WaitLimits, WaitingTurns};
 use warm::{WarmProcesses, WarmStats};
+use watching::Waited;
 
 /// A session as `/v1/sessions` shows it: the registry's view, and whether
 /// a warm child is kept for it.
@@ -315,8 +317,10 @@ impl Backend for ClaudeBackend {
             if let Some(finished) = turn.run.take_answer() {
                 break Ok(finished);
             }
-            if let Progress::Ended = turn.run.step() {
-                break turn.run.finish();
+            match turn.step_watching(None) {
+                Waited::Progress(Progress::Ended) => break turn.run.finish(),
+                Waited::Progress(Progress::Chunks(_)) | Waited::Quiet => {}
+                Waited::Departed => turn.answer_nobody(),
             }
         };
         match finished {
@@ -347,8 +351,8 @@ impl Backend for ClaudeBackend {
         let wire = Wire::new(request.dialect.as_ref(), turn.lease.id());
         let keepalive = self.config.stream_keepalive;
         let asked = Instant::now();
-        let (mut pending, silent) = stream::until_committed(&mut turn, keepalive, asked);
-        if !silent && !turn.run.adapter.committed() {
+        let (mut pending, start) = stream::until_committed(&mut turn, keepalive, asked);
+        if start == Start::Over {
             // Over before the model said anything: a plain answer or error.
             return match turn.run.finish() {
                 Ok(finished) => {

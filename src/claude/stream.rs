@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::run::Progress;
 use super::turn::{ChunkMeta, Turn, TurnCost};
+use super::watching::Waited;
 use super::SessionId;
 use crate::dialect::{Dialect, DialectEvents};
 use crate::error::ApiError;
@@ -144,22 +145,20 @@ impl StreamBody for ClaudeStream {
                     break;
                 }
             }
-            let progress = match keepalive {
-                None => turn.run.step(),
-                Some(every) => match turn
-                    .run
-                    .step_within(every.saturating_sub(quiet_since.elapsed()))
-                {
-                    Some(progress) => progress,
-                    None => {
-                        // The model thinks, or a tool runs: something for
-                        // proxies and clients with idle timeouts to see.
-                        wire.keep_alive(sse);
-                        client_gone = sse.flush().is_err();
-                        quiet_since = Instant::now();
-                        continue;
-                    }
-                },
+            let progress = match turn.step_watching(keepalive.map(|every| quiet_since + every)) {
+                Waited::Progress(progress) => progress,
+                Waited::Quiet => {
+                    // The model thinks, or a tool runs: something for
+                    // proxies and clients with idle timeouts to see.
+                    wire.keep_alive(sse);
+                    client_gone = sse.flush().is_err();
+                    quiet_since = Instant::now();
+                    continue;
+                }
+                Waited::Departed => {
+                    client_gone = true;
+                    break;
+                }
             };
             match progress {
                 Progress::Chunks(chunks) => {
@@ -195,31 +194,44 @@ impl StreamBody for ClaudeStream {
     }
 }
 
+/// How a stream's wait for its head ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Start {
+    /// The model has begun its answer.
+    Committed,
+    /// A keep-alive's time of silence came first: a model that thinks
+    /// long before its first word starts the stream anyway, to carry it.
+    Quiet,
+    /// The turn is over before anything was said (an answer, an error, or
+    /// a client that left: its turn is stopped and fails).
+    Over,
+}
+
 /// The chunks a turn gives before the model commits to an answer (the
 /// stream's head waits for that, so that an error before it is a plain
-/// HTTP error), and whether a keep-alive's time of silence came first: a
-/// model that thinks long before its first word starts the stream anyway,
-/// to carry a keep-alive.
+/// HTTP error), and why the wait ended.
 pub(super) fn until_committed(
     turn: &mut Turn,
     keepalive: Option<Duration>,
     asked: Instant,
-) -> (Vec<Vec<u8>>, bool) {
+) -> (Vec<Vec<u8>>, Start) {
     let mut pending = Vec::new();
     while !turn.run.adapter.committed() {
-        let progress = match keepalive {
-            None => turn.run.step(),
-            Some(every) => match turn.run.step_within(every.saturating_sub(asked.elapsed())) {
-                Some(progress) => progress,
-                None => return (pending, true),
-            },
+        let progress = match turn.step_watching(keepalive.map(|every| asked + every)) {
+            Waited::Progress(progress) => progress,
+            Waited::Quiet => return (pending, Start::Quiet),
+            Waited::Departed => {
+                turn.answer_nobody();
+                while let Progress::Chunks(_) = turn.run.step() {}
+                return (pending, Start::Over);
+            }
         };
         match progress {
             Progress::Chunks(chunks) => pending.extend(chunks),
-            Progress::Ended => break,
+            Progress::Ended => return (pending, Start::Over),
         }
     }
-    (pending, false)
+    (pending, Start::Committed)
 }
 
 fn send_cost(sse: &mut SseWriter, cost: Option<TurnCost>) {

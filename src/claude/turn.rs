@@ -32,7 +32,7 @@ use super::ClaudeBackend;
 use crate::backend::ChatRequest;
 use crate::config::Secret;
 use crate::error::ApiError;
-use crate::http::{Afterwards, Reply};
+use crate::http::{Afterwards, ClientWatch, Reply};
 use crate::metrics::{Metrics, TurnEnd};
 use crate::ratelimit::KeyHolder;
 use crate::supervisor::StopReason;
@@ -60,6 +60,9 @@ pub(super) struct Turn {
     metrics: Arc<Metrics>,
     /// The `--model` value: what the turn's cost is counted under.
     cli_model: &'static str,
+    /// Whether the client still waits for the answer (see `watching`).
+    pub(super) client: Option<Arc<ClientWatch>>,
+    pub(super) client_seen: Instant,
 }
 
 /// How the turn's CLI process came to take it.
@@ -227,6 +230,10 @@ impl Turn {
             ));
         }
         let owner_key = request.incoming.api_key.clone();
+        let client = request.incoming.client.clone();
+        if let Some(client) = &client {
+            lease.watch_client(client.clone());
+        }
         Turn {
             run: CliRun::new(process, adapter),
             lease,
@@ -241,6 +248,8 @@ impl Turn {
             tool_wait: backend.config.tool_result_timeout,
             metrics: backend.metrics.clone(),
             cli_model: chat.cli_model,
+            client,
+            client_seen: Instant::now(),
         }
     }
 

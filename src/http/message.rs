@@ -3,10 +3,11 @@
 //! with the work that may only run once the answer is out ([`Afterwards`]).
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use crate::config::Secret;
 
-use super::SseWriter;
+use super::{ClientWatch, SseWriter};
 
 /// What every request has, read from its head before anything else: the
 /// pipeline needs it for the common headers and the access log even when
@@ -47,6 +48,9 @@ pub struct Incoming {
     pub body: Vec<u8>,
     /// The server key the client authenticated with, when keys are on.
     pub api_key: Option<Secret>,
+    /// Whether the client is still there, for answers that take long
+    /// (Claude Code turns); the pipeline ends it before writing.
+    pub client: Option<Arc<ClientWatch>>,
 }
 
 impl Incoming {
@@ -65,6 +69,7 @@ impl Incoming {
             client_ip: head.client_ip,
             body: Vec::new(),
             api_key: None,
+            client: None,
         }
     }
 

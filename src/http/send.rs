@@ -3,7 +3,7 @@
 
 use tiny_http::{Header, Response};
 
-use super::{Afterwards, Body, Reply, SseWriter};
+use super::{Afterwards, Body, ClientWatch, Reply, SseWriter};
 
 /// What writing an answer left for the pipeline.
 pub struct Sent {
@@ -36,8 +36,19 @@ fn copy_out(
 
 /// Writes `reply`. `work_done` runs once the reply's own work is over and
 /// only its last bytes are left to write: whatever it frees is free before
-/// the client can send its next request.
-pub fn send(rq: tiny_http::Request, reply: Reply, work_done: impl FnOnce()) -> Sent {
+/// the client can send its next request. `client` is ended before the
+/// last write (a stream watches its client until then).
+pub fn send(
+    rq: tiny_http::Request,
+    reply: Reply,
+    client: Option<&ClientWatch>,
+    work_done: impl FnOnce(),
+) -> Sent {
+    let end_watch = || {
+        if let Some(client) = client {
+            client.end();
+        }
+    };
     let Reply {
         status,
         headers,
@@ -46,6 +57,7 @@ pub fn send(rq: tiny_http::Request, reply: Reply, work_done: impl FnOnce()) -> S
     } = reply;
     let stream = match body {
         Body::Full(bytes) => {
+            end_watch();
             work_done();
             let mut response = Response::from_data(bytes).with_status_code(status);
             for (k, v) in &headers {
@@ -59,6 +71,7 @@ pub fn send(rq: tiny_http::Request, reply: Reply, work_done: impl FnOnce()) -> S
             None
         }
         Body::Reader { reader, length } => {
+            end_watch();
             copy_out(rq, status, &headers, reader, length);
             work_done();
             None
@@ -66,6 +79,7 @@ pub fn send(rq: tiny_http::Request, reply: Reply, work_done: impl FnOnce()) -> S
         Body::Stream(events) => {
             let mut sse = SseWriter::start(rq.into_writer(), &headers);
             afterwards.extend(events.write_events(&mut sse));
+            end_watch();
             work_done();
             let _ = sse.finish();
             Some((sse.events_sent(), sse.is_broken()))

@@ -328,6 +328,7 @@ mod tests {
             query: None,
             body: Vec::new(),
             api_key: None,
+            client: None,
         }
     }
 

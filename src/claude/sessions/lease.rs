@@ -10,6 +10,7 @@ use super::registry::Registry;
 use crate::claude::history::HistoryDigest;
 use crate::claude::SessionId;
 use crate::config::Secret;
+use crate::http::ClientWatch;
 
 /// The right to run one request on a session. Dropping it frees the
 /// session and records the time of use.
@@ -70,6 +71,13 @@ impl SessionLease {
     /// session waits for this lease to end rather than being refused.
     pub fn answered(&self) {
         self.registry.mark_exiting(self.id.as_str());
+    }
+
+    /// While this turn runs, `client` tells whether its client is still
+    /// there: a turn for the session that finds the client gone waits for
+    /// this one to end (within a second) rather than being refused.
+    pub fn watch_client(&self, client: Arc<ClientWatch>) {
+        self.registry.watch_client(self.id.as_str(), client);
     }
 
     /// After an answer: the conversation as the client now holds it, so

@@ -27,6 +27,7 @@ use super::work_dirs::WorkDirs;
 use crate::claude::history::HistoryDigest;
 use crate::claude::SessionId;
 use crate::config::Secret;
+use crate::http::ClientWatch;
 use conversations::to_hex;
 pub(super) use listing::Removal;
 pub use listing::SessionInfo;
@@ -90,13 +91,29 @@ struct Entry {
     last_used_ms: u64,
     model: Arc<str>,
     busy: bool,
-    /// Busy, but its CLI has answered and is only exiting.
+    /// Busy, but its CLI has answered and is only exiting (or the client
+    /// of its turn has gone, and the turn is ending).
     exiting: bool,
+    /// The client of the turn that holds the session, while it waits for
+    /// its answer.
+    client: Option<Arc<ClientWatch>>,
     history: Option<HistoryDigest>,
     /// The CLI's running total after the session's last turn.
     cost_usd: f64,
     /// Answers the session has given.
     turns: u64,
+}
+
+impl Entry {
+    /// True when the session is busy but about to be free: its CLI has
+    /// answered and is exiting, or the client of its turn has gone (the
+    /// turn notices that itself within `claude::CLIENT_TICK` and ends).
+    fn freeing(&mut self) -> bool {
+        if !self.exiting && self.client.as_ref().is_some_and(|c| c.departed()) {
+            self.exiting = true;
+        }
+        self.exiting
+    }
 }
 
 /// Outcome of looking a session up for a caller, decided under the lock.
@@ -174,6 +191,7 @@ impl Registry {
             model: state.name(model),
             busy: true,
             exiting: false,
+            client: None,
             history: None,
             cost_usd: 0.0,
             turns: 0,
@@ -210,7 +228,7 @@ impl Registry {
             return Lookup::Hidden;
         }
         if entry.busy {
-            return if entry.exiting {
+            return if entry.freeing() {
                 Lookup::Exiting
             } else {
                 Lookup::Busy
@@ -252,6 +270,7 @@ impl Registry {
                 model: state.name(model),
                 busy: false,
                 exiting: false,
+                client: None,
                 history: None,
                 cost_usd: 0.0,
                 turns: 0,
@@ -302,6 +321,14 @@ impl Registry {
         }
     }
 
+    /// While the turn that holds the session runs, `client` tells whether
+    /// its client is still there.
+    pub(super) fn watch_client(&self, id: &str, client: Arc<ClientWatch>) {
+        if let Some(entry) = self.state.lock().sessions.get_mut(id) {
+            entry.client = Some(client);
+        }
+    }
+
     /// Waits (up to `deadline`) while the session's CLI is exiting.
     pub(super) fn wait_exited(&self, id: &SessionId, deadline: Instant) {
         let id = id.as_str();
@@ -323,6 +350,7 @@ impl Registry {
                 return;
             };
             entry.busy = false;
+            entry.client = None;
             entry.last_used_ms = now;
             let was_exiting = std::mem::take(&mut entry.exiting);
             state.generation += 1;

@@ -4,7 +4,7 @@ use std::io::Error as IoError;
 use std::io::Result as IoResult;
 use std::io::{self, BufReader, BufWriter, ErrorKind, Read, Write};
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +47,10 @@ pub struct ClientConnection {
 
     // claude-cli-api patch: what the current request's body left unread
     unread: Arc<UnreadBody>,
+
+    // claude-cli-api patch: a handle on the socket each request carries
+    // (see `Request::client_socket`)
+    client_socket: Option<Arc<TcpStream>>,
 }
 
 // claude-cli-api patch: request body bytes nobody read.
@@ -130,6 +134,7 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let client_socket = read_socket.tcp_clone().map(Arc::new);
         let policy = Arc::new(ReadPolicy::new());
         read_socket.set_read_policy(policy.clone());
 
@@ -148,6 +153,7 @@ impl ClientConnection {
             first_byte: None,
             head_bytes: 0,
             unread: Arc::new(UnreadBody::default()),
+            client_socket,
         }
     }
 
@@ -336,6 +342,7 @@ impl ClientConnection {
             writer,
             Some(self.unread.clone()),
         )
+        .map(|request| request.with_client_socket(self.client_socket.clone()))
         .map_err(|e| {
             use crate::request;
             match e {

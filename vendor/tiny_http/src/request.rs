@@ -2,7 +2,7 @@ use std::io::Error as IoError;
 use std::io::{self, Cursor, ErrorKind, Read, Write};
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
@@ -70,6 +70,9 @@ pub struct Request {
     // claude-cli-api patch: where the body records what it left unread
     // (None: no body, or not on a connection)
     unread: Option<Arc<UnreadBody>>,
+
+    // claude-cli-api patch: a handle on the client's TCP socket
+    client_socket: Option<Arc<TcpStream>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -246,6 +249,7 @@ where
         must_send_continue: expects_continue,
         notify_when_responded: None,
         unread: if tracked { unread } else { None },
+        client_socket: None,
     })
 }
 
@@ -480,6 +484,21 @@ impl Request {
     pub(crate) fn with_notify_sender(mut self, sender: Sender<()>) -> Self {
         self.notify_when_responded = Some(sender);
         self
+    }
+
+    pub(crate) fn with_client_socket(mut self, socket: Option<Arc<TcpStream>>) -> Self {
+        self.client_socket = socket;
+        self
+    }
+
+    /// A second handle on the client's TCP socket (claude-cli-api patch;
+    /// `None` for Unix sockets, HTTPS and test requests), for noticing a
+    /// client that has gone while its answer is being worked on: peek at
+    /// it, never read or write. The connection reads its next request only
+    /// once this request's response writer is dropped, so until then
+    /// nobody else reads from it.
+    pub fn client_socket(&self) -> Option<Arc<TcpStream>> {
+        self.client_socket.clone()
     }
 }
 

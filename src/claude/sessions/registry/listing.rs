@@ -85,14 +85,14 @@ impl Registry {
         let id = id.as_str();
         {
             let mut state = self.state.lock();
-            let Some(entry) = state.sessions.get(id) else {
+            let Some(entry) = state.sessions.get_mut(id) else {
                 return Removal::Absent;
             };
             if !same_owner(&entry.owner, owner) || self.is_expired(entry, now) {
                 return Removal::Absent;
             }
             if entry.busy {
-                return if entry.exiting {
+                return if entry.freeing() {
                     Removal::Exiting
                 } else {
                     Removal::Busy

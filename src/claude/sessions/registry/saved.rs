@@ -29,6 +29,7 @@ impl State {
                 model: state.name(&record.model),
                 busy: false,
                 exiting: false,
+                client: None,
                 history: record.history.as_deref().and_then(from_hex),
                 cost_usd: record.cost_usd,
                 turns: record.turns,

@@ -1,6 +1,6 @@
 use std::io::Result as IoResult;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -212,6 +212,15 @@ impl RefinedTcpStream {
 
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
+    }
+
+    /// Another handle on the socket when it is plain TCP (claude-cli-api
+    /// patch).
+    pub(crate) fn tcp_clone(&self) -> Option<TcpStream> {
+        match &self.stream {
+            Stream::Http(Connection::Tcp(tcp)) => tcp.try_clone().ok(),
+            _ => None,
+        }
     }
 }
 
