@@ -81,6 +81,13 @@ fn a_plain_request_left_frees_the_session_and_it_can_be_deleted() {
     let sid = w.say(None, "sonnet", "first").sid;
     ask_and_leave(&w, &sid, "[[fake:sleep:30]] waiting", false);
     next_turn_is_served(&w, &sid, "waiting");
+    // Counted as a client that left, not as a failure of the CLI.
+    let metrics = request(w.addr(), "GET", "/metrics", &[], b"").text();
+    assert!(
+        metrics.contains("claude_cli_api_turns_total{cause=\"client_gone\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("claude_cli_api_turns_total{cause=\"cli_error\"} 0\n"));
 
     // A session whose client left can be deleted at once too.
     ask_and_leave(&w, &sid, "[[fake:sleep:30]] again", false);

@@ -183,11 +183,7 @@ impl CliRun {
             Some(StopReason::AuthFailed) => return Err(ApiError::BackendAuthFailed),
             Some(StopReason::OutputLimit) => return Err(ApiError::OutputLimitExceeded),
             Some(StopReason::Shutdown) => return Err(ApiError::ServerShuttingDown),
-            Some(StopReason::ClientGone) => {
-                return Err(ApiError::InternalError {
-                    message: "The client went away.".into(),
-                })
-            }
+            Some(StopReason::ClientGone) => return Err(ApiError::ClientGone),
             None => {}
         }
         if stderr.over_limit {

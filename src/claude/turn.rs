@@ -408,7 +408,7 @@ impl Turn {
 /// for stopping its child when it had one, else what the error says.
 fn ended_by(run: &CliRun, error: &ApiError) -> TurnEnd {
     match (run.process().reason(), error) {
-        (Some(StopReason::ClientGone), _) => TurnEnd::ClientGone,
+        (Some(StopReason::ClientGone), _) | (None, ApiError::ClientGone) => TurnEnd::ClientGone,
         (Some(StopReason::Timeout), _) | (None, ApiError::Timeout { .. }) => TurnEnd::Timeout,
         (Some(StopReason::OutputLimit), _) | (None, ApiError::OutputLimitExceeded) => {
             TurnEnd::OutputLimit

@@ -81,6 +81,9 @@ pub enum ApiError {
     ServerShuttingDown,
     /// The request body could not be read in time or at all.
     RequestTimeout,
+    /// The client closed its connection before its answer was ready: said
+    /// to nobody, but logged and counted as what it is (nginx's 499).
+    ClientGone,
     /// A content part Claude Code mode cannot pass on (an image by URL,
     /// audio, a file).
     UnsupportedContent { param: String, message: String },
@@ -142,6 +145,7 @@ impl ApiError {
             MethodNotAllowed { .. } => 405,
             SessionInUse | ThreadAlreadyContinued { .. } => 409,
             RequestTimeout => 408,
+            ClientGone => 499,
             PayloadTooLarge { .. } => 413,
             UnsupportedMediaType => 415,
             SessionBusy | RateLimitExceeded { .. } | CapacityExceeded { .. } => 429,
@@ -198,6 +202,7 @@ impl ApiError {
             MethodNotAllowed { .. } => "method_not_allowed",
             ServerShuttingDown => "server_shutting_down",
             RequestTimeout => "request_timeout",
+            ClientGone => "client_closed_request",
             UnsupportedContent { .. } => "unsupported_content",
             InvalidToolCallId { .. } => "invalid_tool_call_id",
             InvalidPath => "invalid_path",
@@ -316,6 +321,7 @@ impl ApiError {
                 "The server is shutting down. Retry against another instance.".into()
             }
             RequestTimeout => "The request was not received in time.".into(),
+            ClientGone => "The client closed the connection before the answer was ready.".into(),
             UnknownModel { id } => format!(
                 "The model '{id}' is not one Claude Code mode serves. GET /claude/v1/models \
                  lists them."
