@@ -38,7 +38,7 @@ CLIENT=$OUT_DIR/examples/bench_client
 BENCH_DIR=$ROOT/scripts/bench
 LUA=$BENCH_DIR/post.lua
 SSE_EVENTS=500      # stamped events per delay run (over 10 streams)
-HOLD_STREAMS=200
+HOLD_STREAMS=256
 CLAUDE_SLOTS=8      # MAX_CONCURRENT_PROCESSES for the Claude phases
 CLAUDE_ROUNDS=${BENCH_CLAUDE_ROUNDS:-10} # floor/server turns per Claude figure
 CLAUDE_SECS=1       # length of each turn
@@ -386,9 +386,9 @@ else
 fi
 stop_pid "$SLOW_PID"
 
-# --- 5: 200 open slow streams ----------------------------------------------
+# --- 5: 256 open slow streams, on the default pool -------------------------
 log "figure 5: $HOLD_STREAMS slow streams held open"
-start_server hold "$SLOW_URL/v1" WORKER_THREADS=$((HOLD_STREAMS + 8))
+start_server hold "$SLOW_URL/v1"
 HOLD_PID=$SRV_PID
 sleep 0.5
 R[hold_idle_rss]=$(mem_mb "$HOLD_PID" VmRSS)
@@ -600,7 +600,7 @@ if [[ -n ${R[ch_peak]:-} ]]; then
 else
     row "5. peak RSS, $CLAUDE_SLOTS Claude streams open" — — "not measured: ${R[f4_skip]:-}" — n/a
 fi
-row "5. server threads: idle / 64-conn load / $HOLD_STREAMS streams (that phase with WORKER_THREADS=$((HOLD_STREAMS + 8)): idle ${R[hold_idle_threads]})" — "${R[idle_threads]} / $(na "${R[threads64]:-}") / ${R[hold_threads]}" — — —
+row "5. server threads: idle / 64-conn load / $HOLD_STREAMS streams (default WORKER_THREADS)" — "${R[idle_threads]} / $(na "${R[threads64]:-}") / ${R[hold_threads]}" — — —
 row "6. start-up: exec → first /health 200 (median of 20; range ${R[startup_range]} ms)" — "$(na "${R[startup]}") ms" — "≤ 10 ms" "$(met "${R[startup]}" '<=' 10)"
 row "7. binary size, stripped, ${R[static]}" — "${R[size]} MB" — "≤ 6 MB static" "$(met "${R[size]}" '<=' 6)"
 echo

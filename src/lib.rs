@@ -49,7 +49,7 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 pub struct ServerHandle {
     addr: SocketAddr,
     app: Arc<App>,
-    /// The receiving thread and the worker pool; dropped to stop accepting.
+    /// The worker pool; dropped to stop taking requests.
     workers: Option<http::workers::Workers>,
 }
 
@@ -104,7 +104,8 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
     let server = tiny_http::Server::from_listener_with_timeouts(listener, None, timeouts)
         .map_err(|e| StartError::Setup(format!("cannot start accepting: {e}")))?;
     let workers = app.config.worker_threads;
-    let workers = http::workers::Workers::start(server, app.clone(), workers, workers)
+    let queue = workers.min(MAX_QUEUED);
+    let workers = http::workers::Workers::start(server, app.clone(), workers, queue)
         .map_err(|e| StartError::Setup(format!("cannot start the worker threads: {e}")))?;
     Ok(ServerHandle {
         addr,
@@ -112,6 +113,10 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
         workers: Some(workers),
     })
 }
+
+/// Requests that may wait for a worker: as many as there are workers, up to
+/// this (a burst of short requests; a thread each).
+const MAX_QUEUED: usize = 64;
 
 /// Connections the kernel may hold completed for the accept thread.
 const LISTEN_BACKLOG: libc::c_int = 1024;

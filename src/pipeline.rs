@@ -3,9 +3,9 @@
 //! panic becomes a 500), add the common headers, send it, log it, then run
 //! the reply's work for afterwards.
 //!
-//! The receiving thread answers probes, preflights and refusals during a
-//! drain itself (see [`Service::is_quick`]); everything else runs here on a
-//! worker.
+//! Probes, preflights and refusals during a drain are answered whatever
+//! the load (see [`Service::is_quick`]); everything else must first be
+//! admitted by the worker pool.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;

@@ -226,7 +226,7 @@ impl Config {
 
         let max_concurrent_processes = r.number("MAX_CONCURRENT_PROCESSES", 10, 1, 10_000) as usize;
         let max_concurrent_per_key = r.number("MAX_CONCURRENT_PER_KEY", 5, 0, 1_000_000) as u32;
-        let worker_threads = r.number("WORKER_THREADS", 64, 1, 10_000) as usize;
+        let worker_threads = r.number("WORKER_THREADS", 256, 1, 10_000) as usize;
         let max_body_bytes = r.number("MAX_BODY_BYTES", 16 << 20, 1024, 1 << 30) as usize;
         let max_body_memory_bytes =
             r.number("MAX_BODY_MEMORY_BYTES", 64 << 20, 1024, 1 << 34) as usize;
