@@ -2,22 +2,15 @@
 //! HTTP with the fake CLI: `response_format` answered through the CLI's
 //! `--json-schema` (streamed and not), images reaching the CLI as image
 //! blocks, the legacy `functions` loop, `tool_choice`, and a drain while a
-//! tool call waits. Tool loops themselves are in tests/tools.rs.
-
-#[path = "foundation/binary.rs"]
-#[allow(dead_code)]
-mod binary;
-mod support;
+//! tool call waits. Tool loops themselves are in tests/it/tools.rs.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::warm::*;
-use support::*;
 
-/// Wanted by foundation/binary.rs.
-const MISSING_CLI: &str = "/nonexistent/claude-cli-api-test/claude";
-const CLOSED_UPSTREAM: &str = "http://127.0.0.1:9/v1";
+use crate::support::binary;
+use crate::support::warm::*;
+use crate::support::*;
 
 /// A 1×1 PNG.
 const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";

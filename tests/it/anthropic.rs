@@ -3,13 +3,12 @@
 //! whatever raised them (validation, auth, size, rate, drain, an unknown
 //! session), the event stream, a tool loop, and a resume by header.
 
-mod support;
-
 use std::sync::atomic::Ordering;
 
 use serde_json::{json, Value};
-use support::warm::*;
-use support::*;
+
+use crate::support::warm::*;
+use crate::support::*;
 
 const KEY: &str = "sk-cca-anthropic-1234567890";
 

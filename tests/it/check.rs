@@ -4,15 +4,12 @@
 //! under a regular file, an unreachable upstream), by exit status and the
 //! rows of the table. Also: the upstream key never appears, only masked.
 
-mod support;
-
 use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 
-use support::fake_openai::{Answer, FakeOpenAi};
-use support::temp_dir;
+use crate::support::fake_openai::{Answer, FakeOpenAi};
+use crate::support::{temp_dir, FAKE_CLI};
 
-const FAKE_CLI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/fake-claude");
 const KEY: &str = "sk-proj-check0test0key0abcd9876";
 const MODELS: &str = r#"{"object":"list","data":[{"id":"gpt-4o","object":"model"}]}"#;
 

@@ -1,13 +1,12 @@
 //! Claude Code mode over real HTTP, with the fake CLI (fixtures/fake-claude)
 //! replaying the real CLI's recordings and recording what it was given.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::*;
+
+use crate::support::*;
 
 struct Claude {
     server: TestServer,
@@ -53,8 +52,6 @@ impl Claude {
 fn body(model: &str, user: &str) -> String {
     json!({"model": model, "messages": [{"role": "user", "content": user}]}).to_string()
 }
-
-const CLAUDE: (&str, &str) = ("X-Claude-Code", "true");
 
 fn argv(run: &Value) -> Vec<String> {
     run["argv"]

@@ -6,15 +6,14 @@
 //! there is refused at once, as before. With the fake CLI, whose `sleep`
 //! directive is a model silent for that long (fixtures/fake-claude).
 
-mod support;
-
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::warm::*;
-use support::*;
+
+use crate::support::warm::*;
+use crate::support::*;
 
 /// Sends a turn of session `sid` and leaves without reading anything.
 fn ask_and_leave(w: &Warm, sid: &str, text: &str, stream: bool) {

@@ -29,21 +29,18 @@
 //! `[[fake:...]]` directives in the prompts; its final answer, once the
 //! result is in, quotes what the tool returned.
 
-mod docs_support;
-mod support;
-
 use std::collections::HashMap;
 use std::path::Path;
 
 use serde_json::{json, Value};
 
-use docs_support::curl::{self, CurlRequest};
-use docs_support::markdown::{self, Block, Note};
-use docs_support::shape::{self, Event, StreamKind};
-use support::fake_openai::{Answer, FakeOpenAi};
-use support::TestServer;
+use crate::docs_support::curl::{self, CurlRequest};
+use crate::docs_support::markdown::{self, Block, Note};
+use crate::docs_support::shape::{self, Event, StreamKind};
+use crate::support;
+use crate::support::fake_openai::{Answer, FakeOpenAi};
+use crate::support::{TestServer, FAKE_CLI};
 
-const FAKE_CLI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/fake-claude");
 /// What `$API_KEY` and `$OTHER_API_KEY` stand for; the `keys` server takes both.
 const API_KEY: &str = "sk-cca-docs-example-key-0001";
 const OTHER_API_KEY: &str = "sk-cca-docs-other-key-0002";

@@ -5,18 +5,15 @@
 //! its answer included). Also what the binary does to itself before
 //! serving (its malloc settings).
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::*;
 use wait_timeout::ChildExt;
 
-const CLAUDE: (&str, &str) = ("X-Claude-Code", "true");
+use crate::support::*;
 
 struct Binary {
     child: Child,

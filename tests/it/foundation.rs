@@ -9,10 +9,6 @@
 //! at a closed local port and its CLI at a missing file, so nothing here
 //! can reach the network or run a real `claude`.
 
-#[path = "foundation/binary.rs"]
-mod binary;
-mod support;
-#[path = "foundation/wire.rs"]
 mod wire;
 
 use std::io::{BufReader, Read, Write};
@@ -21,18 +17,17 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{chat, config_from, get, request, server_with, wait_until, HttpResponse};
 use wait_timeout::ChildExt;
 
-use binary::{binary, free_port, Running};
+use crate::support;
+use crate::support::binary::{binary, Running, CLOSED_UPSTREAM, MISSING_CLI};
+use crate::support::{
+    chat, config_from, free_port, get, request, server_with, wait_until, HttpResponse,
+};
 use wire::{assert_common_headers, assert_error, connect, get_within, read_response, SlowClient};
 
 const BODY: &str = r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
 const SESSION: &str = "3f2a7c1e-5b4d-4e8a-9c3b-2d1e0f9a8b7c";
-const MISSING_CLI: &str = "/nonexistent/claude-cli-api-test/claude";
-/// Nothing listens on the discard port, so a passthrough that tried to
-/// connect would fail at once instead of leaving the machine.
-const CLOSED_UPSTREAM: &str = "http://127.0.0.1:9/v1";
 const MIB: usize = 1024 * 1024;
 
 const SECURITY_HEADERS: &[(&str, &str)] = &[

@@ -4,15 +4,14 @@
 //! cut history, another key's identical history, a busy session and
 //! `CLAUDE_MATCH_HISTORY=false` all start a new session, which gets the
 //! history as a transcript. Over real HTTP with the fake CLI; the harness
-//! is tests/support/warm.rs.
-
-mod support;
+//! is tests/it/support/warm.rs.
 
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::warm::*;
-use support::*;
+
+use crate::support::warm::*;
+use crate::support::*;
 
 const KEY_A: &str = "sk-cca-warm-owner-key-0001";
 const KEY_B: &str = "sk-cca-warm-other-key-0002";

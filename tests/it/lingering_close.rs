@@ -4,13 +4,12 @@
 //! moment, and never holds a connection open past a bound however slowly
 //! or however much the client sends.
 
-mod support;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use support::{config_from, server_with};
+use crate::support;
+use crate::support::{config_from, server_with};
 
 fn server() -> support::TestServer {
     server_with(config_from(&[

@@ -3,20 +3,13 @@
 //! (request id, status, duration, masked key), refusals leave structured
 //! audit lines at warn, and no prompt, answer or secret appears anywhere.
 
-#[path = "foundation/binary.rs"]
-mod binary;
-mod support;
-
 use std::time::Duration;
 
-use binary::Running;
 use serde_json::{json, Value};
-use support::fake_openai::{Answer, FakeOpenAi};
-use support::{chat, SseClient};
 
-const MISSING_CLI: &str = "/nonexistent/claude-cli-api-test/claude";
-const CLOSED_UPSTREAM: &str = "http://127.0.0.1:9/v1";
-const FAKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/fake-claude");
+use crate::support::binary::Running;
+use crate::support::fake_openai::{Answer, FakeOpenAi};
+use crate::support::{chat, SseClient, FAKE_CLI};
 
 const SERVER_KEY: &str = "sk-cca-loghygiene-key-7f3a";
 const OPENAI_KEY: &str = "sk-proj-server-openai-secret-0042";
@@ -40,7 +33,7 @@ fn a_whole_lifecycle_logs_metadata_and_nothing_secret() {
         ("OPENAI_API_KEY", OPENAI_KEY),
         ("OPENAI_BASE_URL", &base),
         ("ANTHROPIC_API_KEY", ANTHROPIC_KEY),
-        ("CLAUDE_PATH", FAKE),
+        ("CLAUDE_PATH", FAKE_CLI),
         ("PATH", &path),
         ("RATE_LIMIT_PER_IP", "8"),
         ("RATE_LIMIT_WINDOW_MS", "60000"),

@@ -3,14 +3,13 @@
 //! Prometheus' text format, names and labels say what happened, and every
 //! counter only goes up. The key guards it unless `METRICS_PUBLIC=true`.
 
-mod support;
-
 use std::collections::BTreeMap;
 
 use serde_json::json;
-use support::fake_openai::{Answer, FakeOpenAi};
-use support::warm::*;
-use support::*;
+
+use crate::support::fake_openai::{Answer, FakeOpenAi};
+use crate::support::warm::*;
+use crate::support::*;
 
 const KEY: &str = "sk-cca-metrics-1234567890";
 

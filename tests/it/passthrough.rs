@@ -1,12 +1,11 @@
 //! The OpenAI passthrough over real HTTP: the server in front of a fake
 //! upstream that records what it received.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::fake_openai::{Answer, FakeOpenAi, SseEnd};
-use support::{chat, KeepAlive, SseClient, TestServer};
+use crate::support;
+use crate::support::fake_openai::{Answer, FakeOpenAi, SseEnd};
+use crate::support::{chat, KeepAlive, SseClient, TestServer};
 
 const SERVER_KEY: &str = "sk-proj-serverkey000000000001";
 const CLIENT_KEY: &str = "sk-proj-clientkey000000000002";

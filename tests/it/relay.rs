@@ -1,6 +1,7 @@
 //! The relay of every OpenAI route other than chat completions, and Claude
 //! Code mode by base URL, over real HTTP: the server in front of a fake
-//! upstream (tests/support/fake_openai.rs) that records what it received.
+//! upstream (tests/it/support/fake_openai.rs) that records what it
+//! received.
 //!
 //! Passthrough (`/v1/...`):
 //! - JSON POSTs to `/v1/embeddings` and `/v1/responses` reach the upstream
@@ -28,15 +29,15 @@
 //! header (sessions continuing by `X-Claude-Session-ID`), the Claude model
 //! list and ids, and 404 for everything else there.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::fake_openai::{Answer, FakeOpenAi, Recorded, SseEnd};
-use support::{request, wait_until, HttpResponse, SseClient, TestServer};
+
+use crate::support;
+use crate::support::fake_openai::{Answer, FakeOpenAi, Recorded, SseEnd};
+use crate::support::{request, wait_until, HttpResponse, SseClient, TestServer};
 
 const SERVER_KEY: &str = "sk-proj-serverkey000000000001";
 const CLIENT_KEY: &str = "sk-proj-clientkey000000000002";

@@ -4,12 +4,11 @@
 //! call loop, whole-history input, stored responses, streaming, and the
 //! relay of the same paths without the header.
 
-mod support;
-
 use serde_json::{json, Value};
-use support::fake_openai::{Answer, FakeOpenAi};
-use support::warm::*;
-use support::*;
+
+use crate::support::fake_openai::{Answer, FakeOpenAi};
+use crate::support::warm::*;
+use crate::support::*;
 
 const ALICE: (&str, &str) = ("Authorization", "Bearer sk-cca-alice-1234567890");
 const BOB: (&str, &str) = ("Authorization", "Bearer sk-cca-bob-0987654321");

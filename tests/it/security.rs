@@ -4,14 +4,14 @@
 //! off, so a request that gets past auth and the limits is answered 503 at
 //! once by the backend; 401 and 429 are what the checks in front of it say.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use claude_cli_api::config::Secret;
-use support::{chat, config_from, get, server_with, wait_until, HttpResponse};
+
+use crate::support;
+use crate::support::{chat, config_from, get, server_with, wait_until, HttpResponse};
 
 const KEY: &str = "sk-cca-primary-key-0001";
 const ROTATED: &str = "sk-cca-rotated-key-0002";

@@ -5,13 +5,12 @@
 //! deletion removes the directory and the warm process; a session whose CLI
 //! is only exiting is deleted once it has exited.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::warm::*;
-use support::*;
+
+use crate::support::warm::*;
+use crate::support::*;
 
 const ALICE_KEY: &str = "sk-cca-alice-1234567890";
 const BOB_KEY: &str = "sk-cca-bob-0987654321";

@@ -4,14 +4,13 @@
 //! and hundreds of such connections do not delay anyone else. A connection
 //! busy with a long response is not mistaken for an idle one.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::*;
+
+use crate::support::*;
 
 fn connect(addr: std::net::SocketAddr) -> TcpStream {
     let s = TcpStream::connect(addr).unwrap();

@@ -2,7 +2,7 @@
 //! session, with a fresh session id, the default model and no system
 //! prompt, so that a new session of that shape is answered by a process
 //! that is already up. Over real HTTP with the fake CLI; the harness is
-//! tests/support/warm.rs. A spare has no record file before its first
+//! tests/it/support/warm.rs. A spare has no record file before its first
 //! turn (the fake writes one when a turn's line arrives), so the tests
 //! find it in /proc by the record directory its environment names.
 //!
@@ -11,20 +11,13 @@
 //! answers when the spare holds the only process slot, and nothing left
 //! behind (processes, the spare's directory) when the server stops.
 
-#[path = "foundation/binary.rs"]
-#[allow(dead_code)] // the drain test uses only part of it
-mod binary;
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::warm::*;
-use support::*;
 
-/// Wanted by foundation/binary.rs, which the drain test borrows.
-const MISSING_CLI: &str = "/nonexistent/claude-cli-api-test/claude";
-const CLOSED_UPSTREAM: &str = "http://127.0.0.1:9/v1";
+use crate::support::binary;
+use crate::support::warm::*;
+use crate::support::*;
 
 fn one_spare(config: &mut claude_cli_api::Config) {
     config.warm_spares = 1;

@@ -3,18 +3,15 @@
 //! limits and client disconnects. Every test checks no child is left.
 //!
 //! These are the rules for a child that is not kept warm (`WARM_SESSIONS=0`,
-//! and every child once it cannot be reused); tests/warm.rs has the ones
-//! for warm children, which are interrupted rather than stopped.
-
-mod support;
+//! and every child once it cannot be reused); tests/it/warm.rs has the
+//! ones for warm children, which are interrupted rather than stopped.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::*;
 
-const CLAUDE: (&str, &str) = ("X-Claude-Code", "true");
+use crate::support::*;
 
 struct Setup {
     server: TestServer,

@@ -12,13 +12,12 @@
 //! which call. `mcp-PID.json` in the record dir holds what the bridge
 //! listed and answered.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::warm::*;
-use support::*;
+
+use crate::support::warm::*;
+use crate::support::*;
 
 fn weather_tools() -> Value {
     json!([

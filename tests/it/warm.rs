@@ -4,23 +4,16 @@
 //! model or system prompt changes, when it dies, idles or is evicted, and
 //! by the drain; interrupts on a deadline or a client gone; each turn's own
 //! usage and cost. The harness and what it asserts are described in
-//! tests/support/warm.rs; history matching is in tests/history.rs, spares
-//! in tests/spares.rs.
-
-#[path = "foundation/binary.rs"]
-#[allow(dead_code)] // the drain test uses only part of it
-mod binary;
-mod support;
+//! tests/it/support/warm.rs; history matching is in tests/it/history.rs,
+//! spares in tests/it/spares.rs.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::warm::*;
-use support::*;
 
-/// Wanted by foundation/binary.rs, which the drain test borrows.
-const MISSING_CLI: &str = "/nonexistent/claude-cli-api-test/claude";
-const CLOSED_UPSTREAM: &str = "http://127.0.0.1:9/v1";
+use crate::support::binary;
+use crate::support::warm::*;
+use crate::support::*;
 
 #[test]
 fn five_turns_of_one_session_run_on_one_warm_process() {

@@ -3,14 +3,11 @@
 //! queue full is refused at once, and a drain with a full pool answers
 //! everything it had taken in and leaves no CLI behind.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::*;
 
-const CLAUDE: (&str, &str) = ("X-Claude-Code", "true");
+use crate::support::*;
 
 /// A Claude stream that takes about three seconds: the fake CLI waits
 /// 400 ms between its output lines.

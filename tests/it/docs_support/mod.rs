@@ -1,6 +1,6 @@
-//! Reading the docs for tests/docs_examples.rs: Markdown blocks and their
-//! notes, curl command lines, and comparing shown answers with real ones.
-#![allow(dead_code)]
+//! Reading the docs for tests/it/docs_examples.rs: Markdown blocks and
+//! their notes, curl command lines, and comparing shown answers with real
+//! ones.
 
 pub mod curl;
 pub mod markdown;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::support::HttpResponse;
 use super::{BODY, SECURITY_HEADERS};
+use crate::support::{read_status_and_headers, HttpResponse};
 
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).unwrap();
@@ -18,8 +18,6 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
         .unwrap();
     stream
 }
-
-pub use super::support::read_status_and_headers;
 
 /// Reads one final response (interim `1xx` answers are skipped). Bodies are
 /// read by `Content-Length` or to the end of the connection.

@@ -1,4 +1,5 @@
-//! The real binary for the foundation tests: started with a cleared
+//! The real binary as a child process (for foundation, log_hygiene, and
+//! the drain tests of agents, warm and spares): started with a cleared
 //! environment on a free port, its stderr read line by line, and killed on
 //! drop so a failed test leaves no process behind.
 
@@ -11,8 +12,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use wait_timeout::ChildExt;
 
-use super::support;
-use super::{CLOSED_UPSTREAM, MISSING_CLI};
+use super::{free_port, temp_dir};
+
+/// The `claude` the binary is given unless a test says otherwise: there is
+/// none there, so nothing can run a real CLI.
+pub const MISSING_CLI: &str = "/nonexistent/claude-cli-api-test/claude";
+/// Nothing listens on the discard port, so a passthrough that tried to
+/// connect would fail at once instead of leaving the machine.
+pub const CLOSED_UPSTREAM: &str = "http://127.0.0.1:9/v1";
 
 /// The binary with an empty environment but `PATH` and `HOME`, so nothing
 /// from the developer's shell changes what it does.
@@ -63,7 +70,7 @@ impl Running {
     }
 
     pub fn spawn(port: u16, vars: &[(&str, &str)]) -> Running {
-        let state = support::temp_dir("bin-state");
+        let state = temp_dir("bin-state");
         let mut cmd = binary();
         cmd.env("PORT", port.to_string())
             .env("LOG_FORMAT", "json")
@@ -138,7 +145,6 @@ impl Running {
     }
 
     /// SIGTERM, then the drain to a clean exit; gives how long it took.
-    #[allow(dead_code)] // not every test crate that includes this drains
     pub fn drain(&mut self) -> Duration {
         let signalled = std::time::Instant::now();
         self.signal(libc::SIGTERM);
@@ -159,8 +165,6 @@ impl Running {
         std::mem::take(&mut self.seen)
     }
 }
-
-pub use super::support::free_port;
 
 impl Drop for Running {
     fn drop(&mut self) {

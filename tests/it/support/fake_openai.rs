@@ -78,15 +78,6 @@ impl Answer {
         }
     }
 
-    /// `status` with a body of `content_type`, sent as is.
-    pub fn bytes(status: u16, content_type: &str, body: &[u8]) -> Answer {
-        Answer::Bytes {
-            status,
-            headers: vec![("Content-Type".into(), content_type.into())],
-            body: body.to_vec(),
-        }
-    }
-
     pub fn sse(events: &[&str]) -> Answer {
         Answer::Sse {
             events: events.iter().map(|e| e.to_string()).collect(),
@@ -108,8 +99,6 @@ pub struct Recorded {
     pub headers: Vec<(String, String)>,
     /// The body bytes (de-chunked when sent chunked), as far as they came.
     pub body: Vec<u8>,
-    /// Sent with `Transfer-Encoding: chunked`.
-    pub chunked: bool,
     /// The whole body arrived: all of its `Content-Length`, or the chunked
     /// terminator. An incomplete request is recorded when its connection
     /// ends (or goes silent) mid-body, and is never answered.
@@ -339,7 +328,6 @@ fn read_request(
         query,
         headers,
         body,
-        chunked,
         complete,
         connection: 0,
     })

@@ -1,8 +1,8 @@
 //! Shared test support: start the real server on an ephemeral port, and a
 //! small raw HTTP/1.1 client that shows exactly what went over the wire
 //! (status, headers, body, and SSE events as they arrive).
-#![allow(dead_code)]
 
+pub mod binary;
 pub mod fake_openai;
 pub mod warm;
 
@@ -24,29 +24,11 @@ pub fn temp_dir(name: &str) -> PathBuf {
 pub struct TestServer {
     pub handle: Option<ServerHandle>,
     pub addr: SocketAddr,
-    pub state_dir: PathBuf,
 }
 
 impl TestServer {
     pub fn app(&self) -> &claude_cli_api::App {
         self.handle.as_ref().unwrap().app()
-    }
-}
-
-/// Starts a server with test defaults changed by `tweak`.
-pub fn server(tweak: impl FnOnce(&mut Config)) -> TestServer {
-    let state_dir = temp_dir("state");
-    let mut config = Config::for_tests(&state_dir);
-    config.rate_limit_per_ip = 0;
-    config.rate_limit_per_session = 0;
-    config.max_concurrent_per_key = 0;
-    tweak(&mut config);
-    let handle = start(config).expect("server starts");
-    let addr = handle.addr();
-    TestServer {
-        handle: Some(handle),
-        addr,
-        state_dir,
     }
 }
 
@@ -66,13 +48,11 @@ pub fn config_from(pairs: &[(&str, &str)]) -> Config {
 }
 
 pub fn server_with(config: Config) -> TestServer {
-    let state_dir = config.state_dir.clone();
     let handle = start(config).expect("server starts");
     let addr = handle.addr();
     TestServer {
         handle: Some(handle),
         addr,
-        state_dir,
     }
 }
 
@@ -275,7 +255,6 @@ pub struct SseClient {
     pub headers: Vec<(String, String)>,
     reader: BufReader<TcpStream>,
     pending: Vec<u8>,
-    pub body_if_not_stream: Option<Vec<u8>>,
     ended: bool,
 }
 
@@ -303,18 +282,15 @@ impl SseClient {
         let chunked = headers.iter().any(|(k, v)| {
             k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
         });
-        let mut body_if_not_stream = None;
         if !chunked {
-            let mut body = Vec::new();
-            let _ = reader.read_to_end(&mut body);
-            body_if_not_stream = Some(body);
+            // Not a stream (an error answer): read to its end all the same.
+            let _ = reader.read_to_end(&mut Vec::new());
         }
         SseClient {
             status,
             headers,
             reader,
             pending: Vec::new(),
-            body_if_not_stream,
             ended: false,
         }
     }
@@ -404,6 +380,9 @@ pub fn process_alive(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// The header that puts a request in Claude Code mode.
+pub const CLAUDE: (&str, &str) = ("X-Claude-Code", "true");
 
 /// The fake `claude` CLI (fixtures/fake-claude).
 pub const FAKE_CLI: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/fake-claude");

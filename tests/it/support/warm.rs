@@ -1,11 +1,11 @@
-//! The harness of the warm-session tests (issue 17: tests/warm.rs,
-//! tests/history.rs, tests/spares.rs): a server whose `claude` is the fake
-//! CLI (fixtures/fake-claude), which takes several turns per process as the
-//! real CLI does, and what the tests read back. What a user would notice
-//! is asserted: the answer is right (`turns=N` in the fake's echo counts
-//! the turns the conversation has had, so a turn that reached another
-//! conversation, or lost one, shows), the `X-Claude-Warm` and
-//! `X-Claude-Session-ID` headers, and, from the fake's record files
+//! The harness of the warm-session tests (issue 17: tests/it/warm.rs,
+//! tests/it/history.rs, tests/it/spares.rs): a server whose `claude` is
+//! the fake CLI (fixtures/fake-claude), which takes several turns per
+//! process as the real CLI does, and what the tests read back. What a
+//! user would notice is asserted: the answer is right (`turns=N` in the
+//! fake's echo counts the turns the conversation has had, so a turn that
+//! reached another conversation, or lost one, shows), the `X-Claude-Warm`
+//! and `X-Claude-Session-ID` headers, and, from the fake's record files
 //! (`PID.json` for a process's first turn, `PID-K.json` for its K-th),
 //! which process answered. Every test ends by stopping its server and
 //! checking that no CLI process is left.
@@ -22,8 +22,6 @@ use claude_cli_api::Config;
 use serde_json::{json, Value};
 
 use super::*;
-
-pub const CLAUDE: (&str, &str) = ("X-Claude-Code", "true");
 
 /// A server whose `claude` is the fake CLI, with warm sessions on.
 pub struct Warm {
