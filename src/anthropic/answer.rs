@@ -8,7 +8,7 @@
 
 use serde_json::{json, Value};
 
-use crate::dialect::{chunk_parts, ChunkPart};
+use crate::claude::{Stop, TokenCounts, TurnEvent};
 
 /// What labels one answer.
 #[derive(Debug, Clone)]
@@ -36,11 +36,28 @@ fn input_of(arguments: &str) -> Value {
         .unwrap_or_else(|| json!({}))
 }
 
+/// The stop reason of a streamed answer that ended for `stop`.
+fn stop_reason_of(stop: Option<Stop>) -> &'static str {
+    match stop {
+        Some(Stop::MaxTokens) => "max_tokens",
+        Some(Stop::ToolUse) => "tool_use",
+        Some(Stop::EndTurn) | None => "end_turn",
+    }
+}
+
 fn usage(chat: &Value) -> Value {
     let count = |field: &str| chat.get(field).and_then(Value::as_u64).unwrap_or(0);
+    usage_of(count("prompt_tokens"), count("completion_tokens"))
+}
+
+fn counted_usage(counts: &TokenCounts) -> Value {
+    usage_of(counts.prompt(), counts.output)
+}
+
+fn usage_of(input: u64, output: u64) -> Value {
     json!({
-        "input_tokens": count("prompt_tokens"),
-        "output_tokens": count("completion_tokens"),
+        "input_tokens": input,
+        "output_tokens": output,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
     })
@@ -88,7 +105,7 @@ pub struct MessageEvents {
     /// Index of the next block.
     next_block: usize,
     open: Option<OpenBlock>,
-    finish_reason: Option<String>,
+    stop: Option<Stop>,
     usage: Option<Value>,
 }
 
@@ -105,41 +122,40 @@ impl MessageEvents {
             started: false,
             next_block: 0,
             open: None,
-            finish_reason: None,
+            stop: None,
             usage: None,
         }
     }
 
-    /// The events one chat chunk makes, each as its SSE lines.
-    pub fn chunk(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
+    /// The events one event of the turn makes, each as its SSE lines.
+    pub fn event(&mut self, event: &TurnEvent) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         self.start(&mut out);
-        for part in chunk_parts(chunk) {
-            match part {
-                ChunkPart::Usage(counts) => self.usage = Some(usage(&counts)),
-                ChunkPart::Text(text) if text.is_empty() => {}
-                ChunkPart::Text(text) => {
-                    if self.open != Some(OpenBlock::Text) {
-                        let block = json!({"type": "text", "text": ""});
-                        self.open_block(OpenBlock::Text, block, &mut out);
-                    }
-                    let delta = json!({"type": "text_delta", "text": text});
-                    self.block_delta(delta, &mut out);
+        match event {
+            TurnEvent::Began => {}
+            TurnEvent::Text(text) if text.is_empty() => {}
+            TurnEvent::Text(text) => {
+                if self.open != Some(OpenBlock::Text) {
+                    let block = json!({"type": "text", "text": ""});
+                    self.open_block(OpenBlock::Text, block, &mut out);
                 }
-                ChunkPart::CallStarted { id, name } => {
-                    let block = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
-                    self.open_block(OpenBlock::ToolUse, block, &mut out);
-                }
-                ChunkPart::Arguments(piece) if self.open == Some(OpenBlock::ToolUse) => {
-                    let delta = json!({"type": "input_json_delta", "partial_json": piece});
-                    self.block_delta(delta, &mut out);
-                }
-                ChunkPart::Arguments(_) => {}
-                ChunkPart::Finished(reason) => {
-                    self.close_block(&mut out);
-                    self.finish_reason = Some(reason);
-                }
+                let delta = json!({"type": "text_delta", "text": text});
+                self.block_delta(delta, &mut out);
             }
+            TurnEvent::CallStarted { id, name, .. } => {
+                let block = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
+                self.open_block(OpenBlock::ToolUse, block, &mut out);
+            }
+            TurnEvent::Arguments { piece, .. } if self.open == Some(OpenBlock::ToolUse) => {
+                let delta = json!({"type": "input_json_delta", "partial_json": piece});
+                self.block_delta(delta, &mut out);
+            }
+            TurnEvent::Arguments { .. } => {}
+            TurnEvent::Stopped(stop) => {
+                self.close_block(&mut out);
+                self.stop = Some(*stop);
+            }
+            TurnEvent::Counted(counts) => self.usage = Some(counted_usage(counts)),
         }
         out
     }
@@ -149,7 +165,7 @@ impl MessageEvents {
         let mut out = Vec::new();
         self.start(&mut out);
         self.close_block(&mut out);
-        let stop = stop_reason(self.finish_reason.as_deref());
+        let stop = stop_reason_of(self.stop);
         let usage = self.usage.clone().unwrap_or_else(|| usage(&Value::Null));
         emit(
             &mut out,

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::claude::tools::ToolSpec;
-use crate::dialect::recorded::{chat_chunks, stdout, weather_and_time};
+use crate::dialect::recorded::{stdout, turn_events, weather_and_time};
 
 fn meta() -> MessageMeta {
     MessageMeta {
@@ -24,9 +24,9 @@ struct Told {
 }
 
 fn tell(stdout: &[u8], tools: Arc<ToolSpec>) -> Told {
-    let (chunks, completion) = chat_chunks(stdout, tools);
+    let (turn, completion) = turn_events(stdout, tools);
     let mut writer = MessageEvents::new(meta());
-    let mut framed: Vec<Vec<u8>> = chunks.iter().flat_map(|c| writer.chunk(c)).collect();
+    let mut framed: Vec<Vec<u8>> = turn.iter().flat_map(|e| writer.event(e)).collect();
     framed.extend(writer.complete());
     Told {
         events: framed.iter().map(|e| unframe(e)).collect(),
@@ -185,10 +185,8 @@ fn calls_are_tool_use_blocks_with_their_input() {
 #[test]
 fn a_broken_stream_ends_with_an_error_event() {
     let mut writer = MessageEvents::new(meta());
-    let chunk =
-        json!({"choices": [{"index": 0, "delta": {"content": "Hal"}, "finish_reason": null}]});
     let mut events: Vec<Value> = writer
-        .chunk(chunk.to_string().as_bytes())
+        .event(&TurnEvent::Text("Hal".into()))
         .iter()
         .map(|e| unframe(e))
         .collect();

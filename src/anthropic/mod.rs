@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::app::App;
 use crate::backend::{Backend, ChatRequest};
-use crate::claude::SessionId;
+use crate::claude::{SessionId, TurnEvent};
 use crate::dialect::{with_ignored, Dialect, DialectEvents};
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
@@ -153,8 +153,8 @@ struct MessageStream {
 }
 
 impl DialectEvents for MessageStream {
-    fn chunk(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
-        self.events.chunk(chunk)
+    fn event(&mut self, event: &TurnEvent) -> Vec<Vec<u8>> {
+        self.events.event(event)
     }
 
     fn answered(&mut self, completion: &Value) -> Vec<Vec<u8>> {

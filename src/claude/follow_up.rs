@@ -158,13 +158,13 @@ fn finish_unheard(
     }
     let resumed = process.continue_turn(deadline);
     // No tools for this adapter: it reads on to the `result` line.
-    let adapter = Adapter::new(String::new(), 0, String::new(), false).without_chunks();
+    let adapter = Adapter::new(String::new(), 0, String::new(), false).without_events();
     let mut run = CliRun::new(process, adapter);
     if resumed {
         if interrupt {
             run.client_gone();
         }
-        while let Progress::Chunks(_) = run.step() {}
+        while let Progress::Events(_) = run.step() {}
     }
     let _ = run.finish();
     if let Some(bridge) = &run.process().bridge {

@@ -41,6 +41,7 @@ mod stream;
 mod tool_calls;
 pub mod tools;
 mod turn;
+pub mod turn_event;
 pub mod validate;
 mod waiting;
 pub mod warm;
@@ -67,6 +68,7 @@ pub use session_id::SessionId;
 use sessions::{SessionInfo, SessionStore};
 use stream::{ClaudeStream, Start, Wire};
 use turn::Turn;
+pub use turn_event::{Stop, TokenCounts, TurnEvent};
 use waiting::{WaitLimits, WaitingTurns};
 use warm::{WarmProcesses, WarmStats};
 use watching::Waited;
@@ -319,7 +321,7 @@ impl Backend for ClaudeBackend {
             }
             match turn.step_watching(None) {
                 Waited::Progress(Progress::Ended) => break turn.run.finish(),
-                Waited::Progress(Progress::Chunks(_)) | Waited::Quiet => {}
+                Waited::Progress(Progress::Events(_)) | Waited::Quiet => {}
                 Waited::Departed => turn.answer_nobody(),
             }
         };
@@ -348,7 +350,8 @@ impl Backend for ClaudeBackend {
 
     fn stream(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
         let mut turn = Turn::start(self, request)?;
-        let wire = Wire::new(request.dialect.as_ref(), turn.lease.id());
+        let chat = turn.run.adapter.chat_chunks();
+        let wire = Wire::new(request.dialect.as_ref(), turn.lease.id(), chat);
         let keepalive = self.config.stream_keepalive;
         let asked = Instant::now();
         let (mut pending, start) = stream::until_committed(&mut turn, keepalive, asked);
@@ -356,7 +359,7 @@ impl Backend for ClaudeBackend {
             // Over before the model said anything: a plain answer or error.
             return match turn.run.finish() {
                 Ok(finished) => {
-                    pending.extend(finished.final_chunks);
+                    pending.extend(finished.final_events);
                     let cost = turn.note_answer();
                     let answer = Some(finished.completion);
                     if turn.run.adapter.paused() {

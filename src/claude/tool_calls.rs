@@ -1,7 +1,7 @@
 //! The tool calls of one answer, as the CLI's stream shows them: which
 //! content block of the current model message is which call, their
-//! arguments as they arrive, and the OpenAI shapes they are written in
-//! (`tool_calls`, or the legacy `function_call`).
+//! arguments as they arrive, and the shape they take in a whole chat
+//! answer (`tool_calls`, or the legacy `function_call`).
 //!
 //! A `tool_use` block of a bridge tool is a client call; the
 //! `StructuredOutput` block of `--json-schema` is the answer itself (its
@@ -92,34 +92,14 @@ impl ToolCalls {
         self.blocks.get(&index).copied()
     }
 
-    /// The streamed delta that opens call `n`; `None` for a legacy call
-    /// after the first (a `function_call` answer holds one call).
-    pub fn opening_delta(&self, n: usize) -> Option<Value> {
-        let call = self.calls.get(n)?;
-        if self.legacy() {
-            return (n == 0).then(|| json!({"name": call.name, "arguments": ""}));
-        }
-        Some(json!([{"index": n, "id": call.id, "type": "function",
-            "function": {"name": call.name, "arguments": ""}}]))
-    }
-
-    /// Adds a piece of call `n`'s arguments; the streamed delta for it.
-    pub fn arguments_delta(&mut self, n: usize, piece: &str) -> Option<Value> {
-        let call = self.calls.get_mut(n)?;
+    /// Adds a piece of call `n`'s arguments; false when there is no such
+    /// call.
+    pub fn add_arguments(&mut self, n: usize, piece: &str) -> bool {
+        let Some(call) = self.calls.get_mut(n) else {
+            return false;
+        };
         call.arguments.push_str(piece);
-        if self.spec.legacy {
-            return (n == 0).then(|| json!({"arguments": piece}));
-        }
-        Some(json!([{"index": n, "function": {"arguments": piece}}]))
-    }
-
-    /// The finish reason of an answer that ends with the calls.
-    pub fn finish_reason(&self) -> &'static str {
-        if self.legacy() {
-            "function_call"
-        } else {
-            "tool_calls"
-        }
+        true
     }
 
     /// The calls in the answer's `message` (key and value).

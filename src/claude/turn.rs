@@ -14,8 +14,6 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::json;
-
 use super::adapter::Adapter;
 use super::cold_start::{session_arg, start_cold};
 use super::follow_up;
@@ -50,7 +48,6 @@ pub(super) struct Turn {
     /// The conversation with the answer, once there is one.
     answered_digest: Option<HistoryDigest>,
     pub(super) headers: Vec<(String, String)>,
-    pub(super) meta: ChunkMeta,
     /// Where the turn goes if it stops for client calls, and the key it
     /// then holds a slot of (and is owned by).
     pub(super) waiting: Arc<WaitingTurns>,
@@ -96,27 +93,6 @@ impl TurnCost {
             self.usd_text(),
             self.duration_ms
         )
-    }
-}
-
-/// What every chunk of this turn's answer is labelled with.
-pub(super) struct ChunkMeta {
-    id: String,
-    created: u64,
-    model: String,
-}
-
-impl ChunkMeta {
-    /// The finish chunk a broken stream still ends with.
-    pub(super) fn finish_chunk(&self) -> Vec<u8> {
-        serde_json::to_vec(&json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-        }))
-        .unwrap_or_default()
     }
 }
 
@@ -192,18 +168,14 @@ impl Turn {
         history: Option<HistoryHasher>,
         how: Took,
     ) -> Turn {
-        let meta = ChunkMeta {
-            id: format!("chatcmpl-{}", uuid::Uuid::new_v4()),
-            created: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            model: chat.requested_model.clone(),
-        };
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let adapter = Adapter::new(
-            meta.id.clone(),
-            meta.created,
-            meta.model.clone(),
+            format!("chatcmpl-{}", uuid::Uuid::new_v4()),
+            created,
+            chat.requested_model.clone(),
             chat.include_usage,
         )
         .with_tools(process.tools.clone());
@@ -215,7 +187,7 @@ impl Turn {
         let adapter = if chat.stream {
             adapter
         } else {
-            adapter.without_chunks()
+            adapter.without_events()
         };
         let mut headers = vec![("X-Claude-Session-ID".to_string(), lease.id().to_string())];
         if lease.created() {
@@ -241,7 +213,6 @@ impl Turn {
             history,
             answered_digest: None,
             headers,
-            meta,
             waiting: backend.waiting.clone(),
             owner_key,
             key_holder: backend.key_holder.clone(),
@@ -371,7 +342,7 @@ impl Turn {
     /// end, so that its child can take the session's next turn.
     pub(super) fn abandon(mut self) {
         self.run.client_gone();
-        while let super::run::Progress::Chunks(_) = self.run.step() {}
+        while let super::run::Progress::Events(_) = self.run.step() {}
         let _ = self.run.finish();
         self.record_cost();
         self.metrics.turn_ended(TurnEnd::ClientGone);

@@ -8,7 +8,8 @@ use serde_json::{json, Map, Value};
 
 use super::*;
 use crate::claude::tools::ToolSpec;
-use crate::dialect::recorded::{chat_chunks, spec, stdout, weather_and_time};
+use crate::claude::{Stop, TokenCounts, TurnEvent};
+use crate::dialect::recorded::{spec, stdout, turn_events, weather_and_time};
 use crate::responses::object::from_completion;
 
 fn meta() -> ResponseMeta {
@@ -32,9 +33,9 @@ struct Told {
 }
 
 fn tell(stdout: &[u8], tools: Arc<ToolSpec>) -> Told {
-    let (chunks, completion) = chat_chunks(stdout, tools);
+    let (turn, completion) = turn_events(stdout, tools);
     let mut writer = ResponseEvents::new(meta());
-    let mut framed: Vec<Vec<u8>> = chunks.iter().flat_map(|c| writer.chunk(c)).collect();
+    let mut framed: Vec<Vec<u8>> = turn.iter().flat_map(|e| writer.event(e)).collect();
     let (ending, response) = writer.complete();
     framed.extend(ending);
     Told {
@@ -160,13 +161,18 @@ fn the_clis_own_continuation_after_max_tokens_is_one_completed_answer() {
 fn an_answer_cut_at_the_output_limit_is_incomplete() {
     let mut writer = ResponseEvents::new(meta());
     let mut events = Vec::new();
-    for chunk in [
-        json!({"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": null}]}),
-        json!({"choices": [{"index": 0, "delta": {"content": "Once upon"}, "finish_reason": null}]}),
-        json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}),
-        json!({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2}}),
+    let counts = TokenCounts {
+        input: 5,
+        output: 2,
+        ..TokenCounts::default()
+    };
+    for event in [
+        TurnEvent::Began,
+        TurnEvent::Text("Once upon".into()),
+        TurnEvent::Stopped(Stop::MaxTokens),
+        TurnEvent::Counted(counts),
     ] {
-        events.extend(writer.chunk(chunk.to_string().as_bytes()));
+        events.extend(writer.event(&event));
     }
     let (ending, response) = writer.complete();
     events.extend(ending);
@@ -240,10 +246,8 @@ fn structured_output_is_the_text_of_the_message() {
 #[test]
 fn a_turn_that_breaks_ends_with_response_failed() {
     let mut writer = ResponseEvents::new(meta());
-    let chunk =
-        json!({"choices": [{"index": 0, "delta": {"content": "Hal"}, "finish_reason": null}]});
     let mut events: Vec<Value> = writer
-        .chunk(chunk.to_string().as_bytes())
+        .event(&TurnEvent::Text("Hal".into()))
         .iter()
         .map(|e| unframe(e))
         .collect();

@@ -26,7 +26,7 @@ pub use store::ResponseStore;
 
 use crate::app::App;
 use crate::backend::{Backend, ChatRequest};
-use crate::claude::SessionId;
+use crate::claude::{SessionId, TurnEvent};
 use crate::dialect::{with_ignored, Dialect, DialectEvents};
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
@@ -111,8 +111,8 @@ struct ResponseStream {
 }
 
 impl DialectEvents for ResponseStream {
-    fn chunk(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
-        self.events.chunk(chunk)
+    fn event(&mut self, event: &TurnEvent) -> Vec<Vec<u8>> {
+        self.events.event(event)
     }
 
     fn answered(&mut self, completion: &Value) -> Vec<Vec<u8>> {

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
+use crate::claude::{Stop, TokenCounts};
+
 use super::tools::{custom_input, Tools};
 
 /// What labels one response, and the request fields it repeats.
@@ -47,6 +49,14 @@ impl Status {
     }
 
     /// From a chat `finish_reason`.
+    /// The status of a streamed answer that ended for `stop`.
+    pub fn of_stop(stop: Option<Stop>) -> Status {
+        match stop {
+            Some(Stop::MaxTokens) => Status::Incomplete,
+            _ => Status::Completed,
+        }
+    }
+
     pub fn of_finish(reason: Option<&str>) -> Status {
         match reason {
             Some("length") => Status::Incomplete,
@@ -196,7 +206,15 @@ pub fn text_part(text: &str) -> Value {
 /// Chat usage (`prompt_tokens`, `completion_tokens`) in the Responses shape.
 pub fn usage(chat: &Value) -> Value {
     let count = |field: &str| chat.get(field).and_then(Value::as_u64).unwrap_or(0);
-    let (input, output) = (count("prompt_tokens"), count("completion_tokens"));
+    usage_of(count("prompt_tokens"), count("completion_tokens"))
+}
+
+/// `usage` of a turn's counts.
+pub fn counted_usage(counts: &TokenCounts) -> Value {
+    usage_of(counts.prompt(), counts.output)
+}
+
+fn usage_of(input: u64, output: u64) -> Value {
     json!({
         "input_tokens": input,
         "input_tokens_details": {"cached_tokens": 0},

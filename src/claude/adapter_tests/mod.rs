@@ -34,11 +34,17 @@ fn feed(stdout: &[u8], include_usage: bool) -> Run {
     let mut started_before_first_chunk = true;
     for line in stdout.split(|&b| b == b'\n') {
         let step = adapter.push_line(line);
-        if let Step::Chunks(chunks) = &step {
+        if let Step::Events(events) = &step {
             if live.is_empty() {
                 started_before_first_chunk = adapter.started();
             }
-            live.extend(chunks.iter().map(|c| parse(c)));
+            live.extend(
+                adapter
+                    .chat_chunks()
+                    .encode_all(events)
+                    .iter()
+                    .map(|c| parse(c)),
+            );
         }
         steps.push(step);
     }
@@ -63,12 +69,13 @@ struct Done {
 fn succeed(mut run: Run) -> Done {
     match run.adapter.finish() {
         Outcome::Success {
-            final_chunks,
+            final_events,
             completion,
             session_id,
         } => {
             let mut all = run.live;
-            all.extend(final_chunks.iter().map(|c| parse(c)));
+            let chunks = run.adapter.chat_chunks().encode_all(&final_events);
+            all.extend(chunks.iter().map(|c| parse(c)));
             Done {
                 all,
                 completion,
