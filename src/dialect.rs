@@ -1,21 +1,21 @@
-//! An answer of Claude Code mode in another API's words. A turn always
-//! produces a chat completion and, when streamed, its chunks; the Responses
-//! and Anthropic Messages APIs each turn those into their own whole answer
-//! and their own typed events, and may note the answer on the way (the
-//! Responses API keeps it). The turn itself stays the same.
+//! An answer of Claude Code mode in another API's words. A turn produces a
+//! whole [`Answer`] and, when streamed, its typed events; the Responses and
+//! Anthropic Messages APIs each write those as their own whole answer and
+//! their own events, and may note the answer on the way (the Responses API
+//! keeps it). The turn itself stays the same.
 
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::claude::{SessionId, TurnEvent};
+use crate::claude::{Answer, SessionId, TurnEvent};
 use crate::error::ApiError;
 use crate::http::Reply;
 
 /// One request's answer in another API.
 pub trait Dialect: Send + Sync {
-    /// The whole answer for the turn's chat completion on `session`.
-    fn whole(&self, completion: &Value, session: &SessionId) -> Value;
+    /// The whole answer on `session`, in this API's words.
+    fn whole(&self, answer: &Answer, session: &SessionId) -> Value;
     /// The writer of the answer's stream on `session`.
     fn events(self: Arc<Self>, session: &SessionId) -> Box<dyn DialectEvents>;
 }
@@ -25,8 +25,8 @@ pub trait Dialect: Send + Sync {
 pub trait DialectEvents: Send {
     /// The events that tell one event of the turn.
     fn event(&mut self, event: &TurnEvent) -> Vec<Vec<u8>>;
-    /// The last events of an answer that ended well (its chat completion).
-    fn answered(&mut self, completion: &Value) -> Vec<Vec<u8>>;
+    /// The last events of an answer that ended well (the whole of it).
+    fn answered(&mut self, answer: &Answer) -> Vec<Vec<u8>>;
     /// The events that end a stream broken by `error`.
     fn failed(&mut self, error: &ApiError) -> Vec<Vec<u8>>;
     /// This API's keep-alive event for a long silence, when it has one
@@ -97,7 +97,7 @@ pub mod recorded {
 
     use crate::claude::adapter::{Adapter, Outcome, Step};
     use crate::claude::tools::{read_tool_spec, ToolSpec};
-    use crate::claude::TurnEvent;
+    use crate::claude::{Answer, TurnEvent};
 
     /// The stdout of recording `name` (fixtures/claude-cli-2.1.331/).
     pub fn stdout(name: &str) -> Vec<u8> {
@@ -123,8 +123,8 @@ pub mod recorded {
     }
 
     /// A run read as the server reads a stream, up to where the answer
-    /// ends: every event (the final ones too) and the chat completion.
-    pub fn turn_events(stdout: &[u8], tools: Arc<ToolSpec>) -> (Vec<TurnEvent>, Value) {
+    /// ends: every event (the final ones too) and the whole answer.
+    pub fn turn_events(stdout: &[u8], tools: Arc<ToolSpec>) -> (Vec<TurnEvent>, Answer) {
         let mut adapter = Adapter::new("chatcmpl-x".into(), 1, "x".into(), true).with_tools(tools);
         let mut events = Vec::new();
         for line in stdout.split(|&b| b == b'\n') {
@@ -137,13 +137,13 @@ pub mod recorded {
         }
         let Outcome::Success {
             final_events,
-            completion,
+            answer,
             ..
         } = adapter.finish()
         else {
             panic!("the recording answers");
         };
         events.extend(final_events);
-        (events, completion)
+        (events, answer)
     }
 }

@@ -1,14 +1,14 @@
 //! A Claude Code answer in Anthropic's words: the whole `message` object
-//! for a chat completion, and, for a stream, Anthropic's events made from
-//! the chat chunks as they come. The chunks already hold one answer per
-//! turn (a turn the CLI continued after `max_tokens` is one answer, and
+//! of a turn's [`Answer`], and, for a stream, Anthropic's events made from
+//! the turn's events as they come. Those already hold one answer per turn
+//! (a turn the CLI continued after `max_tokens` is one answer, and
 //! thinking is left out), so the events are one message: one
 //! `message_start`, content blocks numbered from 0, one `message_delta`
 //! with the stop reason and usage, one `message_stop`.
 
 use serde_json::{json, Value};
 
-use crate::claude::{Stop, TokenCounts, TurnEvent};
+use crate::claude::{Answer, Stop, TokenCounts, TurnEvent};
 
 /// What labels one answer.
 #[derive(Debug, Clone)]
@@ -17,15 +17,6 @@ pub struct MessageMeta {
     pub id: String,
     /// As the client asked for it.
     pub model: String,
-}
-
-/// Chat `finish_reason` → Anthropic `stop_reason`.
-fn stop_reason(finish: Option<&str>) -> &'static str {
-    match finish {
-        Some("length") => "max_tokens",
-        Some("tool_calls") => "tool_use",
-        _ => "end_turn",
-    }
 }
 
 /// A call's arguments as the `input` object (`{}` when they are not one).
@@ -43,11 +34,6 @@ fn stop_reason_of(stop: Option<Stop>) -> &'static str {
         Some(Stop::ToolUse) => "tool_use",
         Some(Stop::EndTurn) | None => "end_turn",
     }
-}
-
-fn usage(chat: &Value) -> Value {
-    let count = |field: &str| chat.get(field).and_then(Value::as_u64).unwrap_or(0);
-    usage_of(count("prompt_tokens"), count("completion_tokens"))
 }
 
 fn counted_usage(counts: &TokenCounts) -> Value {
@@ -77,24 +63,23 @@ impl MessageMeta {
         })
     }
 
-    /// The whole `message` for a chat completion.
-    pub fn whole(&self, completion: &Value) -> Value {
-        let choice = &completion["choices"][0];
-        let message = &choice["message"];
+    /// The whole `message` of an answer.
+    pub fn whole(&self, answer: &Answer) -> Value {
         let mut content = Vec::new();
-        if let Some(text) = message["content"].as_str().filter(|t| !t.is_empty()) {
-            content.push(json!({"type": "text", "text": text}));
+        if !answer.text.is_empty() {
+            content.push(json!({"type": "text", "text": answer.text}));
         }
-        for call in message["tool_calls"].as_array().into_iter().flatten() {
+        for call in &answer.calls {
             content.push(json!({
                 "type": "tool_use",
-                "id": call["id"],
-                "name": call["function"]["name"],
-                "input": input_of(call["function"]["arguments"].as_str().unwrap_or("")),
+                "id": call.id,
+                "name": call.name,
+                "input": input_of(&call.arguments),
             }));
         }
-        let stop = stop_reason(choice["finish_reason"].as_str());
-        self.message(content, Some(stop), usage(&completion["usage"]))
+        let stop = stop_reason_of(Some(answer.stop));
+        let usage = counted_usage(&answer.counts);
+        self.message(content, Some(stop), usage)
     }
 }
 
@@ -166,7 +151,10 @@ impl MessageEvents {
         self.start(&mut out);
         self.close_block(&mut out);
         let stop = stop_reason_of(self.stop);
-        let usage = self.usage.clone().unwrap_or_else(|| usage(&Value::Null));
+        let usage = self
+            .usage
+            .clone()
+            .unwrap_or_else(|| counted_usage(&TokenCounts::default()));
         emit(
             &mut out,
             "message_delta",

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::app::App;
 use crate::backend::{Backend, ChatRequest};
-use crate::claude::{SessionId, TurnEvent};
+use crate::claude::{chat_message, Answer, SessionId, TurnEvent};
 use crate::dialect::{with_ignored, Dialect, DialectEvents};
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
@@ -118,13 +118,13 @@ struct MessagesTurn {
 
 impl MessagesTurn {
     /// Keeps the answer for a later `thread` to name.
-    fn note(&self, session: &SessionId, completion: &Value) {
+    fn note(&self, session: &SessionId, answer: &Answer) {
         let answered = Answered {
             owner: self.owner.clone(),
             session: session.to_string(),
             previous: self.previous.clone(),
             added: self.added.clone(),
-            answer: completion["choices"][0]["message"].clone(),
+            answer: chat_message(answer, false),
             extra: self.created.clone(),
         };
         self.threads.note(&self.meta.id, answered);
@@ -132,9 +132,9 @@ impl MessagesTurn {
 }
 
 impl Dialect for MessagesTurn {
-    fn whole(&self, completion: &Value, session: &SessionId) -> Value {
-        self.note(session, completion);
-        self.meta.whole(completion)
+    fn whole(&self, answer: &Answer, session: &SessionId) -> Value {
+        self.note(session, answer);
+        self.meta.whole(answer)
     }
 
     fn events(self: Arc<Self>, session: &SessionId) -> Box<dyn DialectEvents> {
@@ -157,8 +157,8 @@ impl DialectEvents for MessageStream {
         self.events.event(event)
     }
 
-    fn answered(&mut self, completion: &Value) -> Vec<Vec<u8>> {
-        self.turn.note(&self.session, completion);
+    fn answered(&mut self, answer: &Answer) -> Vec<Vec<u8>> {
+        self.turn.note(&self.session, answer);
         self.events.complete()
     }
 

@@ -1,6 +1,6 @@
 //! Turns the CLI's stream-json output, one stdout line at a time, into the
 //! turn's typed events ([`TurnEvent`]) as they become ready, and at the end
-//! into the final events plus the whole `chat.completion`. The same
+//! into the final events plus the whole [`Answer`]. The same
 //! adapter serves streaming and non-streaming requests; it knows nothing
 //! of processes, sockets or any API's stream.
 //!
@@ -18,15 +18,14 @@
 use std::sync::Arc;
 
 use log::debug;
-use serde_json::{json, Value};
 
-use super::chunks::{finish_reason, usage_json, ChatChunks, ChatLabels};
+use super::chunks::{ChatChunks, ChatLabels};
 use super::events::{Event, Line, ResultLine, Usage};
 use super::failure;
 use super::redact::{redact, StreamRedactor};
 use super::tool_calls::ToolCalls;
 use super::tools::ToolSpec;
-use super::turn_event::{Stop, TokenCounts, TurnEvent};
+use super::turn_event::{Answer, Stop, TokenCounts, TurnEvent};
 use crate::error::ApiError;
 
 pub use super::failure::{failure_from_stderr, sanitize_message};
@@ -48,8 +47,8 @@ pub enum Outcome {
     Success {
         /// Held-back text, the stop and the counts.
         final_events: Vec<TurnEvent>,
-        /// The whole `chat.completion` for a non-streaming reply.
-        completion: Value,
+        /// The whole answer.
+        answer: Answer,
         session_id: Option<String>,
     },
     /// The CLI reported an error in its `result` line.
@@ -351,17 +350,19 @@ impl Adapter {
         };
         let counts = TokenCounts::from(&counted);
         self.emit(&mut final_events, TurnEvent::Counted(counts));
-        let finish_reason = finish_reason(stop, self.tools.legacy());
-        let usage = usage_json(&counts);
         // Built from the released deltas rather than `result.result`: after a
         // `max_tokens` continuation the CLI's result holds only the last
         // message, while the answer (and what a streaming client got) is
         // all of them.
-        let message = json!({"role": "assistant", "content": self.content});
-        let completion = self.labels.completion(message, finish_reason, usage);
+        let answer = Answer {
+            text: self.content.clone(),
+            calls: Vec::new(),
+            stop,
+            counts,
+        };
         Outcome::Success {
             final_events,
-            completion,
+            answer,
             session_id: result.session_id,
         }
     }
@@ -374,20 +375,15 @@ impl Adapter {
         self.emit(&mut final_events, TurnEvent::Stopped(Stop::ToolUse));
         let counts = TokenCounts::from(&self.streamed_usage);
         self.emit(&mut final_events, TurnEvent::Counted(counts));
-        let finish_reason = finish_reason(Stop::ToolUse, self.tools.legacy());
-        let usage = usage_json(&counts);
-        let content = if self.content.is_empty() {
-            Value::Null
-        } else {
-            Value::String(self.content.clone())
+        let answer = Answer {
+            text: self.content.clone(),
+            calls: self.tools.calls.clone(),
+            stop: Stop::ToolUse,
+            counts,
         };
-        let mut message = json!({"role": "assistant", "content": content});
-        let (key, calls) = self.tools.message_field();
-        message[key] = calls;
-        let completion = self.labels.completion(message, finish_reason, usage);
         Outcome::Success {
             final_events,
-            completion,
+            answer,
             session_id: None,
         }
     }

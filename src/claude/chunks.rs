@@ -1,13 +1,14 @@
 //! The Chat Completions API's words for a Claude Code answer: each
 //! `chat.completion.chunk` of a stream, written from the turn's typed
-//! events ([`ChatChunks`]), and the whole `chat.completion`
-//! ([`ChatLabels::completion`]), all labelled with the answer's id,
-//! creation time and the model the client named.
+//! events, and the whole `chat.completion` of an [`Answer`]
+//! ([`ChatChunks`]), all labelled with the answer's id, creation time and
+//! the model the client named; and the assistant message an answer adds to
+//! a conversation ([`chat_message`]).
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::turn_event::{Stop, TokenCounts, TurnEvent};
+use super::turn_event::{Answer, Stop, TokenCounts, TurnEvent};
 
 /// What every chunk and the whole answer are labelled with.
 #[derive(Debug, Clone)]
@@ -61,20 +62,6 @@ struct Delta<'a> {
     function_call: Option<Value>,
 }
 
-impl ChatLabels {
-    /// The whole `chat.completion` of a non-streaming answer.
-    pub fn completion(&self, message: Value, finish_reason: &str, usage: Value) -> Value {
-        json!({
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
-            "usage": usage,
-        })
-    }
-}
-
 impl ChatChunks {
     pub fn new(labels: ChatLabels, include_usage: bool, legacy: bool) -> ChatChunks {
         ChatChunks {
@@ -82,6 +69,22 @@ impl ChatChunks {
             include_usage,
             legacy,
         }
+    }
+
+    /// The whole `chat.completion` of `answer`.
+    pub fn completion(&self, answer: &Answer) -> Value {
+        json!({
+            "id": self.labels.id,
+            "object": "chat.completion",
+            "created": self.labels.created,
+            "model": self.labels.model,
+            "choices": [{
+                "index": 0,
+                "message": chat_message(answer, self.legacy),
+                "finish_reason": finish_reason(answer.stop, self.legacy),
+            }],
+            "usage": usage_json(&answer.counts),
+        })
     }
 
     /// The chunks of `events`, in order (an event may make none).
@@ -171,6 +174,39 @@ impl ChatChunks {
         });
         serde_json::to_vec(&body).ok()
     }
+}
+
+/// The assistant message of `answer`: its text, and its calls when it
+/// ends with them (`tool_calls`, or a `legacy` answer's one
+/// `function_call`; the text is then null when there is none).
+pub fn chat_message(answer: &Answer, legacy: bool) -> Value {
+    if answer.stop != Stop::ToolUse {
+        return json!({"role": "assistant", "content": answer.text});
+    }
+    let content = if answer.text.is_empty() {
+        Value::Null
+    } else {
+        Value::String(answer.text.clone())
+    };
+    let mut message = json!({"role": "assistant", "content": content});
+    if legacy {
+        let first = answer.calls.first();
+        message["function_call"] = json!({
+            "name": first.map(|c| c.name.as_str()).unwrap_or(""),
+            "arguments": first.map(|c| c.arguments.as_str()).unwrap_or(""),
+        });
+    } else {
+        let calls: Vec<Value> = answer
+            .calls
+            .iter()
+            .map(|c| {
+                json!({"id": c.id, "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments}})
+            })
+            .collect();
+        message["tool_calls"] = Value::Array(calls);
+    }
+    message
 }
 
 /// The chat `finish_reason` of an answer that ended for `stop`.

@@ -61,6 +61,7 @@ use crate::mode::Mode;
 use crate::ratelimit::KeyHolder;
 use crate::responses::ResponseStore;
 use crate::supervisor::{StopReason, Supervisor};
+pub use chunks::chat_message;
 use locate::locate_cli;
 use pool::{Capacity, ProcessPool};
 use run::Progress;
@@ -68,7 +69,7 @@ pub use session_id::SessionId;
 use sessions::{SessionInfo, SessionStore};
 use stream::{ClaudeStream, Start, Wire};
 use turn::Turn;
-pub use turn_event::{Stop, TokenCounts, TurnEvent};
+pub use turn_event::{Answer, Call, Stop, TokenCounts, TurnEvent};
 use waiting::{WaitLimits, WaitingTurns};
 use warm::{WarmProcesses, WarmStats};
 use watching::Waited;
@@ -328,8 +329,8 @@ impl Backend for ClaudeBackend {
         match finished {
             Ok(finished) => {
                 let body = match &request.dialect {
-                    Some(dialect) => dialect.whole(&finished.completion, turn.lease.id()),
-                    None => finished.completion,
+                    Some(dialect) => dialect.whole(&finished.answer, turn.lease.id()),
+                    None => turn.run.adapter.chat_chunks().completion(&finished.answer),
                 };
                 let mut reply = turn.with_headers(Reply::json(200, &body));
                 if turn.run.adapter.paused() {
@@ -361,7 +362,7 @@ impl Backend for ClaudeBackend {
                 Ok(finished) => {
                     pending.extend(finished.final_events);
                     let cost = turn.note_answer();
-                    let answer = Some(finished.completion);
+                    let answer = Some(finished.answer);
                     if turn.run.adapter.paused() {
                         let reply = turn.with_headers(Reply::stream(Box::new(ClaudeStream {
                             turn: None,

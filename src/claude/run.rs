@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::adapter::{failure_from_stderr, sanitize_message, Adapter, Outcome, Step};
 use super::output::LineRead;
 use super::process::{CliProcess, Reaped};
-use super::turn_event::TurnEvent;
+use super::turn_event::{Answer, TurnEvent};
 use crate::error::ApiError;
 use crate::supervisor::StopReason;
 
@@ -120,13 +120,13 @@ impl CliRun {
         match self.adapter.finish() {
             Outcome::Success {
                 final_events,
-                completion,
+                answer,
                 ..
             } => {
                 self.settle(true);
                 Some(Finished {
                     final_events,
-                    completion,
+                    answer,
                 })
             }
             // `answered` checked for a successful result line.
@@ -193,11 +193,11 @@ impl CliRun {
         match outcome {
             Outcome::Success {
                 final_events,
-                completion,
+                answer,
                 ..
             } => Ok(Finished {
                 final_events,
-                completion,
+                answer,
             }),
             // A resume of a session the CLI no longer has ends in an
             // error result with no API status; stderr says which session.
@@ -242,6 +242,6 @@ impl CliRun {
 pub struct Finished {
     /// Streaming: what follows the content (the stop, the counts).
     pub final_events: Vec<TurnEvent>,
-    /// Non-streaming: the whole `chat.completion`.
-    pub completion: serde_json::Value,
+    /// The whole answer.
+    pub answer: Answer,
 }

@@ -6,12 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use super::chunks::ChatChunks;
 use super::run::Progress;
 use super::turn::{Turn, TurnCost};
-use super::turn_event::{Stop, TurnEvent};
+use super::turn_event::{Answer, Stop, TurnEvent};
 use super::watching::Waited;
 use super::SessionId;
 use crate::dialect::{Dialect, DialectEvents};
@@ -20,13 +18,13 @@ use crate::http::{Afterwards, SseWriter, StreamBody};
 
 /// The rest of a stream after its head: queued events, then the turn's
 /// remaining output (none when the turn was already over, its cost known
-/// and its chat completion in `answer`).
+/// and its whole answer in `answer`).
 pub(super) struct ClaudeStream {
     pub(super) turn: Option<Turn>,
     pub(super) pending: Vec<TurnEvent>,
     pub(super) cost: Option<TurnCost>,
     pub(super) wire: Wire,
-    pub(super) answer: Option<Value>,
+    pub(super) answer: Option<Answer>,
     /// `STREAM_KEEPALIVE_MS`, and since when the client has had nothing.
     pub(super) keepalive: Option<Duration>,
     pub(super) quiet_since: Instant,
@@ -78,9 +76,9 @@ impl Wire {
     }
 
     /// The answer is whole: another API's stream ends with its own events.
-    fn answered(&mut self, sse: &mut SseWriter, completion: &Value) {
+    fn answered(&mut self, sse: &mut SseWriter, answer: &Answer) {
         if let Wire::Dialect(events) = self {
-            for event in events.answered(completion) {
+            for event in events.answered(answer) {
                 let _ = sse.raw_event_deferred(&event);
             }
         }
@@ -126,8 +124,8 @@ impl StreamBody for ClaudeStream {
             quiet_since = Instant::now();
         }
         let Some(mut turn) = turn else {
-            if let Some(completion) = &answer {
-                wire.answered(sse, completion);
+            if let Some(answer) = &answer {
+                wire.answered(sse, answer);
             }
             send_cost(sse, cost);
             let _ = sse.flush();
@@ -138,7 +136,7 @@ impl StreamBody for ClaudeStream {
                 // The ending leaves with `[DONE]` in one write; the child is
                 // put away after it (or waits for tool results, from now).
                 wire.send(sse, &finished.final_events);
-                wire.answered(sse, &finished.completion);
+                wire.answered(sse, &finished.answer);
                 let cost = turn.note_answer();
                 if turn.run.adapter.paused() {
                     turn.wait_for_results();
@@ -188,7 +186,7 @@ impl StreamBody for ClaudeStream {
         match turn.run.finish() {
             Ok(finished) => {
                 wire.send(sse, &finished.final_events);
-                wire.answered(sse, &finished.completion);
+                wire.answered(sse, &finished.answer);
                 send_cost(sse, turn.note_answer());
                 Some(turn.close_afterwards())
             }

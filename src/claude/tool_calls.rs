@@ -1,7 +1,6 @@
 //! The tool calls of one answer, as the CLI's stream shows them: which
 //! content block of the current model message is which call, their
-//! arguments as they arrive, and the shape they take in a whole chat
-//! answer (`tool_calls`, or the legacy `function_call`).
+//! arguments as they arrive.
 //!
 //! A `tool_use` block of a bridge tool is a client call; the
 //! `StructuredOutput` block of `--json-schema` is the answer itself (its
@@ -10,17 +9,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{json, Value};
-
 use super::tools::{ToolSpec, STRUCTURED_OUTPUT_TOOL};
-
-/// One call the model made, with the client's function name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Call {
-    pub id: String,
-    pub name: String,
-    pub arguments: String,
-}
+pub use super::turn_event::Call;
 
 /// What a content block of the current message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,26 +90,5 @@ impl ToolCalls {
         };
         call.arguments.push_str(piece);
         true
-    }
-
-    /// The calls in the answer's `message` (key and value).
-    pub fn message_field(&self) -> (&'static str, Value) {
-        if self.legacy() {
-            let first = self.calls.first();
-            return (
-                "function_call",
-                json!({"name": first.map(|c| c.name.as_str()).unwrap_or(""),
-                    "arguments": first.map(|c| c.arguments.as_str()).unwrap_or("")}),
-            );
-        }
-        let calls: Vec<Value> = self
-            .calls
-            .iter()
-            .map(|c| {
-                json!({"id": c.id, "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments}})
-            })
-            .collect();
-        ("tool_calls", Value::Array(calls))
     }
 }

@@ -2,7 +2,7 @@
 //! of the CLI's output. Each API writes them in its own words: chat chunks
 //! (`chunks::ChatChunks`), Responses events (`responses::events`) and
 //! Messages events (`anthropic::answer`). None of them reads another's
-//! output.
+//! output. A whole answer is an [`Answer`], which each API writes too.
 
 use super::events::Usage;
 
@@ -24,6 +24,27 @@ pub enum TurnEvent {
     Stopped(Stop),
     /// The turn's token counts, after everything else.
     Counted(TokenCounts),
+}
+
+/// One call the model made, with the client's function name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub id: String,
+    pub name: String,
+    /// JSON text, as the model wrote it.
+    pub arguments: String,
+}
+
+/// A whole answer: what a non-streaming request gets, and what a stream's
+/// events add up to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub text: String,
+    /// The client's functions the model called, when the answer ends with
+    /// them (`stop` is then [`Stop::ToolUse`]).
+    pub calls: Vec<Call>,
+    pub stop: Stop,
+    pub counts: TokenCounts,
 }
 
 /// Why an answer ended.

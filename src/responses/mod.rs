@@ -26,7 +26,7 @@ pub use store::ResponseStore;
 
 use crate::app::App;
 use crate::backend::{Backend, ChatRequest};
-use crate::claude::{SessionId, TurnEvent};
+use crate::claude::{chat_message, Answer, SessionId, TurnEvent};
 use crate::dialect::{with_ignored, Dialect, DialectEvents};
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
@@ -70,7 +70,7 @@ impl ResponsesTurn {
 
     /// Keeps the answered `response` (unless `store: false`), before the
     /// client can name it.
-    fn keep(&self, response: &Value, completion: &Value, session: &SessionId) {
+    fn keep(&self, response: &Value, answer: &Answer, session: &SessionId) {
         let Some(keep) = &self.keep else {
             return;
         };
@@ -79,7 +79,7 @@ impl ResponsesTurn {
             session: session.to_string(),
             previous: self.meta.previous_response_id.clone(),
             added: keep.input.clone(),
-            answer: completion["choices"][0]["message"].clone(),
+            answer: chat_message(answer, false),
             extra: response.clone(),
         };
         keep.store.keep(&self.meta.id, stored);
@@ -88,9 +88,9 @@ impl ResponsesTurn {
 
 impl Dialect for ResponsesTurn {
     /// The whole response, kept.
-    fn whole(&self, completion: &Value, session: &SessionId) -> Value {
-        let response = object::from_completion(&self.meta, completion);
-        self.keep(&response, completion, session);
+    fn whole(&self, answer: &Answer, session: &SessionId) -> Value {
+        let response = object::from_answer(&self.meta, answer);
+        self.keep(&response, answer, session);
         response
     }
 
@@ -115,9 +115,9 @@ impl DialectEvents for ResponseStream {
         self.events.event(event)
     }
 
-    fn answered(&mut self, completion: &Value) -> Vec<Vec<u8>> {
+    fn answered(&mut self, answer: &Answer) -> Vec<Vec<u8>> {
         let (ending, response) = self.events.complete();
-        self.turn.keep(&response, completion, &self.session);
+        self.turn.keep(&response, answer, &self.session);
         ending
     }
 

@@ -3,6 +3,8 @@
 //! `recordings` uses the real CLI output, `synthetic` made-up lines,
 //! `tools` the recorded tool calls and structured output.
 
+use serde_json::{json, Value};
+
 use super::*;
 
 macro_rules! fixture {
@@ -70,9 +72,10 @@ fn succeed(mut run: Run) -> Done {
     match run.adapter.finish() {
         Outcome::Success {
             final_events,
-            completion,
+            answer,
             session_id,
         } => {
+            let completion = run.adapter.chat_chunks().completion(&answer);
             let mut all = run.live;
             let chunks = run.adapter.chat_chunks().encode_all(&final_events);
             all.extend(chunks.iter().map(|c| parse(c)));

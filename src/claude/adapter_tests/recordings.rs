@@ -230,10 +230,11 @@ fn a_non_streaming_adapter_builds_no_chunks_and_gives_the_same_answer() {
     match adapter.finish() {
         Outcome::Success {
             final_events,
-            completion,
+            answer,
             ..
         } => {
             assert!(final_events.is_empty(), "{final_events:?}");
+            let completion = adapter.chat_chunks().completion(&answer);
             assert_eq!(completion, streamed.completion);
         }
         other => panic!("{other:?}"),

@@ -114,11 +114,11 @@ pub(super) fn answer<'a>(spec: &Arc<ToolSpec>, stdout: &'a [u8]) -> (Done, Endin
     let quiet_completion = match quiet.run.adapter.finish() {
         Outcome::Success {
             final_events,
-            completion,
+            answer,
             ..
         } => {
             assert!(final_events.is_empty(), "{final_events:?}");
-            completion
+            quiet.run.adapter.chat_chunks().completion(&answer)
         }
         other => panic!("expected success, got {other:?}"),
     };
