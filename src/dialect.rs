@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::claude::{Answer, SessionId, TurnEvent};
 use crate::error::ApiError;
 use crate::http::Reply;
+use crate::session_id::SessionId;
+use crate::turn_event::{Answer, TurnEvent};
 
 /// One request's answer in another API.
 pub trait Dialect: Send + Sync {

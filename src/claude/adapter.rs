@@ -25,8 +25,8 @@ use super::failure;
 use super::redact::{redact, StreamRedactor};
 use super::tool_calls::ToolCalls;
 use super::tools::ToolSpec;
-use super::turn_event::{Answer, Stop, TokenCounts, TurnEvent};
 use crate::error::ApiError;
+use crate::turn_event::{Answer, Stop, TokenCounts, TurnEvent};
 
 pub use super::failure::{failure_from_stderr, sanitize_message};
 

@@ -8,7 +8,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::turn_event::{Answer, Stop, TokenCounts, TurnEvent};
+use crate::turn_event::{Answer, Stop, TokenCounts, TurnEvent};
 
 /// What every chunk and the whole answer are labelled with.
 #[derive(Debug, Clone)]

@@ -2,9 +2,8 @@
 //! `claude` CLI (the Responses and Anthropic Messages APIs arrive rewritten
 //! as one, with a `dialect` for their answer). [`ClaudeBackend`] owns what
 //! outlives a request: the CLI's path, the session store (opened off the
-//! start-up path), the process pool, the warm children, the supervisor, the
-//! drain flag and the responses kept for `previous_response_id`. A request
-//! is a `turn`.
+//! start-up path), the process pool, the warm children, the supervisor and
+//! the drain flag. A request is a `turn`.
 //!
 //! A stream sends its head only once the model starts answering, so
 //! failures the CLI reports first (refused credentials, unknown session)
@@ -31,7 +30,6 @@ pub mod prompt;
 pub mod redact;
 mod resolve;
 pub mod run;
-mod session_id;
 pub mod sessions;
 mod shape;
 mod spares;
@@ -41,7 +39,6 @@ mod stream;
 mod tool_calls;
 pub mod tools;
 mod turn;
-pub mod turn_event;
 pub mod validate;
 mod waiting;
 pub mod warm;
@@ -57,19 +54,17 @@ use crate::config::{Config, Secret};
 use crate::error::ApiError;
 use crate::http::Reply;
 use crate::metrics::Metrics;
-use crate::mode::Mode;
 use crate::ratelimit::KeyHolder;
-use crate::responses::ResponseStore;
+pub use crate::session_id::SessionId;
 use crate::supervisor::{StopReason, Supervisor};
+pub use crate::turn_event::{Answer, Call, Stop, TokenCounts, TurnEvent};
 pub use chunks::chat_message;
 use locate::locate_cli;
 use pool::{Capacity, ProcessPool};
 use run::Progress;
-pub use session_id::SessionId;
 use sessions::{SessionInfo, SessionStore};
 use stream::{ClaudeStream, Start, Wire};
 use turn::Turn;
-pub use turn_event::{Answer, Call, Stop, TokenCounts, TurnEvent};
 use waiting::{WaitLimits, WaitingTurns};
 use warm::{WarmProcesses, WarmStats};
 use watching::Waited;
@@ -95,17 +90,11 @@ pub struct ClaudeBackend {
     waiting: Arc<WaitingTurns>,
     /// Slots of a key held while its turns wait.
     key_holder: KeyHolder,
-    /// Responses API answers, for `previous_response_id` and `GET`.
-    responses: Arc<ResponseStore>,
     metrics: Arc<Metrics>,
 }
 
 impl ClaudeBackend {
-    pub fn new(
-        config: &Config,
-        key_holder: KeyHolder,
-        metrics: Arc<Metrics>,
-    ) -> Result<ClaudeBackend, String> {
+    pub fn new(config: &Config, key_holder: KeyHolder, metrics: Arc<Metrics>) -> ClaudeBackend {
         let path_var = config
             .child_env
             .0
@@ -164,14 +153,10 @@ impl ClaudeBackend {
             sweeper_stop: Arc::new(AtomicBool::new(false)),
             waiting,
             key_holder,
-            responses: Arc::new(ResponseStore::on_disk(
-                config.max_session_age,
-                config.claude_work_dir.clone(),
-            )),
             metrics,
         };
         backend.start_sweeper();
-        Ok(backend)
+        backend
     }
 
     /// The registry is opened off the start-up path (by the sweeper, or by
@@ -209,11 +194,6 @@ impl ClaudeBackend {
     /// The warm children: how many, and the memory they hold.
     pub fn warm_stats(&self) -> WarmStats {
         self.warm.stats()
-    }
-
-    /// The responses kept for the Responses API.
-    pub fn responses(&self) -> &Arc<ResponseStore> {
-        &self.responses
     }
 
     /// The owner as sessions record it (a keyed fingerprint of the key).
@@ -310,10 +290,6 @@ impl ClaudeBackend {
 }
 
 impl Backend for ClaudeBackend {
-    fn mode(&self) -> Mode {
-        Mode::ClaudeCode
-    }
-
     fn complete(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
         let mut turn = Turn::start(self, request)?;
         let finished = loop {

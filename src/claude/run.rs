@@ -10,9 +10,9 @@ use std::time::Duration;
 use super::adapter::{failure_from_stderr, sanitize_message, Adapter, Outcome, Step};
 use super::output::LineRead;
 use super::process::{CliProcess, Reaped};
-use super::turn_event::{Answer, TurnEvent};
 use crate::error::ApiError;
 use crate::supervisor::StopReason;
+use crate::turn_event::{Answer, TurnEvent};
 
 /// One turn on a child and everything read from it so far.
 pub struct CliRun {

@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use super::chunks::ChatChunks;
 use super::run::Progress;
 use super::turn::{Turn, TurnCost};
-use super::turn_event::{Answer, Stop, TurnEvent};
 use super::watching::Waited;
 use super::SessionId;
 use crate::dialect::{Dialect, DialectEvents};
 use crate::error::ApiError;
 use crate::http::{Afterwards, SseWriter, StreamBody};
+use crate::turn_event::{Answer, Stop, TurnEvent};
 
 /// The rest of a stream after its head: queued events, then the turn's
 /// remaining output (none when the turn was already over, its cost known

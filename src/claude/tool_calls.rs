@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::tools::{ToolSpec, STRUCTURED_OUTPUT_TOOL};
-pub use super::turn_event::Call;
+pub use crate::turn_event::Call;
 
 /// What a content block of the current message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

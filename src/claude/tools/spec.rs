@@ -117,7 +117,7 @@ pub fn read_tool_spec(json: &Map<String, Value>) -> Result<ToolSpec, ApiError> {
     if tools.is_some() && functions.is_some() {
         return Err(invalid(
             "functions",
-            "Send either 'tools' or the legacy 'functions', not both.".into(),
+            "Send either 'tools' or the legacy 'functions', not both.",
         ));
     }
     let legacy =
@@ -160,7 +160,7 @@ pub fn read_tool_spec(json: &Map<String, Value>) -> Result<ToolSpec, ApiError> {
         Some(_) => {
             return Err(invalid(
                 "parallel_tool_calls",
-                "'parallel_tool_calls' must be a boolean.".into(),
+                "'parallel_tool_calls' must be a boolean.",
             ))
         }
     }

@@ -1,10 +1,8 @@
-//! What a turn says, as it says it: the typed events the adapter reads out
-//! of the CLI's output. Each API writes them in its own words: chat chunks
-//! (`chunks::ChatChunks`), Responses events (`responses::events`) and
-//! Messages events (`anthropic::answer`). None of them reads another's
+//! What a Claude Code turn says, as it says it: the typed events the
+//! adapter (`claude::adapter`) reads out of the CLI's output. Each API
+//! writes them in its own words: chat chunks (`claude::chunks`), Responses
+//! events (`responses::events`) and Messages events (`anthropic::answer`). None of them reads another's
 //! output. A whole answer is an [`Answer`], which each API writes too.
-
-use super::events::Usage;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TurnEvent {
@@ -84,16 +82,5 @@ impl TokenCounts {
         self.input
             .saturating_add(self.cache_read)
             .saturating_add(self.cache_creation)
-    }
-}
-
-impl From<&Usage> for TokenCounts {
-    fn from(usage: &Usage) -> TokenCounts {
-        TokenCounts {
-            input: usage.input_tokens.unwrap_or(0),
-            output: usage.output_tokens.unwrap_or(0),
-            cache_read: usage.cache_read_input_tokens.unwrap_or(0),
-            cache_creation: usage.cache_creation_input_tokens.unwrap_or(0),
-        }
     }
 }
