@@ -40,3 +40,12 @@ pub fn unsupported(param: &str, message: impl Into<String>) -> ApiError {
         message: message.into(),
     }
 }
+
+/// Client text echoed in an error message, kept short.
+pub fn shorten(s: &str) -> String {
+    const MAX: usize = 40;
+    match s.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}...", &s[..cut]),
+        None => s.to_string(),
+    }
+}

@@ -11,8 +11,8 @@
 
 use serde_json::{Map, Value};
 
-use super::validate::{invalid, present, shorten};
 use crate::error::ApiError;
+use crate::request_json::{invalid, present, shorten};
 
 /// Far above any real agent session (Codex and Claude Code reach thousands
 /// of items): the body size bounds the work, and a history the server

@@ -14,11 +14,13 @@
 //! that.
 
 pub mod adapter;
+mod begin;
 mod chunks;
 mod cold_start;
 pub mod events;
 pub mod failure;
 mod follow_up;
+mod give_up;
 pub mod history;
 pub(crate) mod locate;
 pub mod messages;
@@ -64,7 +66,6 @@ use pool::{Capacity, ProcessPool};
 use run::Progress;
 use sessions::{SessionInfo, SessionStore};
 use stream::{ClaudeStream, Start, Wire};
-use turn::Turn;
 use waiting::{WaitLimits, WaitingTurns};
 use warm::{WarmProcesses, WarmStats};
 use watching::Waited;
@@ -133,7 +134,7 @@ impl ClaudeBackend {
         let waiting = WaitingTurns::start(
             limits,
             Box::new(move |turn, cause| {
-                follow_up::retire(
+                give_up::retire(
                     turn,
                     cause,
                     retire_to.clone(),
@@ -271,7 +272,7 @@ impl ClaudeBackend {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.supervisor.stop_all(StopReason::Shutdown);
         self.warm.close_all();
-        follow_up::close_all(&self.waiting);
+        give_up::close_all(&self.waiting);
     }
 
     /// Writes the session registry now and removes the directory made
@@ -291,7 +292,7 @@ impl ClaudeBackend {
 
 impl Backend for ClaudeBackend {
     fn complete(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
-        let mut turn = Turn::start(self, request)?;
+        let mut turn = begin::begin(self, request)?;
         let finished = loop {
             if let Some(finished) = turn.run.take_answer() {
                 break Ok(finished);
@@ -326,7 +327,7 @@ impl Backend for ClaudeBackend {
     }
 
     fn stream(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
-        let mut turn = Turn::start(self, request)?;
+        let mut turn = begin::begin(self, request)?;
         let chat = turn.run.adapter.chat_chunks();
         let wire = Wire::new(request.dialect.as_ref(), turn.lease.id(), chat);
         let keepalive = self.config.stream_keepalive;
@@ -398,7 +399,7 @@ impl Drop for ClaudeBackend {
         self.sweeper_stop.store(true, Ordering::SeqCst);
         self.supervisor.kill_all();
         self.warm.close_all();
-        follow_up::close_all(&self.waiting);
+        give_up::close_all(&self.waiting);
         self.supervisor.shutdown();
     }
 }

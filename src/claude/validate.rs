@@ -11,7 +11,7 @@ pub use super::messages::{CallRef, Part, Role, Turn, MAX_MESSAGES};
 use super::models::resolve_model;
 use super::tools::{read_tool_spec, ToolSpec};
 use crate::error::ApiError;
-pub(crate) use crate::request_json::{invalid, present, unsupported};
+use crate::request_json::{invalid, present, unsupported};
 
 const MAX_MODEL_CHARS: usize = 256;
 
@@ -237,15 +237,6 @@ fn include_usage(json: &Map<String, Value>) -> Result<bool, ApiError> {
             "stream_options.include_usage",
             "'stream_options.include_usage' must be a boolean.",
         )),
-    }
-}
-
-/// Client text echoed in an error message, kept short.
-pub(super) fn shorten(s: &str) -> String {
-    const MAX: usize = 40;
-    match s.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &s[..cut]),
-        None => s.to_string(),
     }
 }
 

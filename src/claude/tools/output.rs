@@ -3,8 +3,8 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::claude::validate::{invalid, present};
 use crate::error::ApiError;
+use crate::request_json::{invalid, present};
 
 /// The schema travels as one argument (`--json-schema`), which Linux caps
 /// at 128 KiB.

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::functions::{assign_mcp_names, read_functions, read_tools};
 use super::output::read_response_format;
-use crate::claude::validate::{invalid, present, shorten};
 use crate::error::ApiError;
+use crate::request_json::{invalid, present, shorten};
 
 /// The bridge's name in `--mcp-config`: tools show as `mcp__client__<name>`.
 pub const SERVER_NAME: &str = "client";
