@@ -1,6 +1,7 @@
 //! Shared state of one running server: settings, both backends, the key
-//! ring, the limiters, the budget for request bodies and the drain flag. Built once at start, then only
-//! read (its parts keep their own locks).
+//! ring, the limiters, the budget for request bodies, the answers the
+//! Messages and Responses APIs keep, and the drain flag. Built once at
+//! start, then only read (its parts keep their own locks).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::metrics::{Gauges, Metrics};
 use crate::mode::Mode;
 use crate::passthrough::Passthrough;
 use crate::ratelimit::RateLimiter;
+use crate::responses::ResponseStore;
 
 pub struct App {
     pub config: Config,
@@ -30,15 +32,18 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// The Messages API's answered `msg_` ids, for `thread` continuations.
     pub threads: Arc<MessageThreads>,
+    /// The Responses API's answers, for `previous_response_id` and `GET`
+    /// (kept on disk with their sessions).
+    pub responses: Arc<ResponseStore>,
 }
 
 impl App {
-    pub fn new(config: Config) -> Result<Arc<App>, String> {
+    pub fn new(config: Config) -> Arc<App> {
         let passthrough = Passthrough::new(&config);
         let limiter = RateLimiter::new(&config);
         let metrics = Arc::new(Metrics::default());
-        let claude = ClaudeBackend::new(&config, limiter.key_holder(), metrics.clone())?;
-        Ok(Arc::new(App {
+        let claude = ClaudeBackend::new(&config, limiter.key_holder(), metrics.clone());
+        Arc::new(App {
             keys: KeyRing::new(&config.api_keys),
             limiter,
             bodies: BodyBudget::new(config.max_body_memory_bytes),
@@ -46,9 +51,13 @@ impl App {
             claude,
             metrics,
             threads: Arc::new(MessageThreads::new(config.max_session_age)),
+            responses: Arc::new(ResponseStore::on_disk(
+                config.max_session_age,
+                config.claude_work_dir.clone(),
+            )),
             draining: AtomicBool::new(false),
             config,
-        }))
+        })
     }
 
     pub fn backend(&self, mode: Mode) -> &dyn Backend {

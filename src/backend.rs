@@ -3,11 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::claude::SessionId;
 use crate::dialect::Dialect;
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
-use crate::mode::Mode;
+use crate::session_id::SessionId;
 
 /// One chat completion request as the route hands it to a backend.
 pub struct ChatRequest<'a> {
@@ -30,7 +29,6 @@ impl ChatRequest<'_> {
 }
 
 pub trait Backend: Send + Sync {
-    fn mode(&self) -> Mode;
     /// A whole `chat.completion` (or the upstream's answer, relayed).
     fn complete(&self, request: &ChatRequest) -> Result<Reply, ApiError>;
     /// A streaming reply. Errors found before the first event come back as

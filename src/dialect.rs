@@ -1,21 +1,22 @@
-//! An answer of Claude Code mode in another API's words. A turn always
-//! produces a chat completion and, when streamed, its chunks; the Responses
-//! and Anthropic Messages APIs each turn those into their own whole answer
-//! and their own typed events, and may note the answer on the way (the
-//! Responses API keeps it). The turn itself stays the same.
+//! An answer of Claude Code mode in another API's words. A turn produces a
+//! whole [`Answer`] and, when streamed, its typed events; the Responses and
+//! Anthropic Messages APIs each write those as their own whole answer and
+//! their own events, and may note the answer on the way (the Responses API
+//! keeps it). The turn itself stays the same.
 
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use crate::claude::SessionId;
 use crate::error::ApiError;
 use crate::http::Reply;
+use crate::session_id::SessionId;
+use crate::turn_event::{Answer, TurnEvent};
 
 /// One request's answer in another API.
 pub trait Dialect: Send + Sync {
-    /// The whole answer for the turn's chat completion on `session`.
-    fn whole(&self, completion: &Value, session: &SessionId) -> Value;
+    /// The whole answer on `session`, in this API's words.
+    fn whole(&self, answer: &Answer, session: &SessionId) -> Value;
     /// The writer of the answer's stream on `session`.
     fn events(self: Arc<Self>, session: &SessionId) -> Box<dyn DialectEvents>;
 }
@@ -23,10 +24,10 @@ pub trait Dialect: Send + Sync {
 /// A stream told in another API: each result is one SSE event's lines
 /// (`event:` and `data:`, without the blank line).
 pub trait DialectEvents: Send {
-    /// The events of one `chat.completion.chunk`.
-    fn chunk(&mut self, chunk: &[u8]) -> Vec<Vec<u8>>;
-    /// The last events of an answer that ended well (its chat completion).
-    fn answered(&mut self, completion: &Value) -> Vec<Vec<u8>>;
+    /// The events that tell one event of the turn.
+    fn event(&mut self, event: &TurnEvent) -> Vec<Vec<u8>>;
+    /// The last events of an answer that ended well (the whole of it).
+    fn answered(&mut self, answer: &Answer) -> Vec<Vec<u8>>;
     /// The events that end a stream broken by `error`.
     fn failed(&mut self, error: &ApiError) -> Vec<Vec<u8>>;
     /// This API's keep-alive event for a long silence, when it has one
@@ -36,61 +37,7 @@ pub trait DialectEvents: Send {
     }
 }
 
-/// What one `chat.completion.chunk` says, in the order it says it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ChunkPart {
-    /// The turn's counts (chat `usage`), in the last chunk.
-    Usage(Value),
-    Text(String),
-    CallStarted {
-        id: String,
-        name: String,
-    },
-    /// A piece of the open call's arguments.
-    Arguments(String),
-    /// The chat `finish_reason`.
-    Finished(String),
-}
-
-/// The parts of one chunk body (none for one that is not JSON).
-pub fn chunk_parts(chunk: &[u8]) -> Vec<ChunkPart> {
-    let Ok(chunk) = serde_json::from_slice::<Value>(chunk) else {
-        return Vec::new();
-    };
-    let mut parts = Vec::new();
-    if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
-        parts.push(ChunkPart::Usage(usage.clone()));
-    }
-    let Some(choice) = chunk["choices"].get(0) else {
-        return parts;
-    };
-    let delta = &choice["delta"];
-    if let Some(text) = delta["content"].as_str() {
-        parts.push(ChunkPart::Text(text.to_string()));
-    }
-    for call in delta["tool_calls"].as_array().into_iter().flatten() {
-        if let Some(id) = call["id"].as_str() {
-            let name = call["function"]["name"].as_str().unwrap_or("");
-            parts.push(ChunkPart::CallStarted {
-                id: id.to_string(),
-                name: name.to_string(),
-            });
-        }
-        if let Some(piece) = call["function"]["arguments"]
-            .as_str()
-            .filter(|p| !p.is_empty())
-        {
-            parts.push(ChunkPart::Arguments(piece.to_string()));
-        }
-    }
-    if let Some(reason) = choice["finish_reason"].as_str() {
-        parts.push(ChunkPart::Finished(reason.to_string()));
-    }
-    parts
-}
-
-/// Reads `stream` into the chat body; a stream asks for the usage chunk,
-/// which the other APIs' last events report.
+/// Reads `stream` into the chat body.
 pub fn read_stream(
     json: &Map<String, Value>,
     chat: &mut Map<String, Value>,
@@ -107,7 +54,6 @@ pub fn read_stream(
     };
     if stream {
         chat.insert("stream".into(), Value::Bool(true));
-        chat.insert("stream_options".into(), json!({"include_usage": true}));
     }
     Ok(stream)
 }
@@ -152,6 +98,7 @@ pub mod recorded {
 
     use crate::claude::adapter::{Adapter, Outcome, Step};
     use crate::claude::tools::{read_tool_spec, ToolSpec};
+    use crate::claude::{Answer, TurnEvent};
 
     /// The stdout of recording `name` (fixtures/claude-cli-2.1.331/).
     pub fn stdout(name: &str) -> Vec<u8> {
@@ -176,29 +123,28 @@ pub mod recorded {
         Arc::new(read_tool_spec(body.as_object().expect("a body")).expect("a valid body"))
     }
 
-    /// A run read as the server reads a stream that asked for usage, up to
-    /// where the answer ends: every chunk (the final ones too) and the chat
-    /// completion.
-    pub fn chat_chunks(stdout: &[u8], tools: Arc<ToolSpec>) -> (Vec<Vec<u8>>, Value) {
+    /// A run read as the server reads a stream, up to where the answer
+    /// ends: every event (the final ones too) and the whole answer.
+    pub fn turn_events(stdout: &[u8], tools: Arc<ToolSpec>) -> (Vec<TurnEvent>, Answer) {
         let mut adapter = Adapter::new("chatcmpl-x".into(), 1, "x".into(), true).with_tools(tools);
-        let mut chunks = Vec::new();
+        let mut events = Vec::new();
         for line in stdout.split(|&b| b == b'\n') {
             if adapter.over() {
                 break;
             }
-            if let Step::Chunks(more) = adapter.push_line(line) {
-                chunks.extend(more);
+            if let Step::Events(more) = adapter.push_line(line) {
+                events.extend(more);
             }
         }
         let Outcome::Success {
-            final_chunks,
-            completion,
+            final_events,
+            answer,
             ..
         } = adapter.finish()
         else {
             panic!("the recording answers");
         };
-        chunks.extend(final_chunks);
-        (chunks, completion)
+        events.extend(final_events);
+        (events, answer)
     }
 }

@@ -28,10 +28,13 @@ pub mod mode;
 pub mod passthrough;
 pub mod pipeline;
 pub mod ratelimit;
+pub mod request_json;
 pub mod responses;
 pub mod routes;
+pub mod session_id;
 pub mod session_routes;
 pub mod supervisor;
+pub mod turn_event;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::Ordering;
@@ -88,7 +91,7 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Bind(bind.clone(), e))?;
-    let app = App::new(config).map_err(StartError::Setup)?;
+    let app = App::new(config);
     let timeouts = tiny_http::ConnectionTimeouts {
         idle: Some(app.config.keepalive_timeout),
         head: Some(app.config.headers_timeout),

@@ -11,9 +11,11 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::backend::ChatRequest;
+use crate::claude::models;
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
 use crate::mode::{self, Mode};
+use crate::request_json::json_object;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -198,7 +200,7 @@ pub fn stored_response_id(rest: &str) -> Option<&str> {
 /// One of the Claude models this server lists (Claude Code mode answers
 /// them; the upstream does not know them).
 fn is_claude_model(id: &str) -> bool {
-    LISTED_MODELS.contains(&id)
+    models::LISTED.contains(&id)
 }
 
 /// The backend a request of `route` goes to, from its headers; `None` for
@@ -241,8 +243,10 @@ pub fn handle(
             "text/plain; version=0.0.4; charset=utf-8",
             app.scrape().into_bytes(),
         )),
-        Route::Responses | Route::ClaudeResponses => crate::responses::create(app, rq),
-        Route::Messages => crate::anthropic::create(app, rq),
+        Route::Responses | Route::ClaudeResponses => {
+            crate::responses::create(&app.claude, &app.limiter, &app.responses, rq)
+        }
+        Route::Messages => crate::anthropic::create(&app.claude, &app.limiter, &app.threads, rq),
         Route::CountTokens => Err(ApiError::TokenCountingUnsupported),
         Route::Sessions => crate::session_routes::list(app, rq),
         Route::Session => {
@@ -256,9 +260,9 @@ pub fn handle(
         Route::StoredResponse | Route::ClaudeStoredResponse => {
             let id = rq.path.rsplit('/').next().unwrap_or("");
             if rq.method == "DELETE" {
-                crate::responses::delete(app, rq, id)
+                crate::responses::delete(&app.claude, &app.responses, rq, id)
             } else {
-                crate::responses::retrieve(app, rq, id)
+                crate::responses::retrieve(&app.claude, &app.responses, rq, id)
             }
         }
         // The pipeline relays these with their unread body.
@@ -294,19 +298,6 @@ fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
         backend.stream(&request)
     } else {
         backend.complete(&request)
-    }
-}
-
-/// A request body that must be a JSON object.
-pub fn json_object(body: &[u8]) -> Result<serde_json::Map<String, Value>, ApiError> {
-    let parsed: Value = serde_json::from_slice(body).map_err(|e| ApiError::InvalidJson {
-        detail: format!("line {} column {}", e.line(), e.column()),
-    })?;
-    match parsed {
-        Value::Object(json) => Ok(json),
-        _ => Err(ApiError::InvalidJson {
-            detail: "the top level must be an object".into(),
-        }),
     }
 }
 
@@ -352,11 +343,8 @@ fn ends_with_tool_results(json: &serde_json::Map<String, Value>) -> bool {
     matches!(role, Some("tool" | "function"))
 }
 
-/// Claude models served in Claude Code mode; passthrough accepts any name.
-pub const LISTED_MODELS: &[&str] = &["claude-opus-4-6", "claude-sonnet-4-6", "claude-haiku-4-5"];
-
 fn models() -> Value {
-    let data: Vec<Value> = LISTED_MODELS.iter().map(|id| model(id)).collect();
+    let data: Vec<Value> = models::LISTED.iter().map(|id| model(id)).collect();
     json!({"object": "list", "data": data})
 }
 

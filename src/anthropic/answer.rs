@@ -1,14 +1,14 @@
 //! A Claude Code answer in Anthropic's words: the whole `message` object
-//! for a chat completion, and, for a stream, Anthropic's events made from
-//! the chat chunks as they come. The chunks already hold one answer per
-//! turn (a turn the CLI continued after `max_tokens` is one answer, and
+//! of a turn's [`Answer`], and, for a stream, Anthropic's events made from
+//! the turn's events as they come. Those already hold one answer per turn
+//! (a turn the CLI continued after `max_tokens` is one answer, and
 //! thinking is left out), so the events are one message: one
 //! `message_start`, content blocks numbered from 0, one `message_delta`
 //! with the stop reason and usage, one `message_stop`.
 
 use serde_json::{json, Value};
 
-use crate::dialect::{chunk_parts, ChunkPart};
+use crate::claude::{Answer, Stop, TokenCounts, TurnEvent};
 
 /// What labels one answer.
 #[derive(Debug, Clone)]
@@ -19,15 +19,6 @@ pub struct MessageMeta {
     pub model: String,
 }
 
-/// Chat `finish_reason` → Anthropic `stop_reason`.
-fn stop_reason(finish: Option<&str>) -> &'static str {
-    match finish {
-        Some("length") => "max_tokens",
-        Some("tool_calls") => "tool_use",
-        _ => "end_turn",
-    }
-}
-
 /// A call's arguments as the `input` object (`{}` when they are not one).
 fn input_of(arguments: &str) -> Value {
     serde_json::from_str::<Value>(arguments)
@@ -36,11 +27,23 @@ fn input_of(arguments: &str) -> Value {
         .unwrap_or_else(|| json!({}))
 }
 
-fn usage(chat: &Value) -> Value {
-    let count = |field: &str| chat.get(field).and_then(Value::as_u64).unwrap_or(0);
+/// The stop reason of a streamed answer that ended for `stop`.
+fn stop_reason_of(stop: Option<Stop>) -> &'static str {
+    match stop {
+        Some(Stop::MaxTokens) => "max_tokens",
+        Some(Stop::ToolUse) => "tool_use",
+        Some(Stop::EndTurn) | None => "end_turn",
+    }
+}
+
+fn counted_usage(counts: &TokenCounts) -> Value {
+    usage_of(counts.prompt(), counts.output)
+}
+
+fn usage_of(input: u64, output: u64) -> Value {
     json!({
-        "input_tokens": count("prompt_tokens"),
-        "output_tokens": count("completion_tokens"),
+        "input_tokens": input,
+        "output_tokens": output,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
     })
@@ -60,24 +63,23 @@ impl MessageMeta {
         })
     }
 
-    /// The whole `message` for a chat completion.
-    pub fn whole(&self, completion: &Value) -> Value {
-        let choice = &completion["choices"][0];
-        let message = &choice["message"];
+    /// The whole `message` of an answer.
+    pub fn whole(&self, answer: &Answer) -> Value {
         let mut content = Vec::new();
-        if let Some(text) = message["content"].as_str().filter(|t| !t.is_empty()) {
-            content.push(json!({"type": "text", "text": text}));
+        if !answer.text.is_empty() {
+            content.push(json!({"type": "text", "text": answer.text}));
         }
-        for call in message["tool_calls"].as_array().into_iter().flatten() {
+        for call in &answer.calls {
             content.push(json!({
                 "type": "tool_use",
-                "id": call["id"],
-                "name": call["function"]["name"],
-                "input": input_of(call["function"]["arguments"].as_str().unwrap_or("")),
+                "id": call.id,
+                "name": call.name,
+                "input": input_of(&call.arguments),
             }));
         }
-        let stop = stop_reason(choice["finish_reason"].as_str());
-        self.message(content, Some(stop), usage(&completion["usage"]))
+        let stop = stop_reason_of(Some(answer.stop));
+        let usage = counted_usage(&answer.counts);
+        self.message(content, Some(stop), usage)
     }
 }
 
@@ -88,7 +90,7 @@ pub struct MessageEvents {
     /// Index of the next block.
     next_block: usize,
     open: Option<OpenBlock>,
-    finish_reason: Option<String>,
+    stop: Option<Stop>,
     usage: Option<Value>,
 }
 
@@ -105,41 +107,40 @@ impl MessageEvents {
             started: false,
             next_block: 0,
             open: None,
-            finish_reason: None,
+            stop: None,
             usage: None,
         }
     }
 
-    /// The events one chat chunk makes, each as its SSE lines.
-    pub fn chunk(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
+    /// The events one event of the turn makes, each as its SSE lines.
+    pub fn event(&mut self, event: &TurnEvent) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         self.start(&mut out);
-        for part in chunk_parts(chunk) {
-            match part {
-                ChunkPart::Usage(counts) => self.usage = Some(usage(&counts)),
-                ChunkPart::Text(text) if text.is_empty() => {}
-                ChunkPart::Text(text) => {
-                    if self.open != Some(OpenBlock::Text) {
-                        let block = json!({"type": "text", "text": ""});
-                        self.open_block(OpenBlock::Text, block, &mut out);
-                    }
-                    let delta = json!({"type": "text_delta", "text": text});
-                    self.block_delta(delta, &mut out);
+        match event {
+            TurnEvent::Began => {}
+            TurnEvent::Text(text) if text.is_empty() => {}
+            TurnEvent::Text(text) => {
+                if self.open != Some(OpenBlock::Text) {
+                    let block = json!({"type": "text", "text": ""});
+                    self.open_block(OpenBlock::Text, block, &mut out);
                 }
-                ChunkPart::CallStarted { id, name } => {
-                    let block = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
-                    self.open_block(OpenBlock::ToolUse, block, &mut out);
-                }
-                ChunkPart::Arguments(piece) if self.open == Some(OpenBlock::ToolUse) => {
-                    let delta = json!({"type": "input_json_delta", "partial_json": piece});
-                    self.block_delta(delta, &mut out);
-                }
-                ChunkPart::Arguments(_) => {}
-                ChunkPart::Finished(reason) => {
-                    self.close_block(&mut out);
-                    self.finish_reason = Some(reason);
-                }
+                let delta = json!({"type": "text_delta", "text": text});
+                self.block_delta(delta, &mut out);
             }
+            TurnEvent::CallStarted { id, name, .. } => {
+                let block = json!({"type": "tool_use", "id": id, "name": name, "input": {}});
+                self.open_block(OpenBlock::ToolUse, block, &mut out);
+            }
+            TurnEvent::Arguments { piece, .. } if self.open == Some(OpenBlock::ToolUse) => {
+                let delta = json!({"type": "input_json_delta", "partial_json": piece});
+                self.block_delta(delta, &mut out);
+            }
+            TurnEvent::Arguments { .. } => {}
+            TurnEvent::Stopped(stop) => {
+                self.close_block(&mut out);
+                self.stop = Some(*stop);
+            }
+            TurnEvent::Counted(counts) => self.usage = Some(counted_usage(counts)),
         }
         out
     }
@@ -149,8 +150,11 @@ impl MessageEvents {
         let mut out = Vec::new();
         self.start(&mut out);
         self.close_block(&mut out);
-        let stop = stop_reason(self.finish_reason.as_deref());
-        let usage = self.usage.clone().unwrap_or_else(|| usage(&Value::Null));
+        let stop = stop_reason_of(self.stop);
+        let usage = self
+            .usage
+            .clone()
+            .unwrap_or_else(|| counted_usage(&TokenCounts::default()));
         emit(
             &mut out,
             "message_delta",

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::claude::tools::ToolSpec;
-use crate::dialect::recorded::{chat_chunks, stdout, weather_and_time};
+use crate::claude::{Answer, Stop, TokenCounts};
+use crate::dialect::recorded::{stdout, turn_events, weather_and_time};
 
 fn meta() -> MessageMeta {
     MessageMeta {
@@ -17,20 +18,20 @@ fn meta() -> MessageMeta {
 }
 
 /// A recorded run streamed until the answer is over: its events and the
-/// whole message made from its chat completion.
+/// whole message made from its answer.
 struct Told {
     events: Vec<Value>,
     whole: Value,
 }
 
 fn tell(stdout: &[u8], tools: Arc<ToolSpec>) -> Told {
-    let (chunks, completion) = chat_chunks(stdout, tools);
+    let (turn, answer) = turn_events(stdout, tools);
     let mut writer = MessageEvents::new(meta());
-    let mut framed: Vec<Vec<u8>> = chunks.iter().flat_map(|c| writer.chunk(c)).collect();
+    let mut framed: Vec<Vec<u8>> = turn.iter().flat_map(|e| writer.event(e)).collect();
     framed.extend(writer.complete());
     Told {
         events: framed.iter().map(|e| unframe(e)).collect(),
-        whole: meta().whole(&completion),
+        whole: meta().whole(&answer),
     }
 }
 
@@ -185,10 +186,8 @@ fn calls_are_tool_use_blocks_with_their_input() {
 #[test]
 fn a_broken_stream_ends_with_an_error_event() {
     let mut writer = MessageEvents::new(meta());
-    let chunk =
-        json!({"choices": [{"index": 0, "delta": {"content": "Hal"}, "finish_reason": null}]});
     let mut events: Vec<Value> = writer
-        .chunk(chunk.to_string().as_bytes())
+        .event(&TurnEvent::Text("Hal".into()))
         .iter()
         .map(|e| unframe(e))
         .collect();
@@ -207,16 +206,24 @@ fn a_broken_stream_ends_with_an_error_event() {
 }
 
 #[test]
-fn stop_reasons_map_from_the_finish() {
-    for (finish, stop) in [
-        ("stop", "end_turn"),
-        ("length", "max_tokens"),
-        ("tool_calls", "tool_use"),
+fn stop_reasons_map_from_the_turns_stop() {
+    for (stop, reason) in [
+        (Stop::EndTurn, "end_turn"),
+        (Stop::MaxTokens, "max_tokens"),
+        (Stop::ToolUse, "tool_use"),
     ] {
-        let completion = json!({"choices": [{"message": {"content": "x"}, "finish_reason": finish}],
-            "usage": {"prompt_tokens": 3, "completion_tokens": 1}});
-        let whole = meta().whole(&completion);
-        assert_eq!(whole["stop_reason"], stop);
+        let answer = Answer {
+            text: "x".into(),
+            calls: Vec::new(),
+            stop,
+            counts: TokenCounts {
+                input: 3,
+                output: 1,
+                ..TokenCounts::default()
+            },
+        };
+        let whole = meta().whole(&answer);
+        assert_eq!(whole["stop_reason"], reason);
         assert_eq!(whole["usage"]["input_tokens"], 3);
     }
 }

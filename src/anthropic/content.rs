@@ -32,7 +32,7 @@ pub fn read_messages(messages: &Value) -> Result<(Vec<Value>, Vec<String>), ApiE
     if messages.len() > MAX_MESSAGES {
         return Err(invalid(
             "messages",
-            &format!(
+            format!(
                 "'messages' has {} messages; at most {MAX_MESSAGES} are allowed.",
                 messages.len()
             ),

@@ -18,33 +18,39 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::app::App;
 use crate::backend::{Backend, ChatRequest};
-use crate::claude::SessionId;
+use crate::claude::{chat_message, Answer, ClaudeBackend, SessionId, TurnEvent};
 use crate::dialect::{with_ignored, Dialect, DialectEvents};
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
+use crate::ratelimit::RateLimiter;
 use answer::{MessageEvents, MessageMeta};
 use request::{translate, RENAMES};
 pub use threads::MessageThreads;
 use threads::{Answered, Continuation, Created};
 
-/// `POST /v1/messages`.
-pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
-    let json = crate::routes::json_object(&rq.body)?;
+/// `POST /v1/messages`, answered by `claude`; a session's turns are
+/// limited by `limiter`, and `threads` keeps the answers for `thread`.
+pub fn create(
+    claude: &ClaudeBackend,
+    limiter: &RateLimiter,
+    threads: &Arc<MessageThreads>,
+    rq: &Incoming,
+) -> Result<Reply, ApiError> {
+    let json = crate::request_json::json_object(&rq.body)?;
     let mut translated = translate(&json)?;
     let key = rq.api_key.as_ref();
-    let owner = app.claude.owner_fingerprint(key)?;
+    let owner = claude.owner_fingerprint(key)?;
     let mut session_id = match rq.header("X-Claude-Session-ID") {
         Some(raw) => Some(SessionId::parse(raw)?),
         None => None,
     };
     let added = translated.own_messages();
     if let Some(previous) = &translated.previous_message_id {
-        let lives = |session: &str| app.claude.session_lives(session, key);
+        let lives = |session: &str| claude.session_lives(session, key);
         let shown = || previous.chars().take(100).collect::<String>();
         let (session, history, created) =
-            match app.threads.continuation(previous, owner.as_deref(), lives) {
+            match threads.continuation(previous, owner.as_deref(), lives) {
                 Some(Continuation::Continue {
                     session,
                     history,
@@ -70,7 +76,7 @@ pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
     if let Some(id) = &session_id {
         // Tool results carry on a turn that was counted when it began.
         if !translated.carries_tool_results() {
-            app.limiter.check_session(id.as_str())?;
+            limiter.check_session(id.as_str())?;
         }
     }
     let meta = MessageMeta {
@@ -88,7 +94,7 @@ pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
         session_id,
         dialect: Some(Arc::new(MessagesTurn {
             meta,
-            threads: app.threads.clone(),
+            threads: threads.clone(),
             owner,
             previous: translated.previous_message_id.clone(),
             added,
@@ -96,9 +102,9 @@ pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
         })),
     };
     let reply = if translated.stream {
-        app.claude.stream(&request)
+        claude.stream(&request)
     } else {
-        app.claude.complete(&request)
+        claude.complete(&request)
     };
     let reply = reply.map_err(|e| translated.words.reword(e))?;
     Ok(with_ignored(reply, &translated.ignored, RENAMES))
@@ -118,13 +124,13 @@ struct MessagesTurn {
 
 impl MessagesTurn {
     /// Keeps the answer for a later `thread` to name.
-    fn note(&self, session: &SessionId, completion: &Value) {
+    fn note(&self, session: &SessionId, answer: &Answer) {
         let answered = Answered {
             owner: self.owner.clone(),
             session: session.to_string(),
             previous: self.previous.clone(),
             added: self.added.clone(),
-            answer: completion["choices"][0]["message"].clone(),
+            answer: chat_message(answer, false),
             extra: self.created.clone(),
         };
         self.threads.note(&self.meta.id, answered);
@@ -132,9 +138,9 @@ impl MessagesTurn {
 }
 
 impl Dialect for MessagesTurn {
-    fn whole(&self, completion: &Value, session: &SessionId) -> Value {
-        self.note(session, completion);
-        self.meta.whole(completion)
+    fn whole(&self, answer: &Answer, session: &SessionId) -> Value {
+        self.note(session, answer);
+        self.meta.whole(answer)
     }
 
     fn events(self: Arc<Self>, session: &SessionId) -> Box<dyn DialectEvents> {
@@ -153,12 +159,12 @@ struct MessageStream {
 }
 
 impl DialectEvents for MessageStream {
-    fn chunk(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
-        self.events.chunk(chunk)
+    fn event(&mut self, event: &TurnEvent) -> Vec<Vec<u8>> {
+        self.events.event(event)
     }
 
-    fn answered(&mut self, completion: &Value) -> Vec<Vec<u8>> {
-        self.turn.note(&self.session, completion);
+    fn answered(&mut self, answer: &Answer) -> Vec<Vec<u8>> {
+        self.turn.note(&self.session, answer);
         self.events.complete()
     }
 

@@ -16,6 +16,7 @@ use super::threads::Created;
 use crate::client_words::ClientWords;
 use crate::dialect::read_stream;
 use crate::error::ApiError;
+pub(super) use crate::request_json::{invalid, present};
 
 /// Read and passed on (any other field is reported as ignored).
 const HONOURED: &[&str] = &[
@@ -278,17 +279,6 @@ fn read_thread(thread: &Value) -> Result<Option<String>, ApiError> {
     }
 }
 
-pub(super) fn present<'a>(json: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    json.get(key).filter(|v| !v.is_null())
-}
-
-pub(super) fn invalid(param: &str, message: &str) -> ApiError {
-    ApiError::InvalidValue {
-        param: param.to_string(),
-        message: message.to_string(),
-    }
-}
-
 /// `system` as one text: a string, or text blocks joined by blank lines.
 fn read_system(system: &Value) -> Result<String, ApiError> {
     match system {
@@ -397,7 +387,7 @@ fn read_output_format(format: &Value, param: &str) -> Result<Value, ApiError> {
         })),
         _ => Err(invalid(
             param,
-            &format!("'{param}' must be {{\"type\": \"json_schema\", \"schema\": {{...}}}}."),
+            format!("'{param}' must be {{\"type\": \"json_schema\", \"schema\": {{...}}}}."),
         )),
     }
 }

@@ -1,8 +1,8 @@
-//! Turns the CLI's stream-json output, one stdout line at a time, into
-//! OpenAI `chat.completion.chunk` bodies as they become ready, and at the
-//! end into the final chunks plus the whole `chat.completion`. The same
+//! Turns the CLI's stream-json output, one stdout line at a time, into the
+//! turn's typed events ([`TurnEvent`]) as they become ready, and at the end
+//! into the final events plus the whole [`Answer`]. The same
 //! adapter serves streaming and non-streaming requests; it knows nothing
-//! of processes or sockets.
+//! of processes, sockets or any API's stream.
 //!
 //! What it relies on (recorded in `fixtures/claude-cli-2.1.331/`): one
 //! turn can hold several messages (after `max_tokens` the CLI continues on
@@ -18,15 +18,15 @@
 use std::sync::Arc;
 
 use log::debug;
-use serde_json::{json, Value};
 
-use super::chunks::{finish_reason, keep, usage_json, Chunks};
+use super::chunks::{ChatChunks, ChatLabels};
 use super::events::{Event, Line, ResultLine, Usage};
 use super::failure;
 use super::redact::{redact, StreamRedactor};
 use super::tool_calls::ToolCalls;
 use super::tools::ToolSpec;
 use crate::error::ApiError;
+use crate::turn_event::{Answer, Stop, TokenCounts, TurnEvent};
 
 pub use super::failure::{failure_from_stderr, sanitize_message};
 
@@ -34,8 +34,8 @@ pub use super::failure::{failure_from_stderr, sanitize_message};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     Nothing,
-    /// Serialized chunk bodies to send now, in order (without `data: `).
-    Chunks(Vec<Vec<u8>>),
+    /// Events to send now, in order.
+    Events(Vec<TurnEvent>),
     /// The CLI's credentials were refused; stop the child and answer 401
     /// `backend_auth_failed` instead of waiting out its retries.
     AuthFailed,
@@ -45,10 +45,10 @@ pub enum Step {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Success {
-        /// Held-back text, one finish chunk and (if asked) the usage chunk.
-        final_chunks: Vec<Vec<u8>>,
-        /// The whole `chat.completion` for a non-streaming reply.
-        completion: Value,
+        /// Held-back text, the stop and the counts.
+        final_events: Vec<TurnEvent>,
+        /// The whole answer.
+        answer: Answer,
         session_id: Option<String>,
     },
     /// The CLI reported an error in its `result` line.
@@ -67,10 +67,12 @@ pub struct TurnCost {
 }
 
 pub struct Adapter {
-    /// What every chunk and the final answer are labelled with, and
-    /// whether chunks are built at all.
-    out: Chunks,
-    role_sent: bool,
+    /// What the final answer is labelled with.
+    labels: ChatLabels,
+    include_usage: bool,
+    /// Whether events are made at all (not for a non-streaming request).
+    streaming: bool,
+    began: bool,
     started: bool,
     saw_text: bool,
     redactor: StreamRedactor,
@@ -102,8 +104,14 @@ impl Adapter {
     /// `model` is the name the client asked for; it is echoed everywhere.
     pub fn new(completion_id: String, created: u64, model: String, include_usage: bool) -> Adapter {
         Adapter {
-            out: Chunks::new(completion_id, created, model, include_usage),
-            role_sent: false,
+            labels: ChatLabels {
+                id: completion_id,
+                created,
+                model,
+            },
+            include_usage,
+            streaming: true,
+            began: false,
             started: false,
             saw_text: false,
             redactor: StreamRedactor::new(),
@@ -134,10 +142,31 @@ impl Adapter {
     }
 
     /// For a non-streaming request: the steps and the outcome are the same,
-    /// but no chunk is built.
-    pub fn without_chunks(mut self) -> Adapter {
-        self.out.wanted = false;
+    /// but no event is made.
+    pub fn without_events(mut self) -> Adapter {
+        self.streaming = false;
         self
+    }
+
+    /// The chat chunks of this answer's events, labelled as its whole
+    /// answer is (and with its way of telling calls).
+    pub fn chat_chunks(&self) -> ChatChunks {
+        ChatChunks::new(self.labels.clone(), self.include_usage, self.tools.legacy())
+    }
+
+    /// Adds `event` unless no events are made.
+    fn emit(&self, events: &mut Vec<TurnEvent>, event: TurnEvent) {
+        if self.streaming {
+            events.push(event);
+        }
+    }
+
+    /// The answer's first event, once.
+    fn begin(&mut self, events: &mut Vec<TurnEvent>) {
+        if !self.began {
+            self.began = true;
+            self.emit(events, TurnEvent::Began);
+        }
     }
 
     pub fn push_line(&mut self, line: &[u8]) -> Step {
@@ -268,21 +297,18 @@ impl Adapter {
         self.bad_lines
     }
 
-    /// Text still held back for redaction, as chunks: a stream that breaks
+    /// Text still held back for redaction, as events: a stream that breaks
     /// still shows what the model said before it broke.
-    pub fn release_held(&mut self) -> Vec<Vec<u8>> {
+    pub fn release_held(&mut self) -> Vec<TurnEvent> {
         let tail = self.redactor.flush();
         if tail.is_empty() {
             return Vec::new();
         }
-        let mut chunks = Vec::new();
-        if !self.role_sent {
-            self.role_sent = true;
-            keep(&mut chunks, self.out.role());
-        }
-        keep(&mut chunks, self.out.content(&tail));
+        let mut events = Vec::new();
+        self.begin(&mut events);
         self.content.push_str(&tail);
-        chunks
+        self.emit(&mut events, TurnEvent::Text(tail));
+        events
     }
 
     pub fn finish(&mut self) -> Outcome {
@@ -295,47 +321,48 @@ impl Adapter {
         if result.failed() {
             return Outcome::Failed(failure::from_result(&result));
         }
-        let mut final_chunks = Vec::new();
-        if !self.role_sent {
-            self.role_sent = true;
-            keep(&mut final_chunks, self.out.role());
-        }
+        let mut final_events = Vec::new();
+        self.begin(&mut final_events);
         let tail = self.redactor.flush();
         if !tail.is_empty() {
-            keep(&mut final_chunks, self.out.content(&tail));
             self.content.push_str(&tail);
+            self.emit(&mut final_events, TurnEvent::Text(tail));
         }
         // No partial messages seen (an older CLI, or output without
         // `--include-partial-messages`): the result text is the answer.
         if !self.saw_text {
             let text = redact(result.result.as_deref().unwrap_or(""));
             if !text.is_empty() {
-                keep(&mut final_chunks, self.out.content(&text));
+                self.emit(&mut final_events, TurnEvent::Text(text.clone()));
                 self.content = text;
             }
         }
-        let stop = self
-            .last_stop_reason
-            .as_deref()
-            .or(result.stop_reason.as_deref());
-        let finish_reason = finish_reason(stop);
-        keep(&mut final_chunks, self.out.finish(finish_reason));
+        let stop = Stop::of_model(
+            self.last_stop_reason
+                .as_deref()
+                .or(result.stop_reason.as_deref()),
+        );
+        self.emit(&mut final_events, TurnEvent::Stopped(stop));
         let counted = if self.continuation && self.streamed_usage.input_tokens.is_some() {
             self.streamed_usage
         } else {
             result.usage.unwrap_or_default()
         };
-        let usage = usage_json(&counted);
-        self.out.usage(&usage, &mut final_chunks);
+        let counts = TokenCounts::from(&counted);
+        self.emit(&mut final_events, TurnEvent::Counted(counts));
         // Built from the released deltas rather than `result.result`: after a
         // `max_tokens` continuation the CLI's result holds only the last
         // message, while the answer (and what a streaming client got) is
         // all of them.
-        let message = json!({"role": "assistant", "content": self.content});
-        let completion = self.out.completion(message, finish_reason, usage);
+        let answer = Answer {
+            text: self.content.clone(),
+            calls: Vec::new(),
+            stop,
+            counts,
+        };
         Outcome::Success {
-            final_chunks,
-            completion,
+            final_events,
+            answer,
             session_id: result.session_id,
         }
     }
@@ -343,27 +370,20 @@ impl Adapter {
     /// The answer of a model message that stopped for client calls: its
     /// text, then the calls.
     fn finish_with_calls(&mut self) -> Outcome {
-        let mut final_chunks = self.release_held();
-        if !self.role_sent {
-            self.role_sent = true;
-            keep(&mut final_chunks, self.out.role());
-        }
-        let finish_reason = self.tools.finish_reason();
-        keep(&mut final_chunks, self.out.finish(finish_reason));
-        let usage = usage_json(&self.streamed_usage);
-        self.out.usage(&usage, &mut final_chunks);
-        let content = if self.content.is_empty() {
-            Value::Null
-        } else {
-            Value::String(self.content.clone())
+        let mut final_events = self.release_held();
+        self.begin(&mut final_events);
+        self.emit(&mut final_events, TurnEvent::Stopped(Stop::ToolUse));
+        let counts = TokenCounts::from(&self.streamed_usage);
+        self.emit(&mut final_events, TurnEvent::Counted(counts));
+        let answer = Answer {
+            text: self.content.clone(),
+            calls: self.tools.calls.clone(),
+            stop: Stop::ToolUse,
+            counts,
         };
-        let mut message = json!({"role": "assistant", "content": content});
-        let (key, calls) = self.tools.message_field();
-        message[key] = calls;
-        let completion = self.out.completion(message, finish_reason, usage);
         Outcome::Success {
-            final_chunks,
-            completion,
+            final_events,
+            answer,
             session_id: None,
         }
     }

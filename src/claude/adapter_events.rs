@@ -10,7 +10,7 @@ use crate::claude::tool_calls::Block;
 impl Adapter {
     pub(super) fn on_event(&mut self, event: Event) -> Step {
         self.started = true;
-        let mut chunks = Vec::new();
+        let mut events = Vec::new();
         match event {
             Event::MessageStart { message } => {
                 self.tools.message_started();
@@ -24,19 +24,21 @@ impl Adapter {
             } => {
                 // With an output schema, only the structured call is the answer.
                 if !self.tools.structured() {
-                    self.push_text(&text, &mut chunks);
+                    self.push_text(&text, &mut events);
                 }
             }
             Event::ContentBlockStart {
                 index,
                 content_block: BlockStart::ToolUse { id, name },
             } => match self.tools.block_started(index, &id, &name) {
-                Some(Block::Call(n)) => {
+                Some(Block::Call(index)) => {
                     // Text before the call leaves first.
-                    chunks.extend(self.release_held());
-                    self.role_chunk_once(&mut chunks);
-                    let opening = self.tools.opening_delta(n);
-                    keep(&mut chunks, self.out.calls(self.tools.legacy(), opening));
+                    events.extend(self.release_held());
+                    self.begin(&mut events);
+                    if let Some(call) = self.tools.calls.get(index) {
+                        let (id, name) = (call.id.clone(), call.name.clone());
+                        self.emit(&mut events, TurnEvent::CallStarted { index, id, name });
+                    }
                 }
                 Some(Block::Structured) | None => {}
             },
@@ -44,12 +46,12 @@ impl Adapter {
                 index,
                 delta: BlockDelta::InputJsonDelta { partial_json },
             } => match self.tools.block(index) {
-                Some(Block::Structured) => self.push_text(&partial_json, &mut chunks),
-                Some(Block::Call(n)) => {
-                    let delta = self.tools.arguments_delta(n, &partial_json);
-                    keep(&mut chunks, self.out.calls(self.tools.legacy(), delta));
+                Some(Block::Structured) => self.push_text(&partial_json, &mut events),
+                Some(Block::Call(index)) if self.tools.add_arguments(index, &partial_json) => {
+                    let piece = partial_json;
+                    self.emit(&mut events, TurnEvent::Arguments { index, piece });
                 }
-                None => {}
+                Some(Block::Call(_)) | None => {}
             },
             Event::MessageDelta { delta, usage } => {
                 if delta.stop_reason.is_some() {
@@ -73,32 +75,22 @@ impl Adapter {
                 return Step::Nothing
             }
         }
-        if !self.role_sent {
-            self.role_sent = true;
-            keep(&mut chunks, self.out.role());
-        }
-        if chunks.is_empty() {
+        self.begin(&mut events);
+        if events.is_empty() {
             Step::Nothing
         } else {
-            Step::Chunks(chunks)
+            Step::Events(events)
         }
     }
 
     /// Answer text, through the redactor.
-    fn push_text(&mut self, text: &str, chunks: &mut Vec<Vec<u8>>) {
+    fn push_text(&mut self, text: &str, events: &mut Vec<TurnEvent>) {
         self.saw_text = true;
         let ready = self.redactor.push(text);
         if !ready.is_empty() {
-            self.role_chunk_once(chunks);
-            keep(chunks, self.out.content(&ready));
+            self.begin(events);
             self.content.push_str(&ready);
-        }
-    }
-
-    fn role_chunk_once(&mut self, chunks: &mut Vec<Vec<u8>>) {
-        if !self.role_sent {
-            self.role_sent = true;
-            keep(chunks, self.out.role());
+            self.emit(events, TurnEvent::Text(ready));
         }
     }
 }

@@ -1,22 +1,31 @@
-//! The OpenAI shapes a Claude Code answer is written in: each
-//! `chat.completion.chunk` of a stream (role, content, tool-call and finish
-//! deltas, the usage chunk) and the whole `chat.completion`, all labelled
-//! with the answer's id, creation time and the model the client named.
-//! The adapter decides what to say; this writes it.
+//! The Chat Completions API's words for a Claude Code answer: each
+//! `chat.completion.chunk` of a stream, written from the turn's typed
+//! events, and the whole `chat.completion` of an [`Answer`]
+//! ([`ChatChunks`]), all labelled with the answer's id, creation time and
+//! the model the client named; and the assistant message an answer adds to
+//! a conversation ([`chat_message`]).
 
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::events::Usage;
+use crate::turn_event::{Answer, Stop, TokenCounts, TurnEvent};
 
-/// The labels of one answer, and whether its chunks are wanted at all (a
-/// non-streaming request gets only the final `chat.completion`).
-pub struct Chunks {
-    id: String,
-    created: u64,
-    model: String,
+/// What every chunk and the whole answer are labelled with.
+#[derive(Debug, Clone)]
+pub struct ChatLabels {
+    pub id: String,
+    pub created: u64,
+    /// The name the client asked for; it is echoed everywhere.
+    pub model: String,
+}
+
+/// A stream's chunks: the labels, whether the client asked for the usage
+/// chunk, and whether calls are told the legacy way (`function_call`).
+#[derive(Debug, Clone)]
+pub struct ChatChunks {
+    labels: ChatLabels,
     include_usage: bool,
-    pub wanted: bool,
+    legacy: bool,
 }
 
 /// One `chat.completion.chunk`, serialized straight from borrowed fields
@@ -53,45 +62,91 @@ struct Delta<'a> {
     function_call: Option<Value>,
 }
 
-impl Chunks {
-    /// `model` is the name the client asked for; it is echoed everywhere.
-    pub fn new(id: String, created: u64, model: String, include_usage: bool) -> Chunks {
-        Chunks {
-            id,
-            created,
-            model,
+impl ChatChunks {
+    pub fn new(labels: ChatLabels, include_usage: bool, legacy: bool) -> ChatChunks {
+        ChatChunks {
+            labels,
             include_usage,
-            wanted: true,
+            legacy,
         }
     }
 
-    pub fn role(&self) -> Vec<u8> {
-        self.chunk(
-            Delta {
-                role: Some("assistant"),
-                ..Delta::default()
-            },
-            None,
-        )
+    /// The whole `chat.completion` of `answer`.
+    pub fn completion(&self, answer: &Answer) -> Value {
+        json!({
+            "id": self.labels.id,
+            "object": "chat.completion",
+            "created": self.labels.created,
+            "model": self.labels.model,
+            "choices": [{
+                "index": 0,
+                "message": chat_message(answer, self.legacy),
+                "finish_reason": finish_reason(answer.stop, self.legacy),
+            }],
+            "usage": usage_json(&answer.counts),
+        })
     }
 
-    pub fn content(&self, text: &str) -> Vec<u8> {
-        self.chunk(
-            Delta {
-                content: Some(text),
-                ..Delta::default()
-            },
-            None,
-        )
+    /// The chunks of `events`, in order (an event may make none).
+    pub fn encode_all(&self, events: &[TurnEvent]) -> Vec<Vec<u8>> {
+        events.iter().filter_map(|e| self.encode(e)).collect()
     }
 
-    /// A chunk carrying call deltas: `tool_calls`, or for a `legacy`
-    /// answer `function_call`. Nothing for `None`.
-    pub fn calls(&self, legacy: bool, delta: Option<Value>) -> Vec<u8> {
-        let Some(delta) = delta else {
-            return Vec::new();
+    /// The chunk of one event: none for a legacy answer's second call, or
+    /// for the counts when the client did not ask for them.
+    pub fn encode(&self, event: &TurnEvent) -> Option<Vec<u8>> {
+        let (delta, finish) = match event {
+            TurnEvent::Began => (
+                Delta {
+                    role: Some("assistant"),
+                    ..Delta::default()
+                },
+                None,
+            ),
+            TurnEvent::Text(text) => (
+                Delta {
+                    content: Some(text),
+                    ..Delta::default()
+                },
+                None,
+            ),
+            TurnEvent::CallStarted { index, id, name } => {
+                let delta = if self.legacy {
+                    (*index == 0).then(|| json!({"name": name, "arguments": ""}))?
+                } else {
+                    json!([{"index": index, "id": id, "type": "function",
+                        "function": {"name": name, "arguments": ""}}])
+                };
+                (self.calls_delta(delta), None)
+            }
+            TurnEvent::Arguments { index, piece } => {
+                let delta = if self.legacy {
+                    (*index == 0).then(|| json!({"arguments": piece}))?
+                } else {
+                    json!([{"index": index, "function": {"arguments": piece}}])
+                };
+                (self.calls_delta(delta), None)
+            }
+            TurnEvent::Stopped(stop) => (Delta::default(), Some(finish_reason(*stop, self.legacy))),
+            TurnEvent::Counted(counts) => return self.usage_chunk(counts),
         };
-        let delta = if legacy {
+        let body = ChunkBody {
+            id: &self.labels.id,
+            object: "chat.completion.chunk",
+            created: self.labels.created,
+            model: &self.labels.model,
+            choices: [ChunkChoice {
+                index: 0,
+                delta,
+                finish_reason: finish,
+            }],
+            usage: self.include_usage.then_some(()),
+        };
+        serde_json::to_vec(&body).ok()
+    }
+
+    fn calls_delta<'a>(&self, delta: Value) -> Delta<'a> {
+        if self.legacy {
             Delta {
                 function_call: Some(delta),
                 ..Delta::default()
@@ -101,84 +156,74 @@ impl Chunks {
                 tool_calls: Some(delta),
                 ..Delta::default()
             }
-        };
-        self.chunk(delta, None)
-    }
-
-    /// The chunk that ends the choice.
-    pub fn finish(&self, reason: &str) -> Vec<u8> {
-        self.chunk(Delta::default(), Some(reason))
+        }
     }
 
     /// The last chunk of a stream that asked for usage (`include_usage`).
-    pub fn usage(&self, usage: &Value, chunks: &mut Vec<Vec<u8>>) {
-        if self.include_usage && self.wanted {
-            let body = json!({
-                "id": self.id,
-                "object": "chat.completion.chunk",
-                "created": self.created,
-                "model": self.model,
-                "choices": [],
-                "usage": usage,
-            });
-            chunks.push(serde_json::to_vec(&body).unwrap_or_default());
+    fn usage_chunk(&self, counts: &TokenCounts) -> Option<Vec<u8>> {
+        if !self.include_usage {
+            return None;
         }
-    }
-
-    /// The whole `chat.completion` of a non-streaming answer.
-    pub fn completion(&self, message: Value, finish_reason: &str, usage: Value) -> Value {
-        json!({
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
-            "usage": usage,
-        })
-    }
-
-    fn chunk(&self, delta: Delta, finish_reason: Option<&str>) -> Vec<u8> {
-        if !self.wanted {
-            return Vec::new();
-        }
-        let body = ChunkBody {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices: [ChunkChoice {
-                index: 0,
-                delta,
-                finish_reason,
-            }],
-            usage: self.include_usage.then_some(()),
-        };
-        serde_json::to_vec(&body).unwrap_or_default()
+        let body = json!({
+            "id": self.labels.id,
+            "object": "chat.completion.chunk",
+            "created": self.labels.created,
+            "model": self.labels.model,
+            "choices": [],
+            "usage": usage_json(counts),
+        });
+        serde_json::to_vec(&body).ok()
     }
 }
 
-/// Adds a chunk unless it is empty (not built: a non-streaming request), so
-/// such a request gets no list of nothing.
-pub fn keep(chunks: &mut Vec<Vec<u8>>, chunk: Vec<u8>) {
-    if !chunk.is_empty() {
-        chunks.push(chunk);
+/// The assistant message of `answer`: its text, and its calls when it
+/// ends with them (`tool_calls`, or a `legacy` answer's one
+/// `function_call`; the text is then null when there is none).
+pub fn chat_message(answer: &Answer, legacy: bool) -> Value {
+    if answer.stop != Stop::ToolUse {
+        return json!({"role": "assistant", "content": answer.text});
+    }
+    let content = if answer.text.is_empty() {
+        Value::Null
+    } else {
+        Value::String(answer.text.clone())
+    };
+    let mut message = json!({"role": "assistant", "content": content});
+    if legacy {
+        let first = answer.calls.first();
+        message["function_call"] = json!({
+            "name": first.map(|c| c.name.as_str()).unwrap_or(""),
+            "arguments": first.map(|c| c.arguments.as_str()).unwrap_or(""),
+        });
+    } else {
+        let calls: Vec<Value> = answer
+            .calls
+            .iter()
+            .map(|c| {
+                json!({"id": c.id, "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments}})
+            })
+            .collect();
+        message["tool_calls"] = Value::Array(calls);
+    }
+    message
+}
+
+/// The chat `finish_reason` of an answer that ended for `stop`.
+pub fn finish_reason(stop: Stop, legacy: bool) -> &'static str {
+    match stop {
+        Stop::EndTurn => "stop",
+        Stop::MaxTokens => "length",
+        Stop::ToolUse if legacy => "function_call",
+        Stop::ToolUse => "tool_calls",
     }
 }
 
-/// Anthropic stop reason → OpenAI finish reason.
-pub fn finish_reason(stop_reason: Option<&str>) -> &'static str {
-    match stop_reason {
-        Some("max_tokens") => "length",
-        _ => "stop",
-    }
-}
-
-pub fn usage_json(usage: &Usage) -> Value {
-    let prompt = usage.prompt_tokens();
-    let completion = usage.completion_tokens();
+pub fn usage_json(counts: &TokenCounts) -> Value {
+    let prompt = counts.prompt();
     json!({
         "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt.saturating_add(completion),
+        "completion_tokens": counts.output,
+        "total_tokens": prompt.saturating_add(counts.output),
     })
 }

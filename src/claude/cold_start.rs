@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::follow_up;
+use super::give_up;
 use super::pool::Slot;
 use super::process::{CliProcess, Shape, StartSpec};
 use super::prompt::{build_invocation, SessionArg};
@@ -90,7 +90,7 @@ fn acquire_slot(backend: &ClaudeBackend) -> Option<Slot> {
         }
         match backend.waiting.give_up_oldest() {
             Some(turn) => {
-                follow_up::give_up_now(turn, backend.config.kill_grace, &backend.metrics);
+                give_up::give_up_now(turn, backend.config.kill_grace, &backend.metrics);
                 true
             }
             None => false,

@@ -9,6 +9,8 @@ use std::borrow::Cow;
 use serde::de::Error as _;
 use serde::Deserialize;
 
+use crate::turn_event::TokenCounts;
+
 #[derive(Debug)]
 pub enum Line {
     /// `init`, `status`, `api_retry`, `thinking_tokens`, ...
@@ -199,6 +201,18 @@ impl Usage {
 
     pub fn completion_tokens(&self) -> u64 {
         self.output_tokens.unwrap_or(0)
+    }
+}
+
+/// The counts a turn reports, from the CLI's usage.
+impl From<&Usage> for TokenCounts {
+    fn from(usage: &Usage) -> TokenCounts {
+        TokenCounts {
+            input: usage.input_tokens.unwrap_or(0),
+            output: usage.output_tokens.unwrap_or(0),
+            cache_read: usage.cache_read_input_tokens.unwrap_or(0),
+            cache_creation: usage.cache_creation_input_tokens.unwrap_or(0),
+        }
     }
 }
 

@@ -11,8 +11,8 @@
 
 use serde_json::{Map, Value};
 
-use super::validate::{invalid, present, shorten};
 use crate::error::ApiError;
+use crate::request_json::{invalid, present, shorten};
 
 /// Far above any real agent session (Codex and Claude Code reach thousands
 /// of items): the body size bounds the work, and a history the server
@@ -79,12 +79,12 @@ impl Turn {
 
 pub fn read_messages(messages: &Value) -> Result<(Option<String>, Vec<Turn>), ApiError> {
     let Some(items) = messages.as_array() else {
-        return Err(invalid("messages", "'messages' must be an array.".into()));
+        return Err(invalid("messages", "'messages' must be an array."));
     };
     if items.is_empty() {
         return Err(invalid(
             "messages",
-            "'messages' must contain at least one message.".into(),
+            "'messages' must contain at least one message.",
         ));
     }
     if items.len() > MAX_MESSAGES {
@@ -174,8 +174,7 @@ fn check_order(turns: &[Turn]) -> Result<(), ApiError> {
     Err(invalid(
         "messages",
         "The conversation must end with a user message, or with the 'tool' messages that \
-         answer the tool calls of the last assistant message."
-            .into(),
+         answer the tool calls of the last assistant message.",
     ))
 }
 

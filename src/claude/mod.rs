@@ -2,9 +2,8 @@
 //! `claude` CLI (the Responses and Anthropic Messages APIs arrive rewritten
 //! as one, with a `dialect` for their answer). [`ClaudeBackend`] owns what
 //! outlives a request: the CLI's path, the session store (opened off the
-//! start-up path), the process pool, the warm children, the supervisor, the
-//! drain flag and the responses kept for `previous_response_id`. A request
-//! is a `turn`.
+//! start-up path), the process pool, the warm children, the supervisor and
+//! the drain flag. A request is a `turn`.
 //!
 //! A stream sends its head only once the model starts answering, so
 //! failures the CLI reports first (refused credentials, unknown session)
@@ -15,11 +14,13 @@
 //! that.
 
 pub mod adapter;
+mod begin;
 mod chunks;
 mod cold_start;
 pub mod events;
 pub mod failure;
 mod follow_up;
+mod give_up;
 pub mod history;
 pub(crate) mod locate;
 pub mod messages;
@@ -31,7 +32,6 @@ pub mod prompt;
 pub mod redact;
 mod resolve;
 pub mod run;
-mod session_id;
 pub mod sessions;
 mod shape;
 mod spares;
@@ -56,17 +56,16 @@ use crate::config::{Config, Secret};
 use crate::error::ApiError;
 use crate::http::Reply;
 use crate::metrics::Metrics;
-use crate::mode::Mode;
 use crate::ratelimit::KeyHolder;
-use crate::responses::ResponseStore;
+pub use crate::session_id::SessionId;
 use crate::supervisor::{StopReason, Supervisor};
+pub use crate::turn_event::{Answer, Call, Stop, TokenCounts, TurnEvent};
+pub use chunks::chat_message;
 use locate::locate_cli;
 use pool::{Capacity, ProcessPool};
 use run::Progress;
-pub use session_id::SessionId;
 use sessions::{SessionInfo, SessionStore};
 use stream::{ClaudeStream, Start, Wire};
-use turn::Turn;
 use waiting::{WaitLimits, WaitingTurns};
 use warm::{WarmProcesses, WarmStats};
 use watching::Waited;
@@ -92,17 +91,11 @@ pub struct ClaudeBackend {
     waiting: Arc<WaitingTurns>,
     /// Slots of a key held while its turns wait.
     key_holder: KeyHolder,
-    /// Responses API answers, for `previous_response_id` and `GET`.
-    responses: Arc<ResponseStore>,
     metrics: Arc<Metrics>,
 }
 
 impl ClaudeBackend {
-    pub fn new(
-        config: &Config,
-        key_holder: KeyHolder,
-        metrics: Arc<Metrics>,
-    ) -> Result<ClaudeBackend, String> {
+    pub fn new(config: &Config, key_holder: KeyHolder, metrics: Arc<Metrics>) -> ClaudeBackend {
         let path_var = config
             .child_env
             .0
@@ -141,7 +134,7 @@ impl ClaudeBackend {
         let waiting = WaitingTurns::start(
             limits,
             Box::new(move |turn, cause| {
-                follow_up::retire(
+                give_up::retire(
                     turn,
                     cause,
                     retire_to.clone(),
@@ -161,14 +154,10 @@ impl ClaudeBackend {
             sweeper_stop: Arc::new(AtomicBool::new(false)),
             waiting,
             key_holder,
-            responses: Arc::new(ResponseStore::on_disk(
-                config.max_session_age,
-                config.claude_work_dir.clone(),
-            )),
             metrics,
         };
         backend.start_sweeper();
-        Ok(backend)
+        backend
     }
 
     /// The registry is opened off the start-up path (by the sweeper, or by
@@ -206,11 +195,6 @@ impl ClaudeBackend {
     /// The warm children: how many, and the memory they hold.
     pub fn warm_stats(&self) -> WarmStats {
         self.warm.stats()
-    }
-
-    /// The responses kept for the Responses API.
-    pub fn responses(&self) -> &Arc<ResponseStore> {
-        &self.responses
     }
 
     /// The owner as sessions record it (a keyed fingerprint of the key).
@@ -288,7 +272,7 @@ impl ClaudeBackend {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.supervisor.stop_all(StopReason::Shutdown);
         self.warm.close_all();
-        follow_up::close_all(&self.waiting);
+        give_up::close_all(&self.waiting);
     }
 
     /// Writes the session registry now and removes the directory made
@@ -307,27 +291,23 @@ impl ClaudeBackend {
 }
 
 impl Backend for ClaudeBackend {
-    fn mode(&self) -> Mode {
-        Mode::ClaudeCode
-    }
-
     fn complete(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
-        let mut turn = Turn::start(self, request)?;
+        let mut turn = begin::begin(self, request)?;
         let finished = loop {
             if let Some(finished) = turn.run.take_answer() {
                 break Ok(finished);
             }
             match turn.step_watching(None) {
                 Waited::Progress(Progress::Ended) => break turn.run.finish(),
-                Waited::Progress(Progress::Chunks(_)) | Waited::Quiet => {}
+                Waited::Progress(Progress::Events(_)) | Waited::Quiet => {}
                 Waited::Departed => turn.answer_nobody(),
             }
         };
         match finished {
             Ok(finished) => {
                 let body = match &request.dialect {
-                    Some(dialect) => dialect.whole(&finished.completion, turn.lease.id()),
-                    None => finished.completion,
+                    Some(dialect) => dialect.whole(&finished.answer, turn.lease.id()),
+                    None => turn.run.adapter.chat_chunks().completion(&finished.answer),
                 };
                 let mut reply = turn.with_headers(Reply::json(200, &body));
                 if turn.run.adapter.paused() {
@@ -347,8 +327,9 @@ impl Backend for ClaudeBackend {
     }
 
     fn stream(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
-        let mut turn = Turn::start(self, request)?;
-        let wire = Wire::new(request.dialect.as_ref(), turn.lease.id());
+        let mut turn = begin::begin(self, request)?;
+        let chat = turn.run.adapter.chat_chunks();
+        let wire = Wire::new(request.dialect.as_ref(), turn.lease.id(), chat);
         let keepalive = self.config.stream_keepalive;
         let asked = Instant::now();
         let (mut pending, start) = stream::until_committed(&mut turn, keepalive, asked);
@@ -356,9 +337,9 @@ impl Backend for ClaudeBackend {
             // Over before the model said anything: a plain answer or error.
             return match turn.run.finish() {
                 Ok(finished) => {
-                    pending.extend(finished.final_chunks);
+                    pending.extend(finished.final_events);
                     let cost = turn.note_answer();
-                    let answer = Some(finished.completion);
+                    let answer = Some(finished.answer);
                     if turn.run.adapter.paused() {
                         let reply = turn.with_headers(Reply::stream(Box::new(ClaudeStream {
                             turn: None,
@@ -418,7 +399,7 @@ impl Drop for ClaudeBackend {
         self.sweeper_stop.store(true, Ordering::SeqCst);
         self.supervisor.kill_all();
         self.warm.close_all();
-        follow_up::close_all(&self.waiting);
+        give_up::close_all(&self.waiting);
         self.supervisor.shutdown();
     }
 }

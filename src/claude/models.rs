@@ -4,6 +4,11 @@
 
 use crate::error::ApiError;
 
+/// The Claude models this server lists (`GET /v1/models`); Claude Code
+/// mode answers them, and a request naming one is Claude Code mode even
+/// without the header. Each is an exact name below.
+pub const LISTED: &[&str] = &["claude-opus-4-6", "claude-sonnet-4-6", "claude-haiku-4-5"];
+
 /// Exact names a client may send, and the `--model` value each becomes.
 /// The order is the order of the list shown in `model_not_found` errors.
 const EXACT: &[(&str, &str)] = &[
@@ -146,6 +151,14 @@ fn shorten(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_listed_model_is_served_as_itself_or_its_snapshot() {
+        for listed in LISTED {
+            let cli = resolve_model(listed).expect("a listed model resolves");
+            assert!(cli.starts_with(listed), "{listed} → {cli}");
+        }
+    }
 
     #[test]
     fn every_row_of_the_mapping_table() {

@@ -2,7 +2,7 @@
 //! written: read stdout line by line into the adapter within the output
 //! limits, and decide what the turn's end means. A turn ends with the CLI's `result`
 //! line (the child may then stay up for the next turn) or with the end of
-//! stdout. Knows nothing of HTTP: callers get chunks and a final result or
+//! stdout. Knows nothing of HTTP: callers get events and a final result or
 //! an `ApiError`.
 
 use std::time::Duration;
@@ -12,6 +12,7 @@ use super::output::LineRead;
 use super::process::{CliProcess, Reaped};
 use crate::error::ApiError;
 use crate::supervisor::StopReason;
+use crate::turn_event::{Answer, TurnEvent};
 
 /// One turn on a child and everything read from it so far.
 pub struct CliRun {
@@ -24,8 +25,8 @@ pub struct CliRun {
 
 /// What reading one more line produced.
 pub enum Progress {
-    /// Chunks to send (possibly none).
-    Chunks(Vec<Vec<u8>>),
+    /// Events to send (possibly none).
+    Events(Vec<TurnEvent>),
     /// The turn is over (its `result`, the end of stdout, or a stop); call
     /// [`CliRun::finish`].
     Ended,
@@ -89,8 +90,8 @@ impl CliRun {
         };
         Some(match line {
             LineRead::Line(line) => match self.adapter.push_line(line) {
-                Step::Nothing => Progress::Chunks(Vec::new()),
-                Step::Chunks(chunks) => Progress::Chunks(chunks),
+                Step::Nothing => Progress::Events(Vec::new()),
+                Step::Events(events) => Progress::Events(events),
                 Step::AuthFailed => {
                     // The CLI would retry a refused key for minutes.
                     self.stop(StopReason::AuthFailed);
@@ -118,14 +119,14 @@ impl CliRun {
         }
         match self.adapter.finish() {
             Outcome::Success {
-                final_chunks,
-                completion,
+                final_events,
+                answer,
                 ..
             } => {
                 self.settle(true);
                 Some(Finished {
-                    final_chunks,
-                    completion,
+                    final_events,
+                    answer,
                 })
             }
             // `answered` checked for a successful result line.
@@ -191,12 +192,12 @@ impl CliRun {
         }
         match outcome {
             Outcome::Success {
-                final_chunks,
-                completion,
+                final_events,
+                answer,
                 ..
             } => Ok(Finished {
-                final_chunks,
-                completion,
+                final_events,
+                answer,
             }),
             // A resume of a session the CLI no longer has ends in an
             // error result with no API status; stderr says which session.
@@ -239,8 +240,8 @@ impl CliRun {
 
 /// A successful run.
 pub struct Finished {
-    /// Streaming: what follows the content (finish chunk, usage chunk).
-    pub final_chunks: Vec<Vec<u8>>,
-    /// Non-streaming: the whole `chat.completion`.
-    pub completion: serde_json::Value,
+    /// Streaming: what follows the content (the stop, the counts).
+    pub final_events: Vec<TurnEvent>,
+    /// The whole answer.
+    pub answer: Answer,
 }

@@ -1,58 +1,64 @@
-//! The body of a Claude Code stream after its head: the chunks read before
+//! The body of a Claude Code stream after its head: the events read before
 //! the head, then whatever the CLI still writes, then the ending (the final
-//! chunks and the turn's cost as a comment, or a finish chunk and an error
-//! event). Another API's stream says the same in its own events (see
-//! [`Wire`]).
+//! events and the turn's cost as a comment, or a stop and an error event),
+//! each written in the words of the API that was called (see [`Wire`]).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
+use super::chunks::ChatChunks;
 use super::run::Progress;
-use super::turn::{ChunkMeta, Turn, TurnCost};
+use super::turn::{Turn, TurnCost};
 use super::watching::Waited;
 use super::SessionId;
 use crate::dialect::{Dialect, DialectEvents};
 use crate::error::ApiError;
 use crate::http::{Afterwards, SseWriter, StreamBody};
+use crate::turn_event::{Answer, Stop, TurnEvent};
 
-/// The rest of a stream after its head: queued chunks, then the turn's
+/// The rest of a stream after its head: queued events, then the turn's
 /// remaining output (none when the turn was already over, its cost known
-/// and its chat completion in `answer`).
+/// and its whole answer in `answer`).
 pub(super) struct ClaudeStream {
     pub(super) turn: Option<Turn>,
-    pub(super) pending: Vec<Vec<u8>>,
+    pub(super) pending: Vec<TurnEvent>,
     pub(super) cost: Option<TurnCost>,
     pub(super) wire: Wire,
-    pub(super) answer: Option<Value>,
+    pub(super) answer: Option<Answer>,
     /// `STREAM_KEEPALIVE_MS`, and since when the client has had nothing.
     pub(super) keepalive: Option<Duration>,
     pub(super) quiet_since: Instant,
 }
 
-/// How chunks reach the client: as `chat.completion.chunk` events, or
-/// told in another API's events (see `dialect`).
+/// How a turn's events reach the client: as `chat.completion.chunk`s, or
+/// in another API's events (see `dialect`).
 pub(super) enum Wire {
-    Chat,
+    Chat(ChatChunks),
     Dialect(Box<dyn DialectEvents>),
 }
 
 impl Wire {
-    pub(super) fn new(dialect: Option<&Arc<dyn Dialect>>, session: &SessionId) -> Wire {
+    pub(super) fn new(
+        dialect: Option<&Arc<dyn Dialect>>,
+        session: &SessionId,
+        chat: ChatChunks,
+    ) -> Wire {
         match dialect {
-            None => Wire::Chat,
+            None => Wire::Chat(chat),
             Some(dialect) => Wire::Dialect(dialect.clone().events(session)),
         }
     }
 
-    /// Queues chunks for the next write; false once the client is gone.
-    fn send(&mut self, sse: &mut SseWriter, chunks: &[Vec<u8>]) -> bool {
+    /// Queues events for the next write; false once the client is gone.
+    fn send(&mut self, sse: &mut SseWriter, events: &[TurnEvent]) -> bool {
         match self {
-            Wire::Chat => chunks.iter().all(|c| sse.data_deferred(c).is_ok()),
-            Wire::Dialect(events) => chunks
+            Wire::Chat(chunks) => events
                 .iter()
-                .flat_map(|c| events.chunk(c))
+                .filter_map(|e| chunks.encode(e))
+                .all(|c| sse.data_deferred(&c).is_ok()),
+            Wire::Dialect(dialect) => events
+                .iter()
+                .flat_map(|e| dialect.event(e))
                 .all(|e| sse.raw_event_deferred(&e).is_ok()),
         }
     }
@@ -60,7 +66,7 @@ impl Wire {
     /// A keep-alive after a silence: this API's own event, or a comment.
     fn keep_alive(&mut self, sse: &mut SseWriter) {
         let event = match self {
-            Wire::Chat => None,
+            Wire::Chat(_) => None,
             Wire::Dialect(events) => events.keep_alive(),
         };
         let _ = match event {
@@ -70,9 +76,9 @@ impl Wire {
     }
 
     /// The answer is whole: another API's stream ends with its own events.
-    fn answered(&mut self, sse: &mut SseWriter, completion: &Value) {
+    fn answered(&mut self, sse: &mut SseWriter, answer: &Answer) {
         if let Wire::Dialect(events) = self {
-            for event in events.answered(completion) {
+            for event in events.answered(answer) {
                 let _ = sse.raw_event_deferred(&event);
             }
         }
@@ -80,11 +86,13 @@ impl Wire {
 
     /// The turn broke after the stream began: what the model said, then
     /// the error in this stream's own terms.
-    fn broke(&mut self, sse: &mut SseWriter, held: &[Vec<u8>], meta: &ChunkMeta, error: &ApiError) {
+    fn broke(&mut self, sse: &mut SseWriter, held: &[TurnEvent], error: &ApiError) {
         self.send(sse, held);
         match self {
-            Wire::Chat => {
-                let _ = sse.data_deferred(&meta.finish_chunk());
+            Wire::Chat(chunks) => {
+                if let Some(finish) = chunks.encode(&TurnEvent::Stopped(Stop::EndTurn)) {
+                    let _ = sse.data_deferred(&finish);
+                }
                 let _ = sse.error(&error.message());
             }
             Wire::Dialect(events) => {
@@ -116,8 +124,8 @@ impl StreamBody for ClaudeStream {
             quiet_since = Instant::now();
         }
         let Some(mut turn) = turn else {
-            if let Some(completion) = &answer {
-                wire.answered(sse, completion);
+            if let Some(answer) = &answer {
+                wire.answered(sse, answer);
             }
             send_cost(sse, cost);
             let _ = sse.flush();
@@ -127,8 +135,8 @@ impl StreamBody for ClaudeStream {
             if let Some(finished) = turn.run.take_answer() {
                 // The ending leaves with `[DONE]` in one write; the child is
                 // put away after it (or waits for tool results, from now).
-                wire.send(sse, &finished.final_chunks);
-                wire.answered(sse, &finished.completion);
+                wire.send(sse, &finished.final_events);
+                wire.answered(sse, &finished.answer);
                 let cost = turn.note_answer();
                 if turn.run.adapter.paused() {
                     turn.wait_for_results();
@@ -161,11 +169,11 @@ impl StreamBody for ClaudeStream {
                 }
             };
             match progress {
-                Progress::Chunks(chunks) => {
-                    if !chunks.is_empty() {
+                Progress::Events(events) => {
+                    if !events.is_empty() {
                         quiet_since = Instant::now();
                     }
-                    client_gone = !wire.send(sse, &chunks);
+                    client_gone = !wire.send(sse, &events);
                 }
                 Progress::Ended => break,
             }
@@ -177,14 +185,14 @@ impl StreamBody for ClaudeStream {
         // The ending is held: it leaves with `[DONE]` in one write.
         match turn.run.finish() {
             Ok(finished) => {
-                wire.send(sse, &finished.final_chunks);
-                wire.answered(sse, &finished.completion);
+                wire.send(sse, &finished.final_events);
+                wire.answered(sse, &finished.answer);
                 send_cost(sse, turn.note_answer());
                 Some(turn.close_afterwards())
             }
             Err(error) => {
                 let held = turn.run.adapter.release_held();
-                wire.broke(sse, &held, &turn.meta, &error);
+                wire.broke(sse, &held, &error);
                 // The client already holds the session id and the CLI has
                 // the session on disk (it started answering): it is kept.
                 turn.settle_kept(&error);
@@ -207,14 +215,14 @@ pub(super) enum Start {
     Over,
 }
 
-/// The chunks a turn gives before the model commits to an answer (the
+/// The events a turn gives before the model commits to an answer (the
 /// stream's head waits for that, so that an error before it is a plain
 /// HTTP error), and why the wait ended.
 pub(super) fn until_committed(
     turn: &mut Turn,
     keepalive: Option<Duration>,
     asked: Instant,
-) -> (Vec<Vec<u8>>, Start) {
+) -> (Vec<TurnEvent>, Start) {
     let mut pending = Vec::new();
     while !turn.run.adapter.committed() {
         let progress = match turn.step_watching(keepalive.map(|every| asked + every)) {
@@ -222,12 +230,12 @@ pub(super) fn until_committed(
             Waited::Quiet => return (pending, Start::Quiet),
             Waited::Departed => {
                 turn.answer_nobody();
-                while let Progress::Chunks(_) = turn.run.step() {}
+                while let Progress::Events(_) = turn.run.step() {}
                 return (pending, Start::Over);
             }
         };
         match progress {
-            Progress::Chunks(chunks) => pending.extend(chunks),
+            Progress::Events(events) => pending.extend(events),
             Progress::Ended => return (pending, Start::Over),
         }
     }

@@ -1,7 +1,6 @@
 //! The tool calls of one answer, as the CLI's stream shows them: which
 //! content block of the current model message is which call, their
-//! arguments as they arrive, and the OpenAI shapes they are written in
-//! (`tool_calls`, or the legacy `function_call`).
+//! arguments as they arrive.
 //!
 //! A `tool_use` block of a bridge tool is a client call; the
 //! `StructuredOutput` block of `--json-schema` is the answer itself (its
@@ -10,17 +9,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{json, Value};
-
 use super::tools::{ToolSpec, STRUCTURED_OUTPUT_TOOL};
-
-/// One call the model made, with the client's function name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Call {
-    pub id: String,
-    pub name: String,
-    pub arguments: String,
-}
+pub use crate::turn_event::Call;
 
 /// What a content block of the current message is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,54 +82,13 @@ impl ToolCalls {
         self.blocks.get(&index).copied()
     }
 
-    /// The streamed delta that opens call `n`; `None` for a legacy call
-    /// after the first (a `function_call` answer holds one call).
-    pub fn opening_delta(&self, n: usize) -> Option<Value> {
-        let call = self.calls.get(n)?;
-        if self.legacy() {
-            return (n == 0).then(|| json!({"name": call.name, "arguments": ""}));
-        }
-        Some(json!([{"index": n, "id": call.id, "type": "function",
-            "function": {"name": call.name, "arguments": ""}}]))
-    }
-
-    /// Adds a piece of call `n`'s arguments; the streamed delta for it.
-    pub fn arguments_delta(&mut self, n: usize, piece: &str) -> Option<Value> {
-        let call = self.calls.get_mut(n)?;
+    /// Adds a piece of call `n`'s arguments; false when there is no such
+    /// call.
+    pub fn add_arguments(&mut self, n: usize, piece: &str) -> bool {
+        let Some(call) = self.calls.get_mut(n) else {
+            return false;
+        };
         call.arguments.push_str(piece);
-        if self.spec.legacy {
-            return (n == 0).then(|| json!({"arguments": piece}));
-        }
-        Some(json!([{"index": n, "function": {"arguments": piece}}]))
-    }
-
-    /// The finish reason of an answer that ends with the calls.
-    pub fn finish_reason(&self) -> &'static str {
-        if self.legacy() {
-            "function_call"
-        } else {
-            "tool_calls"
-        }
-    }
-
-    /// The calls in the answer's `message` (key and value).
-    pub fn message_field(&self) -> (&'static str, Value) {
-        if self.legacy() {
-            let first = self.calls.first();
-            return (
-                "function_call",
-                json!({"name": first.map(|c| c.name.as_str()).unwrap_or(""),
-                    "arguments": first.map(|c| c.arguments.as_str()).unwrap_or("")}),
-            );
-        }
-        let calls: Vec<Value> = self
-            .calls
-            .iter()
-            .map(|c| {
-                json!({"id": c.id, "type": "function",
-                    "function": {"name": c.name, "arguments": c.arguments}})
-            })
-            .collect();
-        ("tool_calls", Value::Array(calls))
+        true
     }
 }

@@ -1,33 +1,20 @@
-//! One request's turn on a session, from its checks to its end: which
-//! session it continues, the CLI child it runs on (the session's warm one,
-//! or a new one), the reply headers, and what becomes of the session and
-//! the child when the turn fails or has answered.
-//!
-//! The order: body validation, CLI present, the conversation (see
-//! `resolve`: a turn waiting for tool results goes to `follow_up`; else a
-//! session lease, by header, by resent history, or new; owner checked,
-//! busy refused), the session's warm child if it fits, else a new child
-//! (`cold_start`). The
-//! session id's form was checked where the header was read. An answer that
-//! ends with client calls leaves the turn waiting ([`Turn::wait_for_results`]).
+//! One request's turn on a session once a CLI child has taken it (see
+//! `begin`): what it holds (the session lease, the child), its reply
+//! headers, and what becomes of the session and the child when the turn
+//! fails or has answered. An answer that ends with client calls leaves the
+//! turn waiting ([`Turn::wait_for_results`]).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use serde_json::json;
-
 use super::adapter::Adapter;
-use super::cold_start::{session_arg, start_cold};
-use super::follow_up;
 use super::history::{HistoryDigest, HistoryHasher};
-use super::process::{CliProcess, Shape};
-use super::prompt::{blocks_line, check_transcript, prompt_blocks};
-use super::resolve::{resolve, Conversation};
+use super::process::CliProcess;
 use super::run::CliRun;
 use super::sessions::SessionLease;
-use super::validate::{validate, CallRef, Role, Turn as ChatTurn, ValidChat};
+use super::validate::{CallRef, Role, Turn as ChatTurn, ValidChat};
 use super::waiting::{Waiting, WaitingTurns};
-use super::warm::WarmProcesses;
+use super::warm::{put_away, WarmProcesses};
 use super::ClaudeBackend;
 use crate::backend::ChatRequest;
 use crate::config::Secret;
@@ -50,7 +37,6 @@ pub(super) struct Turn {
     /// The conversation with the answer, once there is one.
     answered_digest: Option<HistoryDigest>,
     pub(super) headers: Vec<(String, String)>,
-    pub(super) meta: ChunkMeta,
     /// Where the turn goes if it stops for client calls, and the key it
     /// then holds a slot of (and is owned by).
     pub(super) waiting: Arc<WaitingTurns>,
@@ -99,89 +85,7 @@ impl TurnCost {
     }
 }
 
-/// What every chunk of this turn's answer is labelled with.
-pub(super) struct ChunkMeta {
-    id: String,
-    created: u64,
-    model: String,
-}
-
-impl ChunkMeta {
-    /// The finish chunk a broken stream still ends with.
-    pub(super) fn finish_chunk(&self) -> Vec<u8> {
-        serde_json::to_vec(&json!({
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-        }))
-        .unwrap_or_default()
-    }
-}
-
 impl Turn {
-    /// Checks the request, leases its session and puts the turn to a CLI
-    /// child. A session this turn created is forgotten again if no child
-    /// takes the turn.
-    pub(super) fn start(backend: &ClaudeBackend, request: &ChatRequest) -> Result<Turn, ApiError> {
-        let chat = validate(request.json)?;
-        let Some(cli) = backend.cli.clone() else {
-            return Err(ApiError::BackendUnavailable {
-                reason: "the claude CLI was not found. Install it or set CLAUDE_PATH.".into(),
-            });
-        };
-        let store = backend.sessions()?;
-        let shape = Shape::new(chat.cli_model, chat.system.as_deref(), &chat.tools);
-        let (lease, spare, history) = match resolve(backend, &store, request, &chat, &shape)? {
-            (Conversation::Waiting(waiting), history) => {
-                return follow_up::carry_on(backend, request, &chat, waiting, history);
-            }
-            (Conversation::Session { lease, spare }, history) => (lease, spare, history),
-        };
-        if lease.created() {
-            if let Err(e) = check_transcript(&chat) {
-                if let Some(spare) = spare {
-                    spare.close();
-                }
-                forget_if_new(lease);
-                return Err(e);
-            }
-        }
-        let deadline = Instant::now() + backend.config.request_timeout;
-        let candidate = match spare {
-            Some(spare) => Some(spare),
-            None if !lease.created() => backend.warm.take(lease.id()),
-            None => None,
-        };
-        let mut reused = None;
-        if let Some(mut process) = candidate {
-            let line = blocks_line(prompt_blocks(&chat, &session_arg(&lease)));
-            if process.fits(&shape, &chat.tools) && process.next_turn(line, deadline) {
-                reused = Some(process);
-            } else {
-                // Never two children on one conversation: the old one is
-                // gone before a cold resume starts.
-                process.close();
-            }
-        }
-        let warm = reused.is_some();
-        let process = match reused {
-            Some(process) => process,
-            None => match start_cold(backend, &cli, request, &chat, &lease, shape) {
-                Ok(process) => process,
-                Err(e) => {
-                    forget_if_new(lease);
-                    return Err(e);
-                }
-            },
-        };
-        let how = if warm { Took::Warm } else { Took::Started };
-        Ok(Turn::assemble(
-            backend, request, &chat, process, lease, history, how,
-        ))
-    }
-
     /// The turn of `process` on `lease`, its reply headers and labels.
     pub(super) fn assemble(
         backend: &ClaudeBackend,
@@ -192,18 +96,14 @@ impl Turn {
         history: Option<HistoryHasher>,
         how: Took,
     ) -> Turn {
-        let meta = ChunkMeta {
-            id: format!("chatcmpl-{}", uuid::Uuid::new_v4()),
-            created: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            model: chat.requested_model.clone(),
-        };
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
         let adapter = Adapter::new(
-            meta.id.clone(),
-            meta.created,
-            meta.model.clone(),
+            format!("chatcmpl-{}", uuid::Uuid::new_v4()),
+            created,
+            chat.requested_model.clone(),
             chat.include_usage,
         )
         .with_tools(process.tools.clone());
@@ -215,7 +115,7 @@ impl Turn {
         let adapter = if chat.stream {
             adapter
         } else {
-            adapter.without_chunks()
+            adapter.without_events()
         };
         let mut headers = vec![("X-Claude-Session-ID".to_string(), lease.id().to_string())];
         if lease.created() {
@@ -241,7 +141,6 @@ impl Turn {
             history,
             answered_digest: None,
             headers,
-            meta,
             waiting: backend.waiting.clone(),
             owner_key,
             key_holder: backend.key_holder.clone(),
@@ -371,7 +270,7 @@ impl Turn {
     /// end, so that its child can take the session's next turn.
     pub(super) fn abandon(mut self) {
         self.run.client_gone();
-        while let super::run::Progress::Chunks(_) = self.run.step() {}
+        while let super::run::Progress::Events(_) = self.run.step() {}
         let _ = self.run.finish();
         self.record_cost();
         self.metrics.turn_ended(TurnEnd::ClientGone);
@@ -415,21 +314,5 @@ fn ended_by(run: &CliRun, error: &ApiError) -> TurnEnd {
         }
         (Some(StopReason::Shutdown), _) | (None, ApiError::ServerShuttingDown) => TurnEnd::Killed,
         _ => TurnEnd::CliError,
-    }
-}
-
-/// A child that ended its turn cleanly waits for its session's next turn;
-/// any other is closed.
-pub(super) fn put_away(warm: &WarmProcesses, run: CliRun) {
-    if run.reusable() {
-        warm.park(run.into_process());
-    } else {
-        run.into_process().close();
-    }
-}
-
-fn forget_if_new(lease: SessionLease) {
-    if lease.created() {
-        lease.forget();
     }
 }

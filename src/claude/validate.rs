@@ -11,6 +11,7 @@ pub use super::messages::{CallRef, Part, Role, Turn, MAX_MESSAGES};
 use super::models::resolve_model;
 use super::tools::{read_tool_spec, ToolSpec};
 use crate::error::ApiError;
+use crate::request_json::{invalid, present, unsupported};
 
 const MAX_MODEL_CHARS: usize = 256;
 
@@ -113,7 +114,7 @@ pub fn validate(json: &Map<String, Value>) -> Result<ValidChat, ApiError> {
             ))
         }
         Value::String(s) => s.clone(),
-        _ => return Err(invalid("model", "'model' must be a string.".into())),
+        _ => return Err(invalid("model", "'model' must be a string.")),
     };
     let cli_model = resolve_model(&requested_model)?;
 
@@ -124,7 +125,7 @@ pub fn validate(json: &Map<String, Value>) -> Result<ValidChat, ApiError> {
     let stream = match present(json, "stream") {
         None => false,
         Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(invalid("stream", "'stream' must be a boolean.".into())),
+        Some(_) => return Err(invalid("stream", "'stream' must be a boolean.")),
     };
     let include_usage = include_usage(json)?;
     let (system, turns) = read_messages(messages)?;
@@ -139,25 +140,6 @@ pub fn validate(json: &Map<String, Value>) -> Result<ValidChat, ApiError> {
         include_usage,
         ignored_params,
     })
-}
-
-/// A field counts as sent only when it is there and not `null`.
-pub(super) fn present<'a>(json: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    json.get(key).filter(|v| !v.is_null())
-}
-
-pub(super) fn invalid(param: &str, message: String) -> ApiError {
-    ApiError::InvalidValue {
-        param: param.to_string(),
-        message,
-    }
-}
-
-fn unsupported(param: &str, message: String) -> ApiError {
-    ApiError::UnsupportedParameter {
-        param: param.to_string(),
-        message,
-    }
 }
 
 const USE_PASSTHROUGH: &str = "Remove it, or send the request without the X-Claude-Code and \
@@ -192,7 +174,7 @@ fn check_refused(json: &Map<String, Value>) -> Result<(), ApiError> {
                     ),
                 ))
             }
-            _ => return Err(invalid("n", "'n' must be a positive integer.".into())),
+            _ => return Err(invalid("n", "'n' must be a positive integer.")),
         }
     }
     Ok(())
@@ -245,7 +227,7 @@ fn include_usage(json: &Map<String, Value>) -> Result<bool, ApiError> {
     let Some(options) = options.as_object() else {
         return Err(invalid(
             "stream_options",
-            "'stream_options' must be an object.".into(),
+            "'stream_options' must be an object.",
         ));
     };
     match present(options, "include_usage") {
@@ -253,17 +235,8 @@ fn include_usage(json: &Map<String, Value>) -> Result<bool, ApiError> {
         Some(Value::Bool(b)) => Ok(*b),
         Some(_) => Err(invalid(
             "stream_options.include_usage",
-            "'stream_options.include_usage' must be a boolean.".into(),
+            "'stream_options.include_usage' must be a boolean.",
         )),
-    }
-}
-
-/// Client text echoed in an error message, kept short.
-pub(super) fn shorten(s: &str) -> String {
-    const MAX: usize = 40;
-    match s.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &s[..cut]),
-        None => s.to_string(),
     }
 }
 

@@ -28,7 +28,6 @@ use crate::backend::{Backend, ChatRequest};
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
 use crate::http::{Body, Incoming, Reply};
-use crate::mode::Mode;
 use relay::UpstreamStream;
 
 /// Header a client may send its own OpenAI key in.
@@ -271,10 +270,6 @@ fn check_forwarded(name: &'static str, value: &str) -> Result<(), ApiError> {
 }
 
 impl Backend for Passthrough {
-    fn mode(&self) -> Mode {
-        Mode::Passthrough
-    }
-
     fn complete(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
         let response = self.send(request, Shape::Whole)?;
         relay_whole(request.incoming, response)

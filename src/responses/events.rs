@@ -1,6 +1,6 @@
-//! A Claude Code stream told as Responses API events. Claude Code mode
-//! writes `chat.completion.chunk` bodies; each is read here and becomes
-//! the typed events the OpenAI SDKs' stream helpers follow, numbered by
+//! A Claude Code stream told as Responses API events: each of the turn's
+//! events becomes the typed events the OpenAI SDKs' stream helpers follow,
+//! numbered by
 //! `sequence_number`: `response.created` and `response.in_progress` first,
 //! then per output item its `added` events, its deltas and its `done`
 //! events, and at the end `response.completed` (or `response.incomplete`,
@@ -8,9 +8,9 @@
 
 use serde_json::{json, Value};
 
-use crate::dialect::{chunk_parts, ChunkPart};
+use crate::claude::{Stop, TurnEvent};
 
-use super::object::{message_item, text_part, usage, ResponseMeta, Status};
+use super::object::{counted_usage, message_item, text_part, ResponseMeta, Status};
 use super::tools::custom_input;
 
 /// The events of one response so far.
@@ -22,7 +22,7 @@ pub struct ResponseEvents {
     output: Vec<Value>,
     /// The item being streamed; its index is `output.len()`.
     open: Option<OpenItem>,
-    finish_reason: Option<String>,
+    stop: Option<Stop>,
     usage: Option<Value>,
 }
 
@@ -45,26 +45,25 @@ impl ResponseEvents {
             started: false,
             output: Vec::new(),
             open: None,
-            finish_reason: None,
+            stop: None,
             usage: None,
         }
     }
 
-    /// The events one chat chunk makes, each as its SSE lines.
-    pub fn chunk(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
+    /// The events one event of the turn makes, each as its SSE lines.
+    pub fn event(&mut self, event: &TurnEvent) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         self.start(&mut out);
-        for part in chunk_parts(chunk) {
-            match part {
-                ChunkPart::Usage(counts) => self.usage = Some(usage(&counts)),
-                ChunkPart::Text(text) => self.text(&text, &mut out),
-                ChunkPart::CallStarted { id, name } => self.open_call(&id, &name, &mut out),
-                ChunkPart::Arguments(piece) => self.arguments(&piece, &mut out),
-                ChunkPart::Finished(reason) => {
-                    self.close(&mut out);
-                    self.finish_reason = Some(reason);
-                }
+        match event {
+            TurnEvent::Began => {}
+            TurnEvent::Text(text) => self.text(text, &mut out),
+            TurnEvent::CallStarted { id, name, .. } => self.open_call(id, name, &mut out),
+            TurnEvent::Arguments { piece, .. } => self.arguments(piece, &mut out),
+            TurnEvent::Stopped(stop) => {
+                self.close(&mut out);
+                self.stop = Some(*stop);
             }
+            TurnEvent::Counted(counts) => self.usage = Some(counted_usage(counts)),
         }
         out
     }
@@ -78,7 +77,7 @@ impl ResponseEvents {
             self.text("", &mut out);
         }
         self.close(&mut out);
-        let status = Status::of_finish(self.finish_reason.as_deref());
+        let status = Status::of_stop(self.stop);
         let response = self.response(status, None);
         let kind = if status == Status::Incomplete {
             "response.incomplete"

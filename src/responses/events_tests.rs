@@ -8,8 +8,9 @@ use serde_json::{json, Map, Value};
 
 use super::*;
 use crate::claude::tools::ToolSpec;
-use crate::dialect::recorded::{chat_chunks, spec, stdout, weather_and_time};
-use crate::responses::object::from_completion;
+use crate::claude::{Answer, Stop, TokenCounts, TurnEvent};
+use crate::dialect::recorded::{spec, stdout, turn_events, weather_and_time};
+use crate::responses::object::from_answer;
 
 fn meta() -> ResponseMeta {
     ResponseMeta {
@@ -24,23 +25,23 @@ fn meta() -> ResponseMeta {
 }
 
 /// A recorded run streamed (chunks with usage) until the answer is over:
-/// its events and final response, and the chat completion.
+/// its events and final response, and the whole answer.
 struct Told {
     events: Vec<Value>,
     response: Value,
-    completion: Value,
+    answer: Answer,
 }
 
 fn tell(stdout: &[u8], tools: Arc<ToolSpec>) -> Told {
-    let (chunks, completion) = chat_chunks(stdout, tools);
+    let (turn, answer) = turn_events(stdout, tools);
     let mut writer = ResponseEvents::new(meta());
-    let mut framed: Vec<Vec<u8>> = chunks.iter().flat_map(|c| writer.chunk(c)).collect();
+    let mut framed: Vec<Vec<u8>> = turn.iter().flat_map(|e| writer.event(e)).collect();
     let (ending, response) = writer.complete();
     framed.extend(ending);
     Told {
         events: framed.iter().map(|e| unframe(e)).collect(),
         response,
-        completion,
+        answer,
     }
 }
 
@@ -118,18 +119,13 @@ fn a_text_answer_streams_in_the_documented_order() {
             "response.completed",
         ]
     );
-    let text = told.completion["choices"][0]["message"]["content"]
-        .as_str()
-        .expect("text");
+    let text = told.answer.text.as_str();
     assert!(!text.is_empty());
     assert_eq!(joined(&told.events, "response.output_text.delta"), text);
     assert_eq!(told.response["output"][0]["content"][0]["text"], text);
     assert_eq!(told.response["status"], "completed");
     let usage = &told.response["usage"];
-    assert_eq!(
-        usage["input_tokens"],
-        told.completion["usage"]["prompt_tokens"]
-    );
+    assert_eq!(usage["input_tokens"], told.answer.counts.prompt());
     assert!(usage["output_tokens"].as_u64().unwrap_or(0) > 0);
     // The created event's snapshot is in progress, with nothing yet.
     let created = &told.events[0]["response"];
@@ -137,7 +133,7 @@ fn a_text_answer_streams_in_the_documented_order() {
     assert_eq!(created["output"], json!([]));
     assert_eq!(created["id"], "resp_0123");
     // Streamed or whole, the same response.
-    assert_eq!(from_completion(&meta(), &told.completion), told.response);
+    assert_eq!(from_answer(&meta(), &told.answer), told.response);
 }
 
 #[test]
@@ -145,7 +141,7 @@ fn thinking_is_not_part_of_the_answer() {
     let told = tell(&stdout("stream-thinking.stdout"), Arc::default());
     assert_well_formed(&told.events, "response.completed");
     assert_eq!(told.response["output"].as_array().map(Vec::len), Some(1));
-    assert_eq!(from_completion(&meta(), &told.completion), told.response);
+    assert_eq!(from_answer(&meta(), &told.answer), told.response);
 }
 
 #[test]
@@ -153,20 +149,25 @@ fn the_clis_own_continuation_after_max_tokens_is_one_completed_answer() {
     let told = tell(&stdout("stream-max-tokens.stdout"), Arc::default());
     assert_well_formed(&told.events, "response.completed");
     assert_eq!(told.response["output"].as_array().map(Vec::len), Some(1));
-    assert_eq!(from_completion(&meta(), &told.completion), told.response);
+    assert_eq!(from_answer(&meta(), &told.answer), told.response);
 }
 
 #[test]
 fn an_answer_cut_at_the_output_limit_is_incomplete() {
     let mut writer = ResponseEvents::new(meta());
     let mut events = Vec::new();
-    for chunk in [
-        json!({"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": null}]}),
-        json!({"choices": [{"index": 0, "delta": {"content": "Once upon"}, "finish_reason": null}]}),
-        json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}),
-        json!({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2}}),
+    let counts = TokenCounts {
+        input: 5,
+        output: 2,
+        ..TokenCounts::default()
+    };
+    for event in [
+        TurnEvent::Began,
+        TurnEvent::Text("Once upon".into()),
+        TurnEvent::Stopped(Stop::MaxTokens),
+        TurnEvent::Counted(counts),
     ] {
-        events.extend(writer.chunk(chunk.to_string().as_bytes()));
+        events.extend(writer.event(&event));
     }
     let (ending, response) = writer.complete();
     events.extend(ending);
@@ -190,15 +191,13 @@ fn parallel_calls_are_function_call_items_after_the_text() {
         .iter()
         .filter(|i| i["type"] == "function_call")
         .collect();
-    let chat_calls = told.completion["choices"][0]["message"]["tool_calls"]
-        .as_array()
-        .expect("tool calls");
+    let chat_calls = &told.answer.calls;
     assert_eq!(calls.len(), chat_calls.len());
     assert!(calls.len() >= 2);
-    for (item, chat) in calls.iter().zip(chat_calls) {
-        assert_eq!(item["call_id"], chat["id"]);
-        assert_eq!(item["name"], chat["function"]["name"]);
-        assert_eq!(item["arguments"], chat["function"]["arguments"]);
+    for (item, call) in calls.iter().zip(chat_calls) {
+        assert_eq!(item["call_id"], call.id.as_str());
+        assert_eq!(item["name"], call.name.as_str());
+        assert_eq!(item["arguments"], call.arguments.as_str());
         assert_eq!(item["status"], "completed");
         let arguments: Value =
             serde_json::from_str(item["arguments"].as_str().expect("text")).expect("JSON");
@@ -216,7 +215,7 @@ fn parallel_calls_are_function_call_items_after_the_text() {
     }
     let names: Vec<&str> = calls.iter().filter_map(|c| c["name"].as_str()).collect();
     assert_eq!(names, ["get_weather", "get_time"]);
-    assert_eq!(from_completion(&meta(), &told.completion), told.response);
+    assert_eq!(from_answer(&meta(), &told.answer), told.response);
 }
 
 #[test]
@@ -240,10 +239,8 @@ fn structured_output_is_the_text_of_the_message() {
 #[test]
 fn a_turn_that_breaks_ends_with_response_failed() {
     let mut writer = ResponseEvents::new(meta());
-    let chunk =
-        json!({"choices": [{"index": 0, "delta": {"content": "Hal"}, "finish_reason": null}]});
     let mut events: Vec<Value> = writer
-        .chunk(chunk.to_string().as_bytes())
+        .event(&TurnEvent::Text("Hal".into()))
         .iter()
         .map(|e| unframe(e))
         .collect();

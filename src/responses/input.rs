@@ -41,7 +41,7 @@ pub(super) fn read_input(
         Value::Array(items) if items.len() > MAX_MESSAGES => {
             return Err(invalid(
                 "input",
-                &format!(
+                format!(
                     "'input' has {} items; at most {MAX_MESSAGES} are allowed.",
                     items.len()
                 ),

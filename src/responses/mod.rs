@@ -24,12 +24,12 @@ use serde_json::Value;
 use events::ResponseEvents;
 pub use store::ResponseStore;
 
-use crate::app::App;
 use crate::backend::{Backend, ChatRequest};
-use crate::claude::SessionId;
+use crate::claude::{chat_message, Answer, ClaudeBackend, SessionId, TurnEvent};
 use crate::dialect::{with_ignored, Dialect, DialectEvents};
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
+use crate::ratelimit::RateLimiter;
 use object::ResponseMeta;
 use request::{translate, Translated, RENAMES};
 use store::{Previous, Stored};
@@ -70,7 +70,7 @@ impl ResponsesTurn {
 
     /// Keeps the answered `response` (unless `store: false`), before the
     /// client can name it.
-    fn keep(&self, response: &Value, completion: &Value, session: &SessionId) {
+    fn keep(&self, response: &Value, answer: &Answer, session: &SessionId) {
         let Some(keep) = &self.keep else {
             return;
         };
@@ -79,7 +79,7 @@ impl ResponsesTurn {
             session: session.to_string(),
             previous: self.meta.previous_response_id.clone(),
             added: keep.input.clone(),
-            answer: completion["choices"][0]["message"].clone(),
+            answer: chat_message(answer, false),
             extra: response.clone(),
         };
         keep.store.keep(&self.meta.id, stored);
@@ -88,9 +88,9 @@ impl ResponsesTurn {
 
 impl Dialect for ResponsesTurn {
     /// The whole response, kept.
-    fn whole(&self, completion: &Value, session: &SessionId) -> Value {
-        let response = object::from_completion(&self.meta, completion);
-        self.keep(&response, completion, session);
+    fn whole(&self, answer: &Answer, session: &SessionId) -> Value {
+        let response = object::from_answer(&self.meta, answer);
+        self.keep(&response, answer, session);
         response
     }
 
@@ -111,13 +111,13 @@ struct ResponseStream {
 }
 
 impl DialectEvents for ResponseStream {
-    fn chunk(&mut self, chunk: &[u8]) -> Vec<Vec<u8>> {
-        self.events.chunk(chunk)
+    fn event(&mut self, event: &TurnEvent) -> Vec<Vec<u8>> {
+        self.events.event(event)
     }
 
-    fn answered(&mut self, completion: &Value) -> Vec<Vec<u8>> {
+    fn answered(&mut self, answer: &Answer) -> Vec<Vec<u8>> {
         let (ending, response) = self.events.complete();
-        self.turn.keep(&response, completion, &self.session);
+        self.turn.keep(&response, answer, &self.session);
         ending
     }
 
@@ -126,16 +126,19 @@ impl DialectEvents for ResponseStream {
     }
 }
 
-/// `POST /v1/responses` in Claude Code mode.
-pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
-    let mut json = crate::routes::json_object(&rq.body)?;
-    let claude = &app.claude;
+/// `POST /v1/responses` in Claude Code mode, answered by `claude`; a
+/// session's turns are limited by `limiter`, and `store` keeps the answers.
+pub fn create(
+    claude: &ClaudeBackend,
+    limiter: &RateLimiter,
+    store: &Arc<ResponseStore>,
+    rq: &Incoming,
+) -> Result<Reply, ApiError> {
+    let mut json = crate::request_json::json_object(&rq.body)?;
     let key = rq.api_key.as_ref();
     let owner = claude.owner_fingerprint(key)?;
     let lives = |session: &str| claude.session_lives(session, key);
-    resolve_references(&mut json, |id| {
-        claude.responses().item(id, owner.as_deref(), lives)
-    });
+    resolve_references(&mut json, |id| store.item(id, owner.as_deref(), lives));
     let translated = translate(&json)?;
     let mut session_id = match rq.header("X-Claude-Session-ID") {
         Some(raw) => Some(SessionId::parse(raw)?),
@@ -143,9 +146,7 @@ pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
     };
     let mut history = Vec::new();
     if let Some(previous) = &translated.previous_response_id {
-        let found = claude
-            .responses()
-            .previous(previous, owner.as_deref(), lives);
+        let found = store.previous(previous, owner.as_deref(), lives);
         match found {
             None => {
                 return Err(ApiError::PreviousResponseNotFound {
@@ -173,13 +174,13 @@ pub fn create(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
     if let Some(id) = &session_id {
         // Function results carry on a turn that was counted when it began.
         if !translated.carries_tool_results() {
-            app.limiter.check_session(id.as_str())?;
+            limiter.check_session(id.as_str())?;
         }
     }
     let chat = translated.chat_body(&history);
     let words = translated.words(&history);
     let keep = translated.store.then(|| Keep {
-        store: claude.responses().clone(),
+        store: store.clone(),
         owner,
         input: translated.input.clone(),
     });
@@ -226,12 +227,16 @@ fn resolve_references(
 }
 
 /// `GET /v1/responses/{id}` in Claude Code mode.
-pub fn retrieve(app: &App, rq: &Incoming, id: &str) -> Result<Reply, ApiError> {
-    let claude = &app.claude;
+pub fn retrieve(
+    claude: &ClaudeBackend,
+    store: &ResponseStore,
+    rq: &Incoming,
+    id: &str,
+) -> Result<Reply, ApiError> {
     let key = rq.api_key.as_ref();
     let owner = claude.owner_fingerprint(key)?;
     let lives = |session: &str| claude.session_lives(session, key);
-    match claude.responses().get(id, owner.as_deref(), lives) {
+    match store.get(id, owner.as_deref(), lives) {
         Some(response) => Ok(Reply::json(200, &response)),
         None => Err(ApiError::ResponseNotFound {
             id: id.chars().take(100).collect(),
@@ -241,12 +246,16 @@ pub fn retrieve(app: &App, rq: &Incoming, id: &str) -> Result<Reply, ApiError> {
 
 /// `DELETE /v1/responses/{id}` in Claude Code mode: the response is
 /// forgotten (its session goes on).
-pub fn delete(app: &App, rq: &Incoming, id: &str) -> Result<Reply, ApiError> {
-    let claude = &app.claude;
+pub fn delete(
+    claude: &ClaudeBackend,
+    store: &ResponseStore,
+    rq: &Incoming,
+    id: &str,
+) -> Result<Reply, ApiError> {
     let key = rq.api_key.as_ref();
     let owner = claude.owner_fingerprint(key)?;
     let lives = |session: &str| claude.session_lives(session, key);
-    if claude.responses().delete(id, owner.as_deref(), lives) {
+    if store.delete(id, owner.as_deref(), lives) {
         let body = serde_json::json!({"id": id, "object": "response", "deleted": true});
         Ok(Reply::json(200, &body))
     } else {

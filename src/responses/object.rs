@@ -1,13 +1,14 @@
 //! The Responses API's shapes of an answer: the `response` object, its
 //! `message` and `function_call` output items, and its usage, all
 //! labelled with the response's id, time and the model the client named.
-//! A whole answer is made from the chat completion Claude Code mode
-//! produced (`from_completion`); a stream builds the same items as it goes
-//! (see `events`).
+//! A whole answer is made from the turn's [`Answer`] (`from_answer`); a
+//! stream builds the same items as it goes (see `events`).
 
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
+
+use crate::claude::{Answer, Stop, TokenCounts};
 
 use super::tools::{custom_input, Tools};
 
@@ -46,10 +47,10 @@ impl Status {
         }
     }
 
-    /// From a chat `finish_reason`.
-    pub fn of_finish(reason: Option<&str>) -> Status {
-        match reason {
-            Some("length") => Status::Incomplete,
+    /// The status of an answer that ended for `stop`.
+    pub fn of_stop(stop: Option<Stop>) -> Status {
+        match stop {
+            Some(Stop::MaxTokens) => Status::Incomplete,
             _ => Status::Completed,
         }
     }
@@ -193,10 +194,12 @@ pub fn text_part(text: &str) -> Value {
     json!({"type": "output_text", "text": text, "annotations": []})
 }
 
-/// Chat usage (`prompt_tokens`, `completion_tokens`) in the Responses shape.
-pub fn usage(chat: &Value) -> Value {
-    let count = |field: &str| chat.get(field).and_then(Value::as_u64).unwrap_or(0);
-    let (input, output) = (count("prompt_tokens"), count("completion_tokens"));
+/// `usage` of a turn's counts.
+pub fn counted_usage(counts: &TokenCounts) -> Value {
+    usage_of(counts.prompt(), counts.output)
+}
+
+fn usage_of(input: u64, output: u64) -> Value {
     json!({
         "input_tokens": input,
         "input_tokens_details": {"cached_tokens": 0},
@@ -206,31 +209,18 @@ pub fn usage(chat: &Value) -> Value {
     })
 }
 
-/// The whole response for a chat completion: the text as one message
-/// item, then one item per call.
-pub fn from_completion(meta: &ResponseMeta, completion: &Value) -> Value {
-    let choice = &completion["choices"][0];
-    let message = &choice["message"];
-    let calls = message["tool_calls"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    let text = message["content"].as_str().unwrap_or("");
+/// The whole response of an answer: the text as one message item, then
+/// one item per call.
+pub fn from_answer(meta: &ResponseMeta, answer: &Answer) -> Value {
     let mut output = Vec::new();
     // An answer of calls alone has no message item; any other has one.
-    if !text.is_empty() || calls.is_empty() {
-        output.push(message_item(&meta.message_id(0), text, true));
+    if !answer.text.is_empty() || answer.calls.is_empty() {
+        output.push(message_item(&meta.message_id(0), &answer.text, true));
     }
-    for call in calls {
+    for call in &answer.calls {
         let index = output.len();
-        output.push(meta.call_item(
-            index,
-            call["id"].as_str().unwrap_or(""),
-            call["function"]["name"].as_str().unwrap_or(""),
-            call["function"]["arguments"].as_str().unwrap_or(""),
-            true,
-        ));
+        output.push(meta.call_item(index, &call.id, &call.name, &call.arguments, true));
     }
-    let status = Status::of_finish(choice["finish_reason"].as_str());
-    meta.object(status, output, Some(usage(&completion["usage"])), None)
+    let status = Status::of_stop(Some(answer.stop));
+    meta.object(status, output, Some(counted_usage(&answer.counts)), None)
 }

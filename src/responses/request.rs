@@ -13,6 +13,8 @@ use super::tools::Tools;
 use crate::client_words::ClientWords;
 use crate::dialect::read_stream;
 use crate::error::ApiError;
+pub(super) use crate::request_json::invalid;
+use crate::request_json::{present, unsupported};
 
 /// Chat fields by this API's names, in errors and the ignored list.
 pub const RENAMES: &[(&str, &str)] = &[("response_format", "text.format")];
@@ -206,24 +208,6 @@ pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
     })
 }
 
-fn present<'a>(json: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
-    json.get(key).filter(|v| !v.is_null())
-}
-
-pub(super) fn invalid(param: &str, message: &str) -> ApiError {
-    ApiError::InvalidValue {
-        param: param.to_string(),
-        message: message.to_string(),
-    }
-}
-
-fn unsupported(param: &str, message: String) -> ApiError {
-    ApiError::UnsupportedParameter {
-        param: param.to_string(),
-        message,
-    }
-}
-
 pub(super) const USE_PASSTHROUGH: &str =
     "Send the request without the X-Claude-Code header (and not \
      under /claude/v1) to have the OpenAI upstream answer it.";
@@ -233,8 +217,7 @@ fn refuse_unsupported(json: &Map<String, Value>) -> Result<(), ApiError> {
         return Err(unsupported(
             "conversation",
             "'conversation' is not supported in Claude Code mode; continue a conversation \
-             with 'previous_response_id' instead."
-                .into(),
+             with 'previous_response_id' instead.",
         ));
     }
     if present(json, "prompt").is_some() {

@@ -57,7 +57,7 @@ impl Tools {
         left_out: &mut Vec<String>,
     ) -> Result<(), ApiError> {
         let Some(tools) = tools.as_array() else {
-            return Err(invalid(param, &format!("'{param}' must be an array.")));
+            return Err(invalid(param, format!("'{param}' must be an array.")));
         };
         for (i, tool) in tools.iter().enumerate() {
             self.read_one(tool, &format!("{param}[{i}]"), None, left_out)?;

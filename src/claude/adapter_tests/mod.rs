@@ -3,6 +3,8 @@
 //! `recordings` uses the real CLI output, `synthetic` made-up lines,
 //! `tools` the recorded tool calls and structured output.
 
+use serde_json::{json, Value};
+
 use super::*;
 
 macro_rules! fixture {
@@ -34,11 +36,17 @@ fn feed(stdout: &[u8], include_usage: bool) -> Run {
     let mut started_before_first_chunk = true;
     for line in stdout.split(|&b| b == b'\n') {
         let step = adapter.push_line(line);
-        if let Step::Chunks(chunks) = &step {
+        if let Step::Events(events) = &step {
             if live.is_empty() {
                 started_before_first_chunk = adapter.started();
             }
-            live.extend(chunks.iter().map(|c| parse(c)));
+            live.extend(
+                adapter
+                    .chat_chunks()
+                    .encode_all(events)
+                    .iter()
+                    .map(|c| parse(c)),
+            );
         }
         steps.push(step);
     }
@@ -63,12 +71,14 @@ struct Done {
 fn succeed(mut run: Run) -> Done {
     match run.adapter.finish() {
         Outcome::Success {
-            final_chunks,
-            completion,
+            final_events,
+            answer,
             session_id,
         } => {
+            let completion = run.adapter.chat_chunks().completion(&answer);
             let mut all = run.live;
-            all.extend(final_chunks.iter().map(|c| parse(c)));
+            let chunks = run.adapter.chat_chunks().encode_all(&final_events);
+            all.extend(chunks.iter().map(|c| parse(c)));
             Done {
                 all,
                 completion,

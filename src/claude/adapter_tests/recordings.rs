@@ -218,22 +218,23 @@ fn no_result_line_means_no_result() {
 fn a_non_streaming_adapter_builds_no_chunks_and_gives_the_same_answer() {
     let stdout = fixture!("stream-new.stdout");
     let streamed = succeed(feed(stdout, true));
-    let mut adapter = Adapter::new(ID.into(), CREATED, "gpt-4o".into(), true).without_chunks();
+    let mut adapter = Adapter::new(ID.into(), CREATED, "gpt-4o".into(), true).without_events();
     for line in stdout.split(|&b| b == b'\n') {
         let step = adapter.push_line(line);
         assert!(
-            !matches!(step, Step::Chunks(_)),
+            !matches!(step, Step::Events(_)),
             "a chunk was built: {step:?}"
         );
     }
     assert!(adapter.started());
     match adapter.finish() {
         Outcome::Success {
-            final_chunks,
-            completion,
+            final_events,
+            answer,
             ..
         } => {
-            assert!(final_chunks.is_empty(), "{final_chunks:?}");
+            assert!(final_events.is_empty(), "{final_events:?}");
+            let completion = adapter.chat_chunks().completion(&answer);
             assert_eq!(completion, streamed.completion);
         }
         other => panic!("{other:?}"),

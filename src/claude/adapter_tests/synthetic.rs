@@ -72,9 +72,10 @@ fn the_result_text_is_redacted_when_it_is_the_answer() {
     let mut adapter = Adapter::new(ID.into(), CREATED, "m".into(), false);
     let line = ok_result("AKIAIOSFODNN7EXAMPLE", json!({})).to_string();
     adapter.push_line(line.as_bytes());
-    let Outcome::Success { completion, .. } = adapter.finish() else {
+    let Outcome::Success { answer, .. } = adapter.finish() else {
         panic!("not a success");
     };
+    let completion = adapter.chat_chunks().completion(&answer);
     assert_eq!(completion["choices"][0]["message"]["content"], "[REDACTED]");
 }
 

@@ -33,9 +33,10 @@ fn the_follow_up_reads_the_final_answer_after_the_tool_result() {
         json!({"prompt_tokens": 50, "completion_tokens": 24, "total_tokens": 74})
     );
     let mut follow = feed_until_over(adapter(&spec, false, false).continuing(), paused.rest);
-    let Outcome::Success { completion, .. } = follow.run.adapter.finish() else {
+    let Outcome::Success { answer: whole, .. } = follow.run.adapter.finish() else {
         panic!("the follow-up failed");
     };
+    let completion = follow.run.adapter.chat_chunks().completion(&whole);
     assert_eq!(
         completion["usage"],
         json!({"prompt_tokens": 25, "completion_tokens": 12, "total_tokens": 37})

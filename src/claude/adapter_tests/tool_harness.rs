@@ -50,7 +50,7 @@ pub(super) fn adapter(spec: &Arc<ToolSpec>, stream: bool, include_usage: bool) -
     if stream {
         adapter
     } else {
-        adapter.without_chunks()
+        adapter.without_events()
     }
 }
 
@@ -78,10 +78,11 @@ pub(super) fn feed_until_over(adapter: Adapter, stdout: &[u8]) -> Over<'_> {
         last = &rest[..end];
         rest = rest.get(end + 1..).unwrap_or_default();
         let step = run.adapter.push_line(last);
-        if let Step::Chunks(chunks) = &step {
+        if let Step::Events(events) = &step {
             if run.live.is_empty() {
                 run.started_before_first_chunk = run.adapter.started();
             }
+            let chunks = run.adapter.chat_chunks().encode_all(events);
             run.live.extend(chunks.iter().map(|c| parse(c)));
         }
         run.steps.push(step);
@@ -107,17 +108,17 @@ pub(super) fn answer<'a>(spec: &Arc<ToolSpec>, stdout: &'a [u8]) -> (Done, Endin
             .run
             .steps
             .iter()
-            .all(|s| !matches!(s, Step::Chunks(_))),
+            .all(|s| !matches!(s, Step::Events(_))),
         "a non-streaming adapter built chunks"
     );
     let quiet_completion = match quiet.run.adapter.finish() {
         Outcome::Success {
-            final_chunks,
-            completion,
+            final_events,
+            answer,
             ..
         } => {
-            assert!(final_chunks.is_empty(), "{final_chunks:?}");
-            completion
+            assert!(final_events.is_empty(), "{final_events:?}");
+            quiet.run.adapter.chat_chunks().completion(&answer)
         }
         other => panic!("expected success, got {other:?}"),
     };

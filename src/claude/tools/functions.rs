@@ -5,8 +5,8 @@
 use serde_json::{json, Value};
 
 use super::spec::{Function, TOOL_PREFIX};
-use crate::claude::validate::{invalid, shorten};
 use crate::error::ApiError;
+use crate::request_json::{invalid, shorten};
 
 /// The Anthropic API's limit for a tool name.
 const API_NAME_MAX: usize = 64;

@@ -3,8 +3,8 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::claude::validate::{invalid, present};
 use crate::error::ApiError;
+use crate::request_json::{invalid, present};
 
 /// The schema travels as one argument (`--json-schema`), which Linux caps
 /// at 128 KiB.
@@ -23,7 +23,7 @@ pub(super) fn read_response_format(json: &Map<String, Value>) -> Result<Option<V
             let Some(spec) = format.get("json_schema").and_then(Value::as_object) else {
                 return Err(invalid(
                     "response_format.json_schema",
-                    "'response_format.json_schema' must be an object with a 'schema'.".into(),
+                    "'response_format.json_schema' must be an object with a 'schema'.",
                 ));
             };
             match spec.get("schema") {
@@ -32,7 +32,7 @@ pub(super) fn read_response_format(json: &Map<String, Value>) -> Result<Option<V
                 Some(_) => {
                     return Err(invalid(
                         "response_format.json_schema.schema",
-                        "'response_format.json_schema.schema' must be a JSON Schema object.".into(),
+                        "'response_format.json_schema.schema' must be a JSON Schema object.",
                     ))
                 }
             }
@@ -40,8 +40,7 @@ pub(super) fn read_response_format(json: &Map<String, Value>) -> Result<Option<V
         _ => {
             return Err(invalid(
                 "response_format.type",
-                "'response_format.type' must be \"text\", \"json_object\" or \"json_schema\"."
-                    .into(),
+                "'response_format.type' must be \"text\", \"json_object\" or \"json_schema\".",
             ))
         }
     };

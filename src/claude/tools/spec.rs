@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use super::functions::{assign_mcp_names, read_functions, read_tools};
 use super::output::read_response_format;
-use crate::claude::validate::{invalid, present, shorten};
 use crate::error::ApiError;
+use crate::request_json::{invalid, present, shorten};
 
 /// The bridge's name in `--mcp-config`: tools show as `mcp__client__<name>`.
 pub const SERVER_NAME: &str = "client";
@@ -117,7 +117,7 @@ pub fn read_tool_spec(json: &Map<String, Value>) -> Result<ToolSpec, ApiError> {
     if tools.is_some() && functions.is_some() {
         return Err(invalid(
             "functions",
-            "Send either 'tools' or the legacy 'functions', not both.".into(),
+            "Send either 'tools' or the legacy 'functions', not both.",
         ));
     }
     let legacy =
@@ -160,7 +160,7 @@ pub fn read_tool_spec(json: &Map<String, Value>) -> Result<ToolSpec, ApiError> {
         Some(_) => {
             return Err(invalid(
                 "parallel_tool_calls",
-                "'parallel_tool_calls' must be a boolean.".into(),
+                "'parallel_tool_calls' must be a boolean.",
             ))
         }
     }

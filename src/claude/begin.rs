@@ -1,0 +1,87 @@
+//! Where a request's turn begins, in this order: the body checked, the CLI
+//! present, the conversation it continues found (see `resolve`: a turn
+//! waiting for tool results goes to `follow_up`; else a session lease, by
+//! header, by resent history, or new; owner checked, busy refused), then
+//! the CLI process that takes it: the session's warm one or a spare if it
+//! fits, else a new one (`cold_start`). What the turn then does is `turn`.
+
+use std::time::Instant;
+
+use super::cold_start::{session_arg, start_cold};
+use super::follow_up;
+use super::process::Shape;
+use super::prompt::{blocks_line, check_transcript, prompt_blocks};
+use super::resolve::{resolve, Conversation};
+use super::sessions::SessionLease;
+use super::turn::{Took, Turn};
+use super::validate::validate;
+use super::ClaudeBackend;
+use crate::backend::ChatRequest;
+use crate::error::ApiError;
+
+/// Checks the request, leases its session and puts the turn to a CLI
+/// child. A session this turn created is forgotten again if no child
+/// takes the turn.
+pub(super) fn begin(backend: &ClaudeBackend, request: &ChatRequest) -> Result<Turn, ApiError> {
+    let chat = validate(request.json)?;
+    let Some(cli) = backend.cli.clone() else {
+        return Err(ApiError::BackendUnavailable {
+            reason: "the claude CLI was not found. Install it or set CLAUDE_PATH.".into(),
+        });
+    };
+    let store = backend.sessions()?;
+    let shape = Shape::new(chat.cli_model, chat.system.as_deref(), &chat.tools);
+    let (lease, spare, history) = match resolve(backend, &store, request, &chat, &shape)? {
+        (Conversation::Waiting(waiting), history) => {
+            return follow_up::carry_on(backend, request, &chat, waiting, history);
+        }
+        (Conversation::Session { lease, spare }, history) => (lease, spare, history),
+    };
+    if lease.created() {
+        if let Err(e) = check_transcript(&chat) {
+            if let Some(spare) = spare {
+                spare.close();
+            }
+            forget_if_new(lease);
+            return Err(e);
+        }
+    }
+    let deadline = Instant::now() + backend.config.request_timeout;
+    let candidate = match spare {
+        Some(spare) => Some(spare),
+        None if !lease.created() => backend.warm.take(lease.id()),
+        None => None,
+    };
+    let mut reused = None;
+    if let Some(mut process) = candidate {
+        let line = blocks_line(prompt_blocks(&chat, &session_arg(&lease)));
+        if process.fits(&shape, &chat.tools) && process.next_turn(line, deadline) {
+            reused = Some(process);
+        } else {
+            // Never two children on one conversation: the old one is
+            // gone before a cold resume starts.
+            process.close();
+        }
+    }
+    let warm = reused.is_some();
+    let process = match reused {
+        Some(process) => process,
+        None => match start_cold(backend, &cli, request, &chat, &lease, shape) {
+            Ok(process) => process,
+            Err(e) => {
+                forget_if_new(lease);
+                return Err(e);
+            }
+        },
+    };
+    let how = if warm { Took::Warm } else { Took::Started };
+    Ok(Turn::assemble(
+        backend, request, &chat, process, lease, history, how,
+    ))
+}
+
+fn forget_if_new(lease: SessionLease) {
+    if lease.created() {
+        lease.forget();
+    }
+}

@@ -1,0 +1,86 @@
+//! What a Claude Code turn says, as it says it: the typed events the
+//! adapter (`claude::adapter`) reads out of the CLI's output. Each API
+//! writes them in its own words: chat chunks (`claude::chunks`), Responses
+//! events (`responses::events`) and Messages events (`anthropic::answer`). None of them reads another's
+//! output. A whole answer is an [`Answer`], which each API writes too.
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnEvent {
+    /// The answer begins (chat sends the assistant's role here).
+    Began,
+    /// A piece of the answer's text.
+    Text(String),
+    /// The answer's call `index` (counted from 0) opens.
+    CallStarted {
+        index: usize,
+        id: String,
+        name: String,
+    },
+    /// A piece of call `index`'s arguments (JSON text).
+    Arguments { index: usize, piece: String },
+    /// The answer is over, and why.
+    Stopped(Stop),
+    /// The turn's token counts, after everything else.
+    Counted(TokenCounts),
+}
+
+/// One call the model made, with the client's function name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    pub id: String,
+    pub name: String,
+    /// JSON text, as the model wrote it.
+    pub arguments: String,
+}
+
+/// A whole answer: what a non-streaming request gets, and what a stream's
+/// events add up to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub text: String,
+    /// The client's functions the model called, when the answer ends with
+    /// them (`stop` is then [`Stop::ToolUse`]).
+    pub calls: Vec<Call>,
+    pub stop: Stop,
+    pub counts: TokenCounts,
+}
+
+/// Why an answer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The model finished.
+    EndTurn,
+    /// The model was cut at its output limit.
+    MaxTokens,
+    /// The model called the client's functions and waits for their results.
+    ToolUse,
+}
+
+impl Stop {
+    /// From the stop reason of the model's last message.
+    pub fn of_model(stop_reason: Option<&str>) -> Stop {
+        match stop_reason {
+            Some("max_tokens") => Stop::MaxTokens,
+            _ => Stop::EndTurn,
+        }
+    }
+}
+
+/// The tokens a turn read and wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TokenCounts {
+    /// Read fresh (not from the prompt cache).
+    pub input: u64,
+    pub output: u64,
+    pub cache_read: u64,
+    pub cache_creation: u64,
+}
+
+impl TokenCounts {
+    /// Everything the model read: cached or not, it is input.
+    pub fn prompt(&self) -> u64 {
+        self.input
+            .saturating_add(self.cache_read)
+            .saturating_add(self.cache_creation)
+    }
+}
