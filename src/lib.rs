@@ -52,7 +52,7 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 pub struct ServerHandle {
     addr: SocketAddr,
     app: Arc<App>,
-    /// The worker pool; dropped to stop taking requests.
+    /// Who answers requests; dropped to stop accepting connections.
     workers: Option<http::workers::Workers>,
 }
 
@@ -104,12 +104,14 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
         // (Nagle's algorithm: about 40 ms each).
         nodelay: true,
     };
-    let server = tiny_http::Server::from_listener_with_timeouts(listener, None, timeouts)
-        .map_err(|e| StartError::Setup(format!("cannot start accepting: {e}")))?;
     let workers = app.config.worker_threads;
     let queue = workers.min(MAX_QUEUED);
-    let workers = http::workers::Workers::start(server, app.clone(), workers, queue)
-        .map_err(|e| StartError::Setup(format!("cannot start the worker threads: {e}")))?;
+    let serving = |handler| {
+        tiny_http::Server::from_listener_serving(listener, None, timeouts, handler)
+            .map_err(std::io::Error::other)
+    };
+    let workers = http::workers::Workers::start(app.clone(), workers, queue, serving)
+        .map_err(|e| StartError::Setup(format!("cannot start accepting: {e}")))?;
     Ok(ServerHandle {
         addr,
         app,
@@ -117,8 +119,8 @@ pub fn start(config: Config) -> Result<ServerHandle, StartError> {
     })
 }
 
-/// Requests that may wait for a worker: as many as there are workers, up to
-/// this (a burst of short requests; a thread each).
+/// Requests that may wait for a place: as many as there are places, up to
+/// this (a burst of short requests, each waiting on its connection's thread).
 const MAX_QUEUED: usize = 64;
 
 /// Connections the kernel may hold completed for the accept thread.

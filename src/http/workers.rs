@@ -1,21 +1,19 @@
-//! Who answers a request: a fixed set of threads, each taking requests
-//! from tiny_http itself (as rouille's do), so a request crosses from its
-//! connection's thread straight to the one that answers it.
+//! Who answers a request: the thread of its connection (tiny_http patch
+//! 0008), so a request crosses no thread between its socket and its
+//! answer, and every connection has its own (tiny_http starts them as
+//! connections come and lets them go when they end).
 //!
 //! At most `workers` requests are worked on at once and `queue` more wait
 //! for one of them to finish; a request beyond that is refused with 429
-//! `capacity_exceeded` on the spot. Threads start as requests need them,
-//! up to `workers + queue + 1`, and leave after a few idle seconds (down
-//! to four), so idle memory does not grow with the limit. Whenever a
-//! thread takes the last free place another starts, so one is always left
-//! for what must be answered whatever the load: probes, preflights,
-//! refusals while draining ([`Service::is_quick`]) and those 429s.
+//! `capacity_exceeded` on the spot. What must be answered whatever the
+//! load (probes, preflights, refusals while draining:
+//! [`Service::is_quick`]) is answered at once, on its own connection's
+//! thread, without waiting for a place.
 
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
@@ -29,33 +27,10 @@ pub trait Service: Send + Sync + 'static {
     fn refuse_busy(&self, rq: tiny_http::Request);
 }
 
-/// Thread stacks: the deepest thing a request does is a TLS handshake.
-const WORKER_STACK: usize = 256 * 1024;
-/// Threads kept while idle; more start as requests need them.
-const MIN_THREADS: usize = 4;
-/// A thread with nothing to do for this long leaves (down to the minimum).
-const IDLE_LEAVE: Duration = Duration::from_secs(5);
-
-/// The threads of one server.
+/// The requests of one server, and the server while it accepts.
 pub struct Workers {
-    shared: Arc<Shared>,
-}
-
-/// What every thread of the pool uses.
-struct Shared {
-    server: tiny_http::Server,
-    service: Arc<dyn Service>,
-    gate: Gate,
-    stopping: AtomicBool,
-    threads: Mutex<Threads>,
-    /// One more than the gate admits: the thread that is always free.
-    most_threads: usize,
-}
-
-/// The pool's threads: alive, and waiting for a request.
-struct Threads {
-    alive: usize,
-    idle: usize,
+    server: Option<tiny_http::Server>,
+    gate: Arc<Gate>,
 }
 
 /// Who may work on a request now, and who waits.
@@ -98,66 +73,46 @@ impl Gate {
 }
 
 impl Workers {
-    /// A pool for `workers` requests at once and a queue of `queue` in
-    /// front of them, taking requests from `server`.
+    /// Serves `service` with places for `workers` requests at once and a
+    /// queue of `queue` in front of them, on the server `serving` makes
+    /// with the handler it is given.
     pub fn start(
-        server: tiny_http::Server,
         service: Arc<dyn Service>,
         workers: usize,
         queue: usize,
+        serving: impl FnOnce(tiny_http::Handler) -> io::Result<tiny_http::Server>,
     ) -> io::Result<Workers> {
         let workers = workers.max(1);
-        let most_threads = workers + queue + 1;
-        let first = MIN_THREADS.min(most_threads);
-        let shared = Arc::new(Shared {
-            server,
-            service,
-            gate: Gate {
-                admitted: AtomicUsize::new(0),
-                most: workers + queue,
-                working: Mutex::new(0),
-                workers,
-                freed: Condvar::new(),
-            },
-            stopping: AtomicBool::new(false),
-            threads: Mutex::new(Threads {
-                alive: first,
-                idle: first,
-            }),
-            most_threads,
+        let gate = Arc::new(Gate {
+            admitted: AtomicUsize::new(0),
+            most: workers + queue,
+            working: Mutex::new(0),
+            workers,
+            freed: Condvar::new(),
         });
-        for _ in 0..first {
-            spawn_thread(&shared)?;
-        }
-        Ok(Workers { shared })
+        let admits = gate.clone();
+        let handler: tiny_http::Handler = Arc::new(move |rq| answer(&*service, &admits, rq));
+        Ok(Workers {
+            server: Some(serving(handler)?),
+            gate,
+        })
     }
 
     /// Requests admitted and not finished yet, waiting ones included: what
     /// a drain waits for.
     pub fn in_flight(&self) -> usize {
-        self.shared.gate.admitted.load(Ordering::SeqCst)
+        self.gate.admitted.load(Ordering::SeqCst)
     }
 
     /// Requests being worked on now.
     pub fn busy(&self) -> usize {
-        *self.shared.gate.working.lock()
+        *self.gate.working.lock()
     }
 
-    /// Threads of the pool alive now.
-    pub fn threads(&self) -> usize {
-        self.shared.threads.lock().alive
-    }
-
-    /// Stops taking requests: each thread leaves at its next turn to take
-    /// one, after the requests already received are answered (refused,
-    /// while draining).
+    /// Stops accepting connections. Requests on connections already open
+    /// are still answered (refused, while draining).
     pub fn stop(&mut self) {
-        if self.shared.stopping.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        for _ in 0..self.threads() {
-            self.shared.server.unblock();
-        }
+        drop(self.server.take());
     }
 }
 
@@ -167,66 +122,17 @@ impl Drop for Workers {
     }
 }
 
-/// Starts a thread already counted in `shared.threads`.
-fn spawn_thread(shared: &Arc<Shared>) -> io::Result<()> {
-    let mine = shared.clone();
-    std::thread::Builder::new()
-        .name("worker".into())
-        .stack_size(WORKER_STACK)
-        .spawn(move || take_requests(&mine))
-        .map(drop)
-}
-
-fn take_requests(shared: &Arc<Shared>) {
-    loop {
-        // Nothing: an idle spell, or the unblock of `stop` (accept errors
-        // are handled inside tiny_http).
-        let Ok(Some(rq)) = shared.server.recv_timeout(IDLE_LEAVE) else {
-            let mut threads = shared.threads.lock();
-            if shared.stopping.load(Ordering::SeqCst) || threads.alive > MIN_THREADS {
-                threads.alive -= 1;
-                threads.idle -= 1;
-                return;
-            }
-            continue;
-        };
-        took_one(shared);
-        let service = &*shared.service;
-        // The handler's own panics are answered as 500 by the pipeline;
-        // this only keeps the thread (and the counts) alive past one in
-        // the writing.
-        if service.is_quick(&rq) {
+/// One request, on its connection's thread. The handler's own panics are
+/// answered as 500 by the pipeline; this only keeps the thread (and the
+/// counts) alive past one in the writing.
+fn answer(service: &dyn Service, gate: &Gate, rq: tiny_http::Request) {
+    if service.is_quick(&rq) {
+        let _ = catch_unwind(AssertUnwindSafe(|| service.serve(rq)));
+    } else if gate.admit() {
+        gate.work(|| {
             let _ = catch_unwind(AssertUnwindSafe(|| service.serve(rq)));
-        } else if shared.gate.admit() {
-            shared.gate.work(|| {
-                let _ = catch_unwind(AssertUnwindSafe(|| service.serve(rq)));
-            });
-        } else {
-            let _ = catch_unwind(AssertUnwindSafe(|| service.refuse_busy(rq)));
-        }
-        shared.threads.lock().idle += 1;
-    }
-}
-
-/// A thread has taken a request. If it was the last one waiting for
-/// requests, another starts, so that the next request (a probe, or one to
-/// refuse) never waits for this one.
-fn took_one(shared: &Arc<Shared>) {
-    let mut threads = shared.threads.lock();
-    threads.idle -= 1;
-    let more = threads.idle == 0
-        && threads.alive < shared.most_threads
-        && !shared.stopping.load(Ordering::SeqCst);
-    if !more {
-        return;
-    }
-    threads.alive += 1;
-    threads.idle += 1;
-    drop(threads);
-    if let Err(e) = spawn_thread(shared) {
-        log::warn!("could not start a worker thread: {e}");
-        let mut threads = shared.threads.lock();
-        threads.alive -= 1;
-        threads.idle -= 1;
+        });
+    } else {
+        let _ = catch_unwind(AssertUnwindSafe(|| service.refuse_busy(rq)));
     }
 }

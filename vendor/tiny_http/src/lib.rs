@@ -131,6 +131,10 @@ mod util;
 /// Destroying this object will immediately close the listening socket and the reading
 ///  part of all the client's connections. Requests that have already been returned by
 ///  the `recv()` function will not close and the responses will be transferred to the client.
+/// What answers each request of a server made by
+/// [`Server::from_listener_serving`] (claude-cli-api patch).
+pub type Handler = Arc<dyn Fn(Request) + Send + Sync + 'static>;
+
 pub struct Server {
     // should be false as long as the server exists
     // when set to true, all the subtasks will close within a few hundreds ms
@@ -255,7 +259,29 @@ impl Server {
         ssl_config: Option<SslConfig>,
         timeouts: ConnectionTimeouts,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = listener.into();
+        Self::start(listener.into(), ssl_config, timeouts, None)
+    }
+
+    /// Like [`Server::from_listener_with_timeouts`], but each request is
+    /// given to `handler` on the thread of its connection (claude-cli-api
+    /// patch), which reads the connection's next request once `handler`
+    /// returns; [`Server::recv`] gets nothing. A request crosses no thread
+    /// between its connection and whoever answers it.
+    pub fn from_listener_serving<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        timeouts: ConnectionTimeouts,
+        handler: Handler,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::start(listener.into(), ssl_config, timeouts, Some(handler))
+    }
+
+    fn start(
+        listener: Listener,
+        ssl_config: Option<SslConfig>,
+        timeouts: ConnectionTimeouts,
+        handler: Option<Handler>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -350,11 +376,18 @@ impl Server {
                 match new_client {
                     Ok(client) => {
                         let messages = inside_messages.clone();
+                        let handler = handler.clone();
                         let mut client = Some(client);
                         tasks_pool.spawn(Box::new(move || {
                             if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
+                                // claude-cli-api patch: with a handler, each
+                                // request is answered on this thread
+                                if let Some(handler) = &handler {
+                                    for rq in client {
+                                        handler(rq);
+                                    }
+                                } else if client.secure() {
+                                    // Synchronization is needed for HTTPS requests to avoid a deadlock
                                     let (sender, receiver) = mpsc::channel();
                                     for rq in client {
                                         messages.push(rq.with_notify_sender(sender.clone()).into());
