@@ -59,34 +59,28 @@ pub fn read_stream(
 }
 
 /// The other API's ignored parameters and the chat turn's own, in one
-/// header, each named as the other API names it (`renames`: chat name →
-/// that API's).
+/// list of the turn's facts (one header), each named as the other API
+/// names it (`renames`: chat name → that API's).
 pub fn with_ignored(
     mut reply: Reply,
     ignored: &[impl AsRef<str>],
     renames: &[(&str, &str)],
 ) -> Reply {
-    const HEADER: &str = "X-Claude-Ignored-Params";
+    let Some(facts) = reply.turn.as_mut() else {
+        return reply;
+    };
     let mut names: Vec<String> = ignored.iter().map(|s| s.as_ref().to_string()).collect();
-    if let Some(chat) = reply.header(HEADER) {
-        for name in chat.split(',') {
-            let name = renames
-                .iter()
-                .find(|(chat, _)| *chat == name)
-                .map_or(name, |(_, own)| own);
-            if !names.iter().any(|n| n == name) {
-                names.push(name.to_string());
-            }
+    for name in &facts.ignored {
+        let name = renames
+            .iter()
+            .find(|(chat, _)| chat == name)
+            .map_or(name.as_str(), |(_, own)| own);
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_string());
         }
     }
+    facts.ignored = names;
     reply
-        .headers
-        .retain(|(k, _)| !k.eq_ignore_ascii_case(HEADER));
-    if names.is_empty() {
-        reply
-    } else {
-        reply.with_header(HEADER, names.join(","))
-    }
 }
 
 /// Recorded CLI runs as the dialects' tests read them.

@@ -22,7 +22,7 @@ use crate::http::body::{check_content_type, read_body};
 use crate::http::cors;
 use crate::http::send::{send, Sent};
 use crate::http::workers::Service;
-use crate::http::{ClientWatch, Head, Incoming, Reply};
+use crate::http::{ClientWatch, Head, Incoming, Reply, TurnFacts};
 use crate::metrics;
 use crate::mode::Mode;
 use crate::ratelimit::KeySlot;
@@ -197,8 +197,12 @@ fn finish(
         app.metrics.upstream_error(reply.status.to_string());
     }
     let streaming = matches!(reply.body, crate::http::Body::Stream(_));
-    let session_id = reply.header("X-Claude-Session-ID").map(str::to_string);
-    let warm = reply.header("X-Claude-Warm").map(|v| v == "true");
+    let facts = reply.turn.take();
+    let session_id = facts.as_ref().map(|f| f.session_id.clone());
+    let warm = facts.as_ref().map(|f| f.warm);
+    reply
+        .headers
+        .extend(facts.iter().flat_map(TurnFacts::headers));
     reply.headers.extend(common_headers(app, head, mode));
     reply.headers.append(&mut limit_headers);
     if streaming {

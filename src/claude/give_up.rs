@@ -98,14 +98,15 @@ pub(super) fn retire(
     } else {
         GIVEN_UP
     };
+    // Its results, or a new question, may come while it ends: they wait
+    // for the session rather than being refused as busy. Marked here, not
+    // on the thread, which a loaded machine may start late.
+    waiting.lease.answered();
     let spawned = std::thread::Builder::new()
         .name("tool-expired".into())
         .stack_size(256 * 1024)
         .spawn(move || {
             let Waiting { process, lease, .. } = waiting;
-            // Its results, or a new question, may come while it ends: they
-            // wait for the session rather than being refused as busy.
-            lease.answered();
             let run = finish_unheard(process, Instant::now() + grace, why, true);
             metrics.turn_ended(TurnEnd::Interrupted);
             put_away(&warm, run);

@@ -309,16 +309,14 @@ impl Backend for ClaudeBackend {
                     Some(dialect) => dialect.whole(&finished.answer, turn.lease.id()),
                     None => turn.run.adapter.chat_chunks().completion(&finished.answer),
                 };
-                let mut reply = turn.with_headers(Reply::json(200, &body));
+                let mut reply = turn.with_facts(Reply::json(200, &body));
                 if turn.run.adapter.paused() {
                     turn.note_answer();
                     turn.wait_for_results();
                     return Ok(reply);
                 }
-                if let Some(cost) = turn.note_answer() {
-                    reply = reply
-                        .with_header("X-Claude-Cost-USD", cost.usd_text())
-                        .with_header("X-Claude-Duration-Ms", cost.duration_ms.to_string());
+                if let (Some(cost), Some(facts)) = (turn.note_answer(), reply.turn.as_mut()) {
+                    facts.cost = Some((cost.usd_text(), cost.duration_ms));
                 }
                 Ok(reply.with_afterwards(turn.close_afterwards()))
             }
@@ -341,7 +339,7 @@ impl Backend for ClaudeBackend {
                     let cost = turn.note_answer();
                     let answer = Some(finished.answer);
                     if turn.run.adapter.paused() {
-                        let reply = turn.with_headers(Reply::stream(Box::new(ClaudeStream {
+                        let reply = turn.with_facts(Reply::stream(Box::new(ClaudeStream {
                             turn: None,
                             pending,
                             cost: None,
@@ -362,13 +360,13 @@ impl Backend for ClaudeBackend {
                         keepalive,
                         quiet_since: asked,
                     }));
-                    let reply = turn.with_headers(reply);
+                    let reply = turn.with_facts(reply);
                     Ok(reply.with_afterwards(turn.close_afterwards()))
                 }
                 Err(error) => Err(turn.settle_error(error)),
             };
         }
-        let headers = std::mem::take(&mut turn.headers);
+        let facts = turn.facts.clone();
         // The client has had nothing since it asked.
         let reply = Reply::stream(Box::new(ClaudeStream {
             turn: Some(turn),
@@ -379,9 +377,7 @@ impl Backend for ClaudeBackend {
             keepalive,
             quiet_since: asked,
         }));
-        Ok(headers
-            .into_iter()
-            .fold(reply, |r, (k, v)| r.with_header(k, v)))
+        Ok(reply.with_turn(facts))
     }
 
     fn health(&self) -> &'static str {

@@ -19,7 +19,7 @@ use super::ClaudeBackend;
 use crate::backend::ChatRequest;
 use crate::config::Secret;
 use crate::error::ApiError;
-use crate::http::{Afterwards, ClientWatch, Reply};
+use crate::http::{Afterwards, ClientWatch, Reply, TurnFacts};
 use crate::metrics::{Metrics, TurnEnd};
 use crate::ratelimit::KeyHolder;
 use crate::supervisor::StopReason;
@@ -36,7 +36,8 @@ pub(super) struct Turn {
     pub(super) history: Option<HistoryHasher>,
     /// The conversation with the answer, once there is one.
     answered_digest: Option<HistoryDigest>,
-    pub(super) headers: Vec<(String, String)>,
+    /// What the reply tells the client besides the answer.
+    pub(super) facts: TurnFacts,
     /// Where the turn goes if it stops for client calls, and the key it
     /// then holds a slot of (and is owned by).
     pub(super) waiting: Arc<WaitingTurns>,
@@ -117,18 +118,13 @@ impl Turn {
         } else {
             adapter.without_events()
         };
-        let mut headers = vec![("X-Claude-Session-ID".to_string(), lease.id().to_string())];
-        if lease.created() {
-            headers.push(("X-Claude-Session-Created".into(), "true".into()));
-        }
-        let warm = how != Took::Started;
-        headers.push(("X-Claude-Warm".into(), warm.to_string()));
-        if !chat.ignored_params.is_empty() {
-            headers.push((
-                "X-Claude-Ignored-Params".into(),
-                chat.ignored_params.join(","),
-            ));
-        }
+        let facts = TurnFacts {
+            session_id: lease.id().to_string(),
+            created: lease.created(),
+            warm: how != Took::Started,
+            ignored: chat.ignored_params.clone(),
+            cost: None,
+        };
         let owner_key = request.incoming.api_key.clone();
         let client = request.incoming.client.clone();
         if let Some(client) = &client {
@@ -140,7 +136,7 @@ impl Turn {
             warm: backend.warm.clone(),
             history,
             answered_digest: None,
-            headers,
+            facts,
             waiting: backend.waiting.clone(),
             owner_key,
             key_holder: backend.key_holder.clone(),
@@ -296,10 +292,9 @@ impl Turn {
         })
     }
 
-    pub(super) fn with_headers(&self, reply: Reply) -> Reply {
-        self.headers
-            .iter()
-            .fold(reply, |r, (k, v)| r.with_header(k.clone(), v.clone()))
+    /// `reply` with what it tells the client about the turn.
+    pub(super) fn with_facts(&self, reply: Reply) -> Reply {
+        reply.with_turn(self.facts.clone())
     }
 }
 

@@ -102,6 +102,41 @@ pub enum Body {
     },
 }
 
+/// What a Claude Code turn tells its client besides the answer. The
+/// pipeline sends it as `X-Claude-*` headers and logs the session and
+/// whether the turn was warm.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TurnFacts {
+    pub session_id: String,
+    /// The turn started this session.
+    pub created: bool,
+    /// The turn ran on a CLI process that was already up.
+    pub warm: bool,
+    /// Parameters accepted but not honoured, as the client named them.
+    pub ignored: Vec<String>,
+    /// A whole answer's share of the session's cost (dollars, as text)
+    /// and its time in the CLI, in ms.
+    pub cost: Option<(String, u64)>,
+}
+
+impl TurnFacts {
+    pub fn headers(&self) -> Vec<(String, String)> {
+        let mut headers = vec![("X-Claude-Session-ID".to_string(), self.session_id.clone())];
+        if self.created {
+            headers.push(("X-Claude-Session-Created".into(), "true".into()));
+        }
+        headers.push(("X-Claude-Warm".into(), self.warm.to_string()));
+        if !self.ignored.is_empty() {
+            headers.push(("X-Claude-Ignored-Params".into(), self.ignored.join(",")));
+        }
+        if let Some((usd, duration_ms)) = &self.cost {
+            headers.push(("X-Claude-Cost-USD".into(), usd.clone()));
+            headers.push(("X-Claude-Duration-Ms".into(), duration_ms.to_string()));
+        }
+        headers
+    }
+}
+
 /// What a handler answers. Common headers (request id, security, CORS)
 /// are added by the pipeline, not here.
 pub struct Reply {
@@ -110,6 +145,8 @@ pub struct Reply {
     pub body: Body,
     /// Run after the answer is written (see [`Afterwards`]).
     pub afterwards: Vec<Afterwards>,
+    /// What a Claude Code turn tells its client (sent as headers).
+    pub turn: Option<TurnFacts>,
 }
 
 impl Reply {
@@ -127,6 +164,7 @@ impl Reply {
             headers: vec![("Content-Type".into(), content_type.into())],
             body: Body::Full(body),
             afterwards: Vec::new(),
+            turn: None,
         }
     }
 
@@ -136,7 +174,13 @@ impl Reply {
             headers: vec![("Content-Type".into(), "text/event-stream".into())],
             body: Body::Stream(body),
             afterwards: Vec::new(),
+            turn: None,
         }
+    }
+
+    pub fn with_turn(mut self, facts: TurnFacts) -> Reply {
+        self.turn = Some(facts);
+        self
     }
 
     pub fn with_afterwards(mut self, work: Afterwards) -> Reply {

@@ -12,6 +12,6 @@ pub mod sse;
 mod watch;
 pub mod workers;
 
-pub use message::{Afterwards, Body, Head, Incoming, Reply, StreamBody};
+pub use message::{Afterwards, Body, Head, Incoming, Reply, StreamBody, TurnFacts};
 pub use sse::SseWriter;
 pub use watch::ClientWatch;

@@ -54,6 +54,7 @@ pub fn send(
         headers,
         body,
         mut afterwards,
+        ..
     } = reply;
     let stream = match body {
         Body::Full(bytes) => {

@@ -181,6 +181,7 @@ fn relay_as_read(response: ureq::http::Response<ureq::Body>) -> Reply {
             length,
         },
         afterwards: Vec::new(),
+        turn: None,
     }
 }
 

@@ -236,6 +236,7 @@ fn relay_whole_with(
         headers,
         body: Body::Full(bytes),
         afterwards: Vec::new(),
+        turn: None,
     })
 }
 
