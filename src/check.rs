@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use wait_timeout::ChildExt;
 
-use crate::claude::locate::locate_cli;
-use crate::claude::redact::redact;
+use crate::claude::child::locate::locate_cli;
+use crate::claude::reading::redact::redact;
 use crate::config::{mask_key, Config};
 use crate::passthrough::upstream;
 

@@ -13,7 +13,7 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
-use crate::claude::validate::{validate, Role};
+use crate::claude::request::validate::{validate, Role};
 use crate::error::ApiError;
 
 /// What the server makes of one recorded request.

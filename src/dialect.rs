@@ -90,7 +90,7 @@ pub mod recorded {
 
     use serde_json::{json, Value};
 
-    use crate::claude::adapter::{Adapter, Outcome, Step};
+    use crate::claude::reading::adapter::{Adapter, Outcome, Step};
     use crate::claude::tools::{read_tool_spec, ToolSpec};
     use crate::claude::{Answer, TurnEvent};
 

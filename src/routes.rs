@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::backend::ChatRequest;
-use crate::claude::models;
+use crate::claude::request::models;
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
 use crate::mode::{self, Mode};

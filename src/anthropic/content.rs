@@ -21,7 +21,7 @@
 use serde_json::{json, Map, Value};
 
 use super::request::invalid;
-use crate::claude::validate::MAX_MESSAGES;
+use crate::claude::request::validate::MAX_MESSAGES;
 use crate::error::ApiError;
 
 /// The chat messages, and the place in `messages` each came from.

@@ -13,38 +13,12 @@
 //! then is the session free; a resume of the session meanwhile waits for
 //! that.
 
-pub mod adapter;
-mod begin;
-mod chunks;
-mod cold_start;
-pub mod events;
-pub mod failure;
-mod follow_up;
-mod give_up;
-pub mod history;
-pub(crate) mod locate;
-pub mod messages;
-pub mod models;
-pub mod output;
-pub mod pool;
-pub mod process;
-pub mod prompt;
-pub mod redact;
-mod resolve;
-pub mod run;
+pub mod child;
+pub mod engine;
+pub mod reading;
+pub mod request;
 pub mod sessions;
-mod shape;
-mod spares;
-pub mod spawn;
-mod stdin;
-mod stream;
-mod tool_calls;
 pub mod tools;
-mod turn;
-pub mod validate;
-mod waiting;
-pub mod warm;
-mod watching;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -60,15 +34,15 @@ use crate::ratelimit::KeyHolder;
 pub use crate::session_id::SessionId;
 use crate::supervisor::{StopReason, Supervisor};
 pub use crate::turn_event::{Answer, Call, Stop, TokenCounts, TurnEvent};
-pub use chunks::chat_message;
-use locate::locate_cli;
-use pool::{Capacity, ProcessPool};
-use run::Progress;
+use child::locate::locate_cli;
+use child::pool::{Capacity, ProcessPool};
+use child::warm::{WarmProcesses, WarmStats};
+use engine::run::Progress;
+use engine::stream::{ClaudeStream, Start, Wire};
+use engine::waiting::{WaitLimits, WaitingTurns};
+use engine::watching::Waited;
+pub use reading::chunks::chat_message;
 use sessions::{SessionInfo, SessionStore};
-use stream::{ClaudeStream, Start, Wire};
-use waiting::{WaitLimits, WaitingTurns};
-use warm::{WarmProcesses, WarmStats};
-use watching::Waited;
 
 /// A session as `/v1/sessions` shows it: the registry's view, and whether
 /// a warm child is kept for it.
@@ -107,7 +81,7 @@ impl ClaudeBackend {
         let pool = ProcessPool::new(config.max_concurrent_processes);
         let supervisor = Supervisor::start(config.kill_grace);
         let sessions = Arc::new(OnceLock::new());
-        let spares = spares::spare_plan(
+        let spares = child::spares::spare_plan(
             config,
             cli.clone(),
             pool.clone(),
@@ -134,7 +108,7 @@ impl ClaudeBackend {
         let waiting = WaitingTurns::start(
             limits,
             Box::new(move |turn, cause| {
-                give_up::retire(
+                engine::give_up::retire(
                     turn,
                     cause,
                     retire_to.clone(),
@@ -272,7 +246,7 @@ impl ClaudeBackend {
         self.shutting_down.store(true, Ordering::SeqCst);
         self.supervisor.stop_all(StopReason::Shutdown);
         self.warm.close_all();
-        give_up::close_all(&self.waiting);
+        engine::give_up::close_all(&self.waiting);
     }
 
     /// Writes the session registry now and removes the directory made
@@ -292,7 +266,7 @@ impl ClaudeBackend {
 
 impl Backend for ClaudeBackend {
     fn complete(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
-        let mut turn = begin::begin(self, request)?;
+        let mut turn = engine::begin::begin(self, request)?;
         let finished = loop {
             if let Some(finished) = turn.run.take_answer() {
                 break Ok(finished);
@@ -325,12 +299,12 @@ impl Backend for ClaudeBackend {
     }
 
     fn stream(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
-        let mut turn = begin::begin(self, request)?;
+        let mut turn = engine::begin::begin(self, request)?;
         let chat = turn.run.adapter.chat_chunks();
         let wire = Wire::new(request.dialect.as_ref(), turn.lease.id(), chat);
         let keepalive = self.config.stream_keepalive;
         let asked = Instant::now();
-        let (mut pending, start) = stream::until_committed(&mut turn, keepalive, asked);
+        let (mut pending, start) = engine::stream::until_committed(&mut turn, keepalive, asked);
         if start == Start::Over {
             // Over before the model said anything: a plain answer or error.
             return match turn.run.finish() {
@@ -395,7 +369,7 @@ impl Drop for ClaudeBackend {
         self.sweeper_stop.store(true, Ordering::SeqCst);
         self.supervisor.kill_all();
         self.warm.close_all();
-        give_up::close_all(&self.waiting);
+        engine::give_up::close_all(&self.waiting);
         self.supervisor.shutdown();
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 
 use super::request::{invalid, USE_PASSTHROUGH};
 use super::tools::{chat_name, custom_arguments, Tools};
-use crate::claude::validate::MAX_MESSAGES;
+use crate::claude::request::validate::MAX_MESSAGES;
 use crate::error::ApiError;
 
 /// `input` as chat messages.

@@ -1,7 +1,7 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::claude::validate::validate;
+use crate::claude::request::validate::validate;
 
 fn read(body: Value) -> Result<Translated, ApiError> {
     translate(body.as_object().expect("an object"))

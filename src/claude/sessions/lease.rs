@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::registry::Registry;
-use crate::claude::history::HistoryDigest;
+use crate::claude::request::history::HistoryDigest;
 use crate::claude::SessionId;
 use crate::config::Secret;
 use crate::http::ClientWatch;

@@ -32,8 +32,8 @@ use std::time::{Duration, Instant};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::history::{HistoryDigest, HistoryHasher};
 use super::SessionId;
+use crate::claude::request::history::{HistoryDigest, HistoryHasher};
 use crate::config::Secret;
 use crate::error::ApiError;
 pub(crate) use disk::create_private_dir;
@@ -46,7 +46,7 @@ use work_dirs::WorkDirs;
 const REGISTRY_FILE: &str = "sessions.json";
 /// How long a resume waits for the previous run's CLI to exit after its
 /// answer; by then that CLI is being stopped.
-const EXITING_WAIT: Duration = super::process::EXIT_AFTER_EOF;
+const EXITING_WAIT: Duration = crate::claude::child::process::EXIT_AFTER_EOF;
 const KEY_FILE: &str = "fingerprint.key";
 
 /// The session store. Cheap to share behind an `Arc`; every method takes

@@ -24,7 +24,7 @@ use subtle::ConstantTimeEq;
 use super::disk::Record;
 use super::millis;
 use super::work_dirs::WorkDirs;
-use crate::claude::history::HistoryDigest;
+use crate::claude::request::history::HistoryDigest;
 use crate::claude::SessionId;
 use crate::config::Secret;
 use crate::http::ClientWatch;

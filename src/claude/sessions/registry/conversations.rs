@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{Registry, State};
-use crate::claude::history::{HistoryDigest, HistoryHasher};
+use crate::claude::request::history::{HistoryDigest, HistoryHasher};
 use crate::claude::SessionId;
 
 impl State {

@@ -1,7 +1,7 @@
 //! The conversations and costs the registry remembers per session.
 
 use super::*;
-use crate::claude::validate::Role;
+use crate::claude::request::validate::Role;
 
 fn conversation(store: &SessionStore, owner: Option<&Secret>, texts: &[&str]) -> HistoryDigest {
     let mut hasher = store.history_hasher(owner, "sonnet", Some("be brief"));

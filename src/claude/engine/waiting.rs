@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use super::history::HistoryDigest;
-use super::process::CliProcess;
-use super::sessions::SessionLease;
-use super::SessionId;
+use crate::claude::child::process::CliProcess;
+use crate::claude::request::history::HistoryDigest;
+use crate::claude::sessions::SessionLease;
+use crate::claude::SessionId;
 use crate::error::ApiError;
 use crate::metrics::GiveUp;
 use crate::ratelimit::KeySlot;

@@ -19,16 +19,16 @@ use std::sync::Arc;
 
 use log::debug;
 
-use super::chunks::{ChatChunks, ChatLabels};
-use super::events::{Event, Line, ResultLine, Usage};
-use super::failure;
-use super::redact::{redact, StreamRedactor};
-use super::tool_calls::ToolCalls;
-use super::tools::ToolSpec;
+use crate::claude::reading::chunks::{ChatChunks, ChatLabels};
+use crate::claude::reading::events::{Event, Line, ResultLine, Usage};
+use crate::claude::reading::failure;
+use crate::claude::reading::redact::{redact, StreamRedactor};
+use crate::claude::reading::tool_calls::ToolCalls;
+use crate::claude::tools::ToolSpec;
 use crate::error::ApiError;
 use crate::turn_event::{Answer, Stop, TokenCounts, TurnEvent};
 
-pub use super::failure::{failure_from_stderr, sanitize_message};
+pub use crate::claude::reading::failure::{failure_from_stderr, sanitize_message};
 
 /// What one stdout line asks of the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -258,7 +258,7 @@ impl Adapter {
     }
 
     /// The calls of this answer (client names, CLI ids).
-    pub fn calls(&self) -> &[super::tool_calls::Call] {
+    pub fn calls(&self) -> &[crate::claude::reading::tool_calls::Call] {
         &self.tools.calls
     }
 

@@ -7,16 +7,17 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use super::adapter::Adapter;
-use super::history::{HistoryDigest, HistoryHasher};
-use super::process::CliProcess;
-use super::run::CliRun;
-use super::sessions::SessionLease;
-use super::validate::{CallRef, Role, Turn as ChatTurn, ValidChat};
-use super::waiting::{Waiting, WaitingTurns};
-use super::warm::{put_away, WarmProcesses};
-use super::ClaudeBackend;
 use crate::backend::ChatRequest;
+use crate::claude::child::process::CliProcess;
+use crate::claude::child::warm::WarmProcesses;
+use crate::claude::engine::run::put_away;
+use crate::claude::engine::run::CliRun;
+use crate::claude::engine::waiting::{Waiting, WaitingTurns};
+use crate::claude::reading::adapter::Adapter;
+use crate::claude::request::history::{HistoryDigest, HistoryHasher};
+use crate::claude::request::validate::{CallRef, Role, Turn as ChatTurn, ValidChat};
+use crate::claude::sessions::SessionLease;
+use crate::claude::ClaudeBackend;
 use crate::config::Secret;
 use crate::error::ApiError;
 use crate::http::{Afterwards, ClientWatch, Reply, TurnFacts};
@@ -27,34 +28,34 @@ use crate::supervisor::StopReason;
 /// A turn in progress with what it holds: its session lease and its child.
 /// Dropped without [`Turn::close_afterwards`] or [`Turn::settle_error`],
 /// the child is killed and the lease freed.
-pub(super) struct Turn {
-    pub(super) run: CliRun,
-    pub(super) lease: SessionLease,
-    pub(super) warm: Arc<WarmProcesses>,
+pub(in crate::claude) struct Turn {
+    pub(in crate::claude) run: CliRun,
+    pub(in crate::claude) lease: SessionLease,
+    pub(in crate::claude) warm: Arc<WarmProcesses>,
     /// The conversation so far, this turn's user message included; the
     /// answer is added once there is one.
-    pub(super) history: Option<HistoryHasher>,
+    pub(in crate::claude) history: Option<HistoryHasher>,
     /// The conversation with the answer, once there is one.
     answered_digest: Option<HistoryDigest>,
     /// What the reply tells the client besides the answer.
-    pub(super) facts: TurnFacts,
+    pub(in crate::claude) facts: TurnFacts,
     /// Where the turn goes if it stops for client calls, and the key it
     /// then holds a slot of (and is owned by).
-    pub(super) waiting: Arc<WaitingTurns>,
-    pub(super) owner_key: Option<Secret>,
-    pub(super) key_holder: KeyHolder,
-    pub(super) tool_wait: std::time::Duration,
+    pub(in crate::claude) waiting: Arc<WaitingTurns>,
+    pub(in crate::claude) owner_key: Option<Secret>,
+    pub(in crate::claude) key_holder: KeyHolder,
+    pub(in crate::claude) tool_wait: std::time::Duration,
     metrics: Arc<Metrics>,
     /// The `--model` value: what the turn's cost is counted under.
     cli_model: &'static str,
     /// Whether the client still waits for the answer (see `watching`).
-    pub(super) client: Option<Arc<ClientWatch>>,
-    pub(super) client_seen: Instant,
+    pub(in crate::claude) client: Option<Arc<ClientWatch>>,
+    pub(in crate::claude) client_seen: Instant,
 }
 
 /// How the turn's CLI process came to take it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Took {
+pub(in crate::claude) enum Took {
     /// Started for it.
     Started,
     /// The session's warm process (or a spare), given the turn's line.
@@ -64,20 +65,20 @@ pub(super) enum Took {
 }
 
 /// This turn's share of the session's cost, and its time in the CLI.
-pub(super) struct TurnCost {
+pub(in crate::claude) struct TurnCost {
     pub usd: f64,
     pub duration_ms: u64,
 }
 
 impl TurnCost {
     /// Dollars to the nanodollar, without trailing zeros.
-    pub(super) fn usd_text(&self) -> String {
+    pub(in crate::claude) fn usd_text(&self) -> String {
         let text = format!("{:.9}", self.usd.max(0.0));
         text.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 
     /// The SSE comment a stream ends with (SDKs skip comments).
-    pub(super) fn comment(&self) -> String {
+    pub(in crate::claude) fn comment(&self) -> String {
         format!(
             "cost usd={} duration_ms={}",
             self.usd_text(),
@@ -88,7 +89,7 @@ impl TurnCost {
 
 impl Turn {
     /// The turn of `process` on `lease`, its reply headers and labels.
-    pub(super) fn assemble(
+    pub(in crate::claude) fn assemble(
         backend: &ClaudeBackend,
         request: &ChatRequest,
         chat: &ValidChat,
@@ -151,7 +152,7 @@ impl Turn {
     /// The answer is complete: it is counted, the conversation as the
     /// client now holds it is remembered, and the turn's cost is recorded.
     /// Gives the cost.
-    pub(super) fn note_answer(&mut self) -> Option<TurnCost> {
+    pub(in crate::claude) fn note_answer(&mut self) -> Option<TurnCost> {
         self.lease.count_turn();
         if let Some(mut history) = self.history.take() {
             let legacy = self.run.adapter.legacy_calls();
@@ -184,7 +185,7 @@ impl Turn {
     /// The answer ended with client calls: the child and the session wait
     /// for their results, found again by the calls' ids. Done before the
     /// answer is written, so that a client quick to answer finds them.
-    pub(super) fn wait_for_results(self) {
+    pub(in crate::claude) fn wait_for_results(self) {
         let calls: Vec<String> = self
             .run
             .adapter
@@ -235,7 +236,7 @@ impl Turn {
     /// (an interrupted turn does), else closed; and no registry entry is
     /// left for a session the client never learnt about, nor for one the
     /// CLI says does not exist.
-    pub(super) fn settle_error(self, error: ApiError) -> ApiError {
+    pub(in crate::claude) fn settle_error(self, error: ApiError) -> ApiError {
         self.record_cost();
         self.metrics.turn_ended(ended_by(&self.run, &error));
         let unknown = matches!(error, ApiError::SessionNotFound { .. });
@@ -255,7 +256,7 @@ impl Turn {
     /// A turn that failed after its stream began: the session stays (the
     /// client holds its id), and the child is kept or closed as for any
     /// failure.
-    pub(super) fn settle_kept(self, error: &ApiError) {
+    pub(in crate::claude) fn settle_kept(self, error: &ApiError) {
         self.record_cost();
         self.metrics.turn_ended(ended_by(&self.run, error));
         let Turn { run, warm, .. } = self;
@@ -264,9 +265,9 @@ impl Turn {
 
     /// Nobody is listening any more: the turn is interrupted and read to its
     /// end, so that its child can take the session's next turn.
-    pub(super) fn abandon(mut self) {
+    pub(in crate::claude) fn abandon(mut self) {
         self.run.client_gone();
-        while let super::run::Progress::Events(_) = self.run.step() {}
+        while let crate::claude::engine::run::Progress::Events(_) = self.run.step() {}
         let _ = self.run.finish();
         self.record_cost();
         self.metrics.turn_ended(TurnEnd::ClientGone);
@@ -279,7 +280,7 @@ impl Turn {
     /// The answer is complete but not yet written. What the pipeline runs
     /// once it is: the child kept warm (or closed), then the session freed.
     /// A resume of the session meanwhile waits for that.
-    pub(super) fn close_afterwards(self) -> Afterwards {
+    pub(in crate::claude) fn close_afterwards(self) -> Afterwards {
         self.lease.answered();
         self.metrics.turn_ended(TurnEnd::Answered);
         Box::new(move || {
@@ -293,7 +294,7 @@ impl Turn {
     }
 
     /// `reply` with what it tells the client about the turn.
-    pub(super) fn with_facts(&self, reply: Reply) -> Reply {
+    pub(in crate::claude) fn with_facts(&self, reply: Reply) -> Reply {
         reply.with_turn(self.facts.clone())
     }
 }

@@ -7,20 +7,20 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::give_up;
-use super::pool::Slot;
-use super::process::{CliProcess, Shape, StartSpec};
-use super::prompt::{build_invocation, SessionArg};
-use super::sessions::SessionLease;
-use super::tools::Bridge;
-use super::validate::ValidChat;
-use super::ClaudeBackend;
 use crate::backend::ChatRequest;
+use crate::claude::child::pool::Slot;
+use crate::claude::child::process::{CliProcess, Shape, StartSpec};
+use crate::claude::engine::give_up;
+use crate::claude::request::prompt::{build_invocation, SessionArg};
+use crate::claude::request::validate::ValidChat;
+use crate::claude::sessions::SessionLease;
+use crate::claude::tools::Bridge;
+use crate::claude::ClaudeBackend;
 use crate::error::ApiError;
 
 /// A new child for the turn: `--session-id` for a new session, `--resume`
 /// for one whose child is gone.
-pub(super) fn start_cold(
+pub(in crate::claude) fn start_cold(
     backend: &ClaudeBackend,
     cli: &Path,
     request: &ChatRequest,
@@ -110,7 +110,7 @@ fn acquire_slot(backend: &ClaudeBackend) -> Option<Slot> {
 }
 
 /// `--session-id` for a session this turn creates, `--resume` otherwise.
-pub(super) fn session_arg(lease: &SessionLease) -> SessionArg {
+pub(in crate::claude) fn session_arg(lease: &SessionLease) -> SessionArg {
     if lease.created() {
         SessionArg::New(lease.id().to_string())
     } else {

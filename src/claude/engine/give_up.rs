@@ -9,11 +9,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::adapter::Adapter;
-use super::process::CliProcess;
-use super::run::{CliRun, Progress};
-use super::waiting::{Waiting, WaitingTurns};
-use super::warm::{put_away, WarmProcesses};
+use crate::claude::child::process::CliProcess;
+use crate::claude::child::warm::WarmProcesses;
+use crate::claude::engine::run::put_away;
+use crate::claude::engine::run::{CliRun, Progress};
+use crate::claude::engine::waiting::{Waiting, WaitingTurns};
+use crate::claude::reading::adapter::Adapter;
 use crate::metrics::{GiveUp, Metrics, TurnEnd};
 
 const TOO_LATE: &str = "The client did not send this tool's result in time.";
@@ -23,7 +24,7 @@ const GIVEN_UP: &str = "The client's result for this tool did not come before th
 /// Answers the waiting calls (and any the model makes meanwhile) with the
 /// error `why`, and reads the CLI's turn to its end with nobody listening,
 /// interrupting it first when `interrupt`.
-pub(super) fn finish_unheard(
+pub(in crate::claude) fn finish_unheard(
     mut process: CliProcess,
     deadline: Instant,
     why: &str,
@@ -52,7 +53,7 @@ pub(super) fn finish_unheard(
 /// Every waiting turn at the drain: its calls get an error and its child
 /// is closed (the supervisor has signalled it already), all side by side,
 /// before the drain goes on; its session is freed.
-pub(super) fn close_all(waiting: &WaitingTurns) {
+pub(in crate::claude) fn close_all(waiting: &WaitingTurns) {
     let mut turns = waiting.take_all();
     for turn in &mut turns {
         if let Some(bridge) = &turn.process.bridge {
@@ -70,7 +71,7 @@ pub(super) fn close_all(waiting: &WaitingTurns) {
 /// turn needs its process slot: its calls get an error, the turn is
 /// interrupted and read to its end, and its child closed (which frees the
 /// slot); its session is freed for the results that may still come.
-pub(super) fn give_up_now(waiting: Waiting, grace: Duration, metrics: &Metrics) {
+pub(in crate::claude) fn give_up_now(waiting: Waiting, grace: Duration, metrics: &Metrics) {
     let Waiting { process, lease, .. } = waiting;
     // Its results may come while it ends: they wait for the session.
     lease.answered();
@@ -85,7 +86,7 @@ pub(super) fn give_up_now(waiting: Waiting, grace: Duration, metrics: &Metrics) 
 /// limits on waiting turns): its calls get an error, and it is ended
 /// (interrupted, as nobody listens) on a thread of its own; its child is
 /// put away and its session freed.
-pub(super) fn retire(
+pub(in crate::claude) fn retire(
     waiting: Waiting,
     cause: GiveUp,
     warm: Arc<WarmProcesses>,

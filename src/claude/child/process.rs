@@ -15,15 +15,15 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::output::{LineRead, StderrHead, StderrReader, StdoutLines};
-use super::pool::Slot;
-use super::prompt::Invocation;
-use super::redact::redact;
-pub use super::shape::Shape;
-use super::spawn::{spawn, Process};
-use super::stdin::{interrupter, write_line, Stdin};
-use super::tools::{Bridge, ToolSpec};
-use super::SessionId;
+use crate::claude::child::output::{LineRead, StderrHead, StderrReader, StdoutLines};
+use crate::claude::child::pool::Slot;
+pub use crate::claude::child::shape::Shape;
+use crate::claude::child::spawn::{spawn, Process};
+use crate::claude::child::stdin::{interrupter, write_line, Stdin};
+use crate::claude::reading::redact::redact;
+use crate::claude::request::prompt::Invocation;
+use crate::claude::tools::{Bridge, ToolSpec};
+use crate::claude::SessionId;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::supervisor::{StopReason, Supervisor, Watch};

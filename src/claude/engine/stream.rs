@@ -6,11 +6,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::chunks::ChatChunks;
-use super::run::Progress;
-use super::turn::{Turn, TurnCost};
-use super::watching::Waited;
-use super::SessionId;
+use crate::claude::engine::run::Progress;
+use crate::claude::engine::turn::{Turn, TurnCost};
+use crate::claude::engine::watching::Waited;
+use crate::claude::reading::chunks::ChatChunks;
+use crate::claude::SessionId;
 use crate::dialect::{Dialect, DialectEvents};
 use crate::error::ApiError;
 use crate::http::{Afterwards, SseWriter, StreamBody};
@@ -19,26 +19,26 @@ use crate::turn_event::{Answer, Stop, TurnEvent};
 /// The rest of a stream after its head: queued events, then the turn's
 /// remaining output (none when the turn was already over, its cost known
 /// and its whole answer in `answer`).
-pub(super) struct ClaudeStream {
-    pub(super) turn: Option<Turn>,
-    pub(super) pending: Vec<TurnEvent>,
-    pub(super) cost: Option<TurnCost>,
-    pub(super) wire: Wire,
-    pub(super) answer: Option<Answer>,
+pub(in crate::claude) struct ClaudeStream {
+    pub(in crate::claude) turn: Option<Turn>,
+    pub(in crate::claude) pending: Vec<TurnEvent>,
+    pub(in crate::claude) cost: Option<TurnCost>,
+    pub(in crate::claude) wire: Wire,
+    pub(in crate::claude) answer: Option<Answer>,
     /// `STREAM_KEEPALIVE_MS`, and since when the client has had nothing.
-    pub(super) keepalive: Option<Duration>,
-    pub(super) quiet_since: Instant,
+    pub(in crate::claude) keepalive: Option<Duration>,
+    pub(in crate::claude) quiet_since: Instant,
 }
 
 /// How a turn's events reach the client: as `chat.completion.chunk`s, or
 /// in another API's events (see `dialect`).
-pub(super) enum Wire {
+pub(in crate::claude) enum Wire {
     Chat(ChatChunks),
     Dialect(Box<dyn DialectEvents>),
 }
 
 impl Wire {
-    pub(super) fn new(
+    pub(in crate::claude) fn new(
         dialect: Option<&Arc<dyn Dialect>>,
         session: &SessionId,
         chat: ChatChunks,
@@ -204,7 +204,7 @@ impl StreamBody for ClaudeStream {
 
 /// How a stream's wait for its head ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Start {
+pub(in crate::claude) enum Start {
     /// The model has begun its answer.
     Committed,
     /// A keep-alive's time of silence came first: a model that thinks
@@ -218,7 +218,7 @@ pub(super) enum Start {
 /// The events a turn gives before the model commits to an answer (the
 /// stream's head waits for that, so that an error before it is a plain
 /// HTTP error), and why the wait ended.
-pub(super) fn until_committed(
+pub(in crate::claude) fn until_committed(
     turn: &mut Turn,
     keepalive: Option<Duration>,
     asked: Instant,

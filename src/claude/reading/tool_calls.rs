@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::tools::{ToolSpec, STRUCTURED_OUTPUT_TOOL};
+use crate::claude::tools::{ToolSpec, STRUCTURED_OUTPUT_TOOL};
 pub use crate::turn_event::Call;
 
 /// What a content block of the current message is.

@@ -15,19 +15,19 @@
 //! Ownership is checked on every path; another key's session or calls look
 //! like none at all.
 
-use super::history::HistoryHasher;
-use super::process::{CliProcess, Shape};
-use super::sessions::{SessionLease, SessionStore};
-use super::validate::ValidChat;
-use super::waiting::{Waiting, WaitingTurns};
-use super::warm::Spare;
-use super::ClaudeBackend;
-use super::SessionId;
 use crate::backend::ChatRequest;
+use crate::claude::child::process::{CliProcess, Shape};
+use crate::claude::child::warm::Spare;
+use crate::claude::engine::waiting::{Waiting, WaitingTurns};
+use crate::claude::request::history::HistoryHasher;
+use crate::claude::request::validate::ValidChat;
+use crate::claude::sessions::{SessionLease, SessionStore};
+use crate::claude::ClaudeBackend;
+use crate::claude::SessionId;
 use crate::error::ApiError;
 
 /// Where a request goes.
-pub(super) enum Conversation {
+pub(in crate::claude) enum Conversation {
     /// A turn that waits for tool results (these, or a new question).
     Waiting(Waiting),
     /// A session leased to this request; a spare child comes with a new
@@ -41,7 +41,7 @@ pub(super) enum Conversation {
 /// The conversation `request` continues, and the hasher of its history as
 /// the client holds it (every turn of the request, for the answer to be
 /// added to), when history matching is on.
-pub(super) fn resolve(
+pub(in crate::claude) fn resolve(
     backend: &ClaudeBackend,
     store: &SessionStore,
     request: &ChatRequest,

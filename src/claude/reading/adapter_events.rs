@@ -4,8 +4,8 @@
 //! its calls.
 
 use super::*;
-use crate::claude::events::{BlockDelta, BlockStart};
-use crate::claude::tool_calls::Block;
+use crate::claude::reading::events::{BlockDelta, BlockStart};
+use crate::claude::reading::tool_calls::Block;
 
 impl Adapter {
     pub(super) fn on_event(&mut self, event: Event) -> Step {

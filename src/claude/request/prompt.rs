@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::tools::spec::SERVER_NAME;
-use super::validate::{Part, Role, Turn, ValidChat};
+use crate::claude::request::validate::{Part, Role, Turn, ValidChat};
+use crate::claude::tools::spec::SERVER_NAME;
 use crate::error::ApiError;
 
 /// Which session the child works on.
@@ -275,7 +275,7 @@ pub fn prompt_text(chat: &ValidChat, session: &SessionArg) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claude::validate::validate;
+    use crate::claude::request::validate::validate;
     use serde_json::{json, Value};
 
     const ID: &str = "3f2a7c1e-5b4d-4e8a-9c3b-2d1e0f9a8b7c";

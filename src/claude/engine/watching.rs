@@ -7,14 +7,14 @@
 
 use std::time::{Duration, Instant};
 
-use super::run::Progress;
-use super::turn::Turn;
+use crate::claude::engine::run::Progress;
+use crate::claude::engine::turn::Turn;
 
 /// How often a turn looks at its client.
-pub(super) const CLIENT_TICK: Duration = Duration::from_millis(500);
+pub(in crate::claude) const CLIENT_TICK: Duration = Duration::from_millis(500);
 
 /// What waiting for the CLI came to.
-pub(super) enum Waited {
+pub(in crate::claude) enum Waited {
     Progress(Progress),
     /// Nothing by the time a keep-alive was due.
     Quiet,
@@ -26,7 +26,7 @@ impl Turn {
     /// The run's next step, waiting at most until `quiet_until` (when a
     /// keep-alive is due), and looking at the client every tick meanwhile,
     /// whether the CLI is silent or writing.
-    pub(super) fn step_watching(&mut self, quiet_until: Option<Instant>) -> Waited {
+    pub(in crate::claude) fn step_watching(&mut self, quiet_until: Option<Instant>) -> Waited {
         loop {
             if self.client_departed() {
                 return Waited::Departed;
@@ -64,7 +64,7 @@ impl Turn {
     /// The client has gone before the answer could start: the turn is
     /// interrupted and read to its end, and fails (for nobody) as any turn
     /// stopped for its client does.
-    pub(super) fn answer_nobody(&mut self) {
+    pub(in crate::claude) fn answer_nobody(&mut self) {
         log::info!(
             "{}",
             serde_json::json!({"event": "client_gone", "session_id": self.lease.id().as_str()})

@@ -12,17 +12,17 @@ use std::time::Instant;
 
 use crate::metrics::TurnEnd;
 
-use super::cold_start::start_cold;
-use super::give_up::finish_unheard;
-use super::history::HistoryHasher;
-use super::process::Shape;
-use super::prompt::{blocks_line, prompt_blocks, SessionArg};
-use super::tools::ToolAnswer;
-use super::turn::{Took, Turn};
-use super::validate::{Turn as ChatTurn, ValidChat};
-use super::waiting::Waiting;
-use super::ClaudeBackend;
 use crate::backend::ChatRequest;
+use crate::claude::child::process::Shape;
+use crate::claude::engine::cold_start::start_cold;
+use crate::claude::engine::give_up::finish_unheard;
+use crate::claude::engine::turn::{Took, Turn};
+use crate::claude::engine::waiting::Waiting;
+use crate::claude::request::history::HistoryHasher;
+use crate::claude::request::prompt::{blocks_line, prompt_blocks, SessionArg};
+use crate::claude::request::validate::{Turn as ChatTurn, ValidChat};
+use crate::claude::tools::ToolAnswer;
+use crate::claude::ClaudeBackend;
 use crate::error::ApiError;
 
 /// What a call the client did not answer gets.
@@ -32,7 +32,7 @@ const NO_RESULT: &str = "The client sent no result for this call.";
 /// Carries on the turn `found`, which waits for this request: with its
 /// results, or with a new question after the waiting calls are declined.
 /// `history` is the request's whole conversation.
-pub(super) fn carry_on(
+pub(in crate::claude) fn carry_on(
     backend: &ClaudeBackend,
     request: &ChatRequest,
     chat: &ValidChat,

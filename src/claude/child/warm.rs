@@ -24,10 +24,9 @@ use parking_lot::{Condvar, Mutex};
 
 use std::path::PathBuf;
 
-use super::pool::ProcessPool;
-use super::process::{CliProcess, Shape};
-use super::run::CliRun;
-use super::SessionId;
+use crate::claude::child::pool::ProcessPool;
+use crate::claude::child::process::{CliProcess, Shape};
+use crate::claude::SessionId;
 
 /// A child started ahead of its session, with the directory made for it.
 pub struct Spare {
@@ -371,13 +370,4 @@ fn available_mb() -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024)
-}
-/// A child that ended its turn cleanly waits for its session's next turn;
-/// any other is closed.
-pub(super) fn put_away(warm: &WarmProcesses, run: CliRun) {
-    if run.reusable() {
-        warm.park(run.into_process());
-    } else {
-        run.into_process().close();
-    }
 }

@@ -13,7 +13,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::messages::{Part, Role, Turn};
+use crate::claude::request::messages::{Part, Role, Turn};
 
 pub type HistoryDigest = [u8; 32];
 

@@ -6,19 +6,19 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use super::models::resolve_model;
-use super::pool::ProcessPool;
-use super::process::{CliProcess, Shape, StartSpec};
-use super::prompt::spare_invocation;
-use super::sessions::SessionStore;
-use super::tools::ToolSpec;
-use super::warm::{Spare, SparePlan};
+use crate::claude::child::pool::ProcessPool;
+use crate::claude::child::process::{CliProcess, Shape, StartSpec};
+use crate::claude::child::warm::{Spare, SparePlan};
+use crate::claude::request::models::resolve_model;
+use crate::claude::request::prompt::spare_invocation;
+use crate::claude::sessions::SessionStore;
+use crate::claude::tools::ToolSpec;
 use crate::config::Config;
 use crate::supervisor::Supervisor;
 
 /// The spares `config` asks for, or `None` when it asks for none (or the
 /// CLI is missing).
-pub(super) fn spare_plan(
+pub(in crate::claude) fn spare_plan(
     config: &Config,
     cli: Option<PathBuf>,
     pool: Arc<ProcessPool>,
@@ -34,7 +34,7 @@ pub(super) fn spare_plan(
     let count = config.warm_spares;
     let config = config.clone();
     let make = move || -> Option<Spare> {
-        let store = super::open_sessions(&sessions, &config)
+        let store = crate::claude::open_sessions(&sessions, &config)
             .as_ref()
             .ok()?
             .clone();

@@ -7,22 +7,25 @@
 
 use std::time::Instant;
 
-use super::cold_start::{session_arg, start_cold};
-use super::follow_up;
-use super::process::Shape;
-use super::prompt::{blocks_line, check_transcript, prompt_blocks};
-use super::resolve::{resolve, Conversation};
-use super::sessions::SessionLease;
-use super::turn::{Took, Turn};
-use super::validate::validate;
-use super::ClaudeBackend;
 use crate::backend::ChatRequest;
+use crate::claude::child::process::Shape;
+use crate::claude::engine::cold_start::{session_arg, start_cold};
+use crate::claude::engine::follow_up;
+use crate::claude::engine::resolve::{resolve, Conversation};
+use crate::claude::engine::turn::{Took, Turn};
+use crate::claude::request::prompt::{blocks_line, check_transcript, prompt_blocks};
+use crate::claude::request::validate::validate;
+use crate::claude::sessions::SessionLease;
+use crate::claude::ClaudeBackend;
 use crate::error::ApiError;
 
 /// Checks the request, leases its session and puts the turn to a CLI
 /// child. A session this turn created is forgotten again if no child
 /// takes the turn.
-pub(super) fn begin(backend: &ClaudeBackend, request: &ChatRequest) -> Result<Turn, ApiError> {
+pub(in crate::claude) fn begin(
+    backend: &ClaudeBackend,
+    request: &ChatRequest,
+) -> Result<Turn, ApiError> {
     let chat = validate(request.json)?;
     let Some(cli) = backend.cli.clone() else {
         return Err(ApiError::BackendUnavailable {

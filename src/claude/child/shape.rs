@@ -2,7 +2,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::tools::ToolSpec;
+use crate::claude::tools::ToolSpec;
 
 /// What a warm child must share with a turn to take it: the model it runs,
 /// the system prompt it read at start and its output schema (as digests),

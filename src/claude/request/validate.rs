@@ -6,10 +6,10 @@
 
 use serde_json::{Map, Value};
 
-use super::messages::read_messages;
-pub use super::messages::{CallRef, Part, Role, Turn, MAX_MESSAGES};
-use super::models::resolve_model;
-use super::tools::{read_tool_spec, ToolSpec};
+use crate::claude::request::messages::read_messages;
+pub use crate::claude::request::messages::{CallRef, Part, Role, Turn, MAX_MESSAGES};
+use crate::claude::request::models::resolve_model;
+use crate::claude::tools::{read_tool_spec, ToolSpec};
 use crate::error::ApiError;
 use crate::request_json::{invalid, present, unsupported};
 

@@ -7,9 +7,12 @@
 
 use std::time::Duration;
 
-use super::adapter::{failure_from_stderr, sanitize_message, Adapter, Outcome, Step};
-use super::output::LineRead;
-use super::process::{CliProcess, Reaped};
+use crate::claude::child::output::LineRead;
+use crate::claude::child::process::{CliProcess, Reaped};
+use crate::claude::child::warm::WarmProcesses;
+use crate::claude::reading::adapter::{
+    failure_from_stderr, sanitize_message, Adapter, Outcome, Step,
+};
 use crate::error::ApiError;
 use crate::supervisor::StopReason;
 use crate::turn_event::{Answer, TurnEvent};
@@ -235,6 +238,16 @@ impl CliRun {
                 Err(ApiError::InternalError { message })
             }
         }
+    }
+}
+
+/// A child that ended its turn cleanly waits for its session's next turn;
+/// any other is closed.
+pub(in crate::claude) fn put_away(warm: &WarmProcesses, run: CliRun) {
+    if run.reusable() {
+        warm.park(run.into_process());
+    } else {
+        run.into_process().close();
     }
 }
 

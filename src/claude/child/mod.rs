@@ -1,0 +1,13 @@
+//! One `claude` child's life: finding the CLI, starting a process (cold or
+//! ahead as a spare), its pipes, the slots that bound them, and the warm ones
+//! kept for their sessions.
+
+pub(crate) mod locate;
+pub mod output;
+pub mod pool;
+pub mod process;
+pub(in crate::claude) mod shape;
+pub(in crate::claude) mod spares;
+pub mod spawn;
+pub(in crate::claude) mod stdin;
+pub mod warm;
