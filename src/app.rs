@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::anthropic::MessageThreads;
 use crate::auth::KeyRing;
 use crate::backend::Backend;
-use crate::claude::child::pool::Capacity;
+use crate::claude::child::slots::Capacity;
 use crate::claude::ClaudeBackend;
 use crate::config::Config;
 use crate::http::body::BodyBudget;

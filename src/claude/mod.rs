@@ -35,7 +35,7 @@ pub use crate::session_id::SessionId;
 use crate::supervisor::{StopReason, Supervisor};
 pub use crate::turn_event::{Answer, Call, Stop, TokenCounts, TurnEvent};
 use child::locate::locate_cli;
-use child::pool::{Capacity, ProcessPool};
+use child::slots::{Capacity, ProcessSlots};
 use child::warm::{WarmProcesses, WarmStats};
 use engine::run::Progress;
 use engine::stream::{ClaudeStream, Start, Wire};
@@ -55,7 +55,7 @@ pub struct SessionStatus {
 pub struct ClaudeBackend {
     config: Config,
     cli: Option<PathBuf>,
-    pool: Arc<ProcessPool>,
+    pool: Arc<ProcessSlots>,
     warm: Arc<WarmProcesses>,
     supervisor: Arc<Supervisor>,
     sessions: Arc<OnceLock<Result<Arc<SessionStore>, String>>>,
@@ -78,7 +78,7 @@ impl ClaudeBackend {
             .map(|(_, v)| v.as_str())
             .unwrap_or("");
         let cli = locate_cli(&config.claude_path, path_var);
-        let pool = ProcessPool::new(config.max_concurrent_processes);
+        let pool = ProcessSlots::new(config.max_concurrent_processes);
         let supervisor = Supervisor::start(config.kill_grace);
         let sessions = Arc::new(OnceLock::new());
         let spares = child::spares::spare_plan(

@@ -4,9 +4,9 @@
 
 pub(crate) mod locate;
 pub mod output;
-pub mod pool;
 pub mod process;
 pub(in crate::claude) mod shape;
+pub mod slots;
 pub(in crate::claude) mod spares;
 pub mod spawn;
 pub(in crate::claude) mod stdin;

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::claude::child::output::{LineRead, StderrHead, StderrReader, StdoutLines};
-use crate::claude::child::pool::Slot;
 pub use crate::claude::child::shape::Shape;
+use crate::claude::child::slots::Slot;
 use crate::claude::child::spawn::{spawn, Process};
 use crate::claude::child::stdin::{interrupter, write_line, Stdin};
 use crate::claude::reading::redact::redact;

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use crate::claude::child::pool::ProcessPool;
 use crate::claude::child::process::{CliProcess, Shape, StartSpec};
+use crate::claude::child::slots::ProcessSlots;
 use crate::claude::child::warm::{Spare, SparePlan};
 use crate::claude::request::models::resolve_model;
 use crate::claude::request::prompt::spare_invocation;
@@ -21,7 +21,7 @@ use crate::supervisor::Supervisor;
 pub(in crate::claude) fn spare_plan(
     config: &Config,
     cli: Option<PathBuf>,
-    pool: Arc<ProcessPool>,
+    pool: Arc<ProcessSlots>,
     supervisor: Arc<Supervisor>,
     sessions: Arc<OnceLock<Result<Arc<SessionStore>, String>>>,
 ) -> Option<SparePlan> {

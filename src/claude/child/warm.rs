@@ -24,8 +24,8 @@ use parking_lot::{Condvar, Mutex};
 
 use std::path::PathBuf;
 
-use crate::claude::child::pool::ProcessPool;
 use crate::claude::child::process::{CliProcess, Shape};
+use crate::claude::child::slots::ProcessSlots;
 use crate::claude::SessionId;
 
 /// A child started ahead of its session, with the directory made for it.
@@ -64,7 +64,7 @@ pub struct WarmProcesses {
     max: usize,
     idle_for: Duration,
     min_free_mb: u64,
-    pool: Arc<ProcessPool>,
+    pool: Arc<ProcessSlots>,
     /// Oldest use first: the front is the next to be evicted.
     idle: Mutex<Vec<Parked>>,
     spares: Mutex<Vec<(Spare, Instant)>>,
@@ -94,7 +94,7 @@ impl WarmProcesses {
         max: usize,
         idle_for: Duration,
         min_free_mb: u64,
-        pool: Arc<ProcessPool>,
+        pool: Arc<ProcessSlots>,
         spare_plan: Option<SparePlan>,
     ) -> Arc<WarmProcesses> {
         // Without warm children a spare, which is one, has no sense either.

@@ -8,8 +8,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::backend::ChatRequest;
-use crate::claude::child::pool::Slot;
 use crate::claude::child::process::{CliProcess, Shape, StartSpec};
+use crate::claude::child::slots::Slot;
 use crate::claude::engine::give_up;
 use crate::claude::request::prompt::{build_invocation, SessionArg};
 use crate::claude::request::validate::ValidChat;

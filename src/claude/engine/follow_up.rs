@@ -20,7 +20,7 @@ use crate::claude::engine::turn::{Took, Turn};
 use crate::claude::engine::waiting::Waiting;
 use crate::claude::request::history::HistoryHasher;
 use crate::claude::request::prompt::{blocks_line, prompt_blocks, SessionArg};
-use crate::claude::request::validate::{Turn as ChatTurn, ValidChat};
+use crate::claude::request::validate::{Message as ChatMessage, ValidChat};
 use crate::claude::tools::ToolAnswer;
 use crate::claude::ClaudeBackend;
 use crate::error::ApiError;
@@ -125,7 +125,7 @@ pub(in crate::claude) fn carry_on(
 
 /// The client's result for call `id`, the `n`-th of its answer: by id, or
 /// for legacy results (no ids) by position.
-fn answer_for(id: &str, n: usize, results: &[ChatTurn]) -> ToolAnswer {
+fn answer_for(id: &str, n: usize, results: &[ChatMessage]) -> ToolAnswer {
     let by_id = results
         .iter()
         .find(|r| r.tool_call_id.as_deref() == Some(id));

@@ -15,7 +15,7 @@ use crate::claude::engine::run::CliRun;
 use crate::claude::engine::waiting::{Waiting, WaitingTurns};
 use crate::claude::reading::adapter::Adapter;
 use crate::claude::request::history::{HistoryDigest, HistoryHasher};
-use crate::claude::request::validate::{CallRef, Role, Turn as ChatTurn, ValidChat};
+use crate::claude::request::validate::{CallRef, Message as ChatMessage, Role, ValidChat};
 use crate::claude::sessions::SessionLease;
 use crate::claude::ClaudeBackend;
 use crate::config::Secret;
@@ -156,7 +156,7 @@ impl Turn {
         self.lease.count_turn();
         if let Some(mut history) = self.history.take() {
             let legacy = self.run.adapter.legacy_calls();
-            let answer = ChatTurn {
+            let answer = ChatMessage {
                 role: Role::Assistant,
                 content: self.run.adapter.content().to_string(),
                 parts: Vec::new(),

@@ -20,9 +20,9 @@ use std::sync::Arc;
 use log::debug;
 
 use crate::claude::reading::chunks::{ChatChunks, ChatLabels};
-use crate::claude::reading::events::{Event, Line, ResultLine, Usage};
 use crate::claude::reading::failure;
 use crate::claude::reading::redact::{redact, StreamRedactor};
+use crate::claude::reading::stream_json::{Event, Line, ResultLine, Usage};
 use crate::claude::reading::tool_calls::ToolCalls;
 use crate::claude::tools::ToolSpec;
 use crate::error::ApiError;
@@ -60,7 +60,7 @@ pub enum Outcome {
 
 /// The cost figures of a turn's `result` line.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TurnCost {
+pub struct ResultCost {
     /// `total_cost_usd`: the session's running total, this turn included.
     pub total_usd: f64,
     pub duration_ms: u64,
@@ -84,7 +84,7 @@ pub struct Adapter {
     result_seen: bool,
     /// From the `result` line: the session's running cost and this turn's
     /// duration.
-    cost: Option<TurnCost>,
+    cost: Option<ResultCost>,
     bad_lines: usize,
     /// The client's functions the model called, and the structured answer.
     tools: ToolCalls,
@@ -221,7 +221,7 @@ impl Adapter {
             Line::Result(result) => {
                 self.result_seen = true;
                 if let Some(total_usd) = result.total_cost_usd {
-                    self.cost = Some(TurnCost {
+                    self.cost = Some(ResultCost {
                         total_usd,
                         duration_ms: result.duration_ms.unwrap_or(0),
                     });
@@ -288,7 +288,7 @@ impl Adapter {
     }
 
     /// What the `result` line said about cost and time, if it did.
-    pub fn cost(&self) -> Option<TurnCost> {
+    pub fn cost(&self) -> Option<ResultCost> {
         self.cost
     }
 

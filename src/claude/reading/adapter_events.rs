@@ -4,7 +4,7 @@
 //! its calls.
 
 use super::*;
-use crate::claude::reading::events::{BlockDelta, BlockStart};
+use crate::claude::reading::stream_json::{BlockDelta, BlockStart};
 use crate::claude::reading::tool_calls::Block;
 
 impl Adapter {

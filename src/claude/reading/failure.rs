@@ -2,8 +2,8 @@
 //! with `is_error`, or for a known complaint on stderr, and the sanitizing
 //! that keeps the CLI's own words from leaking paths, addresses or keys.
 
-use crate::claude::reading::events::ResultLine;
 use crate::claude::reading::redact::redact;
+use crate::claude::reading::stream_json::ResultLine;
 use crate::error::ApiError;
 
 /// Longest CLI-provided text passed on to a client.

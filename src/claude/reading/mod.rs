@@ -4,7 +4,7 @@
 
 pub mod adapter;
 pub(in crate::claude) mod chunks;
-pub mod events;
 pub mod failure;
 pub mod redact;
+pub mod stream_json;
 pub(in crate::claude) mod tool_calls;

@@ -13,7 +13,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::claude::request::messages::{Part, Role, Turn};
+use crate::claude::request::messages::{Message, Part, Role};
 
 pub type HistoryDigest = [u8; 32];
 
@@ -53,7 +53,7 @@ impl HistoryHasher {
     /// text-only turn digests as it always did), then its images, the calls
     /// it made (by id; a legacy call, which has none, by name) and the call
     /// it answers.
-    pub fn turn(&mut self, turn: &Turn) {
+    pub fn turn(&mut self, turn: &Message) {
         self.message(turn.role, &turn.content);
         for part in &turn.parts {
             match part {

@@ -56,7 +56,7 @@ pub struct CallRef {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Turn {
+pub struct Message {
     pub role: Role,
     /// The text parts joined by newlines.
     pub content: String,
@@ -68,7 +68,7 @@ pub struct Turn {
     pub tool_call_id: Option<String>,
 }
 
-impl Turn {
+impl Message {
     pub fn images(&self) -> usize {
         self.parts
             .iter()
@@ -77,7 +77,7 @@ impl Turn {
     }
 }
 
-pub fn read_messages(messages: &Value) -> Result<(Option<String>, Vec<Turn>), ApiError> {
+pub fn read_messages(messages: &Value) -> Result<(Option<String>, Vec<Message>), ApiError> {
     let Some(items) = messages.as_array() else {
         return Err(invalid("messages", "'messages' must be an array."));
     };
@@ -121,7 +121,7 @@ pub fn read_messages(messages: &Value) -> Result<(Option<String>, Vec<Turn>), Ap
                         format!("messages[{i}] is a user message with empty content."),
                     ));
                 }
-                turns.push(Turn {
+                turns.push(Message {
                     role: Role::User,
                     content,
                     parts,
@@ -129,14 +129,14 @@ pub fn read_messages(messages: &Value) -> Result<(Option<String>, Vec<Turn>), Ap
                     tool_call_id: None,
                 });
             }
-            Some(Role::Assistant) => turns.push(Turn {
+            Some(Role::Assistant) => turns.push(Message {
                 role: Role::Assistant,
                 content: read_text_content(message, i)?,
                 parts: Vec::new(),
                 tool_calls: read_tool_calls(message, i)?,
                 tool_call_id: None,
             }),
-            Some(Role::Tool) => turns.push(Turn {
+            Some(Role::Tool) => turns.push(Message {
                 role: Role::Tool,
                 content: read_text_content(message, i)?,
                 parts: Vec::new(),
@@ -154,7 +154,7 @@ pub fn read_messages(messages: &Value) -> Result<(Option<String>, Vec<Turn>), Ap
 /// follow an assistant turn with tool calls. Results alone are fine too:
 /// the turn that waits for them is found by their calls' ids (a client that
 /// continues by thread or response id sends only its new results).
-fn check_order(turns: &[Turn]) -> Result<(), ApiError> {
+fn check_order(turns: &[Message]) -> Result<(), ApiError> {
     let results = turns
         .iter()
         .rev()

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::claude::request::validate::{Part, Role, Turn, ValidChat};
+use crate::claude::request::validate::{Message, Part, Role, ValidChat};
 use crate::claude::tools::spec::SERVER_NAME;
 use crate::error::ApiError;
 
@@ -202,7 +202,7 @@ pub fn check_transcript(chat: &ValidChat) -> Result<(), ApiError> {
 
 /// `results` as one text block for a session whose calls were answered
 /// with an error before these came.
-fn late_results(results: &[Turn], chat: &ValidChat) -> Option<serde_json::Value> {
+fn late_results(results: &[Message], chat: &ValidChat) -> Option<serde_json::Value> {
     if results.is_empty() {
         return None;
     }
@@ -228,7 +228,7 @@ fn late_results(results: &[Turn], chat: &ValidChat) -> Option<serde_json::Value>
     Some(json!({"type": "text", "text": text}))
 }
 
-fn transcript_entry(turn: &Turn) -> String {
+fn transcript_entry(turn: &Message) -> String {
     match turn.role {
         Role::User => format!("User: {}", turn.content),
         Role::Assistant => {

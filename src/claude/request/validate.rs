@@ -7,7 +7,7 @@
 use serde_json::{Map, Value};
 
 use crate::claude::request::messages::read_messages;
-pub use crate::claude::request::messages::{CallRef, Part, Role, Turn, MAX_MESSAGES};
+pub use crate::claude::request::messages::{CallRef, Message, Part, Role, MAX_MESSAGES};
 use crate::claude::request::models::resolve_model;
 use crate::claude::tools::{read_tool_spec, ToolSpec};
 use crate::error::ApiError;
@@ -47,7 +47,7 @@ pub struct ValidChat {
     pub system: Option<String>,
     /// Non-system messages in order; the last is a user turn, or the
     /// results of the previous answer's tool calls.
-    pub turns: Vec<Turn>,
+    pub turns: Vec<Message>,
     /// Functions offered, and the answer's schema.
     pub tools: ToolSpec,
     pub stream: bool,
@@ -57,7 +57,7 @@ pub struct ValidChat {
 
 impl ValidChat {
     /// The trailing tool results, when the request ends with them.
-    pub fn tool_results(&self) -> &[Turn] {
+    pub fn tool_results(&self) -> &[Message] {
         let n = self
             .turns
             .iter()
@@ -70,7 +70,7 @@ impl ValidChat {
     /// The tool results just before the final user turn, when the request
     /// answers the last calls and then asks something new (pydantic-ai's
     /// next run after a forced call does).
-    pub fn results_before_question(&self) -> &[Turn] {
+    pub fn results_before_question(&self) -> &[Message] {
         let Some((last, before)) = self.turns.split_last() else {
             return &[];
         };
@@ -96,7 +96,7 @@ impl ValidChat {
     }
 
     /// The final user turn, when the request ends with one.
-    pub fn new_user_turn(&self) -> Option<&Turn> {
+    pub fn new_user_turn(&self) -> Option<&Message> {
         self.turns.last().filter(|t| t.role == Role::User)
     }
 }

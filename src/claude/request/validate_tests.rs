@@ -43,7 +43,7 @@ fn a_plain_request_is_reduced_to_what_the_cli_needs() {
         vec![
             text_turn(Role::User, "hi"),
             text_turn(Role::Assistant, "hello"),
-            Turn {
+            Message {
                 parts: vec![Part::Text("a".into()), Part::Text("b".into())],
                 ..text_turn(Role::User, "a\nb")
             },
@@ -57,8 +57,8 @@ fn a_plain_request_is_reduced_to_what_the_cli_needs() {
     );
 }
 
-fn text_turn(role: Role, text: &str) -> Turn {
-    Turn {
+fn text_turn(role: Role, text: &str) -> Message {
+    Message {
         role,
         content: text.into(),
         parts: if role == Role::User {

@@ -14,8 +14,8 @@
 
 pub mod bridge;
 mod functions;
-mod output;
 pub mod relay;
+mod response_format;
 pub mod spec;
 
 pub use bridge::{Bridge, ToolAnswer};

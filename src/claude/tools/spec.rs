@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::functions::{assign_mcp_names, read_functions, read_tools};
-use super::output::read_response_format;
+use super::response_format::read_response_format;
 use crate::error::ApiError;
 use crate::request_json::{invalid, present, shorten};
 

@@ -21,7 +21,7 @@ struct State {
     queue: VecDeque<u64>,
 }
 
-pub struct ProcessPool {
+pub struct ProcessSlots {
     max: usize,
     state: Mutex<State>,
     freed: Condvar,
@@ -33,7 +33,7 @@ pub struct ProcessPool {
 pub const RELIEVE_EVERY: Duration = Duration::from_millis(100);
 
 pub struct Slot {
-    pool: Arc<ProcessPool>,
+    pool: Arc<ProcessSlots>,
 }
 
 impl Drop for Slot {
@@ -45,9 +45,9 @@ impl Drop for Slot {
     }
 }
 
-impl ProcessPool {
-    pub fn new(max: usize) -> Arc<ProcessPool> {
-        Arc::new(ProcessPool {
+impl ProcessSlots {
+    pub fn new(max: usize) -> Arc<ProcessSlots> {
+        Arc::new(ProcessSlots {
             max,
             state: Mutex::new(State {
                 active: 0,
@@ -73,7 +73,7 @@ impl ProcessPool {
         self.acquire_relieved(wait, || false)
     }
 
-    /// [`ProcessPool::acquire`], calling `relieve` every
+    /// [`ProcessSlots::acquire`], calling `relieve` every
     /// [`RELIEVE_EVERY`] while queued, without the queue's lock and keeping
     /// the place in it: a process that became idle, or a turn that began to
     /// wait for tool results, after the caller last looked can still give
@@ -127,7 +127,7 @@ mod tests {
 
     #[test]
     fn slots_are_bounded_and_released() {
-        let pool = ProcessPool::new(2);
+        let pool = ProcessSlots::new(2);
         let a = pool.acquire(Duration::ZERO).unwrap();
         let _b = pool.acquire(Duration::ZERO).unwrap();
         assert!(pool.acquire(Duration::from_millis(20)).is_none());
@@ -139,7 +139,7 @@ mod tests {
 
     #[test]
     fn a_queued_request_takes_what_gives_way_while_it_waits() {
-        let pool = ProcessPool::new(1);
+        let pool = ProcessSlots::new(1);
         let held = Mutex::new(pool.acquire(Duration::ZERO));
         let looks = std::sync::atomic::AtomicUsize::new(0);
         let started = Instant::now();
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn waiters_are_served_in_order() {
-        let pool = ProcessPool::new(1);
+        let pool = ProcessSlots::new(1);
         let held = pool.acquire(Duration::ZERO).unwrap();
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut threads = Vec::new();
