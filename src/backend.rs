@@ -1,11 +1,13 @@
 //! The contract both backends fulfil: answer a chat request whole or as a
-//! stream, and say whether they can serve at all.
+//! stream, and say whether they can serve at all; and the one way every
+//! API hands a chat request to a backend ([`take_turn`]).
 
 use std::sync::Arc;
 
 use crate::dialect::Dialect;
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
+use crate::ratelimit::RateLimiter;
 use crate::session_id::SessionId;
 
 /// One chat completion request as the route hands it to a backend.
@@ -39,5 +41,27 @@ pub trait Backend: Send + Sync {
     /// True when `health()` means requests can be served.
     fn can_serve(&self) -> bool {
         self.health() == "ok"
+    }
+}
+
+/// Answers `request` with `backend`, as every API does once its request is
+/// a chat one: a session's turn counts against its rate limit unless it
+/// only carries tool results on (`carries_results`: that turn was counted
+/// when it began); then the answer, streamed or whole as asked.
+pub fn take_turn(
+    backend: &dyn Backend,
+    limiter: &RateLimiter,
+    request: &ChatRequest,
+    carries_results: bool,
+) -> Result<Reply, ApiError> {
+    if let Some(id) = &request.session_id {
+        if !carries_results {
+            limiter.check_session(id.as_str())?;
+        }
+    }
+    if request.wants_stream() {
+        backend.stream(request)
+    } else {
+        backend.complete(request)
     }
 }

@@ -10,7 +10,7 @@
 use serde_json::{json, Value};
 
 use crate::app::App;
-use crate::backend::ChatRequest;
+use crate::backend::{take_turn, ChatRequest};
 use crate::claude::request::models;
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
@@ -280,12 +280,6 @@ fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
         }
     }
     let json = json_object(&rq.body)?;
-    if let Some(id) = &session_id {
-        // Tool results carry on a turn that was counted when it began.
-        if !ends_with_tool_results(&json) {
-            app.limiter.check_session(id.as_str())?;
-        }
-    }
     let request = ChatRequest {
         incoming: rq,
         raw: &rq.body,
@@ -293,12 +287,8 @@ fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
         session_id,
         dialect: None,
     };
-    let backend = app.backend(mode);
-    if request.wants_stream() {
-        backend.stream(&request)
-    } else {
-        backend.complete(&request)
-    }
+    let carries_results = ends_with_tool_results(&json);
+    take_turn(app.backend(mode), &app.limiter, &request, carries_results)
 }
 
 /// True when a body ends with tool (or legacy function) results: a chat

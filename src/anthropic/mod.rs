@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::backend::{Backend, ChatRequest};
+use crate::backend::{take_turn, ChatRequest};
 use crate::claude::{chat_message, Answer, ClaudeBackend, SessionId, TurnEvent};
 use crate::dialect::{with_ignored, Dialect, DialectEvents};
 use crate::error::ApiError;
@@ -73,12 +73,6 @@ pub fn create(
         }
         session_id = Some(session);
     }
-    if let Some(id) = &session_id {
-        // Tool results carry on a turn that was counted when it began.
-        if !translated.carries_tool_results() {
-            limiter.check_session(id.as_str())?;
-        }
-    }
     let meta = MessageMeta {
         id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
         model: json
@@ -101,12 +95,9 @@ pub fn create(
             created: Arc::new(translated.created()),
         })),
     };
-    let reply = if translated.stream {
-        claude.stream(&request)
-    } else {
-        claude.complete(&request)
-    };
-    let reply = reply.map_err(|e| translated.words.reword(e))?;
+    let carries_results = translated.carries_tool_results();
+    let reply = take_turn(claude, limiter, &request, carries_results)
+        .map_err(|e| translated.words.reword(e))?;
     Ok(with_ignored(reply, &translated.ignored, RENAMES))
 }
 

@@ -24,7 +24,7 @@ use serde_json::Value;
 use events::ResponseEvents;
 pub use store::ResponseStore;
 
-use crate::backend::{Backend, ChatRequest};
+use crate::backend::{take_turn, ChatRequest};
 use crate::claude::{chat_message, Answer, ClaudeBackend, SessionId, TurnEvent};
 use crate::dialect::{with_ignored, Dialect, DialectEvents};
 use crate::error::ApiError;
@@ -171,12 +171,6 @@ pub fn create(
             }
         }
     }
-    if let Some(id) = &session_id {
-        // Function results carry on a turn that was counted when it began.
-        if !translated.carries_tool_results() {
-            limiter.check_session(id.as_str())?;
-        }
-    }
     let chat = translated.chat_body(&history);
     let words = translated.words(&history);
     let keep = translated.store.then(|| Keep {
@@ -196,12 +190,9 @@ pub fn create(
         session_id,
         dialect: Some(Arc::new(turn)),
     };
-    let reply = if translated.stream {
-        claude.stream(&request)
-    } else {
-        claude.complete(&request)
-    };
-    let reply = reply.map_err(|e| words.reword(e))?;
+    let carries_results = translated.carries_tool_results();
+    let reply =
+        take_turn(claude, limiter, &request, carries_results).map_err(|e| words.reword(e))?;
     Ok(with_ignored(reply, &translated.ignored, RENAMES))
 }
 
