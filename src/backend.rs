@@ -30,6 +30,18 @@ impl ChatRequest<'_> {
     }
 }
 
+/// True when a chat body ends with tool (or legacy function) results: it
+/// carries on a turn that was admitted when it began.
+pub fn ends_with_tool_results(json: &serde_json::Map<String, serde_json::Value>) -> bool {
+    let role = json
+        .get("messages")
+        .and_then(|m| m.as_array())
+        .and_then(|m| m.last())
+        .and_then(|m| m.get("role"))
+        .and_then(|r| r.as_str());
+    matches!(role, Some("tool" | "function"))
+}
+
 pub trait Backend: Send + Sync {
     /// A whole `chat.completion` (or the upstream's answer, relayed).
     fn complete(&self, request: &ChatRequest) -> Result<Reply, ApiError>;
@@ -46,16 +58,15 @@ pub trait Backend: Send + Sync {
 
 /// Answers `request` with `backend`, as every API does once its request is
 /// a chat one: a session's turn counts against its rate limit unless it
-/// only carries tool results on (`carries_results`: that turn was counted
-/// when it began); then the answer, streamed or whole as asked.
+/// only carries tool results on (that turn was counted when it began);
+/// then the answer, streamed or whole as asked.
 pub fn take_turn(
     backend: &dyn Backend,
     limiter: &RateLimiter,
     request: &ChatRequest,
-    carries_results: bool,
 ) -> Result<Reply, ApiError> {
     if let Some(id) = &request.session_id {
-        if !carries_results {
+        if !ends_with_tool_results(request.json) {
             limiter.check_session(id.as_str())?;
         }
     }

@@ -10,7 +10,7 @@
 use serde_json::{json, Value};
 
 use crate::app::App;
-use crate::backend::{take_turn, ChatRequest};
+use crate::backend::{ends_with_tool_results, take_turn, ChatRequest};
 use crate::claude::request::models;
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
@@ -287,8 +287,7 @@ fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
         session_id,
         dialect: None,
     };
-    let carries_results = ends_with_tool_results(&json);
-    take_turn(app.backend(mode), &app.limiter, &request, carries_results)
+    take_turn(app.backend(mode), &app.limiter, &request)
 }
 
 /// True when a body ends with tool (or legacy function) results: a chat
@@ -320,17 +319,6 @@ pub fn carries_tool_results(route: Route, body: &[u8]) -> bool {
         }
         _ => ends_with_tool_results(&json),
     }
-}
-
-/// True when the last message is a tool (or legacy function) result.
-fn ends_with_tool_results(json: &serde_json::Map<String, Value>) -> bool {
-    let role = json
-        .get("messages")
-        .and_then(Value::as_array)
-        .and_then(|m| m.last())
-        .and_then(|m| m.get("role"))
-        .and_then(Value::as_str);
-    matches!(role, Some("tool" | "function"))
 }
 
 fn models() -> Value {

@@ -95,9 +95,7 @@ pub fn create(
             created: Arc::new(translated.created()),
         })),
     };
-    let carries_results = translated.carries_tool_results();
-    let reply = take_turn(claude, limiter, &request, carries_results)
-        .map_err(|e| translated.words.reword(e))?;
+    let reply = take_turn(claude, limiter, &request).map_err(|e| translated.words.reword(e))?;
     Ok(with_ignored(reply, &translated.ignored, RENAMES))
 }
 

@@ -71,13 +71,6 @@ pub struct Translated {
 }
 
 impl Translated {
-    /// True when the request answers the previous answer's tool calls: it
-    /// carries on a turn that was admitted when it began.
-    pub fn carries_tool_results(&self) -> bool {
-        let last = self.chat["messages"].as_array().and_then(|m| m.last());
-        last.and_then(|m| m.get("role")).and_then(Value::as_str) == Some("tool")
-    }
-
     /// The chat messages this request adds to its conversation (its system
     /// text aside).
     pub fn own_messages(&self) -> Vec<Value> {

@@ -1,6 +1,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::backend::ends_with_tool_results;
 use crate::claude::request::validate::validate;
 
 fn read(body: Value) -> Result<Translated, ApiError> {
@@ -23,7 +24,7 @@ fn system_blocks_and_a_text_message_become_a_chat_request() {
                {"role": "user", "content": [{"type": "text", "text": "Hi"}]}])
     );
     assert_eq!(t.ignored, ["max_tokens", "temperature", "top_k"]);
-    assert!(!t.stream && !t.carries_tool_results());
+    assert!(!t.stream && !ends_with_tool_results(&t.chat));
     let valid = validate(&t.chat).expect("a valid chat request");
     assert_eq!(valid.system.as_deref(), Some("Be brief.\n\nBe kind."));
     assert_eq!(valid.cli_model, "claude-sonnet-4-6");
@@ -117,7 +118,7 @@ fn system_messages_go_with_the_user_message_they_follow() {
         t.chat["messages"][2]["content"],
         "r\n\n<system-reminder>\nTools changed.\n</system-reminder>"
     );
-    assert!(t.carries_tool_results());
+    assert!(ends_with_tool_results(&t.chat));
 }
 
 /// pydantic-ai puts its next question after the results it sends.
@@ -140,7 +141,7 @@ fn a_question_after_the_results_is_a_user_message_of_its_own() {
     );
     assert_eq!(t.words.message_places[3], "messages[2]");
     assert_eq!(t.previous_message_id.as_deref(), Some("msg_1"));
-    assert!(!t.carries_tool_results());
+    assert!(!ends_with_tool_results(&t.chat));
 }
 
 #[test]
@@ -160,7 +161,7 @@ fn a_tool_loop_s_blocks_become_calls_and_results() {
              "content": [{"type": "text", "text": "18 C"}]},
             {"type": "text", "text": "<system-reminder>Keep going</system-reminder>"}]},
     ]}));
-    assert!(t.carries_tool_results());
+    assert!(ends_with_tool_results(&t.chat));
     let messages = t.chat["messages"].as_array().expect("messages");
     assert_eq!(
         messages[1],

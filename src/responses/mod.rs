@@ -190,9 +190,7 @@ pub fn create(
         session_id,
         dialect: Some(Arc::new(turn)),
     };
-    let carries_results = translated.carries_tool_results();
-    let reply =
-        take_turn(claude, limiter, &request, carries_results).map_err(|e| words.reword(e))?;
+    let reply = take_turn(claude, limiter, &request).map_err(|e| words.reword(e))?;
     Ok(with_ignored(reply, &translated.ignored, RENAMES))
 }
 

@@ -104,14 +104,6 @@ impl Translated {
         words.message_places = places;
         words
     }
-
-    /// True when the input ends with results of function calls: it carries
-    /// on a turn that was admitted when it began.
-    pub fn carries_tool_results(&self) -> bool {
-        self.input
-            .last()
-            .is_some_and(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
-    }
 }
 
 pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {

@@ -1,6 +1,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::backend::ends_with_tool_results;
 use crate::claude::request::validate::validate;
 
 fn read(body: Value) -> Result<Translated, ApiError> {
@@ -103,7 +104,7 @@ fn an_agent_loop_history_becomes_one_assistant_turn_with_its_calls() {
         {"type": "reasoning", "id": "rs_1", "summary": []},
         {"type": "function_call_output", "call_id": "toolu_1", "output": "18 C"},
     ], "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]}));
-    assert!(t.carries_tool_results());
+    assert!(ends_with_tool_results(&t.chat_body(&[])));
     let chat = t.chat_body(&[]);
     assert_eq!(
         chat["messages"],
