@@ -148,14 +148,17 @@ impl ClaudeBackend {
         let cell = self.sessions.clone();
         let config = self.config.clone();
         let stop = self.sweeper_stop.clone();
-        let _ = std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("session-sweeper".into())
-            .stack_size(128 * 1024)
             .spawn(move || {
                 if let Ok(store) = open_sessions(&cell, &config) {
-                    sessions::spawn_sweeper(store.clone(), config.session_cleanup_interval, stop);
+                    let every = config.session_cleanup_interval;
+                    sessions::sweep_until_stopped(store, every, &stop);
                 }
             });
+        if let Err(e) = spawned {
+            log::error!("could not start the session sweeper: {e}");
+        }
     }
 
     pub fn capacity(&self) -> Capacity {
@@ -249,8 +252,7 @@ impl ClaudeBackend {
         engine::give_up::close_all(&self.waiting);
     }
 
-    /// Writes the session registry now and removes the directory made
-    /// ahead for the next new session (end of drain).
+    /// Writes the session registry now (end of drain).
     pub fn flush_sessions(&self) {
         if let Some(Ok(store)) = self.sessions.get() {
             store.close();

@@ -288,7 +288,6 @@ impl Turn {
                 run, lease, warm, ..
             } = self;
             put_away(&warm, run);
-            lease.make_spare_dir();
             drop(lease);
         })
     }

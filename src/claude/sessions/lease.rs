@@ -96,14 +96,6 @@ impl SessionLease {
         self.registry.record_cost(self.id.as_str(), total_usd)
     }
 
-    /// Makes the directory the next new session will take, when this lease
-    /// started one (see `work_dirs`). For after the answer has gone out.
-    pub fn make_spare_dir(&self) {
-        if self.created {
-            self.registry.dirs.make_spare();
-        }
-    }
-
     /// Drops the session and its work directory: the CLI does not know it
     /// (or never got to create it), so a later resume must be a clean 404.
     pub fn forget(mut self) {

@@ -40,7 +40,9 @@ pub(crate) use disk::create_private_dir;
 pub use lease::SessionLease;
 pub use registry::SessionInfo;
 use registry::{Lookup, Registry, Removal};
+#[cfg(test)]
 pub use sweeper::spawn_sweeper;
+pub use sweeper::sweep_until_stopped;
 use work_dirs::WorkDirs;
 
 const REGISTRY_FILE: &str = "sessions.json";
@@ -278,10 +280,8 @@ impl SessionStore {
         self.registry.persist();
     }
 
-    /// The end of the server: the registry written, and the directory made
-    /// ahead for a session that will not come removed.
+    /// The end of the server: the registry written.
     pub fn close(&self) {
-        self.registry.dirs.drop_spare();
         self.registry.persist();
     }
 

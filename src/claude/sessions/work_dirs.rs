@@ -1,13 +1,6 @@
 //! The sessions' working directories, `<work_dir>/<id>`, one per session,
 //! mode 0700: making a new one, making sure a resumed one exists, removing
 //! one, and finding the old ones. Knows nothing of owners or leases.
-//!
-//! One directory is kept made ahead: a `mkdir` on this ext4 takes 0.1 to
-//! 0.4 ms, which was most of the server's own cost for a new session (a
-//! Claude request through the server, against running the CLI directly:
-//! +0.38 ms with the `mkdir` on the request path, +0.15 ms without). It is
-//! made after a new session's answer has gone out, on the same thread, and
-//! taken by the next new session.
 
 use std::fs;
 use std::io;
@@ -15,23 +8,18 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
-
 use super::{disk, millis};
 use crate::claude::SessionId;
 use crate::error::ApiError;
 
 pub(super) struct WorkDirs {
     root: PathBuf,
-    /// The id of the directory made ahead for the next new session.
-    spare: Mutex<Option<SessionId>>,
 }
 
 impl WorkDirs {
     pub(super) fn new(root: &Path) -> WorkDirs {
         WorkDirs {
             root: root.to_path_buf(),
-            spare: Mutex::new(None),
         }
     }
 
@@ -43,44 +31,9 @@ impl WorkDirs {
         self.root.join(id)
     }
 
-    /// A new session id with its directory: the one made ahead when it is
-    /// still there, else one made now. Creating the last component alone
-    /// fails on an existing directory, which proves the id unused.
+    /// A new session id with its directory. Creating the last component
+    /// alone fails on an existing directory, which proves the id unused.
     pub(super) fn make_fresh(&self) -> Result<(SessionId, PathBuf), ApiError> {
-        let spare = self.spare.lock().take();
-        if let Some(id) = spare {
-            let dir = self.path(id.as_str());
-            if dir.is_dir() {
-                return Ok((id, dir));
-            }
-        }
-        self.make_new()
-    }
-
-    /// Makes the directory the next new session takes, unless one is
-    /// ready. Failing is harmless: that session makes its own.
-    pub(super) fn make_spare(&self) {
-        if self.spare.lock().is_some() {
-            return;
-        }
-        if let Ok((id, _)) = self.make_new() {
-            let replaced = self.spare.lock().replace(id);
-            // Two sessions answered at once both made one: keep one.
-            if let Some(extra) = replaced {
-                self.remove(extra.as_str());
-            }
-        }
-    }
-
-    /// Removes the directory made ahead (the server is stopping).
-    pub(super) fn drop_spare(&self) {
-        let spare = self.spare.lock().take();
-        if let Some(id) = spare {
-            self.remove(id.as_str());
-        }
-    }
-
-    fn make_new(&self) -> Result<(SessionId, PathBuf), ApiError> {
         for _ in 0..3 {
             let id = SessionId::new_random();
             let dir = self.path(id.as_str());
@@ -126,10 +79,6 @@ impl WorkDirs {
     /// When `<work_dir>/<id>` is a real directory, its creation time (best
     /// known, and never after `now`).
     pub(super) fn created_ms(&self, id: &str, now: u64) -> Option<u64> {
-        // The directory made ahead belongs to no session yet.
-        if self.spare.lock().as_ref().is_some_and(|s| s.as_str() == id) {
-            return None;
-        }
         let meta = fs::symlink_metadata(self.path(id)).ok()?;
         if !meta.is_dir() {
             return None;
