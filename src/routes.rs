@@ -273,12 +273,10 @@ pub fn handle(
 }
 
 fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
-    let mut session_id = None;
-    if mode == Mode::ClaudeCode {
-        if let Some(raw) = rq.header("X-Claude-Session-ID") {
-            session_id = Some(crate::claude::SessionId::parse(raw)?);
-        }
-    }
+    let session_id = match mode {
+        Mode::ClaudeCode => crate::claude::SessionId::of_request(rq)?,
+        Mode::Passthrough => None,
+    };
     let json = json_object(&rq.body)?;
     let request = ChatRequest {
         incoming: rq,

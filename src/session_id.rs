@@ -6,12 +6,21 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::error::ApiError;
+use crate::http::Incoming;
+
+/// The header a client names its session in.
+pub const HEADER: &str = "X-Claude-Session-ID";
 
 /// A valid session id. Cheap to clone: the registry shares its text.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SessionId(Arc<str>);
 
 impl SessionId {
+    /// The request's `X-Claude-Session-ID`, checked; `None` without one.
+    pub fn of_request(rq: &Incoming) -> Result<Option<SessionId>, ApiError> {
+        rq.header(HEADER).map(SessionId::parse).transpose()
+    }
+
     /// Checks a client-supplied id: the hyphenated form of a UUID version 4
     /// with the RFC 4122 variant, in either letter case. Keeps it in lower
     /// case, the form the server hands out and names directories with.

@@ -41,10 +41,7 @@ pub fn create(
     let mut translated = translate(&json)?;
     let key = rq.api_key.as_ref();
     let owner = claude.owner_fingerprint(key)?;
-    let mut session_id = match rq.header("X-Claude-Session-ID") {
-        Some(raw) => Some(SessionId::parse(raw)?),
-        None => None,
-    };
+    let mut session_id = SessionId::of_request(rq)?;
     let added = translated.own_messages();
     if let Some(previous) = &translated.previous_message_id {
         let lives = |session: &str| claude.session_lives(session, key);

@@ -140,10 +140,7 @@ pub fn create(
     let lives = |session: &str| claude.session_lives(session, key);
     resolve_references(&mut json, |id| store.item(id, owner.as_deref(), lives));
     let translated = translate(&json)?;
-    let mut session_id = match rq.header("X-Claude-Session-ID") {
-        Some(raw) => Some(SessionId::parse(raw)?),
-        None => None,
-    };
+    let mut session_id = SessionId::of_request(rq)?;
     let mut history = Vec::new();
     if let Some(previous) = &translated.previous_response_id {
         let found = store.previous(previous, owner.as_deref(), lives);
