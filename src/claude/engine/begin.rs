@@ -5,15 +5,13 @@
 //! the CLI process that takes it: the session's warm one or a spare if it
 //! fits, else a new one (`cold_start`). What the turn then does is `turn`.
 
-use std::time::Instant;
-
 use crate::backend::ChatRequest;
 use crate::claude::child::process::Shape;
-use crate::claude::engine::cold_start::{session_arg, start_cold};
+use crate::claude::engine::cold_start::{cli_missing, warm_or_cold};
 use crate::claude::engine::follow_up;
 use crate::claude::engine::resolve::{resolve, Conversation};
-use crate::claude::engine::turn::{Took, Turn};
-use crate::claude::request::prompt::{blocks_line, check_transcript, prompt_blocks};
+use crate::claude::engine::turn::Turn;
+use crate::claude::request::prompt::check_transcript;
 use crate::claude::request::validate::validate;
 use crate::claude::sessions::SessionLease;
 use crate::claude::ClaudeBackend;
@@ -27,11 +25,9 @@ pub(in crate::claude) fn begin(
     request: &ChatRequest,
 ) -> Result<Turn, ApiError> {
     let chat = validate(request.json)?;
-    let Some(cli) = backend.cli.clone() else {
-        return Err(ApiError::BackendUnavailable {
-            reason: "the claude CLI was not found. Install it or set CLAUDE_PATH.".into(),
-        });
-    };
+    if backend.cli.is_none() {
+        return Err(cli_missing());
+    }
     let store = backend.sessions()?;
     let shape = Shape::new(chat.cli_model, chat.system.as_deref(), &chat.tools);
     let (lease, spare, history) = match resolve(backend, &store, request, &chat, &shape)? {
@@ -49,38 +45,20 @@ pub(in crate::claude) fn begin(
             return Err(e);
         }
     }
-    let deadline = Instant::now() + backend.config.request_timeout;
     let candidate = match spare {
         Some(spare) => Some(spare),
         None if !lease.created() => backend.warm.take(lease.id()),
         None => None,
     };
-    let mut reused = None;
-    if let Some(mut process) = candidate {
-        let line = blocks_line(prompt_blocks(&chat, &session_arg(&lease)));
-        if process.fits(&shape, &chat.tools) && process.next_turn(line, deadline) {
-            reused = Some(process);
-        } else {
-            // Never two children on one conversation: the old one is
-            // gone before a cold resume starts.
-            process.close();
+    match warm_or_cold(backend, request, &chat, &lease, candidate) {
+        Ok((process, how)) => Ok(Turn::assemble(
+            backend, request, &chat, process, lease, history, how,
+        )),
+        Err(e) => {
+            forget_if_new(lease);
+            Err(e)
         }
     }
-    let warm = reused.is_some();
-    let process = match reused {
-        Some(process) => process,
-        None => match start_cold(backend, &cli, request, &chat, &lease, shape) {
-            Ok(process) => process,
-            Err(e) => {
-                forget_if_new(lease);
-                return Err(e);
-            }
-        },
-    };
-    let how = if warm { Took::Warm } else { Took::Started };
-    Ok(Turn::assemble(
-        backend, request, &chat, process, lease, history, how,
-    ))
 }
 
 fn forget_if_new(lease: SessionLease) {

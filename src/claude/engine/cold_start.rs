@@ -1,4 +1,5 @@
-//! Starting a `claude` child for a turn no warm child can take: a process
+//! The process that takes a turn ([`warm_or_cold`]): one already up for
+//! the session when it fits the turn, else a new `claude` child: a process
 //! slot (an idle warm child gives its up before anyone queues), the tool
 //! bridge when the turn offers functions, and the invocation for a new
 //! session (`--session-id`) or one to resume (`--resume`).
@@ -6,21 +7,56 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::backend::ChatRequest;
 use crate::claude::child::process::{CliProcess, Shape, StartSpec};
 use crate::claude::child::slots::Slot;
 use crate::claude::engine::give_up;
-use crate::claude::request::prompt::{build_invocation, SessionArg};
+use crate::claude::engine::turn::Took;
+use crate::claude::request::prompt::{blocks_line, build_invocation, prompt_blocks, SessionArg};
 use crate::claude::request::validate::ValidChat;
 use crate::claude::sessions::SessionLease;
 use crate::claude::tools::Bridge;
 use crate::claude::ClaudeBackend;
 use crate::error::ApiError;
 
+/// The CLI is not installed, or not where `CLAUDE_PATH` says.
+pub(in crate::claude) fn cli_missing() -> ApiError {
+    ApiError::BackendUnavailable {
+        reason: "the claude CLI was not found. Install it or set CLAUDE_PATH.".into(),
+    }
+}
+
+/// The process that takes the turn `asked` on `lease`: `candidate` (the
+/// session's warm process, a spare, or the one that waited for tool
+/// results) when it fits the turn and takes its line, else a new child.
+/// A candidate that does not fit is closed first: never two children on
+/// one conversation.
+pub(in crate::claude) fn warm_or_cold(
+    backend: &ClaudeBackend,
+    request: &ChatRequest,
+    asked: &ValidChat,
+    lease: &SessionLease,
+    candidate: Option<CliProcess>,
+) -> Result<(CliProcess, Took), ApiError> {
+    let deadline = Instant::now() + backend.config.request_timeout;
+    let shape = Shape::new(asked.cli_model, asked.system.as_deref(), &asked.tools);
+    if let Some(mut process) = candidate {
+        let line = blocks_line(prompt_blocks(asked, &session_arg(lease)));
+        if process.fits(&shape, &asked.tools) && process.next_turn(line, deadline) {
+            return Ok((process, Took::Warm));
+        }
+        process.close();
+    }
+    let cli = backend.cli.clone().ok_or_else(cli_missing)?;
+    let process = start_cold(backend, &cli, request, asked, lease, shape)?;
+    Ok((process, Took::Started))
+}
+
 /// A new child for the turn: `--session-id` for a new session, `--resume`
 /// for one whose child is gone.
-pub(in crate::claude) fn start_cold(
+fn start_cold(
     backend: &ClaudeBackend,
     cli: &Path,
     request: &ChatRequest,

@@ -13,13 +13,11 @@ use std::time::Instant;
 use crate::metrics::TurnEnd;
 
 use crate::backend::ChatRequest;
-use crate::claude::child::process::Shape;
-use crate::claude::engine::cold_start::start_cold;
+use crate::claude::engine::cold_start::warm_or_cold;
 use crate::claude::engine::give_up::finish_unheard;
 use crate::claude::engine::turn::{Took, Turn};
 use crate::claude::engine::waiting::Waiting;
 use crate::claude::request::history::HistoryHasher;
-use crate::claude::request::prompt::{blocks_line, prompt_blocks, SessionArg};
 use crate::claude::request::validate::{Message as ChatMessage, ValidChat};
 use crate::claude::tools::ToolAnswer;
 use crate::claude::ClaudeBackend;
@@ -88,36 +86,13 @@ pub(in crate::claude) fn carry_on(
     backend.metrics.turn_ended(TurnEnd::Interrupted);
     // The waiting turn heard the results: the CLI gets the question alone.
     let asked = chat.question_only();
-    let line = blocks_line(prompt_blocks(
-        &asked,
-        &SessionArg::Resume(lease.id().to_string()),
-    ));
-    let shape = Shape::new(chat.cli_model, chat.system.as_deref(), &chat.tools);
-    let reused = if run.reusable() {
-        let mut process = run.into_process();
-        if process.fits(&shape, &chat.tools) && process.next_turn(line, deadline) {
-            Some(process)
-        } else {
-            process.close();
-            None
-        }
+    let candidate = if run.reusable() {
+        Some(run.into_process())
     } else {
         run.into_process().close();
         None
     };
-    let warm = reused.is_some();
-    let process = match reused {
-        Some(process) => process,
-        None => {
-            let Some(cli) = backend.cli.clone() else {
-                return Err(ApiError::BackendUnavailable {
-                    reason: "the claude CLI was not found.".into(),
-                });
-            };
-            start_cold(backend, &cli, request, &asked, &lease, shape)?
-        }
-    };
-    let how = if warm { Took::Warm } else { Took::Started };
+    let (process, how) = warm_or_cold(backend, request, &asked, &lease, candidate)?;
     Ok(Turn::assemble(
         backend, request, chat, process, lease, history, how,
     ))
