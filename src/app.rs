@@ -21,8 +21,9 @@ use crate::responses::ResponseStore;
 
 pub struct App {
     pub config: Config,
-    /// Set on SIGTERM/SIGINT: new work is refused from then on.
-    pub draining: AtomicBool,
+    /// Set on SIGTERM/SIGINT: new work is refused from then on (the Claude
+    /// backend shares it: no new CLI starts).
+    pub draining: Arc<AtomicBool>,
     pub keys: KeyRing,
     pub passthrough: Passthrough,
     pub claude: ClaudeBackend,
@@ -42,7 +43,13 @@ impl App {
         let passthrough = Passthrough::new(&config);
         let limiter = RateLimiter::new(&config);
         let metrics = Arc::new(Metrics::default());
-        let claude = ClaudeBackend::new(&config, limiter.key_holder(), metrics.clone());
+        let draining = Arc::new(AtomicBool::new(false));
+        let claude = ClaudeBackend::new(
+            &config,
+            limiter.key_holder(),
+            metrics.clone(),
+            draining.clone(),
+        );
         Arc::new(App {
             keys: KeyRing::new(&config.api_keys),
             limiter,
@@ -55,7 +62,7 @@ impl App {
                 config.max_session_age,
                 config.claude_work_dir.clone(),
             )),
-            draining: AtomicBool::new(false),
+            draining,
             config,
         })
     }

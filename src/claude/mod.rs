@@ -59,7 +59,8 @@ pub struct ClaudeBackend {
     warm: Arc<WarmProcesses>,
     supervisor: Arc<Supervisor>,
     sessions: Arc<OnceLock<Result<Arc<SessionStore>, String>>>,
-    shutting_down: AtomicBool,
+    /// The server's drain flag: no new CLI starts once it is set.
+    draining: Arc<AtomicBool>,
     sweeper_stop: Arc<AtomicBool>,
     /// Turns stopped for client calls, waiting for their results.
     waiting: Arc<WaitingTurns>,
@@ -69,7 +70,13 @@ pub struct ClaudeBackend {
 }
 
 impl ClaudeBackend {
-    pub fn new(config: &Config, key_holder: KeyHolder, metrics: Arc<Metrics>) -> ClaudeBackend {
+    /// The backend for `config`; `draining` is the server's drain flag.
+    pub fn new(
+        config: &Config,
+        key_holder: KeyHolder,
+        metrics: Arc<Metrics>,
+        draining: Arc<AtomicBool>,
+    ) -> ClaudeBackend {
         let path_var = config
             .child_env
             .0
@@ -124,7 +131,7 @@ impl ClaudeBackend {
             warm,
             supervisor,
             sessions,
-            shutting_down: AtomicBool::new(false),
+            draining,
             sweeper_stop: Arc::new(AtomicBool::new(false)),
             waiting,
             key_holder,
@@ -246,7 +253,7 @@ impl ClaudeBackend {
     /// SIGTERM to every running child, warm ones closed, and no new ones
     /// (drain).
     pub fn terminate_all(&self) {
-        self.shutting_down.store(true, Ordering::SeqCst);
+        self.draining.store(true, Ordering::SeqCst);
         self.supervisor.stop_all(StopReason::Shutdown);
         self.warm.close_all();
         engine::give_up::close_all(&self.waiting);
@@ -261,7 +268,7 @@ impl ClaudeBackend {
 
     /// SIGKILL to every running child (end of drain, second signal).
     pub fn kill_all(&self) {
-        self.shutting_down.store(true, Ordering::SeqCst);
+        self.draining.store(true, Ordering::SeqCst);
         self.supervisor.kill_all();
     }
 }

@@ -4,6 +4,7 @@
 //! session), the event stream, a tool loop, and a resume by header.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -453,9 +454,16 @@ fn results_then_a_question_finish_the_waiting_turn_then_ask_it() {
     assert_eq!(w.pids().len(), 1);
     // The waiting call got the client's result, not an error.
     let pid = w.pids()[0];
-    let record = std::fs::read_to_string(w.records.join(format!("mcp-{pid}.json"))).unwrap();
-    let record: Value = serde_json::from_str(&record).unwrap();
-    let answer = &record["servers"]["client"]["calls"][0]["answer"];
+    // The fake's bridge records the answer as it hands it on: wait for that.
+    let path = w.records.join(format!("mcp-{pid}.json"));
+    let answered = || {
+        let record = std::fs::read_to_string(&path).ok()?;
+        let record: Value = serde_json::from_str(&record).ok()?;
+        let answer = record["servers"]["client"]["calls"][0]["answer"].clone();
+        (!answer.is_null()).then_some(answer)
+    };
+    assert!(wait_until(Duration::from_secs(5), || answered().is_some()));
+    let answer = answered().unwrap();
     assert!(
         answer.to_string().contains("Final result processed."),
         "{answer}"

@@ -67,7 +67,7 @@ fn start_cold(
     let slot = acquire_slot(backend).ok_or(ApiError::CapacityExceeded {
         retry_after_secs: 1,
     })?;
-    if backend.shutting_down.load(Ordering::SeqCst) {
+    if backend.draining.load(Ordering::SeqCst) {
         return Err(ApiError::ServerShuttingDown);
     }
     let bridge = if chat.tools.offers_functions() {
