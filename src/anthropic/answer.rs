@@ -36,16 +36,14 @@ fn stop_reason_of(stop: Option<Stop>) -> &'static str {
     }
 }
 
+/// `usage` as the Anthropic API reports it: `input_tokens` only what was
+/// read fresh, the prompt cache's reads and writes apart.
 fn counted_usage(counts: &TokenCounts) -> Value {
-    usage_of(counts.prompt(), counts.output)
-}
-
-fn usage_of(input: u64, output: u64) -> Value {
     json!({
-        "input_tokens": input,
-        "output_tokens": output,
-        "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "input_tokens": counts.input,
+        "output_tokens": counts.output,
+        "cache_creation_input_tokens": counts.cache_creation,
+        "cache_read_input_tokens": counts.cache_read,
     })
 }
 

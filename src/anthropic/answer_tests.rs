@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::claude::tools::ToolSpec;
-use crate::claude::{Answer, Stop, TokenCounts};
+use crate::claude::{Answer, Stop, TokenCounts, TurnEvent};
 use crate::dialect::recorded::{stdout, turn_events, weather_and_time};
 
 fn meta() -> MessageMeta {
@@ -226,4 +226,36 @@ fn stop_reasons_map_from_the_turns_stop() {
         assert_eq!(whole["stop_reason"], reason);
         assert_eq!(whole["usage"]["input_tokens"], 3);
     }
+}
+
+/// A warm session's turn read most of its prompt from the cache: the
+/// Messages API says so as Anthropic does, whole and streamed alike.
+#[test]
+fn cache_reads_and_writes_are_reported_apart_from_fresh_input() {
+    let counts = TokenCounts {
+        input: 10,
+        output: 7,
+        cache_read: 500,
+        cache_creation: 30,
+    };
+    let expected = json!({"input_tokens": 10, "output_tokens": 7,
+        "cache_creation_input_tokens": 30, "cache_read_input_tokens": 500});
+    let answer = Answer {
+        text: "Hi".into(),
+        calls: Vec::new(),
+        stop: Stop::EndTurn,
+        counts,
+    };
+    assert_eq!(meta().whole(&answer)["usage"], expected);
+    let mut writer = MessageEvents::new(meta());
+    for event in [
+        TurnEvent::Text("Hi".into()),
+        TurnEvent::Stopped(Stop::EndTurn),
+        TurnEvent::Counted(counts),
+    ] {
+        writer.event(&event);
+    }
+    let ending: Vec<Value> = writer.complete().iter().map(|e| unframe(e)).collect();
+    assert_eq!(ending[0]["type"], "message_delta");
+    assert_eq!(ending[0]["usage"], expected);
 }

@@ -261,3 +261,36 @@ fn a_turn_that_breaks_ends_with_response_failed() {
         assert_eq!(event["sequence_number"], n as u64);
     }
 }
+
+/// A warm session's turn read most of its prompt from the cache: all of it
+/// counts as input, and the details say how much was cached, whole and
+/// streamed alike.
+#[test]
+fn cached_input_is_counted_and_shown_in_the_details() {
+    let counts = TokenCounts {
+        input: 10,
+        output: 7,
+        cache_read: 500,
+        cache_creation: 30,
+    };
+    let answer = Answer {
+        text: "Hi".into(),
+        calls: Vec::new(),
+        stop: Stop::EndTurn,
+        counts,
+    };
+    let whole = from_answer(&meta(), &answer);
+    assert_eq!(whole["usage"]["input_tokens"], 540);
+    assert_eq!(whole["usage"]["input_tokens_details"]["cached_tokens"], 500);
+    assert_eq!(whole["usage"]["total_tokens"], 547);
+    let mut writer = ResponseEvents::new(meta());
+    for event in [
+        TurnEvent::Text("Hi".into()),
+        TurnEvent::Stopped(Stop::EndTurn),
+        TurnEvent::Counted(counts),
+    ] {
+        writer.event(&event);
+    }
+    let (_, streamed) = writer.complete();
+    assert_eq!(streamed["usage"], whole["usage"]);
+}

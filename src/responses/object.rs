@@ -194,15 +194,13 @@ pub fn text_part(text: &str) -> Value {
     json!({"type": "output_text", "text": text, "annotations": []})
 }
 
-/// `usage` of a turn's counts.
+/// `usage` of a turn's counts: every input token in `input_tokens`,
+/// those read from the prompt cache in its details.
 pub fn counted_usage(counts: &TokenCounts) -> Value {
-    usage_of(counts.prompt(), counts.output)
-}
-
-fn usage_of(input: u64, output: u64) -> Value {
+    let (input, output) = (counts.prompt(), counts.output);
     json!({
         "input_tokens": input,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": counts.cache_read},
         "output_tokens": output,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": input.saturating_add(output),

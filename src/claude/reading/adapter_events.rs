@@ -15,7 +15,11 @@ impl Adapter {
             Event::MessageStart { message } => {
                 self.tools.message_started();
                 if let Some(usage) = message.and_then(|m| m.usage) {
-                    self.streamed_usage.input_tokens = Some(usage.prompt_tokens());
+                    // What this message read, fresh and from the cache.
+                    self.streamed_usage.input_tokens = Some(usage.input_tokens.unwrap_or(0));
+                    self.streamed_usage.cache_read_input_tokens = usage.cache_read_input_tokens;
+                    self.streamed_usage.cache_creation_input_tokens =
+                        usage.cache_creation_input_tokens;
                 }
             }
             Event::ContentBlockDelta {

@@ -219,11 +219,14 @@ pub fn finish_reason(stop: Stop, legacy: bool) -> &'static str {
     }
 }
 
+/// Chat `usage`: every input token in `prompt_tokens`, as OpenAI counts
+/// them, and those read from the prompt cache in its details.
 pub fn usage_json(counts: &TokenCounts) -> Value {
     let prompt = counts.prompt();
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": counts.output,
         "total_tokens": prompt.saturating_add(counts.output),
+        "prompt_tokens_details": {"cached_tokens": counts.cache_read},
     })
 }

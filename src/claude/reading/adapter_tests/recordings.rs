@@ -24,7 +24,7 @@ fn stream_new() {
                 "message": {"role": "assistant", "content": "Hello from fake upstream."},
                 "finish_reason": "stop"
             }],
-            "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+            "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17, "prompt_tokens_details": {"cached_tokens": 0}}
         })
     );
     assert_eq!(
@@ -70,7 +70,7 @@ fn stream_max_tokens_continuation_is_one_answer() {
     assert_eq!(text_of(&done.all), both);
     assert_eq!(done.completion["choices"][0]["message"]["content"], both);
     assert_eq!(done.completion["choices"][0]["finish_reason"], "stop");
-    let usage = json!({"prompt_tokens": 24, "completion_tokens": 10, "total_tokens": 34});
+    let usage = json!({"prompt_tokens": 24, "completion_tokens": 10, "total_tokens": 34, "prompt_tokens_details": {"cached_tokens": 0}});
     assert_eq!(done.completion["usage"], usage);
     let last = done.all.last().expect("chunks");
     assert_eq!(last["choices"], json!([]));

@@ -32,12 +32,12 @@ fn ok_result(text: &str, usage: Value) -> Value {
 }
 
 #[test]
-fn usage_counts_cached_input_as_prompt() {
+fn usage_counts_cached_input_as_prompt_and_says_how_much_was_cached() {
     let usage = json!({"input_tokens": 10, "cache_read_input_tokens": 5,
         "cache_creation_input_tokens": 3, "output_tokens": 7});
     let stdout = synthetic(&["Hi"], "end_turn", ok_result("Hi", usage));
     let done = succeed(feed(&stdout, true));
-    let expected = json!({"prompt_tokens": 18, "completion_tokens": 7, "total_tokens": 25});
+    let expected = json!({"prompt_tokens": 18, "completion_tokens": 7, "total_tokens": 25, "prompt_tokens_details": {"cached_tokens": 5}});
     assert_eq!(done.completion["usage"], expected);
     let (last, rest) = done.all.split_last().expect("chunks");
     assert_eq!(last["usage"], expected);
@@ -125,4 +125,36 @@ fn other_retries_do_not_abort() {
     }
     let forbidden = r#"{"type":"system","subtype":"api_retry","error_status":403}"#;
     assert_eq!(adapter.push_line(forbidden.as_bytes()), Step::AuthFailed);
+}
+
+/// The answer that carries a turn on after its tool results counts its own
+/// model message, from that message's usage: the cache reads stay apart.
+#[test]
+fn a_follow_up_counts_its_own_message_with_its_cache_reads() {
+    let start = json!({"type": "stream_event", "event": {"type": "message_start", "message":
+        {"usage": {"input_tokens": 4, "cache_read_input_tokens": 100,
+                   "cache_creation_input_tokens": 2, "output_tokens": 1}}}});
+    let delta = json!({"type": "stream_event", "event": {"type": "message_delta",
+        "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 5}}});
+    let whole_turn = json!({"input_tokens": 9, "cache_read_input_tokens": 300,
+        "output_tokens": 20});
+    let lines = [
+        start.to_string(),
+        text_event("Done."),
+        delta.to_string(),
+        ok_result("Done.", whole_turn).to_string(),
+    ];
+    let mut adapter = Adapter::new(ID.into(), CREATED, "gpt-4o".into(), true).continuing();
+    for line in &lines {
+        adapter.push_line(line.as_bytes());
+    }
+    let Outcome::Success { answer, .. } = adapter.finish() else {
+        panic!("not a success");
+    };
+    let usage = &adapter.chat_chunks().completion(&answer)["usage"];
+    assert_eq!(
+        *usage,
+        json!({"prompt_tokens": 106, "completion_tokens": 5, "total_tokens": 111,
+            "prompt_tokens_details": {"cached_tokens": 100}})
+    );
 }
