@@ -26,7 +26,8 @@ without looking inside the server or the CLI:
 A credential starting with the bad-key prefix (sk-ant-bad) is refused with the
 API's 401 body. Words in the last user message steer the reply:
 SLOW-STREAM streams slowly (for interrupting a stream), FAIL-529 answers 529
-overloaded.
+overloaded, CACHE-HIT reports the prompt as read from the prompt cache (3
+tokens fresh, 7 written to the cache, the rest read from it).
 
 Images: when the last user message holds image blocks, the echo also says
 `images=N media=image/png,...` (just before `msgs=`, so the `hist=` suffix
@@ -570,6 +571,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "type": "overloaded_error", "message": "Overloaded"}})
             return
 
+        self.cache_hit = "CACHE-HIT" in prompt
         if plan and plan[0] == "tools":
             _, before, calls = plan
             blocks = ([{"type": "text", "text": before}] if before else []) + [
@@ -595,8 +597,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- replies --------------------------------------------------------
 
-    @staticmethod
-    def _usage(raw_len, out):
+    def _usage(self, raw_len, out):
+        if getattr(self, "cache_hit", False):
+            # A prompt mostly read from the cache, a little written to it.
+            return {"input_tokens": 3, "output_tokens": out,
+                    "cache_creation_input_tokens": 7,
+                    "cache_read_input_tokens": max(1, raw_len // 4)}
         return {"input_tokens": max(1, raw_len // 4), "output_tokens": out,
                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
 

@@ -308,6 +308,39 @@ def test_claude_stream(ctx):
     check(usage is not None and usage.completion_tokens > 0, f"usage {usage}")
 
 
+def test_cache_counts_in_every_api(ctx):
+    """A prompt the API read from its cache: each SDK finds the cached count
+    where its API puts it, streamed and whole, and the totals agree."""
+    prompt = [{"role": "user", "content": "CACHE-HIT hello"}]
+    _, c, _ = claude_turn(ctx.main.client(), prompt)
+    u = c.usage
+    cached = u.prompt_tokens_details.cached_tokens if u.prompt_tokens_details else 0
+    check(cached > 0 and u.prompt_tokens >= cached + 10, f"chat usage {u}")
+    stream = ctx.main.client().chat.completions.create(
+        model="sonnet", messages=prompt, stream=True, extra_headers=CLAUDE,
+        stream_options={"include_usage": True})
+    _, _, su, _ = read_stream(stream)
+    check(su is not None and su.prompt_tokens_details is not None
+          and su.prompt_tokens_details.cached_tokens > 0, f"streamed chat usage {su}")
+    r = ctx.main.client().responses.create(model="gpt-5", input="CACHE-HIT hello",
+                                           extra_headers=CLAUDE)
+    check(r.usage.input_tokens_details.cached_tokens > 0
+          and r.usage.input_tokens >= r.usage.input_tokens_details.cached_tokens + 10,
+          f"responses usage {r.usage}")
+    m = anthropic_client(ctx.main.url()).messages.create(
+        model="claude-sonnet-4-6", max_tokens=1024, messages=prompt)
+    mu = m.usage
+    check(mu.cache_read_input_tokens and mu.cache_read_input_tokens > 0
+          and mu.cache_creation_input_tokens and mu.cache_creation_input_tokens > 0
+          and mu.input_tokens < mu.cache_read_input_tokens, f"messages usage {mu}")
+    with anthropic_client(ctx.main.url()).messages.stream(
+            model="claude-sonnet-4-6", max_tokens=1024, messages=prompt) as s:
+        final = s.get_final_message()
+    fu = final.usage
+    check(fu.cache_read_input_tokens == mu.cache_read_input_tokens
+          and fu.input_tokens == mu.input_tokens, f"streamed messages usage {fu}, whole {mu}")
+
+
 def test_three_turn_session(ctx):
     client = ctx.main.client()
     messages = [{"role": "user", "content": "my name is E2E"}]
@@ -2818,6 +2851,7 @@ TESTS = [
     test_passthrough_upstream_401,
     test_claude_non_stream,
     test_claude_stream,
+    test_cache_counts_in_every_api,
     test_three_turn_session,
     test_system_prompt,
     test_model_alias,
