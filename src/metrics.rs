@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 
 use crate::mode::Mode;
+use crate::turn_event::TokenCounts;
 
 /// Upper bounds of the latency histogram, in seconds: 5 ms to 300 s.
 const BUCKETS: [f64; 15] = [
@@ -90,7 +91,12 @@ pub struct Metrics {
     rate_limited: Mutex<BTreeMap<&'static str, u64>>,
     /// CLI model → dollars.
     cost_usd: Mutex<BTreeMap<&'static str, f64>>,
+    /// CLI model → tokens by kind (see `TOKEN_KINDS`).
+    tokens: Mutex<BTreeMap<&'static str, [u64; TOKEN_KINDS.len()]>>,
 }
+
+/// The kinds of tokens counted, in `TokenCounts`' terms and the label's.
+const TOKEN_KINDS: [&str; 4] = ["input", "cache_read", "cache_write", "output"];
 
 /// The gauges read at scrape time from the parts that keep them.
 pub struct Gauges {
@@ -113,6 +119,7 @@ impl Default for Metrics {
             upstream_errors: Mutex::default(),
             rate_limited: Mutex::default(),
             cost_usd: Mutex::default(),
+            tokens: Mutex::default(),
         }
     }
 }
@@ -188,6 +195,21 @@ impl Metrics {
     pub fn cost(&self, model: &'static str, usd: f64) {
         if usd.is_finite() && usd > 0.0 {
             *self.cost_usd.lock().entry(model).or_default() += usd;
+        }
+    }
+
+    /// A turn's tokens, as the CLI counted them for `model`.
+    pub fn tokens(&self, model: &'static str, counts: &TokenCounts) {
+        let by_kind = [
+            counts.input,
+            counts.cache_read,
+            counts.cache_creation,
+            counts.output,
+        ];
+        let mut tokens = self.tokens.lock();
+        let total = tokens.entry(model).or_default();
+        for (sum, n) in total.iter_mut().zip(by_kind) {
+            *sum = sum.saturating_add(n);
         }
     }
 
@@ -342,6 +364,21 @@ impl Metrics {
                 out,
                 "claude_cli_api_cost_usd_total{{model=\"{model}\"}} {usd:.9}"
             );
+        }
+        header(
+            &mut out,
+            "claude_cli_api_tokens_total",
+            "counter",
+            "Tokens of Claude Code turns by model and kind: input read fresh, read from \
+             the prompt cache (cache_read), written to it (cache_write), output.",
+        );
+        for (model, by_kind) in self.tokens.lock().iter() {
+            for (kind, n) in TOKEN_KINDS.iter().zip(by_kind) {
+                let _ = writeln!(
+                    out,
+                    "claude_cli_api_tokens_total{{model=\"{model}\",kind=\"{kind}\"}} {n}"
+                );
+            }
         }
         out
     }

@@ -44,6 +44,12 @@ fn render(session: &SessionStatus) -> Value {
         "last_used": info.last_used_ms / 1000,
         "model": info.model,
         "turns": info.turns,
+        "usage": {
+            "input_tokens": info.tokens.input,
+            "cache_read_input_tokens": info.tokens.cache_read,
+            "cache_creation_input_tokens": info.tokens.cache_creation,
+            "output_tokens": info.tokens.output,
+        },
         "busy": info.busy,
         "warm": session.warm,
     })

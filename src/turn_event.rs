@@ -4,6 +4,8 @@
 //! events (`responses::events`) and Messages events (`anthropic::answer`). None of them reads another's
 //! output. A whole answer is an [`Answer`], which each API writes too.
 
+use serde::{Deserialize, Serialize};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TurnEvent {
     /// The answer begins (chat sends the assistant's role here).
@@ -66,8 +68,9 @@ impl Stop {
     }
 }
 
-/// The tokens a turn read and wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// The tokens a turn read and wrote (or a session's, added up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TokenCounts {
     /// Read fresh (not from the prompt cache).
     pub input: u64,
@@ -82,5 +85,13 @@ impl TokenCounts {
         self.input
             .saturating_add(self.cache_read)
             .saturating_add(self.cache_creation)
+    }
+
+    /// `more` added to these.
+    pub fn add(&mut self, more: &TokenCounts) {
+        self.input = self.input.saturating_add(more.input);
+        self.output = self.output.saturating_add(more.output);
+        self.cache_read = self.cache_read.saturating_add(more.cache_read);
+        self.cache_creation = self.cache_creation.saturating_add(more.cache_creation);
     }
 }

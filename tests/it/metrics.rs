@@ -172,6 +172,11 @@ fn a_scrape_tells_what_happened_and_counters_only_go_up() {
     assert!(value(&first, "claude_cli_api_claude_processes_live") >= 1.0);
     assert!(value(&first, "claude_cli_api_sessions_live") >= 2.0);
     assert!(value(&first, "claude_cli_api_cost_usd_total{model=\"sonnet\"}") > 0.0);
+    // The fake CLI reports cache reads and writes besides fresh input.
+    for kind in ["input", "cache_read", "cache_write", "output"] {
+        let series = format!("claude_cli_api_tokens_total{{model=\"sonnet\",kind=\"{kind}\"}}");
+        assert!(value(&first, &series) > 0.0, "{series}");
+    }
     assert_eq!(
         value(&first, "claude_cli_api_build_info{version=\"0.1.0\"}"),
         1.0

@@ -79,6 +79,19 @@ fn each_key_sees_and_deletes_only_its_own_sessions() {
     assert_eq!(mine["id"], sid.as_str());
     assert_eq!(mine["object"], "session");
     assert_eq!(mine["turns"], 2);
+    // The fake CLI's turn T reads 6 + T tokens fresh, 2 from the prompt
+    // cache and writes 1 to it.
+    let usage = &mine["usage"];
+    assert_eq!(
+        (
+            &usage["input_tokens"],
+            &usage["cache_read_input_tokens"],
+            &usage["cache_creation_input_tokens"]
+        ),
+        (&json!(15), &json!(4), &json!(2)),
+        "{usage}"
+    );
+    assert!(usage["output_tokens"].as_u64().unwrap_or(0) > 0, "{usage}");
     assert_eq!(mine["busy"], false);
     assert_eq!(mine["warm"], true);
     assert!(

@@ -153,7 +153,11 @@ impl Turn {
     /// client now holds it is remembered, and the turn's cost is recorded.
     /// Gives the cost.
     pub(in crate::claude) fn note_answer(&mut self) -> Option<TurnCost> {
-        self.lease.count_turn();
+        let counts = self.run.adapter.counts();
+        self.lease.count_turn(counts.as_ref());
+        if let Some(counts) = &counts {
+            self.metrics.tokens(self.cli_model, counts);
+        }
         if let Some(mut history) = self.history.take() {
             let legacy = self.run.adapter.legacy_calls();
             let answer = ChatMessage {

@@ -85,6 +85,8 @@ pub struct Adapter {
     /// From the `result` line: the session's running cost and this turn's
     /// duration.
     cost: Option<ResultCost>,
+    /// The whole answer's token counts, once it is whole.
+    counts: Option<TokenCounts>,
     bad_lines: usize,
     /// The client's functions the model called, and the structured answer.
     tools: ToolCalls,
@@ -120,6 +122,7 @@ impl Adapter {
             result: None,
             result_seen: false,
             cost: None,
+            counts: None,
             bad_lines: 0,
             tools: ToolCalls::new(Arc::new(ToolSpec::default())),
             paused: false,
@@ -292,6 +295,11 @@ impl Adapter {
         self.cost
     }
 
+    /// The tokens of the answer, once it is whole.
+    pub fn counts(&self) -> Option<TokenCounts> {
+        self.counts
+    }
+
     /// Stdout lines that were not JSON at all.
     pub fn bad_lines(&self) -> usize {
         self.bad_lines
@@ -354,6 +362,7 @@ impl Adapter {
         // `max_tokens` continuation the CLI's result holds only the last
         // message, while the answer (and what a streaming client got) is
         // all of them.
+        self.counts = Some(counts);
         let answer = Answer {
             text: self.content.clone(),
             calls: Vec::new(),
@@ -375,6 +384,7 @@ impl Adapter {
         self.emit(&mut final_events, TurnEvent::Stopped(Stop::ToolUse));
         let counts = TokenCounts::from(&self.streamed_usage);
         self.emit(&mut final_events, TurnEvent::Counted(counts));
+        self.counts = Some(counts);
         let answer = Answer {
             text: self.content.clone(),
             calls: self.tools.calls.clone(),

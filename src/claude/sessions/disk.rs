@@ -12,6 +12,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::turn_event::TokenCounts;
+
 /// Bumped if the layout of `sessions.json` ever changes incompatibly.
 const FORMAT_VERSION: u32 = 1;
 
@@ -38,6 +40,9 @@ pub(super) struct Record {
     /// Answers the session has given (absent from older files: 0).
     #[serde(default)]
     pub turns: u64,
+    /// The tokens of those answers, added up.
+    #[serde(default)]
+    pub tokens: TokenCounts,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -11,6 +11,7 @@ use crate::claude::request::history::HistoryDigest;
 use crate::claude::SessionId;
 use crate::config::Secret;
 use crate::http::ClientWatch;
+use crate::turn_event::TokenCounts;
 
 /// The right to run one request on a session. Dropping it frees the
 /// session and records the time of use.
@@ -86,9 +87,9 @@ impl SessionLease {
         self.registry.remember_history(self.id.as_str(), digest);
     }
 
-    /// The session has given one more answer.
-    pub fn count_turn(&self) {
-        self.registry.count_turn(self.id.as_str());
+    /// The session has given one more answer, of `tokens`.
+    pub fn count_turn(&self, tokens: Option<&TokenCounts>) {
+        self.registry.count_turn(self.id.as_str(), tokens);
     }
 
     /// The CLI's running total after this turn; gives the turn's share.

@@ -28,6 +28,7 @@ use crate::claude::request::history::HistoryDigest;
 use crate::claude::SessionId;
 use crate::config::Secret;
 use crate::http::ClientWatch;
+use crate::turn_event::TokenCounts;
 use conversations::to_hex;
 pub(super) use listing::Removal;
 pub use listing::SessionInfo;
@@ -102,6 +103,8 @@ struct Entry {
     cost_usd: f64,
     /// Answers the session has given.
     turns: u64,
+    /// The tokens of those answers, added up.
+    tokens: TokenCounts,
 }
 
 impl Entry {
@@ -195,6 +198,7 @@ impl Registry {
             history: None,
             cost_usd: 0.0,
             turns: 0,
+            tokens: TokenCounts::default(),
         };
         state.sessions.insert(id.shared(), entry);
         state.generation += 1;
@@ -274,6 +278,7 @@ impl Registry {
                 history: None,
                 cost_usd: 0.0,
                 turns: 0,
+                tokens: TokenCounts::default(),
             };
             state.sessions.insert(id.shared(), entry);
             state.generation += 1;

@@ -5,6 +5,7 @@
 
 use super::{same_owner, Entry, Registry};
 use crate::claude::SessionId;
+use crate::turn_event::TokenCounts;
 
 /// One session as its owner may see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +17,8 @@ pub struct SessionInfo {
     pub model: String,
     /// Answers the session has given.
     pub turns: u64,
+    /// The tokens of those answers, added up.
+    pub tokens: TokenCounts,
     /// A turn in progress or waiting for tool results (not one whose
     /// answer has gone out and whose CLI is only exiting).
     pub busy: bool,
@@ -63,11 +66,14 @@ impl Registry {
         (same_owner(&entry.owner, owner) && !self.is_expired(entry, now)).then(|| info(id, entry))
     }
 
-    /// One more answer given by session `id`.
-    pub(in crate::claude::sessions) fn count_turn(&self, id: &str) {
+    /// One more answer given by session `id`, with its tokens.
+    pub(in crate::claude::sessions) fn count_turn(&self, id: &str, tokens: Option<&TokenCounts>) {
         let mut state = self.state.lock();
         if let Some(entry) = state.sessions.get_mut(id) {
             entry.turns += 1;
+            if let Some(tokens) = tokens {
+                entry.tokens.add(tokens);
+            }
             state.generation += 1;
         }
     }
@@ -112,6 +118,7 @@ fn info(id: &std::sync::Arc<str>, entry: &Entry) -> SessionInfo {
         last_used_ms: entry.last_used_ms,
         model: entry.model.to_string(),
         turns: entry.turns,
+        tokens: entry.tokens,
         busy: entry.busy && !entry.exiting,
     }
 }

@@ -33,6 +33,7 @@ impl State {
                 history: record.history.as_deref().and_then(from_hex),
                 cost_usd: record.cost_usd,
                 turns: record.turns,
+                tokens: record.tokens,
             };
             if let Some(digest) = entry.history {
                 state.by_history.insert(digest, record.id.clone());
@@ -57,6 +58,7 @@ impl State {
                 history: e.history.as_ref().map(to_hex),
                 cost_usd: e.cost_usd,
                 turns: e.turns,
+                tokens: e.tokens,
             })
             .collect()
     }

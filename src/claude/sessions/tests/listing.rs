@@ -3,6 +3,7 @@
 //! (refused while busy, waited for while the CLI only exits).
 
 use super::*;
+use crate::turn_event::TokenCounts;
 
 #[test]
 fn each_owner_lists_and_reads_only_its_own_sessions() {
@@ -32,23 +33,36 @@ fn each_owner_lists_and_reads_only_its_own_sessions() {
 }
 
 #[test]
-fn turns_are_counted_and_kept_across_a_restart() {
+fn turns_and_their_tokens_are_counted_and_kept_across_a_restart() {
     let dirs = Dirs::new();
+    let turn = TokenCounts {
+        input: 3,
+        output: 5,
+        cache_read: 100,
+        cache_creation: 7,
+    };
     let id = {
         let store = dirs.open();
         let lease = store.create(None, "sonnet").unwrap();
-        lease.count_turn();
+        lease.count_turn(Some(&turn));
         assert!(store.info(lease.id(), None).unwrap().busy);
         let id = lease.id().clone();
         drop(lease);
         let lease = store.resume(&id, None, "sonnet").unwrap();
-        lease.count_turn();
+        lease.count_turn(Some(&turn));
         drop(lease);
         store.flush();
         id
     };
     let info = dirs.open().info(&id, None).unwrap();
     assert_eq!((info.turns, info.busy), (2, false));
+    let both = TokenCounts {
+        input: 6,
+        output: 10,
+        cache_read: 200,
+        cache_creation: 14,
+    };
+    assert_eq!(info.tokens, both);
 }
 
 #[test]
