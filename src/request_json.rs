@@ -43,8 +43,12 @@ pub fn unsupported(param: &str, message: impl Into<String>) -> ApiError {
 
 /// Client text echoed in an error message, kept short.
 pub fn shorten(s: &str) -> String {
-    const MAX: usize = 40;
-    match s.char_indices().nth(MAX) {
+    shorten_to(s, 40)
+}
+
+/// `s` cut after `max` characters, marked with `...` when it was.
+pub fn shorten_to(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
         Some((cut, _)) => format!("{}...", &s[..cut]),
         None => s.to_string(),
     }

@@ -192,10 +192,6 @@ impl Reply {
         self.headers.push((name.into(), value.into()));
         self
     }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        find(&self.headers, name)
-    }
 }
 
 fn find<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

@@ -89,6 +89,17 @@ mod tests {
         }
     }
 
+    /// Waits (up to 5 s) until the server side has something to read: the
+    /// client's bytes, or the end of the stream.
+    fn arrived(server: &TcpStream) {
+        let before = server.read_timeout().unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        server.peek(&mut [0u8; 1]).unwrap();
+        server.set_read_timeout(before).unwrap();
+    }
+
     #[test]
     fn a_connected_client_is_there_and_its_bytes_stay_unread() {
         let (mut client, mut server) = pair();
@@ -98,7 +109,7 @@ mod tests {
         let watch = watching(&server);
         assert!(!watch.departed());
         client.write_all(b"GET").unwrap();
-        std::thread::sleep(Duration::from_millis(20));
+        arrived(&server);
         assert!(!watch.departed());
         let mut got = [0u8; 3];
         server.read_exact(&mut got).unwrap();
@@ -108,17 +119,17 @@ mod tests {
     }
 
     #[test]
-    fn a_closed_or_reset_connection_is_departed() {
+    fn a_connection_its_client_closed_or_shut_down_is_departed() {
         let (client, server) = pair();
         let watch = watching(&server);
         drop(client);
-        std::thread::sleep(Duration::from_millis(20));
+        arrived(&server);
         assert!(watch.departed());
 
         let (client, server) = pair();
         let watch = watching(&server);
         client.shutdown(Shutdown::Both).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
+        arrived(&server);
         assert!(watch.departed());
     }
 
@@ -128,7 +139,7 @@ mod tests {
         let watch = watching(&server);
         watch.end();
         drop(client);
-        std::thread::sleep(Duration::from_millis(20));
+        arrived(&server);
         assert!(!watch.departed());
         assert!(!ClientWatch::default().departed());
     }

@@ -26,8 +26,19 @@ fn ask_and_leave(w: &Warm, sid: &str, text: &str, stream: bool) {
         body.len()
     );
     socket.write_all(head.as_bytes()).unwrap();
-    // Long enough for the turn to be under way on the session's process.
-    std::thread::sleep(Duration::from_millis(400));
+    under_way(w, text);
+}
+
+/// Waits until the session's process has begun the turn asking `text`
+/// (the fake CLI records a turn as it starts it).
+fn under_way(w: &Warm, text: &str) {
+    assert!(
+        wait_until(Duration::from_secs(5), || w
+            .runs()
+            .iter()
+            .any(|r| r.value["prompt"] == text)),
+        "the turn {text:?} never began"
+    );
 }
 
 /// The next turn of `sid` once the client of the one before has gone: a
@@ -120,7 +131,7 @@ fn a_session_busy_with_a_client_still_there_is_refused_at_once() {
         let answer = stream.collect();
         (status, answer.last().cloned())
     });
-    std::thread::sleep(Duration::from_millis(400));
+    under_way(&w, "[[fake:sleep:3]] still here");
     let started = Instant::now();
     let refused = request(
         w.addr(),

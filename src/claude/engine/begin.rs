@@ -10,7 +10,7 @@ use crate::claude::child::process::Shape;
 use crate::claude::engine::cold_start::{cli_missing, warm_or_cold};
 use crate::claude::engine::follow_up;
 use crate::claude::engine::resolve::{resolve, Conversation};
-use crate::claude::engine::turn::Turn;
+use crate::claude::engine::turn::{watch_client, Turn};
 use crate::claude::request::prompt::check_transcript;
 use crate::claude::request::validate::validate;
 use crate::claude::sessions::SessionLease;
@@ -36,6 +36,7 @@ pub(in crate::claude) fn begin(
         }
         (Conversation::Session { lease, spare }, history) => (lease, spare, history),
     };
+    watch_client(&lease, request);
     if lease.created() {
         if let Err(e) = check_transcript(&chat) {
             if let Some(spare) = spare {

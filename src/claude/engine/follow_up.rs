@@ -15,7 +15,7 @@ use crate::metrics::TurnEnd;
 use crate::backend::ChatRequest;
 use crate::claude::engine::cold_start::warm_or_cold;
 use crate::claude::engine::give_up::finish_unheard;
-use crate::claude::engine::turn::{Took, Turn};
+use crate::claude::engine::turn::{watch_client, Took, Turn};
 use crate::claude::engine::waiting::Waiting;
 use crate::claude::request::history::HistoryHasher;
 use crate::claude::request::validate::{Message as ChatMessage, ValidChat};
@@ -47,6 +47,7 @@ pub(in crate::claude) fn carry_on(
         ..
     } = found;
     drop(key_slot);
+    watch_client(&lease, request);
     if !results.is_empty() {
         if let Some(bridge) = &process.bridge {
             for (n, id) in calls.iter().enumerate() {

@@ -87,8 +87,17 @@ impl TurnCost {
     }
 }
 
+/// From the moment `lease` is this request's, a turn that finds its
+/// session busy can tell whether this request's client is still there.
+pub(in crate::claude) fn watch_client(lease: &SessionLease, request: &ChatRequest) {
+    if let Some(client) = &request.incoming.client {
+        lease.watch_client(client.clone());
+    }
+}
+
 impl Turn {
-    /// The turn of `process` on `lease`, its reply headers and labels.
+    /// The turn of `process` on `lease`, what its reply tells the client
+    /// and its labels.
     pub(in crate::claude) fn assemble(
         backend: &ClaudeBackend,
         request: &ChatRequest,
@@ -128,9 +137,6 @@ impl Turn {
         };
         let owner_key = request.incoming.api_key.clone();
         let client = request.incoming.client.clone();
-        if let Some(client) = &client {
-            lease.watch_client(client.clone());
-        }
         Turn {
             run: CliRun::new(process, adapter),
             lease,

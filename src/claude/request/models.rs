@@ -3,6 +3,7 @@
 //! client's model text never reaches the CLI's argument vector.
 
 use crate::error::ApiError;
+use crate::request_json::shorten_to;
 
 /// The Claude models this server lists (`GET /v1/models`); Claude Code
 /// mode answers them, and a request naming one is Claude Code mode even
@@ -62,7 +63,8 @@ pub fn resolve_model(requested: &str) -> Result<&'static str, ApiError> {
         return Ok(cli);
     }
     Err(ApiError::ModelNotFound {
-        model: shorten(requested),
+        // Echoed in the error: an absurd name is kept readable.
+        model: shorten_to(requested, 64),
         valid: valid_model_names(),
     })
 }
@@ -137,15 +139,6 @@ fn strip_date_suffix(name: &str) -> Option<&str> {
     }
     let (base, tail) = name.rsplit_once('-')?;
     is_digits(tail, 4).then_some(base)
-}
-
-/// The requested name is echoed in the error; keep an absurd one readable.
-fn shorten(name: &str) -> String {
-    const MAX: usize = 64;
-    match name.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}...", &name[..cut]),
-        None => name.to_string(),
-    }
 }
 
 #[cfg(test)]
