@@ -8,13 +8,11 @@ use std::sync::Arc;
 
 use crate::anthropic::MessageThreads;
 use crate::auth::KeyRing;
-use crate::backend::Backend;
 use crate::claude::child::slots::Capacity;
 use crate::claude::ClaudeBackend;
 use crate::config::Config;
 use crate::http::body::BodyBudget;
 use crate::metrics::{Gauges, Metrics};
-use crate::mode::Mode;
 use crate::passthrough::Passthrough;
 use crate::ratelimit::RateLimiter;
 use crate::responses::ResponseStore;
@@ -65,13 +63,6 @@ impl App {
             draining,
             config,
         })
-    }
-
-    pub fn backend(&self, mode: Mode) -> &dyn Backend {
-        match mode {
-            Mode::Passthrough => &self.passthrough,
-            Mode::ClaudeCode => &self.claude,
-        }
     }
 
     pub fn capacity(&self) -> Capacity {

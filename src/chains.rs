@@ -11,6 +11,30 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::error::ApiError;
+use crate::session_id::SessionId;
+
+/// The session a request continues when it names an earlier answer kept on
+/// `session` (by `param`): that session, unless `X-Claude-Session-ID`
+/// names another, which is a contradiction the client must resolve.
+pub fn session_of_earlier(
+    header: Option<&SessionId>,
+    session: &str,
+    param: &str,
+) -> Result<SessionId, ApiError> {
+    let session = SessionId::parse(session)?;
+    if header.is_some_and(|header| *header != session) {
+        return Err(ApiError::InvalidValue {
+            param: param.into(),
+            message: format!(
+                "'{param}' belongs to another session than the X-Claude-Session-ID \
+                 header names; send one of them."
+            ),
+        });
+    }
+    Ok(session)
+}
+
 /// One kept answer: its owner's key fingerprint, its session, the answer
 /// its request continued, the chat messages that request added (no system
 /// message), the answer as a chat message, and what the API keeps besides.

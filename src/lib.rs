@@ -10,7 +10,6 @@ pub mod admission;
 pub mod anthropic;
 pub mod app;
 pub mod auth;
-pub mod backend;
 pub mod chains;
 pub mod check;
 pub mod claude;

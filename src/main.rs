@@ -91,7 +91,7 @@ fn main() -> ExitCode {
             "addr": server.addr().to_string(),
             "version": env!("CARGO_PKG_VERSION"),
             "claude_cli": app.claude.cli_path().map(|p| p.display().to_string()),
-            "openai_passthrough": claude_cli_api::backend::Backend::health(&app.passthrough),
+            "openai_passthrough": app.passthrough.health(),
         })
     );
 

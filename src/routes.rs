@@ -10,8 +10,9 @@
 use serde_json::{json, Value};
 
 use crate::app::App;
-use crate::backend::{ends_with_tool_results, take_turn, ChatRequest};
 use crate::claude::request::models;
+use crate::claude::request::validate::validate;
+use crate::claude::TurnRequest;
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
 use crate::mode::{self, Mode};
@@ -273,19 +274,23 @@ pub fn handle(
 }
 
 fn chat(app: &App, mode: Mode, rq: &Incoming) -> Result<Reply, ApiError> {
-    let session_id = match mode {
-        Mode::ClaudeCode => crate::claude::SessionId::of_request(rq)?,
-        Mode::Passthrough => None,
-    };
     let json = json_object(&rq.body)?;
-    let request = ChatRequest {
-        incoming: rq,
-        raw: &rq.body,
-        json: &json,
-        session_id,
-        dialect: None,
-    };
-    take_turn(app.backend(mode), &app.limiter, &request)
+    match mode {
+        Mode::ClaudeCode => {
+            let session_id = crate::claude::SessionId::of_request(rq)?;
+            let request = TurnRequest {
+                incoming: rq,
+                chat: validate(&json)?,
+                session_id,
+                dialect: None,
+            };
+            app.claude.take_turn(&app.limiter, &request)
+        }
+        Mode::Passthrough if json.get("stream").and_then(Value::as_bool) == Some(true) => {
+            app.passthrough.stream(rq)
+        }
+        Mode::Passthrough => app.passthrough.complete(rq),
+    }
 }
 
 /// True when a body ends with tool (or legacy function) results: a chat
@@ -319,6 +324,17 @@ pub fn carries_tool_results(route: Route, body: &[u8]) -> bool {
     }
 }
 
+/// True when a chat body ends with tool (or legacy function) results.
+pub(crate) fn ends_with_tool_results(json: &serde_json::Map<String, Value>) -> bool {
+    let role = json
+        .get("messages")
+        .and_then(|m| m.as_array())
+        .and_then(|m| m.last())
+        .and_then(|m| m.get("role"))
+        .and_then(|r| r.as_str());
+    matches!(role, Some("tool" | "function"))
+}
+
 fn models() -> Value {
     let data: Vec<Value> = models::LISTED.iter().map(|id| model(id)).collect();
     json!({"object": "list", "data": data})
@@ -330,9 +346,9 @@ fn model(id: &str) -> Value {
 
 fn health(app: &App) -> Reply {
     let draining = app.draining.load(std::sync::atomic::Ordering::SeqCst);
-    let claude = app.backend(Mode::ClaudeCode);
-    let passthrough = app.backend(Mode::Passthrough);
-    let serving = claude.can_serve() || passthrough.can_serve();
+    let claude = &app.claude;
+    let passthrough = &app.passthrough;
+    let serving = claude.health() == "ok" || passthrough.health() == "ok";
     let status = match (draining, serving) {
         (true, _) => "draining",
         (false, true) => "ready",

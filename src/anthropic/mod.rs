@@ -18,8 +18,9 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::backend::{take_turn, ChatRequest};
-use crate::claude::{chat_message, Answer, ClaudeBackend, SessionId, TurnEvent};
+use crate::chains::session_of_earlier;
+use crate::claude::request::validate::validate;
+use crate::claude::{chat_message, Answer, ClaudeBackend, SessionId, TurnEvent, TurnRequest};
 use crate::dialect::{with_ignored, Dialect, DialectEvents};
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
@@ -59,16 +60,12 @@ pub fn create(
                 None => return Err(ApiError::PreviousMessageNotFound { id: shown() }),
             };
         translated.continue_from(history, &created);
-        let session = SessionId::parse(&session)?;
-        if session_id.as_ref().is_some_and(|header| *header != session) {
-            return Err(ApiError::InvalidValue {
-                param: "thread.previous_message_id".into(),
-                message: "'thread.previous_message_id' belongs to another session than the \
-                          X-Claude-Session-ID header names; send one of them."
-                    .into(),
-            });
-        }
-        session_id = Some(session);
+        let header = session_id.as_ref();
+        session_id = Some(session_of_earlier(
+            header,
+            &session,
+            "thread.previous_message_id",
+        )?);
     }
     let meta = MessageMeta {
         id: format!("msg_{}", uuid::Uuid::new_v4().simple()),
@@ -78,10 +75,10 @@ pub fn create(
             .unwrap_or_default()
             .to_string(),
     };
-    let request = ChatRequest {
+    let chat = validate(&translated.chat).map_err(|e| translated.words.reword(e))?;
+    let request = TurnRequest {
         incoming: rq,
-        raw: &rq.body,
-        json: &translated.chat,
+        chat,
         session_id,
         dialect: Some(Arc::new(MessagesTurn {
             meta,
@@ -92,7 +89,9 @@ pub fn create(
             created: Arc::new(translated.created()),
         })),
     };
-    let reply = take_turn(claude, limiter, &request).map_err(|e| translated.words.reword(e))?;
+    let reply = claude
+        .take_turn(limiter, &request)
+        .map_err(|e| translated.words.reword(e))?;
     Ok(with_ignored(reply, &translated.ignored, RENAMES))
 }
 

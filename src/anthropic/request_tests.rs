@@ -1,8 +1,8 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::backend::ends_with_tool_results;
 use crate::claude::request::validate::validate;
+use crate::routes::ends_with_tool_results;
 
 fn read(body: Value) -> Result<Translated, ApiError> {
     translate(body.as_object().expect("an object"))

@@ -25,12 +25,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use crate::backend::{Backend, ChatRequest};
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
 use crate::http::Reply;
 use crate::metrics::Metrics;
-use crate::ratelimit::KeyHolder;
+use crate::ratelimit::{KeyHolder, RateLimiter};
 pub use crate::session_id::SessionId;
 use crate::supervisor::{StopReason, Supervisor};
 pub use crate::turn_event::{Answer, Call, Stop, TokenCounts, TurnEvent};
@@ -41,6 +40,7 @@ use engine::run::Progress;
 use engine::stream::{ClaudeStream, Start, Wire};
 use engine::waiting::{WaitLimits, WaitingTurns};
 use engine::watching::Waited;
+pub use engine::TurnRequest;
 pub use reading::chunks::chat_message;
 use sessions::{SessionInfo, SessionStore};
 
@@ -273,8 +273,29 @@ impl ClaudeBackend {
     }
 }
 
-impl Backend for ClaudeBackend {
-    fn complete(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
+impl ClaudeBackend {
+    /// Answers `request`, streamed or whole as it asks, the one way every
+    /// API's turn is taken: a session's turn counts against its rate limit
+    /// unless it only carries tool results on (that turn was counted when
+    /// it began).
+    pub fn take_turn(
+        &self,
+        limiter: &RateLimiter,
+        request: &TurnRequest,
+    ) -> Result<Reply, ApiError> {
+        if let Some(id) = &request.session_id {
+            if request.chat.tool_results().is_empty() {
+                limiter.check_session(id.as_str())?;
+            }
+        }
+        if request.chat.stream {
+            self.stream(request)
+        } else {
+            self.complete(request)
+        }
+    }
+
+    fn complete(&self, request: &TurnRequest) -> Result<Reply, ApiError> {
         let mut turn = engine::begin::begin(self, request)?;
         let finished = loop {
             if let Some(finished) = turn.run.take_answer() {
@@ -307,7 +328,7 @@ impl Backend for ClaudeBackend {
         }
     }
 
-    fn stream(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
+    fn stream(&self, request: &TurnRequest) -> Result<Reply, ApiError> {
         let mut turn = engine::begin::begin(self, request)?;
         let chat = turn.run.adapter.chat_chunks();
         let wire = Wire::new(request.dialect.as_ref(), turn.lease.id(), chat);
@@ -363,7 +384,8 @@ impl Backend for ClaudeBackend {
         Ok(reply.with_turn(facts))
     }
 
-    fn health(&self) -> &'static str {
+    /// `/health`'s word for Claude Code mode: `ok` once a CLI was found.
+    pub fn health(&self) -> &'static str {
         if self.cli.is_some() {
             "ok"
         } else {

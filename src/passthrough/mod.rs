@@ -24,7 +24,6 @@ use serde_json::json;
 use ureq::http::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use ureq::Agent;
 
-use crate::backend::{Backend, ChatRequest};
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
 use crate::http::{Body, Incoming, Reply};
@@ -124,10 +123,9 @@ impl Passthrough {
     /// A redirect is refused here, before anything of it reaches a client.
     fn send(
         &self,
-        request: &ChatRequest,
+        rq: &Incoming,
         shape: Shape,
     ) -> Result<ureq::http::Response<ureq::Body>, ApiError> {
-        let rq = request.incoming;
         let key = self.pick_key(rq)?;
         let mut builder = self
             .agent()
@@ -165,7 +163,7 @@ impl Passthrough {
                 .build(),
         };
         let started = Instant::now();
-        let response = builder.send(request.raw).map_err(|e| {
+        let response = builder.send(&rq.body[..]).map_err(|e| {
             let (api, cause) = upstream::classify(&e);
             log_failure(rq, cause);
             api
@@ -270,32 +268,36 @@ fn check_forwarded(name: &'static str, value: &str) -> Result<(), ApiError> {
     })
 }
 
-impl Backend for Passthrough {
-    fn complete(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
-        let response = self.send(request, Shape::Whole)?;
-        relay_whole(request.incoming, response)
+/// A chat completion relayed: its body as received, the answer as the
+/// upstream gives it.
+impl Passthrough {
+    /// `rq` relayed, and the upstream's whole answer.
+    pub fn complete(&self, rq: &Incoming) -> Result<Reply, ApiError> {
+        let response = self.send(rq, Shape::Whole)?;
+        relay_whole(rq, response)
     }
 
     /// An upstream error (or a 2xx that is not an event stream) comes back
     /// as an ordinary response; only a real stream becomes SSE.
-    fn stream(&self, request: &ChatRequest) -> Result<Reply, ApiError> {
-        let response = self.send(request, Shape::Stream)?;
+    pub fn stream(&self, rq: &Incoming) -> Result<Reply, ApiError> {
+        let response = self.send(rq, Shape::Stream)?;
         let is_event_stream = response
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
         if !response.status().is_success() || !is_event_stream {
-            return relay_whole(request.incoming, response);
+            return relay_whole(rq, response);
         }
         let (parts, body) = response.into_parts();
-        let relay = UpstreamStream::new(body.into_reader(), request.incoming.request_id.clone());
+        let relay = UpstreamStream::new(body.into_reader(), rq.request_id.clone());
         let mut reply = Reply::stream(Box::new(relay));
         upstream::relay_headers(&parts.headers, &mut reply.headers);
         Ok(reply)
     }
 
-    fn health(&self) -> &'static str {
+    /// `/health`'s word for the relay: `ok`, `no_key` or `disabled`.
+    pub fn health(&self) -> &'static str {
         match (
             self.enabled,
             self.server_key.is_some() || self.allow_client_key,

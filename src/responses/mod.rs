@@ -24,8 +24,9 @@ use serde_json::Value;
 use events::ResponseEvents;
 pub use store::ResponseStore;
 
-use crate::backend::{take_turn, ChatRequest};
-use crate::claude::{chat_message, Answer, ClaudeBackend, SessionId, TurnEvent};
+use crate::chains::session_of_earlier;
+use crate::claude::request::validate::validate;
+use crate::claude::{chat_message, Answer, ClaudeBackend, SessionId, TurnEvent, TurnRequest};
 use crate::dialect::{with_ignored, Dialect, DialectEvents};
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
@@ -33,6 +34,9 @@ use crate::ratelimit::RateLimiter;
 use object::ResponseMeta;
 use request::{translate, Translated, RENAMES};
 use store::{Previous, Stored};
+
+/// The field that names the response a request continues.
+const PREVIOUS: &str = "previous_response_id";
 
 /// What Claude Code mode needs to answer a chat turn as a response: its
 /// labels, and where to keep it (nowhere with `store: false`).
@@ -151,18 +155,23 @@ pub fn create(
                 })
             }
             Some(Previous::Latest { session, answer }) => {
-                let session = SessionId::parse(&session)?;
-                if session_id.as_ref().is_some_and(|header| *header != session) {
-                    return Err(conflict());
-                }
-                session_id = Some(session);
+                let header = session_id.as_ref();
+                session_id = Some(session_of_earlier(header, &session, PREVIOUS)?);
                 // The session has the rest; the chat request needs the
                 // calls its function results answer.
                 history.push(answer);
             }
             Some(Previous::Older { history: earlier }) => {
                 if session_id.is_some() {
-                    return Err(conflict());
+                    // An older response forks a new session: no header can
+                    // name it yet.
+                    return Err(ApiError::InvalidValue {
+                        param: PREVIOUS.into(),
+                        message: "'previous_response_id' names an earlier response of its \
+                                  session, which starts a new session; send it without the \
+                                  X-Claude-Session-ID header."
+                            .into(),
+                    });
                 }
                 history = earlier;
             }
@@ -180,14 +189,15 @@ pub fn create(
         .and_then(Value::as_str)
         .unwrap_or_default();
     let turn = ResponsesTurn::new(&translated, model.to_string(), keep);
-    let request = ChatRequest {
+    let request = TurnRequest {
         incoming: rq,
-        raw: &rq.body,
-        json: &chat,
+        chat: validate(&chat).map_err(|e| words.reword(e))?,
         session_id,
         dialect: Some(Arc::new(turn)),
     };
-    let reply = take_turn(claude, limiter, &request).map_err(|e| words.reword(e))?;
+    let reply = claude
+        .take_turn(limiter, &request)
+        .map_err(|e| words.reword(e))?;
     Ok(with_ignored(reply, &translated.ignored, RENAMES))
 }
 
@@ -248,14 +258,5 @@ pub fn delete(
         Err(ApiError::ResponseNotFound {
             id: id.chars().take(100).collect(),
         })
-    }
-}
-
-fn conflict() -> ApiError {
-    ApiError::InvalidValue {
-        param: "previous_response_id".into(),
-        message: "'previous_response_id' belongs to another session than the \
-                  X-Claude-Session-ID header names; send one of them."
-            .into(),
     }
 }

@@ -1,18 +1,16 @@
-//! Where a request's turn begins, in this order: the body checked, the CLI
-//! present, the conversation it continues found (see `resolve`: a turn
+//! Where a request's turn begins, in this order: the CLI present, the conversation it continues found (see `resolve`: a turn
 //! waiting for tool results goes to `follow_up`; else a session lease, by
 //! header, by resent history, or new; owner checked, busy refused), then
 //! the CLI process that takes it: the session's warm one or a spare if it
 //! fits, else a new one (`cold_start`). What the turn then does is `turn`.
 
-use crate::backend::ChatRequest;
 use crate::claude::child::process::Shape;
 use crate::claude::engine::cold_start::{cli_missing, warm_or_cold};
 use crate::claude::engine::follow_up;
 use crate::claude::engine::resolve::{resolve, Conversation};
 use crate::claude::engine::turn::{watch_client, Turn};
+use crate::claude::engine::TurnRequest;
 use crate::claude::request::prompt::check_transcript;
-use crate::claude::request::validate::validate;
 use crate::claude::sessions::SessionLease;
 use crate::claude::ClaudeBackend;
 use crate::error::ApiError;
@@ -22,23 +20,23 @@ use crate::error::ApiError;
 /// takes the turn.
 pub(in crate::claude) fn begin(
     backend: &ClaudeBackend,
-    request: &ChatRequest,
+    request: &TurnRequest,
 ) -> Result<Turn, ApiError> {
-    let chat = validate(request.json)?;
+    let chat = &request.chat;
     if backend.cli.is_none() {
         return Err(cli_missing());
     }
     let store = backend.sessions()?;
     let shape = Shape::new(chat.cli_model, chat.system.as_deref(), &chat.tools);
-    let (lease, spare, history) = match resolve(backend, &store, request, &chat, &shape)? {
+    let (lease, spare, history) = match resolve(backend, &store, request, &shape)? {
         (Conversation::Waiting(waiting), history) => {
-            return follow_up::carry_on(backend, request, &chat, waiting, history);
+            return follow_up::carry_on(backend, request.incoming, chat, waiting, history);
         }
         (Conversation::Session { lease, spare }, history) => (lease, spare, history),
     };
-    watch_client(&lease, request);
+    watch_client(&lease, request.incoming);
     if lease.created() {
-        if let Err(e) = check_transcript(&chat) {
+        if let Err(e) = check_transcript(chat) {
             if let Some(spare) = spare {
                 spare.close();
             }
@@ -51,9 +49,15 @@ pub(in crate::claude) fn begin(
         None if !lease.created() => backend.warm.take(lease.id()),
         None => None,
     };
-    match warm_or_cold(backend, request, &chat, &lease, candidate) {
+    match warm_or_cold(backend, request.incoming, chat, &lease, candidate) {
         Ok((process, how)) => Ok(Turn::assemble(
-            backend, request, &chat, process, lease, history, how,
+            backend,
+            request.incoming,
+            chat,
+            process,
+            lease,
+            history,
+            how,
         )),
         Err(e) => {
             forget_if_new(lease);

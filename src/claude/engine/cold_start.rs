@@ -9,7 +9,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::backend::ChatRequest;
 use crate::claude::child::process::{CliProcess, Shape, StartSpec};
 use crate::claude::child::slots::Slot;
 use crate::claude::engine::give_up;
@@ -20,6 +19,7 @@ use crate::claude::sessions::SessionLease;
 use crate::claude::tools::Bridge;
 use crate::claude::ClaudeBackend;
 use crate::error::ApiError;
+use crate::http::Incoming;
 
 /// The CLI is not installed, or not where `CLAUDE_PATH` says.
 pub(in crate::claude) fn cli_missing() -> ApiError {
@@ -35,7 +35,7 @@ pub(in crate::claude) fn cli_missing() -> ApiError {
 /// one conversation.
 pub(in crate::claude) fn warm_or_cold(
     backend: &ClaudeBackend,
-    request: &ChatRequest,
+    incoming: &Incoming,
     asked: &ValidChat,
     lease: &SessionLease,
     candidate: Option<CliProcess>,
@@ -50,7 +50,7 @@ pub(in crate::claude) fn warm_or_cold(
         process.close();
     }
     let cli = backend.cli.clone().ok_or_else(cli_missing)?;
-    let process = start_cold(backend, &cli, request, asked, lease, shape)?;
+    let process = start_cold(backend, &cli, incoming, asked, lease, shape)?;
     Ok((process, Took::Started))
 }
 
@@ -59,7 +59,7 @@ pub(in crate::claude) fn warm_or_cold(
 fn start_cold(
     backend: &ClaudeBackend,
     cli: &Path,
-    request: &ChatRequest,
+    incoming: &Incoming,
     chat: &ValidChat,
     lease: &SessionLease,
     shape: Shape,
@@ -93,7 +93,7 @@ fn start_cold(
             work_dir: lease.work_dir(),
             session_id: lease.id(),
             shape,
-            request_id: &request.incoming.request_id,
+            request_id: &incoming.request_id,
             // A child that may wait for tool results keeps its stdin.
             keep_open: backend.warm.enabled() || bridge.is_some(),
             tools: Arc::new(chat.tools.clone()),

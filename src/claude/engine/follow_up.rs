@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use crate::metrics::TurnEnd;
 
-use crate::backend::ChatRequest;
 use crate::claude::engine::cold_start::warm_or_cold;
 use crate::claude::engine::give_up::finish_unheard;
 use crate::claude::engine::turn::{watch_client, Took, Turn};
@@ -22,6 +21,7 @@ use crate::claude::request::validate::{Message as ChatMessage, ValidChat};
 use crate::claude::tools::ToolAnswer;
 use crate::claude::ClaudeBackend;
 use crate::error::ApiError;
+use crate::http::Incoming;
 
 /// What a call the client did not answer gets.
 const NOT_RUN: &str = "The client did not run this tool.";
@@ -32,7 +32,7 @@ const NO_RESULT: &str = "The client sent no result for this call.";
 /// `history` is the request's whole conversation.
 pub(in crate::claude) fn carry_on(
     backend: &ClaudeBackend,
-    request: &ChatRequest,
+    incoming: &Incoming,
     chat: &ValidChat,
     found: Waiting,
     history: Option<HistoryHasher>,
@@ -47,7 +47,7 @@ pub(in crate::claude) fn carry_on(
         ..
     } = found;
     drop(key_slot);
-    watch_client(&lease, request);
+    watch_client(&lease, incoming);
     if !results.is_empty() {
         if let Some(bridge) = &process.bridge {
             for (n, id) in calls.iter().enumerate() {
@@ -65,7 +65,7 @@ pub(in crate::claude) fn carry_on(
         }
         return Ok(Turn::assemble(
             backend,
-            request,
+            incoming,
             chat,
             process,
             lease,
@@ -93,9 +93,9 @@ pub(in crate::claude) fn carry_on(
         run.into_process().close();
         None
     };
-    let (process, how) = warm_or_cold(backend, request, &asked, &lease, candidate)?;
+    let (process, how) = warm_or_cold(backend, incoming, &asked, &lease, candidate)?;
     Ok(Turn::assemble(
-        backend, request, chat, process, lease, history, how,
+        backend, incoming, chat, process, lease, history, how,
     ))
 }
 

@@ -12,3 +12,27 @@ pub(in crate::claude) mod stream;
 pub(in crate::claude) mod turn;
 pub(in crate::claude) mod waiting;
 pub(in crate::claude) mod watching;
+
+use std::sync::Arc;
+
+use crate::claude::request::validate::ValidChat;
+use crate::dialect::Dialect;
+use crate::http::Incoming;
+use crate::session_id::SessionId;
+
+/// One turn as the engine takes it, whichever API asked: the checked
+/// conversation with its tools and output schema, the session the request
+/// names, and how the answer is written. Every API makes one of these from
+/// its own body; the engine never sees that body.
+pub struct TurnRequest<'a> {
+    /// Who asked, on which connection: key, client address, request id.
+    pub incoming: &'a Incoming,
+    pub chat: ValidChat,
+    /// `X-Claude-Session-ID`, or the session of the earlier answer the
+    /// request continues (`previous_response_id`, `thread`). The other
+    /// clues (call ids, the resent history) are in `chat`; `resolve`
+    /// weighs them all.
+    pub session_id: Option<SessionId>,
+    /// The answer in another API's words; `None` is Chat Completions.
+    pub dialect: Option<Arc<dyn Dialect>>,
+}

@@ -15,12 +15,11 @@
 //! Ownership is checked on every path; another key's session or calls look
 //! like none at all.
 
-use crate::backend::ChatRequest;
 use crate::claude::child::process::{CliProcess, Shape};
 use crate::claude::child::warm::Spare;
 use crate::claude::engine::waiting::{Waiting, WaitingTurns};
+use crate::claude::engine::TurnRequest;
 use crate::claude::request::history::HistoryHasher;
-use crate::claude::request::validate::ValidChat;
 use crate::claude::sessions::{SessionLease, SessionStore};
 use crate::claude::ClaudeBackend;
 use crate::claude::SessionId;
@@ -44,10 +43,10 @@ pub(in crate::claude) enum Conversation {
 pub(in crate::claude) fn resolve(
     backend: &ClaudeBackend,
     store: &SessionStore,
-    request: &ChatRequest,
-    chat: &ValidChat,
+    request: &TurnRequest,
     shape: &Shape,
 ) -> Result<(Conversation, Option<HistoryHasher>), ApiError> {
+    let chat = &request.chat;
     let key = request.incoming.api_key.as_ref();
     let owner = store.owner_fingerprint(key);
     let waiting = &backend.waiting;

@@ -7,7 +7,6 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::backend::ChatRequest;
 use crate::claude::child::process::CliProcess;
 use crate::claude::child::warm::WarmProcesses;
 use crate::claude::engine::run::put_away;
@@ -20,7 +19,7 @@ use crate::claude::sessions::SessionLease;
 use crate::claude::ClaudeBackend;
 use crate::config::Secret;
 use crate::error::ApiError;
-use crate::http::{Afterwards, ClientWatch, Reply, TurnFacts};
+use crate::http::{Afterwards, ClientWatch, Incoming, Reply, TurnFacts};
 use crate::metrics::{Metrics, TurnEnd};
 use crate::ratelimit::KeyHolder;
 use crate::supervisor::StopReason;
@@ -89,8 +88,8 @@ impl TurnCost {
 
 /// From the moment `lease` is this request's, a turn that finds its
 /// session busy can tell whether this request's client is still there.
-pub(in crate::claude) fn watch_client(lease: &SessionLease, request: &ChatRequest) {
-    if let Some(client) = &request.incoming.client {
+pub(in crate::claude) fn watch_client(lease: &SessionLease, incoming: &Incoming) {
+    if let Some(client) = &incoming.client {
         lease.watch_client(client.clone());
     }
 }
@@ -100,7 +99,7 @@ impl Turn {
     /// and its labels.
     pub(in crate::claude) fn assemble(
         backend: &ClaudeBackend,
-        request: &ChatRequest,
+        incoming: &Incoming,
         chat: &ValidChat,
         process: CliProcess,
         lease: SessionLease,
@@ -135,8 +134,8 @@ impl Turn {
             ignored: chat.ignored_params.clone(),
             cost: None,
         };
-        let owner_key = request.incoming.api_key.clone();
-        let client = request.incoming.client.clone();
+        let owner_key = incoming.api_key.clone();
+        let client = incoming.client.clone();
         Turn {
             run: CliRun::new(process, adapter),
             lease,
