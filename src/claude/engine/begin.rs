@@ -7,7 +7,7 @@
 use crate::claude::child::process::Shape;
 use crate::claude::engine::cold_start::{cli_missing, warm_or_cold};
 use crate::claude::engine::follow_up;
-use crate::claude::engine::resolve::{resolve, Conversation};
+use crate::claude::engine::resolve::{resolve, Conversation, Places};
 use crate::claude::engine::turn::{watch_client, Turn};
 use crate::claude::engine::TurnRequest;
 use crate::claude::request::prompt::check_transcript;
@@ -27,8 +27,14 @@ pub(in crate::claude) fn begin(
         return Err(cli_missing());
     }
     let store = backend.sessions()?;
+    let places = Places {
+        store: &store,
+        waiting: &backend.waiting,
+        warm: &backend.warm,
+        match_history: backend.config.claude_match_history,
+    };
     let shape = Shape::new(chat.cli_model, chat.system.as_deref(), &chat.tools);
-    let (lease, spare, history) = match resolve(backend, &store, request, &shape)? {
+    let (lease, spare, history) = match resolve(places, request, &shape)? {
         (Conversation::Waiting(waiting), history) => {
             return follow_up::carry_on(backend, request.incoming, chat, waiting, history);
         }

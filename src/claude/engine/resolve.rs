@@ -16,12 +16,11 @@
 //! like none at all.
 
 use crate::claude::child::process::{CliProcess, Shape};
-use crate::claude::child::warm::Spare;
+use crate::claude::child::warm::{Spare, WarmProcesses};
 use crate::claude::engine::waiting::{Waiting, WaitingTurns};
 use crate::claude::engine::TurnRequest;
 use crate::claude::request::history::HistoryHasher;
 use crate::claude::sessions::{SessionLease, SessionStore};
-use crate::claude::ClaudeBackend;
 use crate::claude::SessionId;
 use crate::error::ApiError;
 
@@ -37,27 +36,39 @@ pub(in crate::claude) enum Conversation {
     },
 }
 
+/// Where a conversation can be found: the sessions, the turns waiting for
+/// tool results, and the spare processes a new session can take.
+pub(in crate::claude) struct Places<'a> {
+    pub store: &'a SessionStore,
+    pub waiting: &'a WaitingTurns,
+    pub warm: &'a WarmProcesses,
+    /// `CLAUDE_MATCH_HISTORY`: whether a resent history finds its session.
+    pub match_history: bool,
+}
+
 /// The conversation `request` continues, and the hasher of its history as
 /// the client holds it (every turn of the request, for the answer to be
 /// added to), when history matching is on.
 pub(in crate::claude) fn resolve(
-    backend: &ClaudeBackend,
-    store: &SessionStore,
+    places: Places,
     request: &TurnRequest,
     shape: &Shape,
 ) -> Result<(Conversation, Option<HistoryHasher>), ApiError> {
+    let Places {
+        store,
+        waiting,
+        warm,
+        match_history,
+    } = places;
     let chat = &request.chat;
     let key = request.incoming.api_key.as_ref();
     let owner = store.owner_fingerprint(key);
-    let waiting = &backend.waiting;
     let results = chat.tool_results();
     // The history before the clue it must match: before the results, or
     // before the new user message.
     let prefix = chat.turns.len() - results.len().max(1);
-    let mut history = backend
-        .config
-        .claude_match_history
-        .then(|| store.history_hasher(key, chat.cli_model, chat.system.as_deref()));
+    let mut history =
+        match_history.then(|| store.history_hasher(key, chat.cli_model, chat.system.as_deref()));
     let prefix_digest = history.as_mut().and_then(|hasher| {
         chat.turns[..prefix].iter().for_each(|t| hasher.turn(t));
         (prefix > 0).then(|| hasher.digest())
@@ -134,7 +145,7 @@ pub(in crate::claude) fn resolve(
     };
     let conversation = match lease {
         Some(lease) => Conversation::Session { lease, spare: None },
-        None => match backend.warm.take_spare(shape) {
+        None => match warm.take_spare(shape) {
             Some(Spare { process, id, dir }) => Conversation::Session {
                 lease: store.create_with(key, model, id, dir),
                 spare: Some(process),
