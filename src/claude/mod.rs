@@ -88,12 +88,19 @@ impl ClaudeBackend {
         let pool = ProcessSlots::new(config.max_concurrent_processes);
         let supervisor = Supervisor::start(config.kill_grace);
         let sessions = Arc::new(OnceLock::new());
+        let fresh_dir = {
+            let (sessions, config) = (sessions.clone(), config.clone());
+            Box::new(move || {
+                let store = open_sessions(&sessions, &config).as_ref().ok()?;
+                store.fresh_dir().ok()
+            })
+        };
         let spares = child::spares::spare_plan(
             config,
             cli.clone(),
             pool.clone(),
             supervisor.clone(),
-            sessions.clone(),
+            fresh_dir,
         );
         // A process kept longer than its session would outlive its
         // directory (the sweeper removes both).

@@ -23,18 +23,18 @@ use crate::claude::child::stdin::{interrupter, write_line, Stdin};
 use crate::claude::reading::redact::redact;
 use crate::claude::request::prompt::Invocation;
 use crate::claude::tools::{Bridge, ToolSpec};
-use crate::claude::SessionId;
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::session_id::SessionId;
 use crate::supervisor::{StopReason, Supervisor, Watch};
 
 /// Stdout beyond this in one turn is refused (the child is stopped).
 pub const STDOUT_LIMIT: usize = 10 * 1024 * 1024;
 
 /// How long a child may take to exit once its stdin is closed before it is
-/// stopped (SIGTERM, then SIGKILL after the grace). The real CLI needs
-/// about 0.1 s; a hook or an MCP server may hold it longer, not this long.
-pub const EXIT_AFTER_EOF: Duration = Duration::from_secs(10);
+/// stopped (SIGTERM, then SIGKILL after the grace): as long as its session
+/// waits for it.
+pub const EXIT_AFTER_EOF: Duration = crate::claude::sessions::EXITING_WAIT;
 
 /// How long a warm child may take to read a changed tool list (the real
 /// CLI asks for it again 30 to 50 ms after being told).

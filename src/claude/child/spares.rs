@@ -3,7 +3,7 @@
 //! prompt, holding a process slot it takes only when one is free.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::claude::child::process::{CliProcess, Shape, StartSpec};
@@ -11,10 +11,13 @@ use crate::claude::child::slots::ProcessSlots;
 use crate::claude::child::warm::{Spare, SparePlan};
 use crate::claude::request::models::resolve_model;
 use crate::claude::request::prompt::spare_invocation;
-use crate::claude::sessions::SessionStore;
 use crate::claude::tools::ToolSpec;
 use crate::config::Config;
+use crate::session_id::SessionId;
 use crate::supervisor::Supervisor;
+
+/// Makes a new session's directory for a spare (the session store does).
+pub(in crate::claude) type FreshDir = Box<dyn Fn() -> Option<(SessionId, PathBuf)> + Send + Sync>;
 
 /// The spares `config` asks for, or `None` when it asks for none (or the
 /// CLI is missing).
@@ -23,7 +26,7 @@ pub(in crate::claude) fn spare_plan(
     cli: Option<PathBuf>,
     pool: Arc<ProcessSlots>,
     supervisor: Arc<Supervisor>,
-    sessions: Arc<OnceLock<Result<Arc<SessionStore>, String>>>,
+    fresh_dir: FreshDir,
 ) -> Option<SparePlan> {
     let cli = cli?;
     if config.warm_spares == 0 {
@@ -34,12 +37,8 @@ pub(in crate::claude) fn spare_plan(
     let count = config.warm_spares;
     let config = config.clone();
     let make = move || -> Option<Spare> {
-        let store = crate::claude::open_sessions(&sessions, &config)
-            .as_ref()
-            .ok()?
-            .clone();
         let slot = pool.acquire(Duration::ZERO)?;
-        let (id, dir) = store.fresh_dir().ok()?;
+        let (id, dir) = fresh_dir()?;
         let invocation = spare_invocation(model, id.as_str(), config.claude_skip_permissions);
         let started = CliProcess::start(
             StartSpec {

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 
 use crate::claude::child::process::{CliProcess, Shape};
 use crate::claude::child::slots::ProcessSlots;
-use crate::claude::SessionId;
+use crate::session_id::SessionId;
 
 /// A child started ahead of its session, with the directory made for it.
 pub struct Spare {

@@ -21,8 +21,8 @@ use crate::claude::engine::waiting::{Waiting, WaitingTurns};
 use crate::claude::engine::TurnRequest;
 use crate::claude::request::history::HistoryHasher;
 use crate::claude::sessions::{SessionLease, SessionStore};
-use crate::claude::SessionId;
 use crate::error::ApiError;
+use crate::session_id::SessionId;
 
 /// Where a request goes.
 pub(in crate::claude) enum Conversation {

@@ -10,10 +10,10 @@ use crate::claude::engine::run::Progress;
 use crate::claude::engine::turn::{Turn, TurnCost};
 use crate::claude::engine::watching::Waited;
 use crate::claude::reading::chunks::ChatChunks;
-use crate::claude::SessionId;
 use crate::dialect::{Dialect, DialectEvents};
 use crate::error::ApiError;
 use crate::http::{Afterwards, SseWriter, StreamBody};
+use crate::session_id::SessionId;
 use crate::turn_event::{Answer, Stop, TurnEvent};
 
 /// The rest of a stream after its head: queued events, then the turn's

@@ -23,10 +23,10 @@ use parking_lot::{Condvar, Mutex};
 use crate::claude::child::process::CliProcess;
 use crate::claude::request::history::HistoryDigest;
 use crate::claude::sessions::SessionLease;
-use crate::claude::SessionId;
 use crate::error::ApiError;
 use crate::metrics::GiveUp;
 use crate::ratelimit::KeySlot;
+use crate::session_id::SessionId;
 
 /// How long a given-up call's id is remembered.
 const EXPIRED_MEMORY: Duration = Duration::from_secs(3600);

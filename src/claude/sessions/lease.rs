@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use super::registry::Registry;
 use crate::claude::request::history::HistoryDigest;
-use crate::claude::SessionId;
 use crate::config::Secret;
 use crate::http::ClientWatch;
+use crate::session_id::SessionId;
 use crate::turn_event::TokenCounts;
 
 /// The right to run one request on a session. Dropping it frees the

@@ -47,8 +47,10 @@ use work_dirs::WorkDirs;
 
 const REGISTRY_FILE: &str = "sessions.json";
 /// How long a resume waits for the previous run's CLI to exit after its
-/// answer; by then that CLI is being stopped.
-const EXITING_WAIT: Duration = crate::claude::child::process::EXIT_AFTER_EOF;
+/// answer, which is as long as that CLI is given before it is stopped. The
+/// real CLI needs about 0.1 s; a hook or an MCP server may hold it longer,
+/// not this long.
+pub const EXITING_WAIT: Duration = Duration::from_secs(10);
 const KEY_FILE: &str = "fingerprint.key";
 
 /// The session store. Cheap to share behind an `Arc`; every method takes

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{disk, millis};
-use crate::claude::SessionId;
 use crate::error::ApiError;
+use crate::session_id::SessionId;
 
 pub(super) struct WorkDirs {
     root: PathBuf,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{Registry, State};
 use crate::claude::request::history::{HistoryDigest, HistoryHasher};
-use crate::claude::SessionId;
+use crate::session_id::SessionId;
 
 impl State {
     /// Drops `digest` from the index if it still leads to `id`.

@@ -4,7 +4,7 @@
 //! everywhere else: an expired session or another owner's is not there.
 
 use super::{same_owner, Entry, Registry};
-use crate::claude::SessionId;
+use crate::session_id::SessionId;
 use crate::turn_event::TokenCounts;
 
 /// One session as its owner may see it.

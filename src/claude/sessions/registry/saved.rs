@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use super::conversations::{from_hex, to_hex};
 use super::{Entry, Registry, State};
 use crate::claude::sessions::disk::{self, Record};
-use crate::claude::SessionId;
+use crate::session_id::SessionId;
 
 impl State {
     /// The state `records` describe (the ones with a valid id), all idle.
