@@ -320,16 +320,14 @@ impl ClaudeBackend {
                     Some(dialect) => dialect.whole(&finished.answer, turn.lease.id()),
                     None => turn.run.adapter.chat_chunks().completion(&finished.answer),
                 };
-                let mut reply = turn.with_facts(Reply::json(200, &body));
-                if turn.run.adapter.paused() {
-                    turn.note_answer();
-                    turn.wait_for_results();
-                    return Ok(reply);
-                }
-                if let (Some(cost), Some(facts)) = (turn.note_answer(), reply.turn.as_mut()) {
+                let mut facts = turn.facts.clone();
+                let concluded = turn.conclude();
+                if let Some(cost) = &concluded.cost {
                     facts.cost = Some((cost.usd_text(), cost.duration_ms));
                 }
-                Ok(reply.with_afterwards(turn.close_afterwards()))
+                Ok(Reply::json(200, &body)
+                    .with_turn(facts)
+                    .with_afterwards(concluded.afterwards))
             }
             Err(error) => Err(turn.settle_error(error)),
         }
@@ -347,32 +345,20 @@ impl ClaudeBackend {
             return match turn.run.finish() {
                 Ok(finished) => {
                     pending.extend(finished.final_events);
-                    let cost = turn.note_answer();
-                    let answer = Some(finished.answer);
-                    if turn.run.adapter.paused() {
-                        let reply = turn.with_facts(Reply::stream(Box::new(ClaudeStream {
-                            turn: None,
-                            pending,
-                            cost: None,
-                            wire,
-                            answer,
-                            keepalive,
-                            quiet_since: asked,
-                        })));
-                        turn.wait_for_results();
-                        return Ok(reply);
-                    }
-                    let reply = Reply::stream(Box::new(ClaudeStream {
+                    let facts = turn.facts.clone();
+                    let concluded = turn.conclude();
+                    let body = ClaudeStream {
                         turn: None,
                         pending,
-                        cost,
+                        cost: concluded.cost,
                         wire,
-                        answer,
+                        answer: Some(finished.answer),
                         keepalive,
                         quiet_since: asked,
-                    }));
-                    let reply = turn.with_facts(reply);
-                    Ok(reply.with_afterwards(turn.close_afterwards()))
+                    };
+                    Ok(Reply::stream(Box::new(body))
+                        .with_turn(facts)
+                        .with_afterwards(concluded.afterwards))
                 }
                 Err(error) => Err(turn.settle_error(error)),
             };

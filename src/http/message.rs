@@ -183,8 +183,9 @@ impl Reply {
         self
     }
 
-    pub fn with_afterwards(mut self, work: Afterwards) -> Reply {
-        self.afterwards.push(work);
+    /// `work`, if any, run after the answer is written.
+    pub fn with_afterwards(mut self, work: Option<Afterwards>) -> Reply {
+        self.afterwards.extend(work);
         self
     }
 

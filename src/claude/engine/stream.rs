@@ -137,13 +137,9 @@ impl StreamBody for ClaudeStream {
                 // put away after it (or waits for tool results, from now).
                 wire.send(sse, &finished.final_events);
                 wire.answered(sse, &finished.answer);
-                let cost = turn.note_answer();
-                if turn.run.adapter.paused() {
-                    turn.wait_for_results();
-                    return None;
-                }
-                send_cost(sse, cost);
-                return Some(turn.close_afterwards());
+                let concluded = turn.conclude();
+                send_cost(sse, concluded.cost);
+                return concluded.afterwards;
             }
             // Events go out before the worker would wait on the child again;
             // a burst the CLI wrote at once leaves in one write.
@@ -187,8 +183,9 @@ impl StreamBody for ClaudeStream {
             Ok(finished) => {
                 wire.send(sse, &finished.final_events);
                 wire.answered(sse, &finished.answer);
-                send_cost(sse, turn.note_answer());
-                Some(turn.close_afterwards())
+                let concluded = turn.conclude();
+                send_cost(sse, concluded.cost);
+                concluded.afterwards
             }
             Err(error) => {
                 let held = turn.run.adapter.release_held();

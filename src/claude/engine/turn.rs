@@ -19,7 +19,7 @@ use crate::claude::sessions::SessionLease;
 use crate::claude::ClaudeBackend;
 use crate::config::Secret;
 use crate::error::ApiError;
-use crate::http::{Afterwards, ClientWatch, Incoming, Reply, TurnFacts};
+use crate::http::{Afterwards, ClientWatch, Incoming, TurnFacts};
 use crate::metrics::{Metrics, TurnEnd};
 use crate::ratelimit::KeyHolder;
 use crate::supervisor::StopReason;
@@ -84,6 +84,13 @@ impl TurnCost {
             self.duration_ms
         )
     }
+}
+
+/// What is left of a turn whose answer is whole: its cost, unless it waits
+/// for tool results, and the work for after the answer is written.
+pub(in crate::claude) struct Concluded {
+    pub cost: Option<TurnCost>,
+    pub afterwards: Option<Afterwards>,
 }
 
 /// From the moment `lease` is this request's, a turn that finds its
@@ -157,7 +164,7 @@ impl Turn {
     /// The answer is complete: it is counted, the conversation as the
     /// client now holds it is remembered, and the turn's cost is recorded.
     /// Gives the cost.
-    pub(in crate::claude) fn note_answer(&mut self) -> Option<TurnCost> {
+    fn note_answer(&mut self) -> Option<TurnCost> {
         let counts = self.run.adapter.counts();
         self.lease.count_turn(counts.as_ref());
         if let Some(counts) = &counts {
@@ -191,10 +198,30 @@ impl Turn {
         self.record_cost()
     }
 
+    /// The answer is whole, the one way every turn ends well: counted
+    /// (`note_answer`), then left waiting for its tool results when it
+    /// ended with client calls (no cost yet, nothing to do afterwards), or
+    /// else its cost given and its process put away once the answer is
+    /// written.
+    pub(in crate::claude) fn conclude(mut self) -> Concluded {
+        let cost = self.note_answer();
+        if self.run.adapter.paused() {
+            self.wait_for_results();
+            return Concluded {
+                cost: None,
+                afterwards: None,
+            };
+        }
+        Concluded {
+            cost,
+            afterwards: Some(self.close_afterwards()),
+        }
+    }
+
     /// The answer ended with client calls: the child and the session wait
     /// for their results, found again by the calls' ids. Done before the
     /// answer is written, so that a client quick to answer finds them.
-    pub(in crate::claude) fn wait_for_results(self) {
+    fn wait_for_results(self) {
         let calls: Vec<String> = self
             .run
             .adapter
@@ -289,7 +316,7 @@ impl Turn {
     /// The answer is complete but not yet written. What the pipeline runs
     /// once it is: the child kept warm (or closed), then the session freed.
     /// A resume of the session meanwhile waits for that.
-    pub(in crate::claude) fn close_afterwards(self) -> Afterwards {
+    fn close_afterwards(self) -> Afterwards {
         self.lease.answered();
         self.metrics.turn_ended(TurnEnd::Answered);
         Box::new(move || {
@@ -299,11 +326,6 @@ impl Turn {
             put_away(&warm, run);
             drop(lease);
         })
-    }
-
-    /// `reply` with what it tells the client about the turn.
-    pub(in crate::claude) fn with_facts(&self, reply: Reply) -> Reply {
-        reply.with_turn(self.facts.clone())
     }
 }
 
