@@ -19,22 +19,25 @@ use crate::error::ApiError;
 /// What the server makes of one recorded request.
 fn summary(api: &str, body: &Map<String, Value>) -> Value {
     let translated = match api {
-        "chat" => Ok((body.clone(), Vec::new(), None)),
+        "chat" => Ok((body.clone(), Vec::new(), None, None)),
         "responses" => crate::responses::request::translate(body).map(|t| {
             let continues = t
                 .previous_response_id
                 .as_ref()
                 .map(|_| "previous_response_id");
-            (t.chat_body(&[]), t.ignored, continues)
+            (t.chat_body(&[]), t.ignored, continues, Some(t.thinking))
         }),
         "messages" => crate::anthropic::request::translate(body).map(|t| {
             let continues = t.previous_message_id.as_ref().map(|_| "thread");
-            (t.chat, t.ignored, continues)
+            (t.chat, t.ignored, continues, Some(t.thinking))
         }),
         other => panic!("a recording of an unknown API '{other}'"),
     };
-    let checked = translated.and_then(|(chat, ignored, continues)| {
-        validate(&chat).map(|valid| (valid, ignored, continues))
+    let checked = translated.and_then(|(chat, ignored, continues, thinking)| {
+        validate(&chat).map(|mut valid| {
+            valid.thinking = thinking.unwrap_or(valid.thinking);
+            (valid, ignored, continues)
+        })
     });
     match checked {
         Ok((valid, mut ignored, continues)) => {
@@ -63,6 +66,11 @@ fn summary(api: &str, body: &Map<String, Value>) -> Value {
                 "output_schema": valid.tools.output_schema.is_some(),
                 "ignored": ignored,
                 "continues": continues,
+                "thinking": {
+                    "show": valid.thinking.show,
+                    "effort": valid.thinking.effort,
+                    "budget": valid.thinking.budget,
+                },
             })
         }
         Err(error) => refused(&error),

@@ -120,7 +120,17 @@ pub mod recorded {
     /// A run read as the server reads a stream, up to where the answer
     /// ends: every event (the final ones too) and the whole answer.
     pub fn turn_events(stdout: &[u8], tools: Arc<ToolSpec>) -> (Vec<TurnEvent>, Answer) {
-        let mut adapter = Adapter::new("chatcmpl-x".into(), 1, "x".into(), true).with_tools(tools);
+        let adapter = Adapter::new("chatcmpl-x".into(), 1, "x".into(), true).with_tools(tools);
+        read_with(adapter, stdout)
+    }
+
+    /// [`turn_events`] for a client that asked to see the thinking.
+    pub fn thinking_events(stdout: &[u8]) -> (Vec<TurnEvent>, Answer) {
+        let adapter = Adapter::new("chatcmpl-x".into(), 1, "x".into(), true).showing_thinking();
+        read_with(adapter, stdout)
+    }
+
+    fn read_with(mut adapter: Adapter, stdout: &[u8]) -> (Vec<TurnEvent>, Answer) {
         let mut events = Vec::new();
         for line in stdout.split(|&b| b == b'\n') {
             if adapter.over() {

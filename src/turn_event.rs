@@ -12,6 +12,13 @@ pub enum TurnEvent {
     Began,
     /// A piece of the answer's text.
     Text(String),
+    /// A piece of the model's thinking (made only when the client asked
+    /// to see it).
+    Thinking(String),
+    /// The signature that closes a thinking block.
+    ThinkingSigned(String),
+    /// A thinking block the API gave only encrypted.
+    RedactedThinking(String),
     /// The answer's call `index` (counted from 0) opens.
     CallStarted {
         index: usize,
@@ -39,12 +46,35 @@ pub struct Call {
 /// events add up to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
+    /// The model's thinking, in order, when the client asked to see it.
+    pub thinking: Vec<Thought>,
     pub text: String,
     /// The client's functions the model called, when the answer ends with
     /// them (`stop` is then [`Stop::ToolUse`]).
     pub calls: Vec<Call>,
     pub stop: Stop,
     pub counts: TokenCounts,
+}
+
+/// One block of the model's thinking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Thought {
+    /// Thinking as text, with the signature the API gave it.
+    Plain { text: String, signature: String },
+    /// Thinking the API gave only encrypted.
+    Redacted { data: String },
+}
+
+impl Answer {
+    /// The text of all the thinking, for the APIs that show it as one
+    /// string (chat's `reasoning_content`, a Responses summary).
+    pub fn thinking_text(&self) -> String {
+        let plain = self.thinking.iter().filter_map(|t| match t {
+            Thought::Plain { text, .. } => Some(text.as_str()),
+            Thought::Redacted { .. } => None,
+        });
+        plain.collect::<Vec<_>>().join("\n\n")
+    }
 }
 
 /// Why an answer ended.
@@ -77,6 +107,8 @@ pub struct TokenCounts {
     pub output: u64,
     pub cache_read: u64,
     pub cache_creation: u64,
+    /// Of `output`, the tokens spent thinking.
+    pub reasoning: u64,
 }
 
 impl TokenCounts {
@@ -93,5 +125,6 @@ impl TokenCounts {
         self.output = self.output.saturating_add(more.output);
         self.cache_read = self.cache_read.saturating_add(more.cache_read);
         self.cache_creation = self.cache_creation.saturating_add(more.cache_creation);
+        self.reasoning = self.reasoning.saturating_add(more.reasoning);
     }
 }

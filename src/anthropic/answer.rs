@@ -1,14 +1,16 @@
 //! A Claude Code answer in Anthropic's words: the whole `message` object
 //! of a turn's [`Answer`], and, for a stream, Anthropic's events made from
 //! the turn's events as they come. Those already hold one answer per turn
-//! (a turn the CLI continued after `max_tokens` is one answer, and
-//! thinking is left out), so the events are one message: one
-//! `message_start`, content blocks numbered from 0, one `message_delta`
-//! with the stop reason and usage, one `message_stop`.
+//! (a turn the CLI continued after `max_tokens` is one answer), so the
+//! events are one message: one `message_start`, content blocks numbered
+//! from 0 (the model's thinking first, when the client asked for it, each
+//! `thinking` block closed by its signature), one `message_delta` with the
+//! stop reason and usage, one `message_stop`.
 
 use serde_json::{json, Value};
 
 use crate::claude::{Answer, Stop, TokenCounts, TurnEvent};
+use crate::turn_event::Thought;
 
 /// What labels one answer.
 #[derive(Debug, Clone)]
@@ -63,7 +65,7 @@ impl MessageMeta {
 
     /// The whole `message` of an answer.
     pub fn whole(&self, answer: &Answer) -> Value {
-        let mut content = Vec::new();
+        let mut content: Vec<Value> = answer.thinking.iter().map(thinking_block).collect();
         if !answer.text.is_empty() {
             content.push(json!({"type": "text", "text": answer.text}));
         }
@@ -81,6 +83,16 @@ impl MessageMeta {
     }
 }
 
+/// A thinking block as the Messages API gives it back.
+fn thinking_block(thought: &Thought) -> Value {
+    match thought {
+        Thought::Plain { text, signature } => {
+            json!({"type": "thinking", "thinking": text, "signature": signature})
+        }
+        Thought::Redacted { data } => json!({"type": "redacted_thinking", "data": data}),
+    }
+}
+
 /// The events of one streamed answer so far.
 pub struct MessageEvents {
     meta: MessageMeta,
@@ -95,6 +107,7 @@ pub struct MessageEvents {
 #[derive(PartialEq)]
 enum OpenBlock {
     Text,
+    Thinking,
     ToolUse,
 }
 
@@ -124,6 +137,28 @@ impl MessageEvents {
                 }
                 let delta = json!({"type": "text_delta", "text": text});
                 self.block_delta(delta, &mut out);
+            }
+            TurnEvent::Thinking(text) => {
+                if self.open != Some(OpenBlock::Thinking) {
+                    let block = json!({"type": "thinking", "thinking": "", "signature": ""});
+                    self.open_block(OpenBlock::Thinking, block, &mut out);
+                }
+                let delta = json!({"type": "thinking_delta", "thinking": text});
+                self.block_delta(delta, &mut out);
+            }
+            TurnEvent::ThinkingSigned(signature) => {
+                if self.open != Some(OpenBlock::Thinking) {
+                    let block = json!({"type": "thinking", "thinking": "", "signature": ""});
+                    self.open_block(OpenBlock::Thinking, block, &mut out);
+                }
+                let delta = json!({"type": "signature_delta", "signature": signature});
+                self.block_delta(delta, &mut out);
+                self.close_block(&mut out);
+            }
+            TurnEvent::RedactedThinking(data) => {
+                let block = json!({"type": "redacted_thinking", "data": data});
+                self.open_block(OpenBlock::Thinking, block, &mut out);
+                self.close_block(&mut out);
             }
             TurnEvent::CallStarted { id, name, .. } => {
                 let block = json!({"type": "tool_use", "id": id, "name": name, "input": {}});

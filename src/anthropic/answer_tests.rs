@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::claude::tools::ToolSpec;
 use crate::claude::{Answer, Stop, TokenCounts, TurnEvent};
-use crate::dialect::recorded::{stdout, turn_events, weather_and_time};
+use crate::dialect::recorded::{stdout, thinking_events, turn_events, weather_and_time};
 
 fn meta() -> MessageMeta {
     MessageMeta {
@@ -25,7 +25,10 @@ struct Told {
 }
 
 fn tell(stdout: &[u8], tools: Arc<ToolSpec>) -> Told {
-    let (turn, answer) = turn_events(stdout, tools);
+    tell_turn(turn_events(stdout, tools))
+}
+
+fn tell_turn((turn, answer): (Vec<TurnEvent>, Answer)) -> Told {
     let mut writer = MessageEvents::new(meta());
     let mut framed: Vec<Vec<u8>> = turn.iter().flat_map(|e| writer.event(e)).collect();
     framed.extend(writer.complete());
@@ -74,6 +77,15 @@ fn assembled(events: &[Value]) -> Value {
                     }
                     Some("input_json_delta") => json_pieces[index]
                         .push_str(event["delta"]["partial_json"].as_str().unwrap_or("")),
+                    Some(kind @ ("thinking_delta" | "signature_delta")) => {
+                        let field = kind.trim_end_matches("_delta");
+                        let joined = format!(
+                            "{}{}",
+                            block[field].as_str().unwrap_or(""),
+                            event["delta"][field].as_str().unwrap_or("")
+                        );
+                        block[field] = json!(joined);
+                    }
                     other => panic!("delta {other:?}"),
                 }
             }
@@ -163,6 +175,20 @@ fn thinking_stays_hidden() {
 }
 
 #[test]
+fn shown_thinking_is_a_signed_block_before_the_text() {
+    let told = tell_turn(thinking_events(&stdout("stream-thinking.stdout")));
+    assert_one_message(&told.events);
+    assert_eq!(assembled(&told.events), told.whole);
+    assert_eq!(
+        told.whole["content"],
+        json!([
+            {"type": "thinking", "thinking": "Let me think.", "signature": "c2lnbmF0dXJl"},
+            {"type": "text", "text": "Hello from fake upstream."}
+        ])
+    );
+}
+
+#[test]
 fn calls_are_tool_use_blocks_with_their_input() {
     let told = tell(&stdout("tools-parallel.stdout"), weather_and_time());
     assert_one_message(&told.events);
@@ -213,6 +239,7 @@ fn stop_reasons_map_from_the_turns_stop() {
         (Stop::ToolUse, "tool_use"),
     ] {
         let answer = Answer {
+            thinking: Vec::new(),
             text: "x".into(),
             calls: Vec::new(),
             stop,
@@ -237,10 +264,12 @@ fn cache_reads_and_writes_are_reported_apart_from_fresh_input() {
         output: 7,
         cache_read: 500,
         cache_creation: 30,
+        reasoning: 0,
     };
     let expected = json!({"input_tokens": 10, "output_tokens": 7,
         "cache_creation_input_tokens": 30, "cache_read_input_tokens": 500});
     let answer = Answer {
+        thinking: Vec::new(),
         text: "Hi".into(),
         calls: Vec::new(),
         stop: Stop::EndTurn,

@@ -75,7 +75,8 @@ pub fn create(
             .unwrap_or_default()
             .to_string(),
     };
-    let chat = validate(&translated.chat).map_err(|e| translated.words.reword(e))?;
+    let mut chat = validate(&translated.chat).map_err(|e| translated.words.reword(e))?;
+    chat.thinking = translated.thinking;
     let request = TurnRequest {
         incoming: rq,
         chat,

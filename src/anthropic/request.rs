@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 
 use super::content::read_messages;
 use super::threads::Created;
+use crate::claude::request::thinking::Thinking;
 use crate::client_words::ClientWords;
 use crate::dialect::read_stream;
 use crate::error::ApiError;
@@ -29,6 +30,7 @@ const HONOURED: &[&str] = &[
     "output_format",
     "output_config",
     "thread",
+    "thinking",
 ];
 
 /// Accepted, not honoured; reported in this order (`max_tokens` first:
@@ -42,7 +44,6 @@ const IGNORED: &[&str] = &[
     "stop_sequences",
     "metadata",
     "service_tier",
-    "thinking",
     "container",
     "context_management",
 ];
@@ -65,6 +66,8 @@ pub struct Translated {
     pub ignored: Vec<String>,
     /// `thread.previous_message_id`: the answer this request continues.
     pub previous_message_id: Option<String>,
+    /// `thinking` and `output_config.effort`, as the turn's thinking.
+    pub thinking: Thinking,
     /// Where each chat message and function stands in the client's body,
     /// for errors in this API's words.
     pub words: ClientWords,
@@ -226,10 +229,18 @@ pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
     if let Some((format, param)) = format.filter(|(f, _)| !f.is_null()) {
         chat.insert("response_format".into(), read_output_format(format, param)?);
     }
+    let mut thinking = match present(json, "thinking") {
+        Some(asked) => Thinking::of_anthropic(asked)?,
+        None => Thinking::default(),
+    };
     if let Some(config) = config.and_then(Value::as_object) {
+        if let Some(effort) = present(config, "effort") {
+            let asked = Thinking::of_effort("output_config.effort", effort)?;
+            thinking.effort = asked.effort;
+        }
         let others = config
             .iter()
-            .filter(|(k, v)| *k != "format" && !v.is_null());
+            .filter(|(k, v)| !["format", "effort"].contains(&k.as_str()) && !v.is_null());
         ignored.extend(others.map(|(k, _)| format!("output_config.{k}")));
     }
     Ok(Translated {
@@ -237,6 +248,7 @@ pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
         stream,
         ignored,
         previous_message_id,
+        thinking,
         words: ClientWords {
             field: "messages",
             results: "tool_result blocks",

@@ -299,15 +299,9 @@ fn output_config_s_format_is_honoured_and_unread_fields_are_named() {
         t.chat["response_format"]["json_schema"]["schema"],
         json!({"type": "object"})
     );
-    assert_eq!(
-        t.ignored,
-        [
-            "max_tokens",
-            "stop_sequences",
-            "inference_geo",
-            "output_config.effort"
-        ]
-    );
+    assert_eq!(t.ignored, ["max_tokens", "stop_sequences", "inference_geo"]);
+    // The effort is honoured: it is the turn's.
+    assert_eq!(t.thinking.effort, Some("high"));
     let bad = read(json!({"model": "sonnet", "max_tokens": 10,
         "messages": [{"role": "user", "content": "hi"}],
         "output_config": {"format": {"type": "xml"}}}))

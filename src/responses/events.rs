@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::claude::{Stop, TurnEvent};
 
-use super::object::{counted_usage, message_item, text_part, ResponseMeta, Status};
+use super::object::{counted_usage, message_item, summary_part, text_part, ResponseMeta, Status};
 use super::tools::custom_input;
 
 /// The events of one response so far.
@@ -27,6 +27,9 @@ pub struct ResponseEvents {
 }
 
 enum OpenItem {
+    Reasoning {
+        text: String,
+    },
     Message {
         text: String,
     },
@@ -57,6 +60,17 @@ impl ResponseEvents {
         match event {
             TurnEvent::Began => {}
             TurnEvent::Text(text) => self.text(text, &mut out),
+            TurnEvent::Thinking(text) => self.thinking(text, &mut out),
+            TurnEvent::ThinkingSigned(_) => {
+                if matches!(self.open, Some(OpenItem::Reasoning { .. })) {
+                    self.close(&mut out);
+                }
+            }
+            TurnEvent::RedactedThinking(_) => {
+                self.close(&mut out);
+                self.thinking("", &mut out);
+                self.close(&mut out);
+            }
             TurnEvent::CallStarted { id, name, .. } => self.open_call(id, name, &mut out),
             TurnEvent::Arguments { piece, .. } => self.arguments(piece, &mut out),
             TurnEvent::Stopped(stop) => {
@@ -150,6 +164,48 @@ impl ResponseEvents {
         );
     }
 
+    /// A piece of thinking: a reasoning item opens for it, and with a
+    /// summary asked for, the piece is its summary text's delta.
+    fn thinking(&mut self, text: &str, out: &mut Vec<Vec<u8>>) {
+        let index = self.output.len();
+        let item_id = self.meta.reasoning_id(index);
+        let summary = self.meta.reasoning_summary;
+        if !matches!(self.open, Some(OpenItem::Reasoning { .. })) {
+            self.close(out);
+            self.open = Some(OpenItem::Reasoning {
+                text: String::new(),
+            });
+            let item = self.meta.reasoning_item(index, "", false);
+            self.emit(
+                out,
+                "response.output_item.added",
+                json!({"output_index": index, "item": item}),
+            );
+            if summary {
+                self.emit(
+                    out,
+                    "response.reasoning_summary_part.added",
+                    json!({"item_id": item_id, "output_index": index, "summary_index": 0,
+                           "part": summary_part("")}),
+                );
+            }
+        }
+        if text.is_empty() {
+            return;
+        }
+        if let Some(OpenItem::Reasoning { text: so_far }) = &mut self.open {
+            so_far.push_str(text);
+        }
+        if summary {
+            self.emit(
+                out,
+                "response.reasoning_summary_text.delta",
+                json!({"item_id": item_id, "output_index": index, "summary_index": 0,
+                       "delta": text}),
+            );
+        }
+    }
+
     fn open_call(&mut self, call_id: &str, name: &str, out: &mut Vec<Vec<u8>>) {
         self.close(out);
         let index = self.output.len();
@@ -196,6 +252,24 @@ impl ResponseEvents {
         let index = self.output.len();
         let item = match self.open.take() {
             None => return,
+            Some(OpenItem::Reasoning { text }) => {
+                let item_id = self.meta.reasoning_id(index);
+                if self.meta.reasoning_summary {
+                    self.emit(
+                        out,
+                        "response.reasoning_summary_text.done",
+                        json!({"item_id": item_id, "output_index": index, "summary_index": 0,
+                               "text": text}),
+                    );
+                    self.emit(
+                        out,
+                        "response.reasoning_summary_part.done",
+                        json!({"item_id": item_id, "output_index": index, "summary_index": 0,
+                               "part": summary_part(&text)}),
+                    );
+                }
+                self.meta.reasoning_item(index, &text, true)
+            }
             Some(OpenItem::Message { text }) => {
                 let item_id = self.meta.message_id(index);
                 self.emit(

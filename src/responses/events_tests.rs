@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use super::*;
 use crate::claude::tools::ToolSpec;
 use crate::claude::{Answer, Stop, TokenCounts, TurnEvent};
-use crate::dialect::recorded::{spec, stdout, turn_events, weather_and_time};
+use crate::dialect::recorded::{spec, stdout, thinking_events, turn_events, weather_and_time};
 use crate::responses::object::from_answer;
 
 fn meta() -> ResponseMeta {
@@ -19,6 +19,7 @@ fn meta() -> ResponseMeta {
         model: "gpt-5".into(),
         previous_response_id: None,
         store: true,
+        reasoning_summary: false,
         echo: Map::new(),
         tools: Default::default(),
     }
@@ -33,8 +34,11 @@ struct Told {
 }
 
 fn tell(stdout: &[u8], tools: Arc<ToolSpec>) -> Told {
-    let (turn, answer) = turn_events(stdout, tools);
-    let mut writer = ResponseEvents::new(meta());
+    tell_turn(meta(), turn_events(stdout, tools))
+}
+
+fn tell_turn(meta: ResponseMeta, (turn, answer): (Vec<TurnEvent>, Answer)) -> Told {
+    let mut writer = ResponseEvents::new(meta);
     let mut framed: Vec<Vec<u8>> = turn.iter().flat_map(|e| writer.event(e)).collect();
     let (ending, response) = writer.complete();
     framed.extend(ending);
@@ -141,6 +145,40 @@ fn thinking_is_not_part_of_the_answer() {
     let told = tell(&stdout("stream-thinking.stdout"), Arc::default());
     assert_well_formed(&told.events, "response.completed");
     assert_eq!(told.response["output"].as_array().map(Vec::len), Some(1));
+    assert_eq!(from_answer(&meta(), &told.answer), told.response);
+}
+
+#[test]
+fn shown_thinking_is_a_reasoning_item_with_its_summary_when_one_was_asked() {
+    let summarized = ResponseMeta {
+        reasoning_summary: true,
+        ..meta()
+    };
+    let told = tell_turn(
+        summarized.clone(),
+        thinking_events(&stdout("stream-thinking.stdout")),
+    );
+    assert_well_formed(&told.events, "response.completed");
+    let output = &told.response["output"];
+    assert_eq!(output[0]["type"], "reasoning");
+    assert_eq!(
+        output[0]["summary"],
+        json!([{"type": "summary_text", "text": "Let me think."}])
+    );
+    assert_eq!(output[1]["type"], "message");
+    assert_eq!(from_answer(&summarized, &told.answer), told.response);
+    let deltas: String = told
+        .events
+        .iter()
+        .filter(|e| e["type"] == "response.reasoning_summary_text.delta")
+        .filter_map(|e| e["delta"].as_str())
+        .collect();
+    assert_eq!(deltas, "Let me think.");
+
+    // Without a summary asked for, the item says nothing of it.
+    let told = tell_turn(meta(), thinking_events(&stdout("stream-thinking.stdout")));
+    assert_well_formed(&told.events, "response.completed");
+    assert_eq!(told.response["output"][0]["summary"], json!([]));
     assert_eq!(from_answer(&meta(), &told.answer), told.response);
 }
 
@@ -272,8 +310,10 @@ fn cached_input_is_counted_and_shown_in_the_details() {
         output: 7,
         cache_read: 500,
         cache_creation: 30,
+        reasoning: 0,
     };
     let answer = Answer {
+        thinking: Vec::new(),
         text: "Hi".into(),
         calls: Vec::new(),
         stop: Stop::EndTurn,

@@ -83,8 +83,8 @@ pub(super) fn read_input(
                 let list = item.get("tools").unwrap_or(&Value::Null);
                 tools.read(list, &format!("{param}.tools"), notes)?;
             }
-            // This server never emits reasoning items; ones an upstream
-            // gave carry nothing the CLI can use.
+            // The session holds the thinking of this server's reasoning
+            // items; an upstream's carry nothing the CLI can use.
             "reasoning" => {}
             // A reference the server could resolve was replaced by its
             // item before (see `mod`); another, and a hosted tool's call,

@@ -65,6 +65,7 @@ impl ResponsesTurn {
                 model,
                 previous_response_id: translated.previous_response_id.clone(),
                 store: translated.store,
+                reasoning_summary: translated.reasoning_summary,
                 echo: translated.echo.clone(),
                 tools: Arc::new(translated.tools.clone()),
             },
@@ -189,9 +190,11 @@ pub fn create(
         .and_then(Value::as_str)
         .unwrap_or_default();
     let turn = ResponsesTurn::new(&translated, model.to_string(), keep);
+    let mut chat = validate(&chat).map_err(|e| words.reword(e))?;
+    chat.thinking = translated.thinking;
     let request = TurnRequest {
         incoming: rq,
-        chat: validate(&chat).map_err(|e| words.reword(e))?,
+        chat,
         session_id,
         dialect: Some(Arc::new(turn)),
     };

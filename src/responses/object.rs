@@ -1,5 +1,5 @@
 //! The Responses API's shapes of an answer: the `response` object, its
-//! `message` and `function_call` output items, and its usage, all
+//! `reasoning`, `message` and `function_call` output items, and its usage, all
 //! labelled with the response's id, time and the model the client named.
 //! A whole answer is made from the turn's [`Answer`] (`from_answer`); a
 //! stream builds the same items as it goes (see `events`).
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde_json::{json, Map, Value};
 
 use crate::claude::{Answer, Stop, TokenCounts};
+use crate::turn_event::Thought;
 
 use super::tools::{custom_input, Tools};
 
@@ -21,6 +22,9 @@ pub struct ResponseMeta {
     pub model: String,
     pub previous_response_id: Option<String>,
     pub store: bool,
+    /// `reasoning.summary` was asked for: reasoning items carry the
+    /// model's thinking as their summary text (else an empty summary).
+    pub reasoning_summary: bool,
     /// Request fields echoed as sent (see `request::ECHOED`).
     pub echo: Map<String, Value>,
     /// The tools offered: how a chat call is told here.
@@ -64,6 +68,23 @@ impl ResponseMeta {
     /// The id of the answer's text item.
     pub fn message_id(&self, index: usize) -> String {
         format!("msg_{}_{index}", self.hex())
+    }
+
+    /// The id of the answer's `n`th output item when it is reasoning.
+    pub fn reasoning_id(&self, index: usize) -> String {
+        format!("rs_{}_{index}", self.hex())
+    }
+
+    /// A reasoning item: the thinking as its summary when one was asked
+    /// for. The API's encrypted thinking is not passed on as
+    /// `encrypted_content`: nothing here could read it back.
+    pub fn reasoning_item(&self, index: usize, text: &str, done: bool) -> Value {
+        let summary = if done && self.reasoning_summary && !text.is_empty() {
+            json!([summary_part(text)])
+        } else {
+            json!([])
+        };
+        json!({"id": self.reasoning_id(index), "type": "reasoning", "summary": summary})
     }
 
     /// The id of the answer's `n`th output item when it is a call.
@@ -190,30 +211,46 @@ pub fn message_item(id: &str, text: &str, done: bool) -> Value {
     })
 }
 
+pub fn summary_part(text: &str) -> Value {
+    json!({"type": "summary_text", "text": text})
+}
+
 pub fn text_part(text: &str) -> Value {
     json!({"type": "output_text", "text": text, "annotations": []})
 }
 
 /// `usage` of a turn's counts: every input token in `input_tokens`,
-/// those read from the prompt cache in its details.
+/// those read from the prompt cache in its details, and of the output the
+/// tokens spent thinking.
 pub fn counted_usage(counts: &TokenCounts) -> Value {
     let (input, output) = (counts.prompt(), counts.output);
     json!({
         "input_tokens": input,
         "input_tokens_details": {"cached_tokens": counts.cache_read},
         "output_tokens": output,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": counts.reasoning},
         "total_tokens": input.saturating_add(output),
     })
 }
 
-/// The whole response of an answer: the text as one message item, then
-/// one item per call.
+/// The whole response of an answer: its thinking as reasoning items
+/// (when shown), the text as one message item, then one item per call.
 pub fn from_answer(meta: &ResponseMeta, answer: &Answer) -> Value {
     let mut output = Vec::new();
+    for thought in &answer.thinking {
+        let text = match thought {
+            Thought::Plain { text, .. } => text.as_str(),
+            Thought::Redacted { .. } => "",
+        };
+        output.push(meta.reasoning_item(output.len(), text, true));
+    }
     // An answer of calls alone has no message item; any other has one.
     if !answer.text.is_empty() || answer.calls.is_empty() {
-        output.push(message_item(&meta.message_id(0), &answer.text, true));
+        output.push(message_item(
+            &meta.message_id(output.len()),
+            &answer.text,
+            true,
+        ));
     }
     for call in &answer.calls {
         let index = output.len();

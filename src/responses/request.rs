@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::input::read_input;
 use super::tools::Tools;
+use crate::claude::request::thinking::Thinking;
 use crate::client_words::ClientWords;
 use crate::dialect::read_stream;
 use crate::error::ApiError;
@@ -27,7 +28,6 @@ const IGNORED: &[&str] = &[
     "max_tool_calls",
     "truncation",
     "include",
-    "reasoning",
     "metadata",
     "user",
     "service_tier",
@@ -68,6 +68,10 @@ pub struct Translated {
     /// `instructions`; `system`/`developer` items stay where they are).
     pub input: Vec<Value>,
     pub previous_response_id: Option<String>,
+    /// `reasoning.effort` and `reasoning.summary` as the turn's thinking.
+    pub thinking: Thinking,
+    /// `reasoning.summary` was sent: reasoning items carry the thinking.
+    pub reasoning_summary: bool,
     /// `store` (true unless `false` was sent).
     pub store: bool,
     pub stream: bool,
@@ -104,6 +108,38 @@ impl Translated {
         words.message_places = places;
         words
     }
+}
+
+/// `reasoning`: its `effort` as the turn's thinking, and whether a
+/// `summary` was asked for, which shows the thinking. An empty object asks
+/// nothing.
+fn read_reasoning(json: &Map<String, Value>) -> Result<(Thinking, bool), ApiError> {
+    let Some(reasoning) = present(json, "reasoning") else {
+        return Ok((Thinking::default(), false));
+    };
+    let Some(fields) = reasoning.as_object() else {
+        return Err(invalid("reasoning", "'reasoning' must be an object."));
+    };
+    let mut thinking = match present(fields, "effort") {
+        Some(effort) => Thinking::of_effort("reasoning.effort", effort)?,
+        None => Thinking::default(),
+    };
+    let summary = match present(fields, "summary").or_else(|| present(fields, "generate_summary")) {
+        None => false,
+        Some(Value::String(word)) if ["auto", "concise", "detailed"].contains(&word.as_str()) => {
+            true
+        }
+        Some(_) => {
+            return Err(invalid(
+                "reasoning.summary",
+                "'reasoning.summary' must be one of auto, concise, detailed.",
+            ))
+        }
+    };
+    // Reasoning items are told only with their summary: one without it
+    // would say nothing (its encrypted content is not given).
+    thinking.show = summary && thinking.budget != Some(0);
+    Ok((thinking, summary))
 }
 
 pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
@@ -168,6 +204,7 @@ pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
             ))
         }
     };
+    let (thinking, reasoning_summary) = read_reasoning(json)?;
     let store = match present(json, "store") {
         None => true,
         Some(Value::Bool(b)) => *b,
@@ -191,6 +228,8 @@ pub fn translate(json: &Map<String, Value>) -> Result<Translated, ApiError> {
         system,
         input: input.messages,
         previous_response_id,
+        thinking,
+        reasoning_summary,
         store,
         stream,
         ignored,

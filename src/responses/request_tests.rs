@@ -162,14 +162,10 @@ fn knobs_the_cli_cannot_turn_are_named_and_echoed() {
     );
     assert_eq!(
         t.ignored,
-        [
-            "temperature",
-            "include",
-            "reasoning",
-            "metadata",
-            "text.verbosity"
-        ]
+        ["temperature", "include", "metadata", "text.verbosity"]
     );
+    // The effort is honoured: `none` is no thinking.
+    assert_eq!((t.thinking.budget, t.thinking.show), (Some(0), false));
     assert!(!t.store);
     assert_eq!(t.previous_response_id.as_deref(), Some("resp_1"));
     assert_eq!(t.echo["temperature"], json!(0.2));

@@ -414,7 +414,7 @@ fn claude_code_s_requests_are_served() {
     assert!(text_of(&r.json()).contains("system=yes"), "{}", r.text());
     assert_eq!(
         r.header("X-Claude-Ignored-Params"),
-        Some("max_tokens,metadata,thinking,tools:defer_loading,tools:web_search_20250305,output_config.effort")
+        Some("max_tokens,metadata,tools:defer_loading,tools:web_search_20250305")
     );
     w.finish();
 }

@@ -34,6 +34,7 @@ mod session_endpoints;
 mod slow_clients;
 mod spares;
 mod supervision;
+mod thinking;
 mod tools;
 mod warm;
 mod workers;

@@ -321,7 +321,7 @@ fn a_stream_is_the_typed_event_sequence_ending_with_the_response() {
     assert_eq!(stream.status, 200);
     assert_eq!(
         stream.header("X-Claude-Ignored-Params"),
-        Some("temperature,reasoning")
+        Some("temperature")
     );
     let events: Vec<Value> = stream
         .collect()

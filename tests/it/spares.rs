@@ -94,20 +94,23 @@ fn a_new_default_session_is_served_warm_by_the_spare_started_before_it() {
 }
 
 #[test]
-fn a_new_session_of_another_model_or_with_a_system_prompt_leaves_the_spare() {
+fn a_new_session_of_another_model_takes_the_spare_one_with_a_system_prompt_leaves_it() {
     let w = Warm::start_with(&[], one_spare);
-    let spare = w.wait_spares(1).remove(0);
-    let spare_sid = sid_of(&spare);
+    let first = w.wait_spares(1).remove(0);
 
+    // The spare is told the model, and answers warm.
     let opus = w.say(None, "opus", "shape opus");
     assert!(opus.created());
-    assert!(!opus.warm(), "another model ran on the spare");
+    assert!(opus.warm(), "another model did not run on the spare");
     assert_eq!(opus.turns(), 1, "{}", opus.content);
     assert!(opus.content.contains("model=opus"), "{}", opus.content);
-    assert_ne!(opus.sid, spare_sid);
-    let run = w.run_of("shape opus");
-    assert_ne!(run.pid, spare.pid);
-    assert_eq!(run.flag("--model").as_deref(), Some("opus"));
+    assert_eq!(opus.sid, sid_of(&first));
+    assert_eq!(w.run_of("shape opus").pid, first.pid);
+
+    // The next spare is left by a system prompt it was not started with.
+    let spare = w.wait_spares(1).remove(0);
+    assert_ne!(spare.pid, first.pid);
+    let spare_sid = sid_of(&spare);
 
     let system = w.ask(
         &[CLAUDE],
@@ -292,7 +295,8 @@ fn a_spare_holding_the_only_slot_gives_it_up_to_a_new_session_of_another_shape()
     let spare_sid = sid_of(&spare);
 
     let started = Instant::now();
-    let a = w.say(None, "opus", "one slot 1");
+    let system = json!({"role": "system", "content": "Be brief."});
+    let a = w.ask(&[CLAUDE], body("sonnet", &[system, user("one slot 1")]));
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "waited {:?} for the spare's slot",

@@ -60,30 +60,26 @@ fn five_turns_of_one_session_run_on_one_warm_process() {
 }
 
 #[test]
-fn a_model_or_system_prompt_change_runs_cold_and_stays_correct() {
+fn a_model_change_stays_warm_a_system_prompt_change_runs_cold() {
     let w = Warm::start(&[]);
     let one = w.say(None, "sonnet", "model 1");
     let sid = one.sid.clone();
     let sonnet = w.run_of("model 1");
     assert!(w.say(Some(&sid), "sonnet", "model 2").warm());
 
+    // The warm process is told the new model (`set_model`) and answers.
     let three = w.say(Some(&sid), "haiku", "model 3");
-    assert!(!three.warm(), "a new model cannot use the old process");
+    assert!(three.warm(), "a new model is set on the warm process");
     assert_eq!(three.sid, sid);
     assert_eq!(three.turns(), 3, "{}", three.content);
     assert!(three.content.contains("model=haiku"), "{}", three.content);
     let haiku = w.run_of("model 3");
-    assert_ne!(haiku.pid, sonnet.pid);
-    assert_eq!(haiku.flag("--resume").as_deref(), Some(sid.as_str()));
-    assert_eq!(haiku.flag("--model").as_deref(), Some("haiku"));
-    assert!(
-        wait_until(Duration::from_secs(5), || !process_alive(sonnet.pid)),
-        "the process of the old model was closed"
-    );
+    assert_eq!(haiku.pid, sonnet.pid);
 
-    let four = w.say(Some(&sid), "haiku", "model 4");
+    let four = w.say(Some(&sid), "sonnet", "model 4");
     assert!(four.warm());
     assert_eq!(four.turns(), 4);
+    assert!(four.content.contains("model=sonnet"), "{}", four.content);
     assert_eq!(w.run_of("model 4").pid, haiku.pid);
 
     // A system prompt the warm process was not started with: cold too.
@@ -101,6 +97,63 @@ fn a_model_or_system_prompt_change_runs_cold_and_stays_correct() {
     let run = w.run_of("model 5");
     assert_ne!(run.pid, haiku.pid);
     assert_eq!(run.value["system"], "Be brief.");
+    assert!(
+        wait_until(Duration::from_secs(5), || !process_alive(haiku.pid)),
+        "the process of the old system prompt was closed"
+    );
+    w.finish();
+}
+
+#[test]
+fn a_model_the_warm_process_refuses_runs_cold_on_the_same_session() {
+    let w = Warm::start_with(&[], |c| {
+        c.child_env
+            .0
+            .push(("FAKE_CLAUDE_REFUSE_MODEL".into(), "opus".into()))
+    });
+    let one = w.say(None, "sonnet", "refuse 1");
+    let first = w.run_of("refuse 1");
+    let two = w.say(Some(&one.sid), "opus", "refuse 2");
+    assert!(!two.warm(), "the refused model ran on the old process");
+    assert_eq!((two.sid.as_str(), two.turns()), (one.sid.as_str(), 2));
+    assert!(two.content.contains("model=opus"), "{}", two.content);
+    let run = w.run_of("refuse 2");
+    assert_ne!(run.pid, first.pid);
+    assert_eq!(run.flag("--model").as_deref(), Some("opus"));
+    w.finish();
+}
+
+#[test]
+fn effort_and_thinking_budget_are_set_per_turn_and_reset_after() {
+    let w = Warm::start(&[]);
+    let one = w.say(None, "sonnet", "effort 1");
+    assert!(!one.content.contains("effort="), "{}", one.content);
+    let sid = one.sid.clone();
+    let asked = json!({"model": "sonnet", "reasoning_effort": "high",
+                       "messages": [user("effort 2")]})
+    .to_string();
+    let two = w.ask(&[CLAUDE, ("X-Claude-Session-ID", &sid)], asked);
+    assert!(two.warm());
+    assert!(two.content.contains("effort=high"), "{}", two.content);
+    let off = json!({"model": "sonnet", "reasoning_effort": "none",
+                     "messages": [user("effort 3")]})
+    .to_string();
+    let three = w.ask(&[CLAUDE, ("X-Claude-Session-ID", &sid)], off);
+    assert!(three.warm());
+    assert!(
+        three.content.contains("effort=low budget=0"),
+        "{}",
+        three.content
+    );
+    // A turn that asks nothing runs with the CLI's defaults again.
+    let four = w.say(Some(&sid), "sonnet", "effort 4");
+    assert!(four.warm());
+    assert!(
+        !four.content.contains("effort=low") && !four.content.contains("budget=0"),
+        "{}",
+        four.content
+    );
+    assert_eq!(w.pids().len(), 1, "one process answered every turn");
     w.finish();
 }
 
@@ -324,7 +377,14 @@ fn every_answer_reports_its_own_turns_usage_and_cost() {
 
     // A cold resume: the CLI's running total starts from the stored one,
     // and the answer still carries only its own turn's share.
-    let four = w.say(Some(&sid), "haiku", "cost 4");
+    let sent = body(
+        "sonnet",
+        &[
+            json!({"role": "system", "content": "Be brief."}),
+            user("cost 4"),
+        ],
+    );
+    let four = w.ask(&[CLAUDE, ("X-Claude-Session-ID", &sid)], sent);
     assert!(!four.warm());
     per_turn(&four, 4);
     w.finish();

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::claude::child::output::{LineRead, StderrHead, StderrReader, StdoutLines};
+use crate::claude::child::settings::{answer_of, changes, Setting, Settings};
 pub use crate::claude::child::shape::Shape;
 use crate::claude::child::slots::Slot;
 use crate::claude::child::spawn::{spawn, Process};
@@ -55,6 +56,8 @@ pub struct CliProcess {
     keep_open: bool,
     _slot: Slot,
     pub shape: Shape,
+    /// Its model, effort and thinking budget now.
+    pub settings: Settings,
     pub session_id: SessionId,
     /// Turns written to this child.
     pub turns: u32,
@@ -75,6 +78,9 @@ pub struct StartSpec<'a> {
     pub work_dir: &'a Path,
     pub session_id: &'a SessionId,
     pub shape: Shape,
+    /// What its turns run with: the model it is started with, the rest set
+    /// before its first turn.
+    pub settings: Settings,
     pub request_id: &'a str,
     /// Keep stdin open after the first turn, so the child can stay warm.
     pub keep_open: bool,
@@ -97,6 +103,7 @@ impl CliProcess {
             work_dir,
             session_id,
             shape,
+            settings,
             request_id,
             keep_open,
             tools,
@@ -153,6 +160,7 @@ impl CliProcess {
             keep_open,
             _slot: slot,
             shape,
+            settings,
             session_id: session_id.clone(),
             turns,
             request_id: request_id.to_string(),
@@ -160,7 +168,17 @@ impl CliProcess {
             tools,
             bridge,
         };
-        write_line(&process.stdin, invocation.stdin, !keep_open);
+        // Settings beyond the model go ahead of the first turn; the CLI
+        // applies them before it reads the turn (their answers are read
+        // past with the turn's output).
+        let mut first = String::new();
+        if !invocation.stdin.is_empty() {
+            for change in changes(&Settings::started(settings.model), &settings) {
+                first.push_str(&change.line);
+            }
+        }
+        first.push_str(&invocation.stdin);
+        write_line(&process.stdin, first, !keep_open);
         Ok(process)
     }
 
@@ -181,9 +199,8 @@ impl CliProcess {
         if self.shape == *shape {
             return true;
         }
-        let same_but_functions = self.shape.model == shape.model
-            && self.shape.system == shape.system
-            && self.shape.schema == shape.schema;
+        let same_but_functions =
+            self.shape.system == shape.system && self.shape.schema == shape.schema;
         let Some(bridge) = self.bridge.as_ref().filter(|_| same_but_functions) else {
             return false;
         };
@@ -193,6 +210,58 @@ impl CliProcess {
         std::thread::sleep(RELIST_SETTLE);
         self.tools = Arc::new(tools.clone());
         self.shape = shape.clone();
+        true
+    }
+
+    /// Tells an idle child the settings of its next turn (`wanted`) where
+    /// they differ from its own, and waits up to `wait` for its answers.
+    /// False when it cannot run the turn as asked (it refused the model,
+    /// or did not answer): close it and start one that can.
+    pub fn settle(&mut self, wanted: &Settings, wait: Duration) -> bool {
+        let changes = changes(&self.settings, wanted);
+        if changes.is_empty() {
+            return true;
+        }
+        if self.exited() || self.stdin.lock().is_none() {
+            return false;
+        }
+        let lines: String = changes.iter().map(|c| c.line.as_str()).collect();
+        write_line(&self.stdin, lines, false);
+        let until = Instant::now() + wait;
+        let mut waiting = changes;
+        while !waiting.is_empty() {
+            let left = until.saturating_duration_since(Instant::now());
+            let Some(LineRead::Line(line)) = self.next_line_within(left) else {
+                log::warn!(
+                    "claude: pid {} did not answer a change of its settings",
+                    self.pid()
+                );
+                return false;
+            };
+            let Some((id, error)) = answer_of(line) else {
+                continue;
+            };
+            let Some(at) = waiting.iter().position(|c| c.id == id) else {
+                continue;
+            };
+            let change = waiting.swap_remove(at);
+            match (change.what, error) {
+                (Setting::Model, Some(code)) => {
+                    log::info!(
+                        "claude: pid {} refused model {} ({code})",
+                        self.pid(),
+                        wanted.model
+                    );
+                    return false;
+                }
+                (what, Some(code)) => {
+                    log::warn!("claude: pid {} refused {what:?} ({code})", self.pid());
+                }
+                (Setting::Model, None) => self.settings.model = wanted.model,
+                (Setting::Effort, None) => self.settings.effort = wanted.effort,
+                (Setting::Budget, None) => self.settings.budget = wanted.budget,
+            }
+        }
         true
     }
 

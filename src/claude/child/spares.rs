@@ -1,12 +1,13 @@
 //! How a spare is made (see `warm`): a CLI started with a fresh session id
-//! in that session's new directory, the default model and no system
-//! prompt, holding a process slot it takes only when one is free.
+//! in that session's new directory, the default model (a turn for another
+//! one changes it) and no system prompt, holding a process slot it takes only when one is free.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::claude::child::process::{CliProcess, Shape, StartSpec};
+use crate::claude::child::settings::Settings;
 use crate::claude::child::slots::ProcessSlots;
 use crate::claude::child::warm::{Spare, SparePlan};
 use crate::claude::request::models::resolve_model;
@@ -33,7 +34,7 @@ pub(in crate::claude) fn spare_plan(
         return None;
     }
     let model = resolve_model(&config.default_model).unwrap_or("sonnet");
-    let shape = Shape::new(model, None, &ToolSpec::default());
+    let shape = Shape::new(None, &ToolSpec::default());
     let count = config.warm_spares;
     let config = config.clone();
     let make = move || -> Option<Spare> {
@@ -47,7 +48,8 @@ pub(in crate::claude) fn spare_plan(
                 invocation,
                 work_dir: &dir,
                 session_id: &id,
-                shape: Shape::new(model, None, &ToolSpec::default()),
+                shape: Shape::new(None, &ToolSpec::default()),
+                settings: Settings::started(model),
                 request_id: "spare",
                 keep_open: true,
                 tools: Arc::new(ToolSpec::default()),

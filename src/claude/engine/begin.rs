@@ -33,7 +33,7 @@ pub(in crate::claude) fn begin(
         warm: &backend.warm,
         match_history: backend.config.claude_match_history,
     };
-    let shape = Shape::new(chat.cli_model, chat.system.as_deref(), &chat.tools);
+    let shape = Shape::new(chat.system.as_deref(), &chat.tools);
     let (lease, spare, history) = match resolve(places, request, &shape)? {
         (Conversation::Waiting(waiting), history) => {
             return follow_up::carry_on(backend, request.incoming, chat, waiting, history);

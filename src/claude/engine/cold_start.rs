@@ -1,5 +1,6 @@
 //! The process that takes a turn ([`warm_or_cold`]): one already up for
-//! the session when it fits the turn, else a new `claude` child: a process
+//! the session when it fits the turn (told the turn's model, effort and
+//! thinking budget first where they differ), else a new `claude` child: a process
 //! slot (an idle warm child gives its up before anyone queues), the tool
 //! bridge when the turn offers functions, and the invocation for a new
 //! session (`--session-id`) or one to resume (`--resume`).
@@ -7,9 +8,10 @@
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::claude::child::process::{CliProcess, Shape, StartSpec};
+use crate::claude::child::settings::Settings;
 use crate::claude::child::slots::Slot;
 use crate::claude::engine::give_up;
 use crate::claude::engine::turn::Took;
@@ -20,6 +22,19 @@ use crate::claude::tools::Bridge;
 use crate::claude::ClaudeBackend;
 use crate::error::ApiError;
 use crate::http::Incoming;
+
+/// How long a warm process may take to answer a change of its settings
+/// (the CLI answers within milliseconds; one that does not is replaced).
+const SETTLE_WAIT: Duration = Duration::from_secs(5);
+
+/// What the turn `chat` runs with.
+fn settings_of(chat: &ValidChat) -> Settings {
+    Settings {
+        model: chat.cli_model,
+        effort: chat.thinking.effort,
+        budget: chat.thinking.budget,
+    }
+}
 
 /// The CLI is not installed, or not where `CLAUDE_PATH` says.
 pub(in crate::claude) fn cli_missing() -> ApiError {
@@ -41,10 +56,13 @@ pub(in crate::claude) fn warm_or_cold(
     candidate: Option<CliProcess>,
 ) -> Result<(CliProcess, Took), ApiError> {
     let deadline = Instant::now() + backend.config.request_timeout;
-    let shape = Shape::new(asked.cli_model, asked.system.as_deref(), &asked.tools);
+    let shape = Shape::new(asked.system.as_deref(), &asked.tools);
     if let Some(mut process) = candidate {
         let line = blocks_line(prompt_blocks(asked, &session_arg(lease)));
-        if process.fits(&shape, &asked.tools) && process.next_turn(line, deadline) {
+        let fits = process.fits(&shape, &asked.tools)
+            && process.settle(&settings_of(asked), SETTLE_WAIT)
+            && process.next_turn(line, deadline);
+        if fits {
             return Ok((process, Took::Warm));
         }
         process.close();
@@ -93,6 +111,7 @@ fn start_cold(
             work_dir: lease.work_dir(),
             session_id: lease.id(),
             shape,
+            settings: settings_of(chat),
             request_id: &incoming.request_id,
             // A child that may wait for tool results keeps its stdin.
             keep_open: backend.warm.enabled() || bridge.is_some(),

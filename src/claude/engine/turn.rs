@@ -129,6 +129,11 @@ impl Turn {
         } else {
             adapter
         };
+        let adapter = if chat.thinking.show {
+            adapter.showing_thinking()
+        } else {
+            adapter
+        };
         let adapter = if chat.stream {
             adapter
         } else {

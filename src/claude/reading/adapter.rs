@@ -26,7 +26,7 @@ use crate::claude::reading::stream_json::{Event, Line, ResultLine, Usage};
 use crate::claude::reading::tool_calls::ToolCalls;
 use crate::claude::tools::ToolSpec;
 use crate::error::ApiError;
-use crate::turn_event::{Answer, Stop, TokenCounts, TurnEvent};
+use crate::turn_event::{Answer, Stop, Thought, TokenCounts, TurnEvent};
 
 pub use crate::claude::reading::failure::{failure_from_stderr, sanitize_message};
 
@@ -78,6 +78,12 @@ pub struct Adapter {
     redactor: StreamRedactor,
     /// All content released so far, redacted: the non-streaming answer.
     content: String,
+    /// Whether the client asked to see the model's thinking; without it,
+    /// thinking is read past as before.
+    show_thinking: bool,
+    /// The thinking read so far (redacted, as the client got it).
+    thinking: Vec<Thought>,
+    thinking_redactor: StreamRedactor,
     last_stop_reason: Option<String>,
     result: Option<ResultLine>,
     /// The turn's `result` line has been read (it may be taken by now).
@@ -118,6 +124,9 @@ impl Adapter {
             saw_text: false,
             redactor: StreamRedactor::new(),
             content: String::new(),
+            show_thinking: false,
+            thinking: Vec::new(),
+            thinking_redactor: StreamRedactor::new(),
             last_stop_reason: None,
             result: None,
             result_seen: false,
@@ -141,6 +150,13 @@ impl Adapter {
     /// with: their calls are read from the stream.
     pub fn with_tools(mut self, spec: Arc<ToolSpec>) -> Adapter {
         self.tools = ToolCalls::new(spec);
+        self
+    }
+
+    /// For a client that asked to see the model's thinking: it becomes
+    /// events and part of the answer.
+    pub fn showing_thinking(mut self) -> Adapter {
+        self.show_thinking = true;
         self
     }
 
@@ -331,6 +347,9 @@ impl Adapter {
         }
         let mut final_events = Vec::new();
         self.begin(&mut final_events);
+        // Thinking whose block never got its signature.
+        let thought = self.thinking_redactor.flush();
+        self.push_thinking(thought, &mut final_events);
         let tail = self.redactor.flush();
         if !tail.is_empty() {
             self.content.push_str(&tail);
@@ -364,6 +383,7 @@ impl Adapter {
         // all of them.
         self.counts = Some(counts);
         let answer = Answer {
+            thinking: std::mem::take(&mut self.thinking),
             text: self.content.clone(),
             calls: Vec::new(),
             stop,
@@ -386,6 +406,7 @@ impl Adapter {
         self.emit(&mut final_events, TurnEvent::Counted(counts));
         self.counts = Some(counts);
         let answer = Answer {
+            thinking: std::mem::take(&mut self.thinking),
             text: self.content.clone(),
             calls: self.tools.calls.clone(),
             stop: Stop::ToolUse,

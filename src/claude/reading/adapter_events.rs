@@ -75,6 +75,45 @@ impl Adapter {
                 }
                 return Step::Nothing;
             }
+            Event::ContentBlockStart {
+                content_block: BlockStart::Thinking {},
+                ..
+            } if self.show_thinking => {
+                events.extend(self.release_held());
+                self.thinking.push(Thought::Plain {
+                    text: String::new(),
+                    signature: String::new(),
+                });
+            }
+            Event::ContentBlockDelta {
+                delta: BlockDelta::ThinkingDelta { thinking },
+                ..
+            } if self.show_thinking => {
+                let ready = self.thinking_redactor.push(&thinking);
+                self.push_thinking(ready, &mut events);
+            }
+            Event::ContentBlockDelta {
+                delta: BlockDelta::SignatureDelta { signature },
+                ..
+            } if self.show_thinking => {
+                let tail = self.thinking_redactor.flush();
+                self.push_thinking(tail, &mut events);
+                if let Some(Thought::Plain {
+                    signature: kept, ..
+                }) = self.thinking.last_mut()
+                {
+                    kept.push_str(&signature);
+                }
+                self.emit(&mut events, TurnEvent::ThinkingSigned(signature));
+            }
+            Event::ContentBlockStart {
+                content_block: BlockStart::RedactedThinking { data },
+                ..
+            } if self.show_thinking => {
+                events.extend(self.release_held());
+                self.thinking.push(Thought::Redacted { data: data.clone() });
+                self.emit(&mut events, TurnEvent::RedactedThinking(data));
+            }
             Event::ContentBlockStart { .. } | Event::ContentBlockDelta { .. } | Event::Other => {
                 return Step::Nothing
             }
@@ -85,6 +124,18 @@ impl Adapter {
         } else {
             Step::Events(events)
         }
+    }
+
+    /// Thinking the redactor let through, added to the block being read.
+    pub(super) fn push_thinking(&mut self, ready: String, events: &mut Vec<TurnEvent>) {
+        if ready.is_empty() {
+            return;
+        }
+        self.begin(events);
+        if let Some(Thought::Plain { text, .. }) = self.thinking.last_mut() {
+            text.push_str(&ready);
+        }
+        self.emit(events, TurnEvent::Thinking(ready));
     }
 
     /// Answer text, through the redactor.

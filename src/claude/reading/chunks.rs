@@ -56,6 +56,9 @@ struct Delta<'a> {
     role: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     content: Option<&'a str>,
+    /// The model's thinking, as vLLM, DeepSeek and LiteLLM send it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_content: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_calls: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -71,8 +74,13 @@ impl ChatChunks {
         }
     }
 
-    /// The whole `chat.completion` of `answer`.
+    /// The whole `chat.completion` of `answer`; its thinking, when shown,
+    /// in the message's `reasoning_content`.
     pub fn completion(&self, answer: &Answer) -> Value {
+        let mut message = chat_message(answer, self.legacy);
+        if !answer.thinking.is_empty() {
+            message["reasoning_content"] = Value::String(answer.thinking_text());
+        }
         json!({
             "id": self.labels.id,
             "object": "chat.completion",
@@ -80,7 +88,7 @@ impl ChatChunks {
             "model": self.labels.model,
             "choices": [{
                 "index": 0,
-                "message": chat_message(answer, self.legacy),
+                "message": message,
                 "finish_reason": finish_reason(answer.stop, self.legacy),
             }],
             "usage": usage_json(&answer.counts),
@@ -110,6 +118,15 @@ impl ChatChunks {
                 },
                 None,
             ),
+            TurnEvent::Thinking(text) => (
+                Delta {
+                    reasoning_content: Some(text),
+                    ..Delta::default()
+                },
+                None,
+            ),
+            // Chat has no place for a signature or encrypted thinking.
+            TurnEvent::ThinkingSigned(_) | TurnEvent::RedactedThinking(_) => return None,
             TurnEvent::CallStarted { index, id, name } => {
                 let delta = if self.legacy {
                     (*index == 0).then(|| json!({"name": name, "arguments": ""}))?
@@ -220,7 +237,8 @@ pub fn finish_reason(stop: Stop, legacy: bool) -> &'static str {
 }
 
 /// Chat `usage`: every input token in `prompt_tokens`, as OpenAI counts
-/// them, and those read from the prompt cache in its details.
+/// them, and those read from the prompt cache in its details; of the
+/// output, the tokens spent thinking.
 pub fn usage_json(counts: &TokenCounts) -> Value {
     let prompt = counts.prompt();
     json!({
@@ -228,5 +246,6 @@ pub fn usage_json(counts: &TokenCounts) -> Value {
         "completion_tokens": counts.output,
         "total_tokens": prompt.saturating_add(counts.output),
         "prompt_tokens_details": {"cached_tokens": counts.cache_read},
+        "completion_tokens_details": {"reasoning_tokens": counts.reasoning},
     })
 }

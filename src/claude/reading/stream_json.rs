@@ -125,7 +125,12 @@ pub enum BlockStart {
         id: String,
         name: String,
     },
-    /// `text`, `thinking`, ...
+    Thinking {},
+    RedactedThinking {
+        #[serde(default)]
+        data: String,
+    },
+    /// `text`, ...
     #[serde(other)]
     Other,
 }
@@ -140,7 +145,14 @@ pub enum BlockDelta {
     InputJsonDelta {
         partial_json: String,
     },
-    /// `thinking_delta`, `signature_delta`, ...: never answer text.
+    /// A piece of the model's thinking: never answer text.
+    ThinkingDelta {
+        thinking: String,
+    },
+    /// The signature that ends a thinking block.
+    SignatureDelta {
+        signature: String,
+    },
     #[serde(other)]
     Other,
 }
@@ -184,6 +196,12 @@ pub struct Usage {
     pub output_tokens: Option<u64>,
     pub cache_read_input_tokens: Option<u64>,
     pub cache_creation_input_tokens: Option<u64>,
+    pub output_tokens_details: Option<OutputDetails>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+pub struct OutputDetails {
+    pub thinking_tokens: Option<u64>,
 }
 
 impl Usage {
@@ -212,6 +230,10 @@ impl From<&Usage> for TokenCounts {
             output: usage.output_tokens.unwrap_or(0),
             cache_read: usage.cache_read_input_tokens.unwrap_or(0),
             cache_creation: usage.cache_creation_input_tokens.unwrap_or(0),
+            reasoning: usage
+                .output_tokens_details
+                .and_then(|d| d.thinking_tokens)
+                .unwrap_or(0),
         }
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use crate::claude::request::messages::read_messages;
 pub use crate::claude::request::messages::{CallRef, Message, Part, Role, MAX_MESSAGES};
 use crate::claude::request::models::resolve_model;
+pub use crate::claude::request::thinking::Thinking;
 use crate::claude::tools::{read_tool_spec, ToolSpec};
 use crate::error::ApiError;
 use crate::request_json::{invalid, present, unsupported};
@@ -53,6 +54,9 @@ pub struct ValidChat {
     pub stream: bool,
     pub include_usage: bool,
     pub ignored_params: Vec<String>,
+    /// What the turn asks of the model's thinking (each API reads its own
+    /// field; chat's is `reasoning_effort`).
+    pub thinking: Thinking,
 }
 
 impl ValidChat {
@@ -129,6 +133,7 @@ pub fn validate(json: &Map<String, Value>) -> Result<ValidChat, ApiError> {
     };
     let include_usage = include_usage(json)?;
     let (system, turns) = read_messages(messages)?;
+    let thinking = Thinking::of_chat(json)?;
 
     Ok(ValidChat {
         requested_model,
@@ -139,6 +144,7 @@ pub fn validate(json: &Map<String, Value>) -> Result<ValidChat, ApiError> {
         stream,
         include_usage,
         ignored_params,
+        thinking,
     })
 }
 

@@ -30,7 +30,14 @@ struct Run {
 }
 
 fn feed(stdout: &[u8], include_usage: bool) -> Run {
-    let mut adapter = Adapter::new(ID.into(), CREATED, "gpt-4o".into(), include_usage);
+    feed_to(
+        Adapter::new(ID.into(), CREATED, "gpt-4o".into(), include_usage),
+        stdout,
+    )
+}
+
+/// `stdout` read by `adapter`.
+fn feed_to(mut adapter: Adapter, stdout: &[u8]) -> Run {
     let mut steps = Vec::new();
     let mut live = Vec::new();
     let mut started_before_first_chunk = true;

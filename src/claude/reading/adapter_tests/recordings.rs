@@ -24,7 +24,7 @@ fn stream_new() {
                 "message": {"role": "assistant", "content": "Hello from fake upstream."},
                 "finish_reason": "stop"
             }],
-            "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17, "prompt_tokens_details": {"cached_tokens": 0}}
+            "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17, "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}
         })
     );
     assert_eq!(
@@ -70,7 +70,7 @@ fn stream_max_tokens_continuation_is_one_answer() {
     assert_eq!(text_of(&done.all), both);
     assert_eq!(done.completion["choices"][0]["message"]["content"], both);
     assert_eq!(done.completion["choices"][0]["finish_reason"], "stop");
-    let usage = json!({"prompt_tokens": 24, "completion_tokens": 10, "total_tokens": 34, "prompt_tokens_details": {"cached_tokens": 0}});
+    let usage = json!({"prompt_tokens": 24, "completion_tokens": 10, "total_tokens": 34, "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}});
     assert_eq!(done.completion["usage"], usage);
     let last = done.all.last().expect("chunks");
     assert_eq!(last["choices"], json!([]));
@@ -89,6 +89,32 @@ fn stream_thinking_never_reaches_the_client() {
             "{s}"
         );
     }
+}
+
+#[test]
+fn stream_thinking_is_reasoning_content_when_the_client_asked() {
+    let adapter = Adapter::new(ID.into(), CREATED, "gpt-4o".into(), false).showing_thinking();
+    let done = succeed(feed_to(adapter, fixture!("stream-thinking.stdout")));
+    assert_well_formed(&done.all, "stop");
+    assert_eq!(text_of(&done.all), "Hello from fake upstream.");
+    let thought: String = done
+        .all
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["reasoning_content"].as_str())
+        .collect();
+    assert_eq!(thought, "Let me think.");
+    // The signature has no place in chat.
+    assert!(!done
+        .all
+        .iter()
+        .any(|c| c.to_string().contains("c2lnbmF0dXJl")));
+    let message = &done.completion["choices"][0]["message"];
+    assert_eq!(message["reasoning_content"], "Let me think.");
+    assert_eq!(message["content"], "Hello from fake upstream.");
+    assert_eq!(
+        done.completion["usage"]["completion_tokens_details"]["reasoning_tokens"], 0,
+        "the recording reports no thinking tokens"
+    );
 }
 
 #[test]

@@ -37,7 +37,7 @@ fn usage_counts_cached_input_as_prompt_and_says_how_much_was_cached() {
         "cache_creation_input_tokens": 3, "output_tokens": 7});
     let stdout = synthetic(&["Hi"], "end_turn", ok_result("Hi", usage));
     let done = succeed(feed(&stdout, true));
-    let expected = json!({"prompt_tokens": 18, "completion_tokens": 7, "total_tokens": 25, "prompt_tokens_details": {"cached_tokens": 5}});
+    let expected = json!({"prompt_tokens": 18, "completion_tokens": 7, "total_tokens": 25, "prompt_tokens_details": {"cached_tokens": 5}, "completion_tokens_details": {"reasoning_tokens": 0}});
     assert_eq!(done.completion["usage"], expected);
     let (last, rest) = done.all.split_last().expect("chunks");
     assert_eq!(last["usage"], expected);
@@ -155,6 +155,6 @@ fn a_follow_up_counts_its_own_message_with_its_cache_reads() {
     assert_eq!(
         *usage,
         json!({"prompt_tokens": 106, "completion_tokens": 5, "total_tokens": 111,
-            "prompt_tokens_details": {"cached_tokens": 100}})
+            "prompt_tokens_details": {"cached_tokens": 100}, "completion_tokens_details": {"reasoning_tokens": 0}})
     );
 }

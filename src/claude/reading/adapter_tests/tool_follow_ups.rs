@@ -30,7 +30,7 @@ fn the_follow_up_reads_the_final_answer_after_the_tool_result() {
     // the message it answers, the first having been counted with the call.
     assert_eq!(
         done.completion["usage"],
-        json!({"prompt_tokens": 50, "completion_tokens": 24, "total_tokens": 74, "prompt_tokens_details": {"cached_tokens": 0}})
+        json!({"prompt_tokens": 50, "completion_tokens": 24, "total_tokens": 74, "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}})
     );
     let mut follow = feed_until_over(adapter(&spec, false, false).continuing(), paused.rest);
     let Outcome::Success { answer: whole, .. } = follow.run.adapter.finish() else {
@@ -39,7 +39,7 @@ fn the_follow_up_reads_the_final_answer_after_the_tool_result() {
     let completion = follow.run.adapter.chat_chunks().completion(&whole);
     assert_eq!(
         completion["usage"],
-        json!({"prompt_tokens": 25, "completion_tokens": 12, "total_tokens": 37, "prompt_tokens_details": {"cached_tokens": 0}})
+        json!({"prompt_tokens": 25, "completion_tokens": 12, "total_tokens": 37, "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}})
     );
     assert_eq!(
         done.session_id.as_deref(),

@@ -54,7 +54,7 @@ fn tools_single_ends_the_answer_at_message_stop_with_its_call() {
                 "finish_reason": "tool_calls",
             }],
             // The first model message's own counts: no result line yet.
-            "usage": {"prompt_tokens": 25, "completion_tokens": 12, "total_tokens": 37, "prompt_tokens_details": {"cached_tokens": 0}},
+            "usage": {"prompt_tokens": 25, "completion_tokens": 12, "total_tokens": 37, "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}},
         })
     );
 }

@@ -40,6 +40,7 @@ fn turns_and_their_tokens_are_counted_and_kept_across_a_restart() {
         output: 5,
         cache_read: 100,
         cache_creation: 7,
+        reasoning: 0,
     };
     let id = {
         let store = dirs.open();
@@ -61,6 +62,7 @@ fn turns_and_their_tokens_are_counted_and_kept_across_a_restart() {
         output: 10,
         cache_read: 200,
         cache_creation: 14,
+        reasoning: 0,
     };
     assert_eq!(info.tokens, both);
 }
