@@ -27,7 +27,10 @@ A credential starting with the bad-key prefix (sk-ant-bad) is refused with the
 API's 401 body. Words in the last user message steer the reply:
 SLOW-STREAM streams slowly (for interrupting a stream), FAIL-529 answers 529
 overloaded, CACHE-HIT reports the prompt as read from the prompt cache (3
-tokens fresh, 7 written to the cache, the rest read from it).
+tokens fresh, 7 written to the cache, the rest read from it), THINK-ALOUD
+puts a thinking block ("Weighing it up.", signed "c2lnLWZha2U=") before the
+echo when the request's `thinking` is on (each record keeps the request's
+`thinking` and `output_config.effort`).
 
 Images: when the last user message holds image blocks, the echo also says
 `images=N media=image/png,...` (just before `msgs=`, so the `hist=` suffix
@@ -436,6 +439,10 @@ class FakeAnthropic(RecordingFake):
         return self.records_where(lambda r: r.get("kind") == "messages")
 
 
+THOUGHT = "Weighing it up."
+SIGNATURE = "c2lnLWZha2U="
+
+
 def start(**kwargs):
     """Start a fake on a background thread; call `.close()` when done."""
     return FakeAnthropic(**kwargs).serve_in_thread()
@@ -555,6 +562,8 @@ class _Handler(BaseHTTPRequestHandler):
                            if isinstance(t, dict)],
             "tool_results": len(_blocks(last_user_message(messages), "tool_result")),
             "images": len(_blocks(last_user_message(messages), "image")),
+            "thinking": req.get("thinking"),
+            "effort": (req.get("output_config") or {}).get("effort"),
         })
         plan = plan_reply(messages, req.get("tools"))
         rec["reply"] = plan[0] if plan else "echo"
@@ -590,6 +599,15 @@ class _Handler(BaseHTTPRequestHandler):
                     f"auth={kind} {images + ' ' if images else ''}"
                     f"{history_echo(conversation(messages))}")
         slow = "SLOW-STREAM" in prompt
+        thinking_on = (req.get("thinking") or {}).get("type") in ("enabled", "adaptive")
+        if "THINK-ALOUD" in prompt and thinking_on:
+            blocks = [{"type": "thinking", "thinking": THOUGHT, "signature": SIGNATURE},
+                      {"type": "text", "text": text}]
+            if req.get("stream"):
+                self._stream_blocks(model, blocks, "end_turn", len(raw))
+            else:
+                self._send_json(200, self._message(model, blocks, len(raw)))
+            return
         if req.get("stream"):
             self._stream(model, text, slow, len(raw))
         else:
@@ -609,7 +627,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _message(self, model, text, raw_len, stop_reason="end_turn"):
         """A whole message; `text` may also be a list of content blocks."""
         blocks = text if isinstance(text, list) else [{"type": "text", "text": text}]
-        words = sum(len(json.dumps(b.get("input", b.get("text", ""))).split()) for b in blocks)
+        words = sum(len(json.dumps(b.get("input", b.get("text", b.get("thinking", "")))).split())
+                    for b in blocks)
         return {
             "id": f"msg_fake{next(_ids):06d}", "type": "message", "role": "assistant",
             "model": model, "content": blocks,
@@ -642,6 +661,11 @@ class _Handler(BaseHTTPRequestHandler):
                     first = {"type": "text", "text": ""}
                     pieces = [{"type": "text_delta", "text": p}
                               for p in re.findall(r"\S+\s*", block["text"])]
+                elif block["type"] == "thinking":
+                    first = {"type": "thinking", "thinking": "", "signature": ""}
+                    pieces = [{"type": "thinking_delta", "thinking": p}
+                              for p in re.findall(r"\S+\s*", block["thinking"])]
+                    pieces.append({"type": "signature_delta", "signature": block["signature"]})
                 else:
                     first = {"type": "tool_use", "id": block["id"], "name": block["name"],
                              "input": {}}

@@ -150,4 +150,25 @@ mod tests {
         assert_eq!(answer_of(br#"{"type":"system","subtype":"status"}"#), None);
         assert_eq!(answer_of(b"not json"), None);
     }
+
+    /// The real CLI's answers (fixtures/claude-cli-2.1.331/control-settings):
+    /// one per request, the empty model refused.
+    #[test]
+    fn the_recorded_answers_read_as_sent() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/claude-cli-2.1.331/control-settings.stdout"
+        );
+        let stdout = std::fs::read(path).unwrap();
+        let mut answers: Vec<(String, Option<String>)> = stdout
+            .split(|&b| b == b'\n')
+            .filter_map(answer_of)
+            .collect();
+        answers.sort();
+        let refused = Some("catalog_unknown".to_string());
+        let expected: Vec<(String, Option<String>)> = (1..=7)
+            .map(|n| (format!("b{n}"), if n == 6 { refused.clone() } else { None }))
+            .collect();
+        assert_eq!(answers, expected);
+    }
 }
