@@ -93,6 +93,8 @@ pub struct Metrics {
     cost_usd: Mutex<BTreeMap<&'static str, f64>>,
     /// CLI model → tokens by kind (see `TOKEN_KINDS`).
     tokens: Mutex<BTreeMap<&'static str, [u64; TOKEN_KINDS.len()]>>,
+    /// CLI model → conversations the CLI compacted.
+    compactions: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 /// The kinds of tokens counted, in `TokenCounts`' terms and the label's.
@@ -120,6 +122,7 @@ impl Default for Metrics {
             rate_limited: Mutex::default(),
             cost_usd: Mutex::default(),
             tokens: Mutex::default(),
+            compactions: Mutex::default(),
         }
     }
 }
@@ -210,6 +213,13 @@ impl Metrics {
         let total = tokens.entry(model).or_default();
         for (sum, n) in total.iter_mut().zip(by_kind) {
             *sum = sum.saturating_add(n);
+        }
+    }
+
+    /// `n` compactions of a conversation by the CLI running `model`.
+    pub fn compactions(&self, model: &'static str, n: u64) {
+        if n > 0 {
+            *self.compactions.lock().entry(model).or_default() += n;
         }
     }
 
@@ -379,6 +389,18 @@ impl Metrics {
                     "claude_cli_api_tokens_total{{model=\"{model}\",kind=\"{kind}\"}} {n}"
                 );
             }
+        }
+        header(
+            &mut out,
+            "claude_cli_api_compactions_total",
+            "counter",
+            "Conversations the claude CLI compacted (summarized to fit its context), by model.",
+        );
+        for (model, n) in self.compactions.lock().iter() {
+            let _ = writeln!(
+                out,
+                "claude_cli_api_compactions_total{{model=\"{model}\"}} {n}"
+            );
         }
         out
     }

@@ -50,6 +50,10 @@ fn render(session: &SessionStatus) -> Value {
             "cache_creation_input_tokens": info.tokens.cache_creation,
             "output_tokens": info.tokens.output,
         },
+        "context": {
+            "tokens": info.context.tokens,
+            "compactions": info.context.compactions,
+        },
         "busy": info.busy,
         "warm": session.warm,
     })

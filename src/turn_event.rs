@@ -98,6 +98,16 @@ impl Stop {
     }
 }
 
+/// How full a session's context is, as its last turn left it: the tokens
+/// of its last model call (the whole prompt it read and what it wrote),
+/// and the compactions of the conversation so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ContextUse {
+    pub tokens: u64,
+    pub compactions: u64,
+}
+
 /// The tokens a turn read and wrote (or a session's, added up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]

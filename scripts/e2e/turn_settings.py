@@ -11,14 +11,19 @@ CLI and fake_anthropic.py, with each API's own SDK on its defaults:
   included, and the session goes on warm;
 - a session's next turn with another model: the fake API sees the new model,
   the answer says the process was warm, and the time of such a turn is
-  printed next to a warm turn without a switch (the closing note's figure).
+  printed next to a warm turn without a switch (the closing note's figure);
+- a session's context as `GET /v1/sessions/{id}` shows it, before and after
+  a `/compact` message, which the CLI takes as its command: the compaction
+  is counted there and in /metrics.
 
 The fake API thinks aloud (THINK-ALOUD in the prompt) only when the request
 turned thinking on, and keeps each request's thinking and effort.
 """
 
+import json
 import statistics
 import time
+import urllib.request
 
 import anthropic
 import openai
@@ -132,9 +137,38 @@ def test_model_switch_stays_warm(ctx):
           f"({len(same)} and {len(switched)} turns)", flush=True)
 
 
+def _get(ctx, path):
+    rq = urllib.request.Request(ctx.main.url(path),
+                                headers={"Authorization": f"Bearer {API_KEY}"})
+    with urllib.request.urlopen(rq, timeout=30) as r:
+        return r.read().decode()
+
+
+def _session(ctx, sid):
+    return json.loads(_get(ctx, f"/v1/sessions/{sid}"))
+
+
+def test_session_context_and_compaction(ctx):
+    c, headers = _chat(ctx, model="sonnet", messages=[{"role": "user", "content": "ctx 1"}])
+    sid = headers.get("x-claude-session-id")
+    for text in ("ctx 2", "/compact", "ctx 3"):
+        _chat(ctx, model="sonnet", messages=[{"role": "user", "content": text}],
+              headers={"X-Claude-Session-ID": sid})
+        if text == "ctx 2":
+            before = _session(ctx, sid)["context"]
+    after = _session(ctx, sid)["context"]
+    check(before["tokens"] > 0 and before["compactions"] == 0, f"before: {before}")
+    check(after["compactions"] == 1 and after["tokens"] > 0, f"after: {after}")
+    seen = ctx.anthropic.messages_records()[-1]
+    check(seen["roles"] == "uau", f"the API saw the compacted history as {seen['roles']!r}")
+    scrape = _get(ctx, "/metrics")
+    check("claude_cli_api_compactions_total{" in scrape, "no compactions in /metrics")
+
+
 CLIENT_TESTS = [
     test_chat_reasoning_effort_and_content,
     test_responses_reasoning_summary,
     test_anthropic_thinking_stream_and_send_back,
     test_model_switch_stays_warm,
+    test_session_context_and_compaction,
 ]

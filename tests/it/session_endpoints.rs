@@ -3,7 +3,8 @@
 //! same under `/claude/v1/`), scoped to the caller's key; a busy session
 //! (a turn in progress, a turn waiting for tool results) is not deleted; a
 //! deletion removes the directory and the warm process; a session whose CLI
-//! is only exiting is deleted once it has exited.
+//! is only exiting is deleted once it has exited; a session shows how full
+//! its context is and the compactions it went through.
 
 use std::time::Duration;
 
@@ -291,5 +292,42 @@ fn a_session_whose_cli_is_only_exiting_is_deleted_once_it_has_exited() {
     assert!(!process_alive(pid));
     assert!(!w.work.join(&sid).exists());
     assert!(listed(&w, None).is_empty());
+    w.finish();
+}
+
+#[test]
+fn a_session_shows_how_full_its_context_is_and_its_compactions() {
+    let w = Warm::start(&[]);
+    let sid = w.say(None, "sonnet", "hello").sid;
+    let two = w.say(Some(&sid), "sonnet", "again");
+    assert!(
+        two.content.starts_with("model=sonnet turns=2"),
+        "{}",
+        two.content
+    );
+    // The last call read 6 + 2 tokens and wrote the answer's 4 words.
+    let context = &session(&w, &sid, None)["context"];
+    assert_eq!(*context, json!({"tokens": 12, "compactions": 0}));
+
+    // A turn in which the CLI compacted the conversation (as `/compact`
+    // does): the context is what the compaction left.
+    let sent = json!({"model": "sonnet",
+        "messages": [{"role": "user", "content": "[[fake:compact]]"}]})
+    .to_string();
+    let r = chat(w.addr(), &[CLAUDE, ("X-Claude-Session-ID", &sid)], &sent);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let context = &session(&w, &sid, None)["context"];
+    assert_eq!(*context, json!({"tokens": 40, "compactions": 1}));
+    let scrape = get(w.addr(), "/metrics").text();
+    assert!(
+        scrape.contains("claude_cli_api_compactions_total{model=\"sonnet\"} 1"),
+        "{scrape}"
+    );
+
+    // The next turn counts from there; the compaction stays counted.
+    w.say(Some(&sid), "sonnet", "after");
+    let context = &session(&w, &sid, None)["context"];
+    assert_eq!(context["compactions"], 1, "{context}");
+    assert!(context["tokens"].as_u64().unwrap_or(0) > 0, "{context}");
     w.finish();
 }

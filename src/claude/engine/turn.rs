@@ -171,10 +171,13 @@ impl Turn {
     /// Gives the cost.
     fn note_answer(&mut self) -> Option<TurnCost> {
         let counts = self.run.adapter.counts();
-        self.lease.count_turn(counts.as_ref());
+        let context = self.run.adapter.context_use();
+        self.lease.count_turn(counts.as_ref(), context);
         if let Some(counts) = &counts {
             self.metrics.tokens(self.cli_model, counts);
         }
+        self.metrics
+            .compactions(self.cli_model, context.compactions);
         if let Some(mut history) = self.history.take() {
             let legacy = self.run.adapter.legacy_calls();
             let answer = ChatMessage {

@@ -26,7 +26,7 @@ use crate::claude::reading::stream_json::{Event, Line, ResultLine, Usage};
 use crate::claude::reading::tool_calls::ToolCalls;
 use crate::claude::tools::ToolSpec;
 use crate::error::ApiError;
-use crate::turn_event::{Answer, Stop, Thought, TokenCounts, TurnEvent};
+use crate::turn_event::{Answer, ContextUse, Stop, Thought, TokenCounts, TurnEvent};
 
 pub use crate::claude::reading::failure::{failure_from_stderr, sanitize_message};
 
@@ -102,6 +102,9 @@ pub struct Adapter {
     /// Token counts of the model's messages, for an answer that ends
     /// before the `result` line (which has the turn's totals).
     streamed_usage: Usage,
+    /// How full the context is after the latest model call, and the
+    /// compactions the CLI made during the turn.
+    context: ContextUse,
     /// This answer carries on a CLI turn whose first part was answered
     /// already (with tool calls): the `result` line's usage covers both
     /// parts, so the messages read here are counted instead.
@@ -136,6 +139,7 @@ impl Adapter {
             tools: ToolCalls::new(Arc::new(ToolSpec::default())),
             paused: false,
             streamed_usage: Usage::default(),
+            context: ContextUse::default(),
             continuation: false,
         }
     }
@@ -214,6 +218,12 @@ impl Adapter {
         };
         match parsed {
             Line::System(system) => {
+                if system.subtype.as_deref() == Some("compact_boundary") {
+                    self.context.compactions += 1;
+                    let after = system.compact_metadata.and_then(|m| m.post_tokens);
+                    self.context.tokens = after.unwrap_or(self.context.tokens);
+                    return Step::Nothing;
+                }
                 if system.subtype.as_deref() != Some("api_retry") {
                     return Step::Nothing;
                 }
@@ -314,6 +324,12 @@ impl Adapter {
     /// The tokens of the answer, once it is whole.
     pub fn counts(&self) -> Option<TokenCounts> {
         self.counts
+    }
+
+    /// How full the session's context is after this turn, and the
+    /// compactions it made.
+    pub fn context_use(&self) -> ContextUse {
+        self.context
     }
 
     /// Stdout lines that were not JSON at all.

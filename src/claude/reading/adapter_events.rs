@@ -15,6 +15,8 @@ impl Adapter {
             Event::MessageStart { message } => {
                 self.tools.message_started();
                 if let Some(usage) = message.and_then(|m| m.usage) {
+                    // The context is all this call read: its prompt.
+                    self.context.tokens = usage.prompt_tokens();
                     // What this message read, fresh and from the cache.
                     self.streamed_usage.input_tokens = Some(usage.input_tokens.unwrap_or(0));
                     self.streamed_usage.cache_read_input_tokens = usage.cache_read_input_tokens;
@@ -62,6 +64,8 @@ impl Adapter {
                     self.last_stop_reason = delta.stop_reason;
                 }
                 if let Some(output) = usage.and_then(|u| u.output_tokens) {
+                    // What it wrote joins the context for the next call.
+                    self.context.tokens = self.context.tokens.saturating_add(output);
                     let so_far = self.streamed_usage.output_tokens.unwrap_or(0);
                     self.streamed_usage.output_tokens = Some(so_far.saturating_add(output));
                 }

@@ -72,9 +72,16 @@ fn leading_type(bytes: &[u8]) -> Option<&[u8]> {
 #[derive(Debug, Default, Deserialize)]
 pub struct SystemLine {
     pub subtype: Option<String>,
+    /// On `compact_boundary`: the conversation's size before and after.
+    pub compact_metadata: Option<CompactMetadata>,
     /// HTTP status of the failed attempt, on `api_retry`.
     pub error_status: Option<u16>,
     pub attempt: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CompactMetadata {
+    pub post_tokens: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::turn_event::TokenCounts;
+use crate::turn_event::{ContextUse, TokenCounts};
 
 /// Bumped if the layout of `sessions.json` ever changes incompatibly.
 const FORMAT_VERSION: u32 = 1;
@@ -43,6 +43,9 @@ pub(super) struct Record {
     /// The tokens of those answers, added up.
     #[serde(default)]
     pub tokens: TokenCounts,
+    /// How full its context is, and its compactions.
+    #[serde(default)]
+    pub context: ContextUse,
 }
 
 #[derive(Serialize, Deserialize)]

@@ -11,7 +11,7 @@ use crate::claude::request::history::HistoryDigest;
 use crate::config::Secret;
 use crate::http::ClientWatch;
 use crate::session_id::SessionId;
-use crate::turn_event::TokenCounts;
+use crate::turn_event::{ContextUse, TokenCounts};
 
 /// The right to run one request on a session. Dropping it frees the
 /// session and records the time of use.
@@ -87,9 +87,10 @@ impl SessionLease {
         self.registry.remember_history(self.id.as_str(), digest);
     }
 
-    /// The session has given one more answer, of `tokens`.
-    pub fn count_turn(&self, tokens: Option<&TokenCounts>) {
-        self.registry.count_turn(self.id.as_str(), tokens);
+    /// The session has given one more answer, of `tokens`, leaving its
+    /// context as `context` says.
+    pub fn count_turn(&self, tokens: Option<&TokenCounts>, context: ContextUse) {
+        self.registry.count_turn(self.id.as_str(), tokens, context);
     }
 
     /// The CLI's running total after this turn; gives the turn's share.

@@ -28,7 +28,7 @@ use crate::claude::request::history::HistoryDigest;
 use crate::config::Secret;
 use crate::http::ClientWatch;
 use crate::session_id::SessionId;
-use crate::turn_event::TokenCounts;
+use crate::turn_event::{ContextUse, TokenCounts};
 use conversations::to_hex;
 pub(super) use listing::Removal;
 pub use listing::SessionInfo;
@@ -105,6 +105,8 @@ struct Entry {
     turns: u64,
     /// The tokens of those answers, added up.
     tokens: TokenCounts,
+    /// How full its context is, and its compactions.
+    context: ContextUse,
 }
 
 impl Entry {
@@ -199,6 +201,7 @@ impl Registry {
             cost_usd: 0.0,
             turns: 0,
             tokens: TokenCounts::default(),
+            context: ContextUse::default(),
         };
         state.sessions.insert(id.shared(), entry);
         state.generation += 1;
@@ -279,6 +282,7 @@ impl Registry {
                 cost_usd: 0.0,
                 turns: 0,
                 tokens: TokenCounts::default(),
+                context: ContextUse::default(),
             };
             state.sessions.insert(id.shared(), entry);
             state.generation += 1;

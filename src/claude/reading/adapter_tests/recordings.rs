@@ -118,6 +118,20 @@ fn stream_thinking_is_reasoning_content_when_the_client_asked() {
 }
 
 #[test]
+fn context_use_is_the_last_calls_prompt_and_output_and_compactions_count() {
+    let mut run = feed(fixture!("stream-new.stdout"), false);
+    let _ = run.adapter.finish();
+    let context = run.adapter.context_use();
+    assert_eq!((context.tokens, context.compactions), (12 + 5, 0));
+    // `/compact` as a turn (compact.stdout): one compaction, and the
+    // conversation's size after it.
+    let mut run = feed(fixture!("compact.stdout"), false);
+    assert!(matches!(run.adapter.finish(), Outcome::Success { .. }));
+    let context = run.adapter.context_use();
+    assert_eq!((context.tokens, context.compactions), (537, 1));
+}
+
+#[test]
 fn stream_unicode_survives_intact() {
     let done = succeed(feed(fixture!("stream-unicode.stdout"), false));
     assert_well_formed(&done.all, "stop");

@@ -5,7 +5,7 @@
 
 use super::{same_owner, Entry, Registry};
 use crate::session_id::SessionId;
-use crate::turn_event::TokenCounts;
+use crate::turn_event::{ContextUse, TokenCounts};
 
 /// One session as its owner may see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,8 @@ pub struct SessionInfo {
     pub turns: u64,
     /// The tokens of those answers, added up.
     pub tokens: TokenCounts,
+    /// How full its context is, and its compactions.
+    pub context: ContextUse,
     /// A turn in progress or waiting for tool results (not one whose
     /// answer has gone out and whose CLI is only exiting).
     pub busy: bool,
@@ -66,14 +68,24 @@ impl Registry {
         (same_owner(&entry.owner, owner) && !self.is_expired(entry, now)).then(|| info(id, entry))
     }
 
-    /// One more answer given by session `id`, with its tokens.
-    pub(in crate::claude::sessions) fn count_turn(&self, id: &str, tokens: Option<&TokenCounts>) {
+    /// One more answer given by session `id`, with its tokens, and how
+    /// full it left the context.
+    pub(in crate::claude::sessions) fn count_turn(
+        &self,
+        id: &str,
+        tokens: Option<&TokenCounts>,
+        context: ContextUse,
+    ) {
         let mut state = self.state.lock();
         if let Some(entry) = state.sessions.get_mut(id) {
             entry.turns += 1;
             if let Some(tokens) = tokens {
                 entry.tokens.add(tokens);
             }
+            if context.tokens > 0 {
+                entry.context.tokens = context.tokens;
+            }
+            entry.context.compactions += context.compactions;
             state.generation += 1;
         }
     }
@@ -119,6 +131,7 @@ fn info(id: &std::sync::Arc<str>, entry: &Entry) -> SessionInfo {
         model: entry.model.to_string(),
         turns: entry.turns,
         tokens: entry.tokens,
+        context: entry.context,
         busy: entry.busy && !entry.exiting,
     }
 }

@@ -34,6 +34,7 @@ impl State {
                 cost_usd: record.cost_usd,
                 turns: record.turns,
                 tokens: record.tokens,
+                context: record.context,
             };
             if let Some(digest) = entry.history {
                 state.by_history.insert(digest, record.id.clone());
@@ -59,6 +60,7 @@ impl State {
                 cost_usd: e.cost_usd,
                 turns: e.turns,
                 tokens: e.tokens,
+                context: e.context,
             })
             .collect()
     }

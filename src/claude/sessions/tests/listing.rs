@@ -3,7 +3,7 @@
 //! (refused while busy, waited for while the CLI only exits).
 
 use super::*;
-use crate::turn_event::TokenCounts;
+use crate::turn_event::{ContextUse, TokenCounts};
 
 #[test]
 fn each_owner_lists_and_reads_only_its_own_sessions() {
@@ -45,12 +45,21 @@ fn turns_and_their_tokens_are_counted_and_kept_across_a_restart() {
     let id = {
         let store = dirs.open();
         let lease = store.create(None, "sonnet").unwrap();
-        lease.count_turn(Some(&turn));
+        let first = ContextUse {
+            tokens: 500,
+            compactions: 0,
+        };
+        lease.count_turn(Some(&turn), first);
         assert!(store.info(lease.id(), None).unwrap().busy);
         let id = lease.id().clone();
         drop(lease);
         let lease = store.resume(&id, None, "sonnet").unwrap();
-        lease.count_turn(Some(&turn));
+        // A turn that compacted the conversation: the context shrank.
+        let compacted = ContextUse {
+            tokens: 300,
+            compactions: 1,
+        };
+        lease.count_turn(Some(&turn), compacted);
         drop(lease);
         store.flush();
         id
@@ -65,6 +74,11 @@ fn turns_and_their_tokens_are_counted_and_kept_across_a_restart() {
         reasoning: 0,
     };
     assert_eq!(info.tokens, both);
+    let context = ContextUse {
+        tokens: 300,
+        compactions: 1,
+    };
+    assert_eq!(info.context, context);
 }
 
 #[test]
