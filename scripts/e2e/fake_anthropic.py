@@ -29,8 +29,9 @@ SLOW-STREAM streams slowly (for interrupting a stream), FAIL-529 answers 529
 overloaded, CACHE-HIT reports the prompt as read from the prompt cache (3
 tokens fresh, 7 written to the cache, the rest read from it), THINK-ALOUD
 puts a thinking block ("Weighing it up.", signed "c2lnLWZha2U=") before the
-echo when the request's `thinking` is on (each record keeps the request's
-`thinking` and `output_config.effort`).
+echo when the request's `thinking` is on, streamed with its 3 words reported
+as `usage.output_tokens_details.thinking_tokens` (each record keeps the
+request's `thinking` and `output_config.effort`).
 
 Images: when the last user message holds image blocks, the echo also says
 `images=N media=image/png,...` (just before `msgs=`, so the `hist=` suffix
@@ -682,10 +683,15 @@ class _Handler(BaseHTTPRequestHandler):
                 pieces_sent += len(pieces)
                 self._event("content_block_stop", {"type": "content_block_stop",
                                                    "index": index})
+            usage = {"output_tokens": max(1, pieces_sent)}
+            thought = sum(len(b["thinking"].split()) for b in blocks if b["type"] == "thinking")
+            if thought:
+                # As the API reports thinking (the CLI's thinking-token-count beta).
+                usage["output_tokens_details"] = {"thinking_tokens": thought}
             self._event("message_delta", {"type": "message_delta",
                                           "delta": {"stop_reason": stop_reason,
                                                     "stop_sequence": None},
-                                          "usage": {"output_tokens": max(1, pieces_sent)}})
+                                          "usage": usage})
             self._event("message_stop", {"type": "message_stop"})
             self._chunk(b"")
         except (BrokenPipeError, ConnectionResetError):

@@ -17,7 +17,8 @@ CLI and fake_anthropic.py, with each API's own SDK on its defaults:
   is counted there and in /metrics.
 
 The fake API thinks aloud (THINK-ALOUD in the prompt) only when the request
-turned thinking on, and keeps each request's thinking and effort.
+turned thinking on, reports those 3 words as thinking tokens, and keeps each
+request's thinking and effort.
 """
 
 import json
@@ -55,6 +56,8 @@ def test_chat_reasoning_effort_and_content(ctx):
     thought = (message.model_extra or {}).get("reasoning_content")
     check(thought == THOUGHT, f"reasoning_content {thought!r}")
     check("turns=1" in (message.content or ""), message.content)
+    reasoning = c.usage.completion_tokens_details.reasoning_tokens
+    check(reasoning == 3, f"reasoning_tokens {reasoning} (the API reported 3)")
     stream = ctx.main.client().chat.completions.create(
         model="sonnet", messages=prompt, stream=True, reasoning_effort="low",
         extra_headers=CLAUDE)
@@ -80,6 +83,8 @@ def test_responses_reasoning_summary(ctx):
     check(summary == [THOUGHT], f"summary {summary}")
     check(_last_upstream(ctx)["effort"] == "medium", _last_upstream(ctx))
     check("turns=1" in r.output_text, r.output_text)
+    reasoning = r.usage.output_tokens_details.reasoning_tokens
+    check(reasoning == 3, f"reasoning_tokens {reasoning} (the API reported 3)")
 
 
 def test_anthropic_thinking_stream_and_send_back(ctx):
