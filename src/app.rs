@@ -6,6 +6,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+use crate::allowance::Allowance;
 use crate::anthropic::MessageThreads;
 use crate::auth::KeyRing;
 use crate::claude::child::slots::Capacity;
@@ -34,6 +35,8 @@ pub struct App {
     /// The Responses API's answers, for `previous_response_id` and `GET`
     /// (kept on disk with their sessions).
     pub responses: Arc<ResponseStore>,
+    /// The login's subscription allowance, as the CLI reports it.
+    pub allowance: Arc<Allowance>,
 }
 
 impl App {
@@ -42,11 +45,13 @@ impl App {
         let limiter = RateLimiter::new(&config);
         let metrics = Arc::new(Metrics::default());
         let draining = Arc::new(AtomicBool::new(false));
+        let allowance = Arc::new(Allowance::kept_in(&config.state_dir));
         let claude = ClaudeBackend::new(
             &config,
             limiter.key_holder(),
             metrics.clone(),
             draining.clone(),
+            allowance.clone(),
         );
         Arc::new(App {
             keys: KeyRing::new(&config.api_keys),
@@ -61,6 +66,7 @@ impl App {
                 config.claude_work_dir.clone(),
             )),
             draining,
+            allowance,
             config,
         })
     }
@@ -72,12 +78,14 @@ impl App {
     /// `GET /metrics`: the counters, and the gauges as they are now.
     pub fn scrape(&self) -> String {
         let capacity = self.capacity();
-        self.metrics.render(&Gauges {
+        let mut out = self.metrics.render(&Gauges {
             processes_live: self.claude.live_children(),
             processes_warm: self.claude.warm_stats().processes,
             processes_queued: capacity.queued,
             tool_calls_waiting: self.claude.waiting_for_tools(),
             sessions_live: self.claude.sessions_live(),
-        })
+        });
+        self.allowance.write_metrics(&mut out);
+        out
     }
 }

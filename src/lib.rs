@@ -7,6 +7,7 @@
 //! adds the environment, the logger and signal handling around it.
 
 pub mod admission;
+pub mod allowance;
 pub mod anthropic;
 pub mod app;
 pub mod auth;

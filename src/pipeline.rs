@@ -200,9 +200,20 @@ fn finish(
     let facts = reply.turn.take();
     let session_id = facts.as_ref().map(|f| f.session_id.clone());
     let warm = facts.as_ref().map(|f| f.warm);
+    let usage_warning = facts.as_ref().and_then(|_| app.allowance.warning());
     reply
         .headers
         .extend(facts.iter().flat_map(TurnFacts::headers));
+    if let Some(warning) = &usage_warning {
+        reply
+            .headers
+            .push(("X-Claude-Usage-Warning".into(), warning.clone()));
+    }
+    // Claude Code, as a client of the Messages API, shows its user the
+    // allowance from Anthropic's own headers.
+    if route.is_some_and(Route::speaks_anthropic) {
+        reply.headers.extend(app.allowance.unified_headers());
+    }
     reply.headers.extend(common_headers(app, head, mode));
     reply.headers.append(&mut limit_headers);
     if streaming {
@@ -218,7 +229,11 @@ fn finish(
         status: sent.status,
         elapsed: started.elapsed(),
     });
-    let claude = ClaudeTurn { session_id, warm };
+    let claude = ClaudeTurn {
+        session_id,
+        warm,
+        usage_warning,
+    };
     access_log(head, &sent, mode, key_mask, claude, started);
     for work in sent.afterwards {
         work();
@@ -283,6 +298,8 @@ struct ClaudeTurn {
     session_id: Option<String>,
     /// Whether the turn ran on a child that was already up.
     warm: Option<bool>,
+    /// The allowance's warning, when a window is nearly spent.
+    usage_warning: Option<String>,
 }
 
 fn access_log(
@@ -316,6 +333,9 @@ fn access_log(
     }
     if let Some(warm) = claude.warm {
         line["warm"] = warm.into();
+    }
+    if let Some(warning) = claude.usage_warning {
+        line["usage_warning"] = warning.into();
     }
     if let Some((events, broken)) = sent.stream {
         line["stream_events"] = events.into();

@@ -29,6 +29,9 @@ pub enum Route {
     Health,
     /// `GET /metrics`: Prometheus' text format.
     Metrics,
+    /// `GET /v1/usage` (and under `/claude/v1/`): the subscription
+    /// allowance of the CLI's login, never relayed.
+    Usage,
     /// `POST /v1/responses`: Claude Code mode by header, else relayed.
     Responses,
     /// `POST /claude/v1/responses`.
@@ -64,6 +67,7 @@ impl Route {
             Route::Models | Route::Model => "models",
             Route::Health => "health",
             Route::Metrics => "metrics",
+            Route::Usage => "usage",
             Route::Responses | Route::ClaudeResponses => "responses",
             Route::StoredResponse | Route::ClaudeStoredResponse => "stored_response",
             Route::Messages => "messages",
@@ -106,6 +110,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
             "messages" => (Route::Messages, "POST"),
             "messages/count_tokens" => (Route::CountTokens, "POST"),
             "models" => (Route::Models, "GET"),
+            "usage" => (Route::Usage, "GET"),
             _ => match rest.strip_prefix("models/") {
                 Some(id) if is_claude_model(id) => (Route::Model, "GET"),
                 Some(id) => {
@@ -130,6 +135,7 @@ pub fn resolve(method: &str, path: &str) -> Result<Route, ApiError> {
             "/v1/models" => (Route::Models, "GET"),
             "/health" => (Route::Health, "GET"),
             "/metrics" => (Route::Metrics, "GET"),
+            "/v1/usage" => (Route::Usage, "GET"),
             "/v1/responses" if method == "POST" => (Route::Responses, "POST"),
             "/v1/messages" => (Route::Messages, "POST"),
             "/v1/messages/count_tokens" => (Route::CountTokens, "POST"),
@@ -219,7 +225,7 @@ pub fn mode(route: Route, rq: &Incoming) -> Result<Option<Mode>, ApiError> {
         | Route::Sessions
         | Route::Session => Ok(Some(Mode::ClaudeCode)),
         Route::Relay => Ok(Some(Mode::Passthrough)),
-        Route::Models | Route::Model | Route::Health | Route::Metrics => Ok(None),
+        Route::Models | Route::Model | Route::Health | Route::Metrics | Route::Usage => Ok(None),
     }
 }
 
@@ -244,6 +250,7 @@ pub fn handle(
             "text/plain; version=0.0.4; charset=utf-8",
             app.scrape().into_bytes(),
         )),
+        Route::Usage => Ok(Reply::json(200, &app.allowance.usage_json())),
         Route::Responses | Route::ClaudeResponses => {
             crate::responses::create(&app.claude, &app.limiter, &app.responses, rq)
         }
@@ -364,6 +371,7 @@ fn health(app: &App) -> Reply {
             "capacity": app.capacity(),
             "warm": app.claude.warm_stats(),
             "waiting_for_tools": app.claude.waiting_for_tools(),
+            "allowance": app.allowance.health_json(),
             "tool_waits_given_up": app.metrics.given_up()
                 .into_iter()
                 .map(|(cause, n)| (cause.to_string(), Value::from(n)))

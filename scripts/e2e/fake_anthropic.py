@@ -427,8 +427,10 @@ class FakeAnthropic(RecordingFake):
     """One running fake. `records` grows by one dict per request."""
 
     def __init__(self, port=0, marker=DEFAULT_MARKER, bad_prefix=DEFAULT_BAD_PREFIX,
-                 slow_delay=0.25, slow_chunks=60, quiet=False, dump_dir=None):
+                 slow_delay=0.25, slow_chunks=60, quiet=False, dump_dir=None, allowance=None):
         self.marker = marker
+        # A fake_allowance.Allowance to count down (None: no allowance headers).
+        self.allowance = allowance
         self.dump_dir = dump_dir
         self.bad_prefix = bad_prefix
         self.slow_delay = slow_delay
@@ -468,7 +470,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("request-id", f"req_fake{next(_ids):06d}")
-        for k, v in (extra or {}).items():
+        for k, v in {**getattr(self, "allowance_headers", {}), **(extra or {})}.items():
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(data)
@@ -517,6 +519,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
 
     def do_POST(self):
+        self.allowance_headers = {}
         raw = self._body()
         rec = self._base_record()
         route = self.path.split("?", 1)[0]
@@ -576,6 +579,16 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(401, {"type": "error", "error": {
                 "type": "authentication_error", "message": "invalid x-api-key"}})
             return
+        if self.owner.allowance is not None:
+            refused, self.allowance_headers = self.owner.allowance.spend()
+            rec["allowance"] = self.allowance_headers.get(
+                "anthropic-ratelimit-unified-status")
+            if refused:
+                self._send_json(429, {"type": "error", "error": {
+                    "type": "rate_limit_error",
+                    "message": "This request would exceed your account's rate limit. "
+                               "Please try again later."}})
+                return
         if "FAIL-529" in prompt:
             self._send_json(529, {"type": "error", "error": {
                 "type": "overloaded_error", "message": "Overloaded"}})
@@ -644,6 +657,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("request-id", f"req_fake{next(_ids):06d}")
+        for k, v in getattr(self, "allowance_headers", {}).items():
+            self.send_header(k, v)
         self.end_headers()
 
     def _stream_blocks(self, model, blocks, stop_reason, raw_len):

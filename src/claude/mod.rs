@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
+use crate::allowance::Allowance;
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
 use crate::http::Reply;
@@ -67,6 +68,8 @@ pub struct ClaudeBackend {
     /// Slots of a key held while its turns wait.
     key_holder: KeyHolder,
     metrics: Arc<Metrics>,
+    /// The login's subscription allowance: a spent one refuses turns.
+    allowance: Arc<Allowance>,
 }
 
 impl ClaudeBackend {
@@ -76,6 +79,7 @@ impl ClaudeBackend {
         key_holder: KeyHolder,
         metrics: Arc<Metrics>,
         draining: Arc<AtomicBool>,
+        allowance: Arc<Allowance>,
     ) -> ClaudeBackend {
         let path_var = config
             .child_env
@@ -143,6 +147,7 @@ impl ClaudeBackend {
             waiting,
             key_holder,
             metrics,
+            allowance,
         };
         backend.start_sweeper();
         backend
@@ -282,7 +287,8 @@ impl ClaudeBackend {
 
 impl ClaudeBackend {
     /// Answers `request`, streamed or whole as it asks, the one way every
-    /// API's turn is taken: a session's turn counts against its rate limit
+    /// API's turn is taken: refused at once while the subscription's
+    /// allowance is spent; a session's turn counts against its rate limit
     /// unless it only carries tool results on (that turn was counted when
     /// it began).
     pub fn take_turn(
@@ -290,6 +296,13 @@ impl ClaudeBackend {
         limiter: &RateLimiter,
         request: &TurnRequest,
     ) -> Result<Reply, ApiError> {
+        if let Some(refusal) = self.allowance.refusal() {
+            self.allowance.count_refusal(&refusal);
+            return Err(ApiError::UsageLimitReached {
+                window: refusal.window,
+                resets_at: refusal.resets_at,
+            });
+        }
         if let Some(id) = &request.session_id {
             if request.chat.tool_results().is_empty() {
                 limiter.check_session(id.as_str())?;
@@ -340,6 +353,8 @@ impl ClaudeBackend {
         let keepalive = self.config.stream_keepalive;
         let asked = Instant::now();
         let (mut pending, start) = engine::stream::until_committed(&mut turn, keepalive, asked);
+        // A warning read before the head goes out with it.
+        turn.note_allowance();
         if start == Start::Over {
             // Over before the model said anything: a plain answer or error.
             return match turn.run.finish() {

@@ -39,6 +39,9 @@ pub enum ApiError {
         retry_after_secs: u64,
         scope: &'static str,
     },
+    /// The Claude subscription's allowance is spent: `window` (as the CLI
+    /// names it, `five_hour`, ...) resets at `resets_at` (Unix seconds).
+    UsageLimitReached { window: String, resets_at: u64 },
     /// No free CLI process slot within the queue timeout.
     CapacityExceeded { retry_after_secs: u64 },
     /// Passthrough has no OpenAI key from any allowed source.
@@ -148,7 +151,10 @@ impl ApiError {
             ClientGone => 499,
             PayloadTooLarge { .. } => 413,
             UnsupportedMediaType => 415,
-            SessionBusy | RateLimitExceeded { .. } | CapacityExceeded { .. } => 429,
+            SessionBusy
+            | RateLimitExceeded { .. }
+            | UsageLimitReached { .. }
+            | CapacityExceeded { .. } => 429,
             InternalError { .. } => 500,
             BackendError { .. } | UpstreamUnreachable | OutputLimitExceeded => 502,
             PassthroughNotConfigured
@@ -183,6 +189,7 @@ impl ApiError {
             BackendAuthFailed => "backend_auth_failed",
             SessionBusy | SessionInUse => "session_busy",
             RateLimitExceeded { .. } => "rate_limit_exceeded",
+            UsageLimitReached { .. } => "usage_limit_reached",
             CapacityExceeded { .. } => "capacity_exceeded",
             PassthroughNotConfigured => "passthrough_not_configured",
             PassthroughDisabled => "passthrough_disabled",
@@ -275,6 +282,18 @@ impl ApiError {
             CapacityExceeded { retry_after_secs } => format!(
                 "All Claude Code processes are busy. Retry after {retry_after_secs} second(s)."
             ),
+            UsageLimitReached { window, resets_at } => {
+                let window = if window.is_empty() {
+                    "usage"
+                } else {
+                    window.as_str()
+                };
+                format!(
+                    "The Claude subscription's {window} limit is reached; it resets at {} \
+                     (Retry-After says how long that is). New turns are refused until then.",
+                    crate::allowance::iso8601(*resets_at)
+                )
+            }
             PassthroughNotConfigured => "OpenAI passthrough is not configured. Set \
                  OPENAI_API_KEY on the server or send an X-OpenAI-API-Key header."
                 .into(),
@@ -375,6 +394,11 @@ impl ApiError {
                 vec![("Retry-After", retry_after_secs.to_string())]
             }
             ApiError::SessionBusy => vec![("Retry-After", "1".to_string())],
+            ApiError::UsageLimitReached { resets_at, .. } => {
+                let wait = resets_at.saturating_sub(crate::allowance::now_secs());
+                let wait = wait + crate::allowance::RESET_MARGIN_SECS;
+                vec![("Retry-After", wait.max(1).to_string())]
+            }
             ApiError::MethodNotAllowed { allow } => vec![("Allow", allow.to_string())],
             ApiError::Reworded { inner, .. } => inner.extra_headers(),
             _ => Vec::new(),

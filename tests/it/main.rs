@@ -15,6 +15,7 @@ mod docs_support;
 mod support;
 
 mod agents;
+mod allowance;
 mod anthropic;
 mod check;
 mod claude;

@@ -162,9 +162,17 @@ impl CliRun {
         let outcome = self.adapter.finish();
         let reason = self.process.reason();
         // An interrupted turn that still ended with its `result` leaves the
-        // child ready for the next one.
+        // child ready for the next one; so does a turn the API refused for
+        // a limit (the CLI waits for the next turn as after any other).
+        let refused_for_a_limit = matches!(
+            outcome,
+            Outcome::Failed(
+                ApiError::UsageLimitReached { .. } | ApiError::RateLimitExceeded { .. }
+            )
+        );
         let ended_cleanly = matches!(outcome, Outcome::Success { .. })
-            || matches!(reason, Some(StopReason::Timeout | StopReason::ClientGone))
+            || (refused_for_a_limit
+                || matches!(reason, Some(StopReason::Timeout | StopReason::ClientGone)))
                 && self.adapter.has_result();
         let Reaped {
             stderr,

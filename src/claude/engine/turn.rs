@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use crate::allowance::Allowance;
 use crate::claude::child::process::CliProcess;
 use crate::claude::child::warm::WarmProcesses;
 use crate::claude::engine::run::put_away;
@@ -45,6 +46,8 @@ pub(in crate::claude) struct Turn {
     pub(in crate::claude) key_holder: KeyHolder,
     pub(in crate::claude) tool_wait: std::time::Duration,
     metrics: Arc<Metrics>,
+    /// The login's allowance, told what the CLI reports of it.
+    allowance: Arc<Allowance>,
     /// The `--model` value: what the turn's cost is counted under.
     cli_model: &'static str,
     /// Whether the client still waits for the answer (see `watching`).
@@ -160,6 +163,7 @@ impl Turn {
             key_holder: backend.key_holder.clone(),
             tool_wait: backend.config.tool_result_timeout,
             metrics: backend.metrics.clone(),
+            allowance: backend.allowance.clone(),
             cli_model: chat.cli_model,
             client,
             client_seen: Instant::now(),
@@ -212,6 +216,7 @@ impl Turn {
     /// else its cost given and its process put away once the answer is
     /// written.
     pub(in crate::claude) fn conclude(mut self) -> Concluded {
+        self.note_allowance();
         let cost = self.note_answer();
         if self.run.adapter.paused() {
             self.wait_for_results();
@@ -280,7 +285,31 @@ impl Turn {
     /// (an interrupted turn does), else closed; and no registry entry is
     /// left for a session the client never learnt about, nor for one the
     /// CLI says does not exist.
-    pub(in crate::claude) fn settle_error(self, error: ApiError) -> ApiError {
+    /// What the CLI reported of the login's allowance, told to it.
+    pub(in crate::claude) fn note_allowance(&mut self) {
+        if let Some(info) = self.run.adapter.take_rate_limit() {
+            self.allowance.note(&info);
+        }
+    }
+
+    /// `error` with what the allowance knows, when the allowance refused
+    /// the turn: the window and its reset, and new turns refused till then.
+    fn with_allowance(&mut self, error: ApiError) -> ApiError {
+        self.note_allowance();
+        match error {
+            ApiError::UsageLimitReached { .. } => {
+                let refusal = self.allowance.refused();
+                ApiError::UsageLimitReached {
+                    window: refusal.window,
+                    resets_at: refusal.resets_at,
+                }
+            }
+            other => other,
+        }
+    }
+
+    pub(in crate::claude) fn settle_error(mut self, error: ApiError) -> ApiError {
+        let error = self.with_allowance(error);
         self.record_cost();
         self.metrics.turn_ended(ended_by(&self.run, &error));
         let unknown = matches!(error, ApiError::SessionNotFound { .. });
@@ -300,7 +329,8 @@ impl Turn {
     /// A turn that failed after its stream began: the session stays (the
     /// client holds its id), and the child is kept or closed as for any
     /// failure.
-    pub(in crate::claude) fn settle_kept(self, error: &ApiError) {
+    pub(in crate::claude) fn settle_kept(mut self, error: &ApiError) {
+        self.note_allowance();
         self.record_cost();
         self.metrics.turn_ended(ended_by(&self.run, error));
         let Turn { run, warm, .. } = self;

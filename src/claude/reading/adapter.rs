@@ -102,6 +102,8 @@ pub struct Adapter {
     /// Token counts of the model's messages, for an answer that ends
     /// before the `result` line (which has the turn's totals).
     streamed_usage: Usage,
+    /// The latest report of the login's allowance, not yet taken.
+    rate_limit: Option<serde_json::Value>,
     /// How full the context is after the latest model call, and the
     /// compactions the CLI made during the turn.
     context: ContextUse,
@@ -140,6 +142,7 @@ impl Adapter {
             paused: false,
             streamed_usage: Usage::default(),
             context: ContextUse::default(),
+            rate_limit: None,
             continuation: false,
         }
     }
@@ -258,6 +261,10 @@ impl Adapter {
                 self.result = Some(result);
                 Step::Nothing
             }
+            Line::RateLimit(line) => {
+                self.rate_limit = Some(line.rate_limit_info);
+                Step::Nothing
+            }
             Line::Other => Step::Nothing,
         }
     }
@@ -324,6 +331,11 @@ impl Adapter {
     /// The tokens of the answer, once it is whole.
     pub fn counts(&self) -> Option<TokenCounts> {
         self.counts
+    }
+
+    /// The login's allowance as the CLI last reported it, once.
+    pub fn take_rate_limit(&mut self) -> Option<serde_json::Value> {
+        self.rate_limit.take()
     }
 
     /// How full the session's context is after this turn, and the

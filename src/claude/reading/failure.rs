@@ -27,6 +27,14 @@ pub fn from_result(result: &ResultLine) -> ApiError {
                 ),
             }
         }
+        // The subscription's allowance is spent: the engine adds the window
+        // and its reset from the CLI's reports (see `allowance`).
+        Some(429) if result.api_error.as_deref() == Some("usage_limit_reached") => {
+            ApiError::UsageLimitReached {
+                window: String::new(),
+                resets_at: 0,
+            }
+        }
         Some(429) => ApiError::RateLimitExceeded {
             retry_after_secs: seconds_hint(text).unwrap_or(1),
             scope: "anthropic",

@@ -19,6 +19,8 @@ pub enum Line {
     StreamEvent(StreamEventLine),
     /// Always the last line of a run.
     Result(ResultLine),
+    /// The login's subscription allowance, when it changed.
+    RateLimit(RateLimitLine),
     /// `assistant` (a whole message, repeated after its deltas), `user`
     /// (the CLI's own continuation turn) and anything newer.
     Other,
@@ -57,6 +59,7 @@ impl Line {
             b"system" => serde_json::from_slice(bytes).map(Line::System),
             b"stream_event" => serde_json::from_slice(bytes).map(Line::StreamEvent),
             b"result" => serde_json::from_slice(bytes).map(Line::Result),
+            b"rate_limit_event" => serde_json::from_slice(bytes).map(Line::RateLimit),
             _ => Ok(Line::Other),
         }
     }
@@ -77,6 +80,14 @@ pub struct SystemLine {
     /// HTTP status of the failed attempt, on `api_retry`.
     pub error_status: Option<u16>,
     pub attempt: Option<u64>,
+}
+
+/// `rate_limit_event`: the API's `anthropic-ratelimit-unified-*` figures,
+/// read by `allowance` as they come.
+#[derive(Debug, Deserialize)]
+pub struct RateLimitLine {
+    #[serde(default)]
+    pub rate_limit_info: serde_json::Value,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,6 +190,8 @@ pub struct ResultLine {
     pub terminal_reason: Option<String>,
     pub api_error_status: Option<u16>,
     pub api_error_type: Option<String>,
+    /// `usage_limit_reached` when the subscription's allowance refused it.
+    pub api_error: Option<String>,
     pub usage: Option<Usage>,
     /// A running total for the session, not this turn's cost.
     pub total_cost_usd: Option<f64>,
