@@ -2906,7 +2906,7 @@ TESTS = [
 
 # The client matrix (issue 28): each module lists its tests in CLIENT_TESTS,
 # run before the metrics test so that it sees their requests too.
-for _module in ("clients_node", "clients_py", "turn_settings"):
+for _module in ("clients_node", "clients_py", "turn_settings", "allowance_e2e"):
     try:
         _tests = __import__(_module).CLIENT_TESTS
     except ModuleNotFoundError as _missing:
