@@ -383,7 +383,7 @@ def test_session_gone_from_disk_404(ctx):
     # The registry knows the session but the CLI's own file is gone: the
     # CLI's "No conversation found" must come back as a 404 too. The session's
     # process is still warm (and would answer from memory, writing a new file
-    # that holds only the new turn), so the turn asks for another model: that
+    # that holds only the new turn), so the turn brings a system prompt: that
     # closes the warm process and runs cold with --resume.
     client = ctx.main.client()
     sid, c, _ = claude_turn(client, USER_HI)
@@ -393,7 +393,8 @@ def test_session_gone_from_disk_404(ctx):
     check(len(files) == 1, f"expected one session file for {sid}, found {files}")
     os.remove(files[0])
     try:
-        claude_turn(client, USER_HI, session=sid, model="haiku")
+        claude_turn(client, [{"role": "system", "content": "Be brief."}] + USER_HI,
+                    session=sid)
     except openai.NotFoundError as e:
         check(e.code == "session_not_found", f"code {e.code!r}")
     else:
@@ -2273,11 +2274,13 @@ def test_agents_sdk_responses_claude(ctx):
         check(len(sids) == 2 and sids[0] == sids[1], f"answered for sessions {sids}")
         check(answered[1].get("x-claude-warm") == "true",
               f"the tool's output: X-Claude-Warm {answered[1].get('x-claude-warm')!r}")
-        # The SDK's default settings for its model are taken and said to be ignored.
+        # The SDK's default settings for its model are taken: its reasoning
+        # effort reaches the API, its text verbosity is said to be ignored.
         ignored = answered[0].get("x-claude-ignored-params", "").split(",")
-        check({"reasoning", "text.verbosity"} <= set(ignored),
+        check("text.verbosity" in ignored and "reasoning" not in ignored,
               f"X-Claude-Ignored-Params {answered[0].get('x-claude-ignored-params')!r}")
         recs = fake_records_since(ctx, seen)
+        check(recs and recs[0].get("effort"), f"the SDK's effort did not reach the API: {recs}")
         check([r["reply"] for r in recs] == ["tools", "text"]
               and "mcp__client__get_weather" in recs[0]["tool_names"]
               and recs[0]["model"].startswith("claude-"), f"what the fake API saw: {recs}")
