@@ -6,7 +6,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::allowance::Allowance;
+use crate::allowance::Allowances;
 use crate::anthropic::MessageThreads;
 use crate::auth::KeyRing;
 use crate::claude::child::slots::Capacity;
@@ -35,8 +35,8 @@ pub struct App {
     /// The Responses API's answers, for `previous_response_id` and `GET`
     /// (kept on disk with their sessions).
     pub responses: Arc<ResponseStore>,
-    /// The login's subscription allowance, as the CLI reports it.
-    pub allowance: Arc<Allowance>,
+    /// Each login's subscription allowance, as the CLI reports it.
+    pub allowance: Arc<Allowances>,
 }
 
 impl App {
@@ -45,7 +45,7 @@ impl App {
         let limiter = RateLimiter::new(&config);
         let metrics = Arc::new(Metrics::default());
         let draining = Arc::new(AtomicBool::new(false));
-        let allowance = Arc::new(Allowance::kept_in(&config.state_dir));
+        let allowance = Arc::new(Allowances::kept_in(&config.state_dir, &config.accounts));
         let claude = ClaudeBackend::new(
             &config,
             limiter.key_holder(),

@@ -95,6 +95,8 @@ pub struct Metrics {
     tokens: Mutex<BTreeMap<&'static str, [u64; TOKEN_KINDS.len()]>>,
     /// CLI model → conversations the CLI compacted.
     compactions: Mutex<BTreeMap<&'static str, u64>>,
+    /// (from, to) account → sessions moved for a spent allowance.
+    moves: Mutex<BTreeMap<(String, String), u64>>,
 }
 
 /// The kinds of tokens counted, in `TokenCounts`' terms and the label's.
@@ -123,6 +125,7 @@ impl Default for Metrics {
             cost_usd: Mutex::default(),
             tokens: Mutex::default(),
             compactions: Mutex::default(),
+            moves: Mutex::default(),
         }
     }
 }
@@ -221,6 +224,16 @@ impl Metrics {
         if n > 0 {
             *self.compactions.lock().entry(model).or_default() += n;
         }
+    }
+
+    /// A session carried from account `from` to `to`, whose allowance was
+    /// left.
+    pub fn session_moved(&self, from: &str, to: &str) {
+        *self
+            .moves
+            .lock()
+            .entry((from.to_string(), to.to_string()))
+            .or_default() += 1;
     }
 
     /// The whole scrape.
@@ -400,6 +413,19 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "claude_cli_api_compactions_total{{model=\"{model}\"}} {n}"
+            );
+        }
+        header(
+            &mut out,
+            "claude_cli_api_sessions_moved_total",
+            "counter",
+            "Sessions carried to another account (CLAUDE_ACCOUNTS) because theirs had no \
+             allowance left, by account.",
+        );
+        for ((from, to), n) in self.moves.lock().iter() {
+            let _ = writeln!(
+                out,
+                "claude_cli_api_sessions_moved_total{{from=\"{from}\",to=\"{to}\"}} {n}"
             );
         }
         out

@@ -200,7 +200,10 @@ fn finish(
     let facts = reply.turn.take();
     let session_id = facts.as_ref().map(|f| f.session_id.clone());
     let warm = facts.as_ref().map(|f| f.warm);
-    let usage_warning = facts.as_ref().and_then(|_| app.allowance.warning());
+    let account = facts.as_ref().map(|f| f.account.clone());
+    let usage_warning = account
+        .as_deref()
+        .and_then(|name| app.allowance.of(name).warning());
     reply
         .headers
         .extend(facts.iter().flat_map(TurnFacts::headers));
@@ -212,7 +215,10 @@ fn finish(
     // Claude Code, as a client of the Messages API, shows its user the
     // allowance from Anthropic's own headers.
     if route.is_some_and(Route::speaks_anthropic) {
-        reply.headers.extend(app.allowance.unified_headers());
+        let name = account.as_deref().unwrap_or_default();
+        reply
+            .headers
+            .extend(app.allowance.of(name).unified_headers());
     }
     reply.headers.extend(common_headers(app, head, mode));
     reply.headers.append(&mut limit_headers);
@@ -233,6 +239,7 @@ fn finish(
         session_id,
         warm,
         usage_warning,
+        account,
     };
     access_log(head, &sent, mode, key_mask, claude, started);
     for work in sent.afterwards {
@@ -300,6 +307,8 @@ struct ClaudeTurn {
     warm: Option<bool>,
     /// The allowance's warning, when a window is nearly spent.
     usage_warning: Option<String>,
+    /// The login the turn ran on.
+    account: Option<String>,
 }
 
 fn access_log(
@@ -333,6 +342,9 @@ fn access_log(
     }
     if let Some(warm) = claude.warm {
         line["warm"] = warm.into();
+    }
+    if let Some(account) = claude.account {
+        line["account"] = account.into();
     }
     if let Some(warning) = claude.usage_warning {
         line["usage_warning"] = warning.into();

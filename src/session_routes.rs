@@ -15,7 +15,8 @@ use crate::http::{Incoming, Reply};
 /// `GET /v1/sessions`.
 pub fn list(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
     let sessions = app.claude.list_sessions(rq.api_key.as_ref())?;
-    let data: Vec<Value> = sessions.iter().map(render).collect();
+    let first = first_account(app);
+    let data: Vec<Value> = sessions.iter().map(|s| render(s, first)).collect();
     Ok(Reply::json(200, &json!({"object": "list", "data": data})))
 }
 
@@ -23,7 +24,7 @@ pub fn list(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
 pub fn retrieve(app: &App, rq: &Incoming, id: &str) -> Result<Reply, ApiError> {
     let id = SessionId::parse(id)?;
     let session = app.claude.session(&id, rq.api_key.as_ref())?;
-    Ok(Reply::json(200, &render(&session)))
+    Ok(Reply::json(200, &render(&session, first_account(app))))
 }
 
 /// `DELETE /v1/sessions/{id}`: 409 `session_busy` while a turn is in
@@ -35,7 +36,12 @@ pub fn delete(app: &App, rq: &Incoming, id: &str) -> Result<Reply, ApiError> {
     Ok(Reply::json(200, &body))
 }
 
-fn render(session: &SessionStatus) -> Value {
+/// The account of sessions recorded without one.
+fn first_account(app: &App) -> &str {
+    app.config.accounts.first().map_or("", |a| a.name.as_str())
+}
+
+fn render(session: &SessionStatus, first_account: &str) -> Value {
     let info = &session.info;
     json!({
         "id": info.id.as_str(),
@@ -54,6 +60,7 @@ fn render(session: &SessionStatus) -> Value {
             "tokens": info.context.tokens,
             "compactions": info.context.compactions,
         },
+        "account": info.account.clone().unwrap_or_else(|| first_account.to_string()),
         "busy": info.busy,
         "warm": session.warm,
     })

@@ -12,6 +12,7 @@
 //! restart does not forget a refusal. What the rest of the server shows of
 //! it (`/v1/usage`, `/health`, `/metrics`, headers) is `render`.
 
+mod accounts;
 mod render;
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use accounts::Allowances;
 pub use render::iso8601;
 
 /// Past a window's reset time, how long before turns are admitted again:
@@ -106,10 +108,9 @@ impl Allowance {
         }
     }
 
-    /// What `state_dir` keeps of it (nothing, when it has no file or one
+    /// What `file` keeps of it (nothing, when there is no file or one
     /// that cannot be read: the next report tells again).
-    pub fn kept_in(state_dir: &std::path::Path) -> Allowance {
-        let file = state_dir.join(FILE);
+    pub fn kept_at(file: PathBuf) -> Allowance {
         let known = std::fs::read(&file)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())

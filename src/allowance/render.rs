@@ -43,8 +43,9 @@ fn status_value(status: &str) -> u8 {
 }
 
 impl Allowance {
-    /// `GET /v1/usage`: the login's windows, as last reported.
-    pub fn usage_json(&self) -> Value {
+    /// One account's part of `GET /v1/usage`: its windows, as last
+    /// reported.
+    pub fn account_json(&self, name: &str) -> Value {
         let known = self.known();
         let now = now_secs();
         let windows: Vec<Value> = known
@@ -62,15 +63,12 @@ impl Allowance {
             .collect();
         let refusal = refusal_at(&known, now);
         json!({
-            "object": "usage",
-            "accounts": [{
-                "name": "default",
-                "status": known.status,
-                "refusing_until": refusal.map(|r| iso8601(r.resets_at)),
-                "windows": windows,
-                "last_seen": (known.seen_ms > 0).then(|| iso8601(known.seen_ms / 1000)),
-                "refusals": known.refusals,
-            }],
+            "name": name,
+            "status": known.status,
+            "refusing_until": refusal.map(|r| iso8601(r.resets_at)),
+            "windows": windows,
+            "last_seen": (known.seen_ms > 0).then(|| iso8601(known.seen_ms / 1000)),
+            "refusals": known.refusals,
         })
     }
 
@@ -94,65 +92,67 @@ impl Allowance {
         let known = self.known();
         unified_headers_of(&known)
     }
+}
 
-    /// The allowance's lines of `/metrics`.
-    pub fn write_metrics(&self, out: &mut String) {
-        let known = self.known();
-        let now = now_secs();
-        let gauge = |out: &mut String, name: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        };
-        gauge(
-            out,
+/// The allowance's series in `/metrics`, each account's under its name.
+pub fn write_metrics<'a>(accounts: impl Iterator<Item = (&'a str, Known)>, out: &mut String) {
+    let now = now_secs();
+    let accounts: Vec<(&str, Known)> = accounts.collect();
+    let series: [(&str, &str, &str); 4] = [
+        (
             "claude_cli_api_allowance_utilization",
-            "How much of each window of the login's subscription allowance is used (0 to 1), \
+            "gauge",
+            "How much of each window of a login's subscription allowance is used (0 to 1), \
              as last reported.",
-        );
-        for (kind, w) in &known.windows {
-            if let Some(u) = w.utilization {
-                let _ = writeln!(
-                    out,
-                    "claude_cli_api_allowance_utilization{{window=\"{kind}\"}} {u}"
-                );
-            }
-        }
-        gauge(
-            out,
+        ),
+        (
             "claude_cli_api_allowance_reset_seconds",
+            "gauge",
             "Seconds until each window of the allowance resets.",
-        );
-        for (kind, w) in &known.windows {
-            if let Some(at) = w.resets_at {
-                let left = at.saturating_sub(now);
-                let _ = writeln!(
-                    out,
-                    "claude_cli_api_allowance_reset_seconds{{window=\"{kind}\"}} {left}"
-                );
-            }
-        }
-        gauge(
-            out,
+        ),
+        (
             "claude_cli_api_allowance_status",
+            "gauge",
             "Each window's status: 0 allowed, 1 allowed_warning (nearly spent), 2 rejected.",
-        );
-        for (kind, w) in &known.windows {
-            let status = status_value(&w.status);
-            let _ = writeln!(
-                out,
-                "claude_cli_api_allowance_status{{window=\"{kind}\"}} {status}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP claude_cli_api_allowance_refusals_total Turns refused because a window of \
-             the allowance was spent, by window.\n# TYPE claude_cli_api_allowance_refusals_total \
-             counter"
-        );
-        for (kind, n) in &known.refusals {
-            let _ = writeln!(
-                out,
-                "claude_cli_api_allowance_refusals_total{{window=\"{kind}\"}} {n}"
-            );
+        ),
+        (
+            "claude_cli_api_allowance_refusals_total",
+            "counter",
+            "Turns refused because a window of the allowance was spent, by window.",
+        ),
+    ];
+    for (n, (name, kind, help)) in series.iter().enumerate() {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (account, known) in &accounts {
+            let labels = |window: &str| format!("{{account=\"{account}\",window=\"{window}\"}}");
+            match n {
+                0 => {
+                    for (window, w) in &known.windows {
+                        if let Some(u) = w.utilization {
+                            let _ = writeln!(out, "{name}{} {u}", labels(window));
+                        }
+                    }
+                }
+                1 => {
+                    for (window, w) in &known.windows {
+                        if let Some(at) = w.resets_at {
+                            let left = at.saturating_sub(now);
+                            let _ = writeln!(out, "{name}{} {left}", labels(window));
+                        }
+                    }
+                }
+                2 => {
+                    for (window, w) in &known.windows {
+                        let status = status_value(&w.status);
+                        let _ = writeln!(out, "{name}{} {status}", labels(window));
+                    }
+                }
+                _ => {
+                    for (window, count) in &known.refusals {
+                        let _ = writeln!(out, "{name}{} {count}", labels(window));
+                    }
+                }
+            }
         }
     }
 }

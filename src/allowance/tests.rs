@@ -100,8 +100,9 @@ fn a_turn_refused_without_a_reset_to_come_waits_a_short_while() {
 fn a_restart_keeps_the_refusal() {
     let dir = std::env::temp_dir().join(format!("allowance-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    Allowance::kept_in(&dir).note(&report("rejected", 1.0, 600));
-    let again = Allowance::kept_in(&dir);
+    let file = dir.join(FILE);
+    Allowance::kept_at(file.clone()).note(&report("rejected", 1.0, 600));
+    let again = Allowance::kept_at(file);
     assert_eq!(
         again.refusal().map(|r| r.window).as_deref(),
         Some("five_hour")
@@ -115,8 +116,7 @@ fn shown_as_usage_health_metrics_and_anthropic_headers() {
     assert_eq!(allowance.health_json(), Value::Null);
     assert!(allowance.unified_headers().is_empty());
     allowance.note(&report("allowed_warning", 0.91, 3600));
-    let usage = allowance.usage_json();
-    let account = &usage["accounts"][0];
+    let account = allowance.account_json("default");
     assert_eq!(account["status"], "allowed_warning");
     assert_eq!(account["windows"][0]["kind"], "five_hour");
     assert_eq!(account["windows"][0]["utilization"], 0.91);
@@ -136,9 +136,10 @@ fn shown_as_usage_health_metrics_and_anthropic_headers() {
         "five_hour"
     );
     let mut scrape = String::new();
-    allowance.write_metrics(&mut scrape);
-    assert!(scrape.contains("claude_cli_api_allowance_utilization{window=\"five_hour\"} 0.91"));
-    assert!(scrape.contains("claude_cli_api_allowance_status{window=\"five_hour\"} 1"));
+    render::write_metrics([("work", allowance.known())].into_iter(), &mut scrape);
+    let five = "{account=\"work\",window=\"five_hour\"}";
+    assert!(scrape.contains(&format!("claude_cli_api_allowance_utilization{five} 0.91")));
+    assert!(scrape.contains(&format!("claude_cli_api_allowance_status{five} 1")));
 }
 
 #[test]
@@ -146,4 +147,47 @@ fn dates_are_written_in_utc() {
     assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
     assert_eq!(iso8601(1_796_544_310), "2026-12-06T08:05:10Z");
     assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00Z");
+}
+
+#[test]
+fn a_new_session_goes_where_most_allowance_is_left_never_where_none_is() {
+    use crate::config::Account;
+    let dir = std::env::temp_dir().join(format!("allowances-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let account = |name: &str| Account {
+        name: name.into(),
+        config_dir: Some(dir.join(name)),
+    };
+    let all = Allowances::kept_in(&dir, &[account("a"), account("b"), account("c")]);
+    // Nothing reported yet: the fewest live sessions, then the first.
+    assert_eq!(all.place(None, |_| 0).unwrap(), "a");
+    assert_eq!(all.place(None, |n| usize::from(n == "a")).unwrap(), "b");
+    // The window nearest its limit decides.
+    all.of("a").note(&report("allowed_warning", 0.91, 3600));
+    all.of("b").note(&report("allowed", 0.4, 3600));
+    all.of("c").note(&report("allowed", 0.6, 3600));
+    assert_eq!(all.place(None, |_| 0).unwrap(), "b");
+    assert_eq!(
+        all.place(Some(&["a".into(), "c".into()]), |_| 0).unwrap(),
+        "c"
+    );
+    // A refusing account is never chosen; with every one refusing, the
+    // earliest reset is the answer.
+    all.of("b").note(&report("rejected", 1.0, 900));
+    all.of("c").note(&report("rejected", 1.0, 300));
+    assert_eq!(all.place(None, |_| 0).unwrap(), "a");
+    all.of("a").note(&report("rejected", 1.0, 600));
+    let refusal = all.place(None, |_| 0).unwrap_err();
+    assert!(refusal.resets_at <= now_secs() + 300);
+    // Each account keeps its own file.
+    assert!(dir.join("allowance-b.json").is_file());
+    let usage = all.usage_json();
+    let names: Vec<&str> = usage["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

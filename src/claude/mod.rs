@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use crate::allowance::Allowance;
+use crate::allowance::Allowances;
 use crate::config::{Config, Secret};
 use crate::error::ApiError;
 use crate::http::Reply;
@@ -68,8 +68,8 @@ pub struct ClaudeBackend {
     /// Slots of a key held while its turns wait.
     key_holder: KeyHolder,
     metrics: Arc<Metrics>,
-    /// The login's subscription allowance: a spent one refuses turns.
-    allowance: Arc<Allowance>,
+    /// Each login's subscription allowance: a spent one refuses turns.
+    allowances: Arc<Allowances>,
 }
 
 impl ClaudeBackend {
@@ -79,7 +79,7 @@ impl ClaudeBackend {
         key_holder: KeyHolder,
         metrics: Arc<Metrics>,
         draining: Arc<AtomicBool>,
-        allowance: Arc<Allowance>,
+        allowances: Arc<Allowances>,
     ) -> ClaudeBackend {
         let path_var = config
             .child_env
@@ -147,7 +147,7 @@ impl ClaudeBackend {
             waiting,
             key_holder,
             metrics,
-            allowance,
+            allowances,
         };
         backend.start_sweeper();
         backend
@@ -287,8 +287,8 @@ impl ClaudeBackend {
 
 impl ClaudeBackend {
     /// Answers `request`, streamed or whole as it asks, the one way every
-    /// API's turn is taken: refused at once while the subscription's
-    /// allowance is spent; a session's turn counts against its rate limit
+    /// API's turn is taken (refused at once while its login's allowance is
+    /// spent: see `engine::accounts`); a session's turn counts against its rate limit
     /// unless it only carries tool results on (that turn was counted when
     /// it began).
     pub fn take_turn(
@@ -296,13 +296,6 @@ impl ClaudeBackend {
         limiter: &RateLimiter,
         request: &TurnRequest,
     ) -> Result<Reply, ApiError> {
-        if let Some(refusal) = self.allowance.refusal() {
-            self.allowance.count_refusal(&refusal);
-            return Err(ApiError::UsageLimitReached {
-                window: refusal.window,
-                resets_at: refusal.resets_at,
-            });
-        }
         if let Some(id) = &request.session_id {
             if request.chat.tool_results().is_empty() {
                 limiter.check_session(id.as_str())?;

@@ -10,6 +10,7 @@
 //! builds it; `read` turns single values into types, `secret` keeps keys
 //! out of logs.
 
+mod accounts;
 mod read;
 mod secret;
 #[cfg(test)]
@@ -20,6 +21,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use accounts::read_accounts;
+pub use accounts::{Account, DEFAULT_ACCOUNT};
 pub use read::ConfigError;
 use read::Reader;
 pub use secret::{mask_key, Secret};
@@ -92,6 +95,8 @@ pub struct Config {
     pub max_session_age: Duration,
     pub session_cleanup_interval: Duration,
     pub claude_work_dir: PathBuf,
+    /// The logins sessions are spread over (one, unnamed, by default).
+    pub accounts: Vec<Account>,
     pub claude_max_retries: u32,
     pub claude_skip_permissions: bool,
     /// Time between SIGTERM and SIGKILL for a child that must stop.
@@ -326,6 +331,7 @@ impl Config {
             max_session_age: r.millis("MAX_SESSION_AGE_MS", 86_400_000, 1_000),
             session_cleanup_interval: r.millis("SESSION_CLEANUP_INTERVAL_MS", 60_000, 100),
             claude_work_dir,
+            accounts: read_accounts(&mut r),
             claude_max_retries: r.number("CLAUDE_MAX_RETRIES", 2, 0, 20) as u32,
             claude_skip_permissions: r.bool("CLAUDE_SKIP_PERMISSIONS", false),
             kill_grace: r.millis("CLAUDE_KILL_GRACE_MS", 5_000, 0),

@@ -41,7 +41,13 @@ pub enum ApiError {
     },
     /// The Claude subscription's allowance is spent: `window` (as the CLI
     /// names it, `five_hour`, ...) resets at `resets_at` (Unix seconds).
-    UsageLimitReached { window: String, resets_at: u64 },
+    /// `elsewhere`: another login (`CLAUDE_ACCOUNTS`) has allowance left,
+    /// and the session's next turn moves there.
+    UsageLimitReached {
+        window: String,
+        resets_at: u64,
+        elsewhere: bool,
+    },
     /// No free CLI process slot within the queue timeout.
     CapacityExceeded { retry_after_secs: u64 },
     /// Passthrough has no OpenAI key from any allowed source.
@@ -282,7 +288,16 @@ impl ApiError {
             CapacityExceeded { retry_after_secs } => format!(
                 "All Claude Code processes are busy. Retry after {retry_after_secs} second(s)."
             ),
-            UsageLimitReached { window, resets_at } => {
+            UsageLimitReached {
+                window, elsewhere, ..
+            } if *elsewhere => format!(
+                "The Claude subscription's {window} limit is reached on this session's \
+                 account; its next turn moves to an account with allowance left. Send the \
+                 turn again."
+            ),
+            UsageLimitReached {
+                window, resets_at, ..
+            } => {
                 let window = if window.is_empty() {
                     "usage"
                 } else {
@@ -394,6 +409,9 @@ impl ApiError {
                 vec![("Retry-After", retry_after_secs.to_string())]
             }
             ApiError::SessionBusy => vec![("Retry-After", "1".to_string())],
+            ApiError::UsageLimitReached {
+                elsewhere: true, ..
+            } => vec![("Retry-After", "1".to_string())],
             ApiError::UsageLimitReached { resets_at, .. } => {
                 let wait = resets_at.saturating_sub(crate::allowance::now_secs());
                 let wait = wait + crate::allowance::RESET_MARGIN_SECS;

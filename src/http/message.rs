@@ -117,6 +117,8 @@ pub struct TurnFacts {
     /// A whole answer's share of the session's cost (dollars, as text)
     /// and its time in the CLI, in ms.
     pub cost: Option<(String, u64)>,
+    /// The login the turn ran on (`CLAUDE_ACCOUNTS`).
+    pub account: String,
 }
 
 impl TurnFacts {

@@ -69,8 +69,11 @@ fn a_nearly_spent_window_is_warned_of_and_shown() {
     let health = get(w.addr(), "/health").json();
     assert_eq!(health["checks"]["allowance"]["five_hour"], 0.91, "{health}");
     let scrape = get(w.addr(), "/metrics").text();
-    assert!(scrape.contains("claude_cli_api_allowance_status{window=\"five_hour\"} 1"));
-    assert!(scrape.contains("claude_cli_api_allowance_utilization{window=\"seven_day\"} 0.3"));
+    assert!(scrape
+        .contains("claude_cli_api_allowance_status{account=\"default\",window=\"five_hour\"} 1"));
+    assert!(scrape.contains(
+        "claude_cli_api_allowance_utilization{account=\"default\",window=\"seven_day\"} 0.3"
+    ));
 
     // A Messages answer carries Anthropic's own headers, for Claude Code.
     let r = messages_turn(&w, "hello");
@@ -115,7 +118,9 @@ fn a_spent_allowance_refuses_until_its_reset_then_admits_again() {
     assert_eq!(w.runs().len(), turns, "a refused turn started a CLI");
     let scrape = get(w.addr(), "/metrics").text();
     assert!(
-        scrape.contains("claude_cli_api_allowance_refusals_total{window=\"five_hour\"} 3"),
+        scrape.contains(
+            "claude_cli_api_allowance_refusals_total{account=\"default\",window=\"five_hour\"} 3"
+        ),
         "{scrape}"
     );
 

@@ -14,6 +14,7 @@
 mod docs_support;
 mod support;
 
+mod accounts;
 mod agents;
 mod allowance;
 mod anthropic;

@@ -9,7 +9,7 @@
 //! is written, `stdin`'s.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,6 +81,9 @@ pub struct StartSpec<'a> {
     /// What its turns run with: the model it is started with, the rest set
     /// before its first turn.
     pub settings: Settings,
+    /// The login's configuration directory (`CLAUDE_CONFIG_DIR`), when not
+    /// the CLI's default.
+    pub config_dir: Option<PathBuf>,
     pub request_id: &'a str,
     /// Keep stdin open after the first turn, so the child can stay warm.
     pub keep_open: bool,
@@ -104,6 +107,7 @@ impl CliProcess {
             session_id,
             shape,
             settings,
+            config_dir,
             request_id,
             keep_open,
             tools,
@@ -118,6 +122,10 @@ impl CliProcess {
         // with the session. Its own directory, not a new one in it: a mkdir
         // per run costs 50 to 90 µs here, a third of the server's share.
         env.retain(|(k, _)| k != "TMPDIR");
+        if let Some(dir) = &config_dir {
+            env.retain(|(k, _)| k != "CLAUDE_CONFIG_DIR");
+            env.push(("CLAUDE_CONFIG_DIR".into(), dir.display().to_string()));
+        }
         env.push(("TMPDIR".into(), work_dir.display().to_string()));
         if bridge.is_some() {
             // The CLI's own wait for a tool must never be the shorter one:

@@ -50,6 +50,8 @@ pub(in crate::claude) fn spare_plan(
                 session_id: &id,
                 shape: Shape::new(None, &ToolSpec::default()),
                 settings: Settings::started(model),
+                // The spares run on the first account.
+                config_dir: config.accounts.first().and_then(|a| a.config_dir.clone()),
                 request_id: "spare",
                 keep_open: true,
                 tools: Arc::new(ToolSpec::default()),

@@ -6,10 +6,10 @@
 
 use crate::claude::child::process::Shape;
 use crate::claude::engine::cold_start::{cli_missing, warm_or_cold};
-use crate::claude::engine::follow_up;
 use crate::claude::engine::resolve::{resolve, Conversation, Places};
 use crate::claude::engine::turn::{watch_client, Turn};
 use crate::claude::engine::TurnRequest;
+use crate::claude::engine::{accounts, follow_up};
 use crate::claude::request::prompt::check_transcript;
 use crate::claude::sessions::SessionLease;
 use crate::claude::ClaudeBackend;
@@ -27,11 +27,20 @@ pub(in crate::claude) fn begin(
         return Err(cli_missing());
     }
     let store = backend.sessions()?;
+    let live = |name: &str, first: bool| store.live_on(name, first);
+    let place = || accounts::place(backend, live);
+    let first_account = backend
+        .config
+        .accounts
+        .first()
+        .map_or("", |a| a.name.as_str());
     let places = Places {
         store: &store,
         waiting: &backend.waiting,
         warm: &backend.warm,
         match_history: backend.config.claude_match_history,
+        place: &place,
+        first_account,
     };
     let shape = Shape::new(chat.system.as_deref(), &chat.tools);
     let (lease, spare, history) = match resolve(places, request, &shape)? {
@@ -50,20 +59,27 @@ pub(in crate::claude) fn begin(
             return Err(e);
         }
     }
+    // A session whose account has no allowance left moves to one that has
+    // (its process, of the old login, closed), or the turn is refused.
+    let (account, moved) = if lease.created() {
+        (lease.account().unwrap_or_default(), false)
+    } else {
+        accounts::keep_or_move(backend, &lease, live)?
+    };
     let candidate = match spare {
         Some(spare) => Some(spare),
-        None if !lease.created() => backend.warm.take(lease.id()),
+        None if !lease.created() && !moved => backend.warm.take(lease.id()),
         None => None,
     };
-    match warm_or_cold(backend, request.incoming, chat, &lease, candidate) {
-        Ok((process, how)) => Ok(Turn::assemble(
+    match warm_or_cold(backend, request.incoming, chat, &lease, &account, candidate) {
+        Ok(taken) => Ok(Turn::assemble(
             backend,
             request.incoming,
             chat,
-            process,
+            taken,
             lease,
+            &account,
             history,
-            how,
         )),
         Err(e) => {
             forget_if_new(lease);

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use crate::claude::child::process::{CliProcess, Shape, StartSpec};
 use crate::claude::child::settings::Settings;
 use crate::claude::child::slots::Slot;
-use crate::claude::engine::give_up;
 use crate::claude::engine::turn::Took;
+use crate::claude::engine::{accounts, give_up};
 use crate::claude::request::prompt::{blocks_line, build_invocation, prompt_blocks, SessionArg};
 use crate::claude::request::validate::ValidChat;
 use crate::claude::sessions::SessionLease;
@@ -53,6 +53,7 @@ pub(in crate::claude) fn warm_or_cold(
     incoming: &Incoming,
     asked: &ValidChat,
     lease: &SessionLease,
+    account: &str,
     candidate: Option<CliProcess>,
 ) -> Result<(CliProcess, Took), ApiError> {
     let deadline = Instant::now() + backend.config.request_timeout;
@@ -68,7 +69,7 @@ pub(in crate::claude) fn warm_or_cold(
         process.close();
     }
     let cli = backend.cli.clone().ok_or_else(cli_missing)?;
-    let process = start_cold(backend, &cli, incoming, asked, lease, shape)?;
+    let process = start_cold(backend, &cli, incoming, asked, lease, account, shape)?;
     Ok((process, Took::Started))
 }
 
@@ -80,6 +81,7 @@ fn start_cold(
     incoming: &Incoming,
     chat: &ValidChat,
     lease: &SessionLease,
+    account: &str,
     shape: Shape,
 ) -> Result<CliProcess, ApiError> {
     let slot = acquire_slot(backend).ok_or(ApiError::CapacityExceeded {
@@ -112,6 +114,7 @@ fn start_cold(
             session_id: lease.id(),
             shape,
             settings: settings_of(chat),
+            config_dir: accounts::account(backend, account).and_then(|a| a.config_dir.clone()),
             request_id: &incoming.request_id,
             // A child that may wait for tool results keeps its stdin.
             keep_open: backend.warm.enabled() || bridge.is_some(),

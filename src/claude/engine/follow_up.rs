@@ -18,6 +18,7 @@ use crate::claude::engine::turn::{watch_client, Took, Turn};
 use crate::claude::engine::waiting::Waiting;
 use crate::claude::request::history::HistoryHasher;
 use crate::claude::request::validate::{Message as ChatMessage, ValidChat};
+use crate::claude::sessions::SessionLease;
 use crate::claude::tools::ToolAnswer;
 use crate::claude::ClaudeBackend;
 use crate::error::ApiError;
@@ -63,14 +64,15 @@ pub(in crate::claude) fn carry_on(
                     .into(),
             });
         }
+        let account = account_of(backend, &lease);
         return Ok(Turn::assemble(
             backend,
             incoming,
             chat,
-            process,
+            (process, Took::Continued),
             lease,
+            &account,
             history,
-            Took::Continued,
         ));
     }
     // A new user message: the waiting calls get the results sent before it,
@@ -93,10 +95,21 @@ pub(in crate::claude) fn carry_on(
         run.into_process().close();
         None
     };
-    let (process, how) = warm_or_cold(backend, incoming, &asked, &lease, candidate)?;
+    let account = account_of(backend, &lease);
+    let taken = warm_or_cold(backend, incoming, &asked, &lease, &account, candidate)?;
     Ok(Turn::assemble(
-        backend, incoming, chat, process, lease, history, how,
+        backend, incoming, chat, taken, lease, &account, history,
     ))
+}
+
+/// The account a waiting turn's session runs on (it stays there: its
+/// process is of that login).
+fn account_of(backend: &ClaudeBackend, lease: &SessionLease) -> String {
+    let first = backend.config.accounts.first();
+    lease
+        .account()
+        .or_else(|| first.map(|a| a.name.clone()))
+        .unwrap_or_default()
 }
 
 /// The client's result for call `id`, the `n`-th of its answer: by id, or

@@ -2,6 +2,7 @@
 //! turn itself on its CLI process, its stream, the turns that wait for tool
 //! results and giving them up.
 
+pub(in crate::claude) mod accounts;
 pub(in crate::claude) mod begin;
 pub(in crate::claude) mod cold_start;
 pub(in crate::claude) mod follow_up;

@@ -44,6 +44,10 @@ pub(in crate::claude) struct Places<'a> {
     pub warm: &'a WarmProcesses,
     /// `CLAUDE_MATCH_HISTORY`: whether a resent history finds its session.
     pub match_history: bool,
+    /// The account a new session goes to (see `accounts::place`).
+    pub place: &'a dyn Fn() -> Result<String, ApiError>,
+    /// The account the spares run on.
+    pub first_account: &'a str,
 }
 
 /// The conversation `request` continues, and the hasher of its history as
@@ -59,6 +63,8 @@ pub(in crate::claude) fn resolve(
         waiting,
         warm,
         match_history,
+        place,
+        first_account,
     } = places;
     let chat = &request.chat;
     let key = request.incoming.api_key.as_ref();
@@ -145,16 +151,24 @@ pub(in crate::claude) fn resolve(
     };
     let conversation = match lease {
         Some(lease) => Conversation::Session { lease, spare: None },
-        None => match warm.take_spare(shape) {
-            Some(Spare { process, id, dir }) => Conversation::Session {
-                lease: store.create_with(key, model, id, dir),
-                spare: Some(process),
-            },
-            None => Conversation::Session {
-                lease: store.create(key, model)?,
-                spare: None,
-            },
-        },
+        None => {
+            // A new session, on the account with the most allowance left;
+            // the spares run on the first account.
+            let account = place()?;
+            let spare = (account == first_account)
+                .then(|| warm.take_spare(shape))
+                .flatten();
+            match spare {
+                Some(Spare { process, id, dir }) => Conversation::Session {
+                    lease: store.create_with(key, model, &account, id, dir),
+                    spare: Some(process),
+                },
+                None => Conversation::Session {
+                    lease: store.create(key, model, &account)?,
+                    spare: None,
+                },
+            }
+        }
     };
     Ok((conversation, history))
 }

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::allowance::Allowance;
+use crate::allowance::{Allowance, Allowances};
 use crate::claude::child::process::CliProcess;
 use crate::claude::child::warm::WarmProcesses;
 use crate::claude::engine::run::put_away;
@@ -48,6 +48,8 @@ pub(in crate::claude) struct Turn {
     metrics: Arc<Metrics>,
     /// The login's allowance, told what the CLI reports of it.
     allowance: Arc<Allowance>,
+    /// Every login's, to tell whether another one could take the session.
+    allowances: Arc<Allowances>,
     /// The `--model` value: what the turn's cost is counted under.
     cli_model: &'static str,
     /// Whether the client still waits for the answer (see `watching`).
@@ -105,16 +107,16 @@ pub(in crate::claude) fn watch_client(lease: &SessionLease, incoming: &Incoming)
 }
 
 impl Turn {
-    /// The turn of `process` on `lease`, what its reply tells the client
-    /// and its labels.
+    /// The turn of the process that took it (`taken`, and how) on `lease`
+    /// and `account`, what its reply tells the client and its labels.
     pub(in crate::claude) fn assemble(
         backend: &ClaudeBackend,
         incoming: &Incoming,
         chat: &ValidChat,
-        process: CliProcess,
+        (process, how): (CliProcess, Took),
         lease: SessionLease,
+        account: &str,
         history: Option<HistoryHasher>,
-        how: Took,
     ) -> Turn {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -148,6 +150,7 @@ impl Turn {
             warm: how != Took::Started,
             ignored: chat.ignored_params.clone(),
             cost: None,
+            account: account.to_string(),
         };
         let owner_key = incoming.api_key.clone();
         let client = incoming.client.clone();
@@ -163,7 +166,8 @@ impl Turn {
             key_holder: backend.key_holder.clone(),
             tool_wait: backend.config.tool_result_timeout,
             metrics: backend.metrics.clone(),
-            allowance: backend.allowance.clone(),
+            allowance: backend.allowances.of(account),
+            allowances: backend.allowances.clone(),
             cli_model: chat.cli_model,
             client,
             client_seen: Instant::now(),
@@ -299,9 +303,11 @@ impl Turn {
         match error {
             ApiError::UsageLimitReached { .. } => {
                 let refusal = self.allowance.refused();
+                let placed = self.allowances.place(None, |_| 0);
                 ApiError::UsageLimitReached {
                     window: refusal.window,
                     resets_at: refusal.resets_at,
+                    elsewhere: placed.is_ok_and(|other| other != self.facts.account),
                 }
             }
             other => other,

@@ -33,6 +33,7 @@ pub fn from_result(result: &ResultLine) -> ApiError {
             ApiError::UsageLimitReached {
                 window: String::new(),
                 resets_at: 0,
+                elsewhere: false,
             }
         }
         Some(429) => ApiError::RateLimitExceeded {

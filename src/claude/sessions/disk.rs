@@ -46,6 +46,9 @@ pub(super) struct Record {
     /// How full its context is, and its compactions.
     #[serde(default)]
     pub context: ContextUse,
+    /// The login it runs on (absent from older files: the first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<Arc<str>>,
 }
 
 #[derive(Serialize, Deserialize)]

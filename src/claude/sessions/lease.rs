@@ -46,6 +46,17 @@ impl SessionLease {
     }
 
     /// The directory the CLI must run in for this session.
+    /// The login the session runs on (`None`: the first).
+    pub fn account(&self) -> Option<String> {
+        self.registry.account_of(self.id.as_str())
+    }
+
+    /// The session runs on `account` from now on (its transcript was
+    /// carried there).
+    pub fn move_to(&self, account: &str) {
+        self.registry.move_to(self.id.as_str(), account);
+    }
+
     pub fn work_dir(&self) -> &Path {
         &self.work_dir
     }

@@ -94,14 +94,25 @@ impl SessionStore {
 
     /// Starts a new session with a fresh server-generated id, bound to
     /// `owner`, and returns it already leased to the caller.
-    pub fn create(&self, owner: Option<&Secret>, model: &str) -> Result<SessionLease, ApiError> {
+    pub fn create(
+        &self,
+        owner: Option<&Secret>,
+        model: &str,
+        account: &str,
+    ) -> Result<SessionLease, ApiError> {
         let registry = &self.registry;
         let owner = registry.fingerprint(owner);
         let (id, dir) = registry.dirs.make_fresh()?;
-        registry.insert_new(&id, owner.as_deref(), model);
+        registry.insert_new(&id, owner.as_deref(), model, account);
         // Written by the sweeper within a tick (and on shutdown), which
         // keeps the file write and its fsync off the request path.
         Ok(SessionLease::new(registry, id, dir, true))
+    }
+
+    /// Live sessions on `account` (`first`: the first account, which also
+    /// has the sessions recorded without one).
+    pub fn live_on(&self, account: &str, first: bool) -> usize {
+        self.registry.live_on(account, first)
     }
 
     /// A fresh session id and its new directory, for a CLI started ahead
@@ -116,12 +127,13 @@ impl SessionStore {
         &self,
         owner: Option<&Secret>,
         model: &str,
+        account: &str,
         id: SessionId,
         dir: PathBuf,
     ) -> SessionLease {
         let registry = &self.registry;
         let owner = registry.fingerprint(owner);
-        registry.insert_new(&id, owner.as_deref(), model);
+        registry.insert_new(&id, owner.as_deref(), model, account);
         SessionLease::new(registry, id, dir, true)
     }
 

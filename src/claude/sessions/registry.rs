@@ -107,6 +107,8 @@ struct Entry {
     tokens: TokenCounts,
     /// How full its context is, and its compactions.
     context: ContextUse,
+    /// The login it runs on (`CLAUDE_ACCOUNTS`); `None` is the first.
+    account: Option<Arc<str>>,
 }
 
 impl Entry {
@@ -186,7 +188,13 @@ impl Registry {
     }
 
     /// Enters a session just created for `owner`, already busy.
-    pub(super) fn insert_new(&self, id: &SessionId, owner: Option<&str>, model: &str) {
+    pub(super) fn insert_new(
+        &self,
+        id: &SessionId,
+        owner: Option<&str>,
+        model: &str,
+        account: &str,
+    ) {
         let now = self.now_ms();
         let mut state = self.state.lock();
         let entry = Entry {
@@ -202,6 +210,7 @@ impl Registry {
             turns: 0,
             tokens: TokenCounts::default(),
             context: ContextUse::default(),
+            account: Some(state.name(account)),
         };
         state.sessions.insert(id.shared(), entry);
         state.generation += 1;
@@ -283,6 +292,7 @@ impl Registry {
                 turns: 0,
                 tokens: TokenCounts::default(),
                 context: ContextUse::default(),
+                account: None,
             };
             state.sessions.insert(id.shared(), entry);
             state.generation += 1;

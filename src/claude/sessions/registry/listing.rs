@@ -21,6 +21,8 @@ pub struct SessionInfo {
     pub tokens: TokenCounts,
     /// How full its context is, and its compactions.
     pub context: ContextUse,
+    /// The login it runs on; `None` is the first.
+    pub account: Option<String>,
     /// A turn in progress or waiting for tool results (not one whose
     /// answer has gone out and whose CLI is only exiting).
     pub busy: bool,
@@ -90,6 +92,34 @@ impl Registry {
         }
     }
 
+    /// The login session `id` runs on (`None`: the first).
+    pub(in crate::claude::sessions) fn account_of(&self, id: &str) -> Option<String> {
+        let state = self.state.lock();
+        let entry = state.sessions.get(id)?;
+        entry.account.as_deref().map(str::to_string)
+    }
+
+    /// Session `id` runs on `account` from now on.
+    pub(in crate::claude::sessions) fn move_to(&self, id: &str, account: &str) {
+        let mut state = self.state.lock();
+        let name = state.name(account);
+        if let Some(entry) = state.sessions.get_mut(id) {
+            entry.account = Some(name);
+            state.generation += 1;
+        }
+    }
+
+    /// Live sessions on `account` (`first`: whether it is the first, which
+    /// also has the sessions recorded without one).
+    pub(in crate::claude::sessions) fn live_on(&self, account: &str, first: bool) -> usize {
+        let state = self.state.lock();
+        let on = |e: &Entry| match &e.account {
+            Some(a) => &**a == account,
+            None => first,
+        };
+        state.sessions.values().filter(|e| on(e)).count()
+    }
+
     /// Removes session `id` of `owner` from the registry, unless a request
     /// holds it. The caller removes its directory (once its warm child,
     /// whose bridge socket is in there, is closed); the registry file is
@@ -132,6 +162,7 @@ fn info(id: &std::sync::Arc<str>, entry: &Entry) -> SessionInfo {
         turns: entry.turns,
         tokens: entry.tokens,
         context: entry.context,
+        account: entry.account.as_deref().map(str::to_string),
         busy: entry.busy && !entry.exiting,
     }
 }

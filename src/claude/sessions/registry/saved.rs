@@ -35,6 +35,7 @@ impl State {
                 turns: record.turns,
                 tokens: record.tokens,
                 context: record.context,
+                account: record.account.as_deref().map(|a| state.name(a)),
             };
             if let Some(digest) = entry.history {
                 state.by_history.insert(digest, record.id.clone());
@@ -61,6 +62,7 @@ impl State {
                 turns: e.turns,
                 tokens: e.tokens,
                 context: e.context,
+                account: e.account.clone(),
             })
             .collect()
     }

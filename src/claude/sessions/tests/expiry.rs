@@ -44,7 +44,7 @@ fn sweep_drops_sessions_past_the_maximum_age_however_often_used() {
 fn sweep_leaves_a_session_with_a_request_running() {
     let dirs = Dirs::new();
     let store = dirs.open_with(Duration::from_secs(60), DAY);
-    let lease = store.create(None, "sonnet").unwrap();
+    let lease = store.create(None, "sonnet", "default").unwrap();
     store.advance_clock(Duration::from_secs(61));
     assert_eq!(store.sweep(), 0);
     assert!(lease.work_dir().exists());

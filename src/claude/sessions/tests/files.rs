@@ -76,7 +76,7 @@ fn directories_and_key_file_are_private() {
     let key_file = dirs.state().join(KEY_FILE);
     assert_eq!(mode(&key_file), 0o600);
     assert_eq!(fs::read(&key_file).unwrap().len(), 32);
-    let lease = store.create(None, "sonnet").unwrap();
+    let lease = store.create(None, "sonnet", "default").unwrap();
     assert!(lease.work_dir().is_dir());
     assert_eq!(mode(lease.work_dir()), 0o700);
 }

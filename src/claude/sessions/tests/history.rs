@@ -22,7 +22,7 @@ fn a_remembered_conversation_leads_to_its_session_once_and_survives_a_restart() 
     let a = key(KEY_A);
     let id = {
         let store = dirs.open();
-        let lease = store.create(Some(&a), "sonnet").unwrap();
+        let lease = store.create(Some(&a), "sonnet", "default").unwrap();
         lease.remember_history(conversation(&store, Some(&a), &["hi", "hello"]));
         let id = lease.id().clone();
         drop(lease);
@@ -77,7 +77,7 @@ fn a_conversation_is_hashed_with_its_owner_and_the_servers_key() {
 fn an_expired_sessions_conversation_matches_nothing() {
     let dirs = Dirs::new();
     let store = dirs.open();
-    let lease = store.create(None, "sonnet").unwrap();
+    let lease = store.create(None, "sonnet", "default").unwrap();
     let digest = conversation(&store, None, &["hi", "hello"]);
     lease.remember_history(digest);
     drop(lease);
@@ -93,7 +93,7 @@ fn each_turn_gets_its_share_of_the_running_cost_across_a_restart() {
     let dirs = Dirs::new();
     let id = {
         let store = dirs.open();
-        let lease = store.create(None, "sonnet").unwrap();
+        let lease = store.create(None, "sonnet", "default").unwrap();
         assert!((lease.record_cost(0.000094) - 0.000094).abs() < 1e-12);
         assert!((lease.record_cost(0.00019) - 0.000096).abs() < 1e-12);
         let id = lease.id().clone();

@@ -70,7 +70,7 @@ fn a_busy_session_refuses_a_second_request_until_released() {
     let dirs = Dirs::new();
     let store = dirs.open();
     let a = key(KEY_A);
-    let first = store.create(Some(&a), "sonnet").unwrap();
+    let first = store.create(Some(&a), "sonnet", "default").unwrap();
     let id = first.id().clone();
     assert_eq!(
         store.resume(&id, Some(&a), "sonnet").unwrap_err(),
@@ -97,7 +97,7 @@ fn a_busy_session_refuses_a_second_request_until_released() {
 fn a_resume_waits_for_a_session_whose_cli_has_answered() {
     let dirs = Dirs::new();
     let store = Arc::new(dirs.open());
-    let first = store.create(None, "sonnet").unwrap();
+    let first = store.create(None, "sonnet", "default").unwrap();
     let id = first.id().clone();
     first.answered();
     let waiter = {
@@ -150,7 +150,7 @@ fn only_one_of_many_concurrent_resumes_wins() {
 fn forget_removes_the_session_and_its_directory() {
     let dirs = Dirs::new();
     let store = dirs.open();
-    let lease = store.create(None, "sonnet").unwrap();
+    let lease = store.create(None, "sonnet", "default").unwrap();
     let (id, dir) = (lease.id().clone(), lease.work_dir().to_path_buf());
     lease.forget();
     assert!(store.is_empty());

@@ -44,7 +44,7 @@ fn turns_and_their_tokens_are_counted_and_kept_across_a_restart() {
     };
     let id = {
         let store = dirs.open();
-        let lease = store.create(None, "sonnet").unwrap();
+        let lease = store.create(None, "sonnet", "default").unwrap();
         let first = ContextUse {
             tokens: 500,
             compactions: 0,
@@ -125,7 +125,7 @@ fn delete_removes_an_idle_session_and_its_directory_for_its_owner_only() {
 fn delete_refuses_a_busy_session_and_waits_for_one_that_only_exits() {
     let dirs = Dirs::new();
     let store = Arc::new(dirs.open());
-    let lease = store.create(None, "sonnet").unwrap();
+    let lease = store.create(None, "sonnet", "default").unwrap();
     let id = lease.id().clone();
     assert_eq!(
         store.delete(&id, None, || {}).unwrap_err(),

@@ -68,7 +68,7 @@ fn mode(path: &Path) -> u32 {
 /// Creates a session, frees it again and writes the registry, as the
 /// sweeper's next tick would; returns its id.
 fn new_session(store: &SessionStore, owner: Option<&Secret>) -> SessionId {
-    let lease = store.create(owner, "sonnet").unwrap();
+    let lease = store.create(owner, "sonnet", "default").unwrap();
     assert!(lease.created());
     let id = lease.id().clone();
     drop(lease);
