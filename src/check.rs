@@ -98,6 +98,11 @@ pub fn run() -> ExitCode {
     let work = directory("work dir", "CLAUDE_WORK_DIR", &config.claude_work_dir);
     let passthrough = passthrough(&config);
     let listen = listen(&config);
+    let accounts: Vec<Row> = config
+        .accounts
+        .iter()
+        .filter_map(|a| a.config_dir.as_deref().map(|dir| account(&a.name, dir)))
+        .collect();
 
     // Without its directories or its address the server does not start.
     let starts = [&state, &work, &listen]
@@ -105,7 +110,9 @@ pub fn run() -> ExitCode {
         .all(|r| r.status != Status::Fail);
     let claude_ready = starts && cli.status == Status::Ok;
     let passthrough_ready = starts && passthrough.status == Status::Ok;
-    let rows = [cli, credentials, state, work, passthrough, listen];
+    let mut rows = vec![cli, credentials];
+    rows.extend(accounts);
+    rows.extend([state, work, passthrough, listen]);
 
     println!(
         "claude-cli-api {} --check: the configuration in this environment",
@@ -254,6 +261,47 @@ fn credentials(config: &Config) -> Row {
         "set ANTHROPIC_API_KEY or CLAUDE_CODE_OAUTH_TOKEN (claude setup-token), or run \
          `claude login` as this user",
     )
+}
+
+/// One of `CLAUDE_ACCOUNTS`: its configuration directory usable by the CLI,
+/// and a login of its own in it (`claude login` there, or a token in its
+/// `settings.json` `env`, which the CLI honours).
+fn account(name: &str, dir: &Path) -> Row {
+    const ITEM: &str = "account";
+    let shown = dir.display();
+    if let Err(why) = crate::dirs::usable(dir) {
+        return fail(
+            ITEM,
+            format!("{name}={shown}: {why}"),
+            format!("make it, and log in there: CLAUDE_CONFIG_DIR={shown} claude login"),
+        );
+    }
+    if dir.join(".credentials.json").is_file() {
+        return row(ITEM, Status::Ok, format!("{name}={shown}: claude login"));
+    }
+    let settings = std::fs::read(dir.join("settings.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let env = settings.as_ref().and_then(|s| s.get("env"));
+    for var in [
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_AUTH_TOKEN",
+    ] {
+        if let Some(value) = env.and_then(|e| e.get(var)).and_then(|v| v.as_str()) {
+            let detail = format!("{name}={shown}: {var}={} in settings.json", mask_key(value));
+            return row(ITEM, Status::Ok, detail);
+        }
+    }
+    row(
+        ITEM,
+        Status::Warn,
+        format!("{name}={shown}: no login of its own (the server's, if any, is shared)"),
+    )
+    .with_fix(format!(
+        "CLAUDE_CONFIG_DIR={shown} claude login, or put a token in {shown}/settings.json \
+         under \"env\""
+    ))
 }
 
 /// Usable as the server checks it at start (made 0700 when missing, then

@@ -97,6 +97,8 @@ pub struct Metrics {
     compactions: Mutex<BTreeMap<&'static str, u64>>,
     /// (from, to) account → sessions moved for a spent allowance.
     moves: Mutex<BTreeMap<(String, String), u64>>,
+    /// Account → answered turns, and their cost in dollars.
+    by_account: Mutex<BTreeMap<String, (u64, f64)>>,
 }
 
 /// The kinds of tokens counted, in `TokenCounts`' terms and the label's.
@@ -126,6 +128,7 @@ impl Default for Metrics {
             tokens: Mutex::default(),
             compactions: Mutex::default(),
             moves: Mutex::default(),
+            by_account: Mutex::default(),
         }
     }
 }
@@ -223,6 +226,16 @@ impl Metrics {
     pub fn compactions(&self, model: &'static str, n: u64) {
         if n > 0 {
             *self.compactions.lock().entry(model).or_default() += n;
+        }
+    }
+
+    /// A turn of `account` answered, and `usd` it cost.
+    pub fn account_turn(&self, account: &str, usd: f64) {
+        let mut by_account = self.by_account.lock();
+        let (turns, cost) = by_account.entry(account.to_string()).or_default();
+        *turns += 1;
+        if usd.is_finite() && usd > 0.0 {
+            *cost += usd;
         }
     }
 
@@ -422,6 +435,32 @@ impl Metrics {
             "Sessions carried to another account (CLAUDE_ACCOUNTS) because theirs had no \
              allowance left, by account.",
         );
+        let by_account = self.by_account.lock();
+        header(
+            &mut out,
+            "claude_cli_api_account_turns_total",
+            "counter",
+            "Claude Code turns answered, by account (CLAUDE_ACCOUNTS; `default` without).",
+        );
+        for (account, (turns, _)) in by_account.iter() {
+            let _ = writeln!(
+                out,
+                "claude_cli_api_account_turns_total{{account=\"{account}\"}} {turns}"
+            );
+        }
+        header(
+            &mut out,
+            "claude_cli_api_account_cost_usd_total",
+            "counter",
+            "What the CLI reported those turns cost, by account.",
+        );
+        for (account, (_, usd)) in by_account.iter() {
+            let _ = writeln!(
+                out,
+                "claude_cli_api_account_cost_usd_total{{account=\"{account}\"}} {usd:.9}"
+            );
+        }
+        drop(by_account);
         for ((from, to), n) in self.moves.lock().iter() {
             let _ = writeln!(
                 out,

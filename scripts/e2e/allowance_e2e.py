@@ -118,4 +118,73 @@ def test_allowance_counts_down_refuses_and_comes_back(ctx):
         fake.close()
 
 
-CLIENT_TESTS = [test_allowance_counts_down_refuses_and_comes_back]
+def test_two_accounts_a_conversation_moves(ctx):
+    """Two logins (CLAUDE_ACCOUNTS), each a CLI configuration directory whose
+    settings.json gives the CLI its own OAuth token; the fake API keeps an
+    allowance per token. New sessions spread; the first account runs out in
+    the middle of a conversation, which goes on on the second, cold, with
+    its history."""
+    Server = type(ctx.main)
+    tokens = {"a": "sk-ant-oat01-e2e-account-a", "b": "sk-ant-oat01-e2e-account-b"}
+    allowances = {tokens["a"]: fake_allowance.Allowance(per_request=0.3, window_secs=600),
+                  tokens["b"]: fake_allowance.Allowance(per_request=0.05, window_secs=600)}
+    fake = fake_anthropic.start(quiet=True, allowance=allowances)
+    root = tempfile.mkdtemp(dir=ctx.tmp)
+    dirs = {}
+    for name, token in tokens.items():
+        dirs[name] = os.path.join(root, name)
+        os.makedirs(dirs[name])
+        with open(os.path.join(dirs[name], "settings.json"), "w") as f:
+            json.dump({"env": {"CLAUDE_CODE_OAUTH_TOKEN": token}}, f)
+    accounts = f"a={dirs['a']},b={dirs['b']}"
+    srv = Server(ctx, "accounts", anthropic_key=None,
+                 extra_env={"CLAUDE_ACCOUNTS": accounts, "ANTHROPIC_BASE_URL": fake.url,
+                            "RATE_LIMIT_PER_SESSION": "0"}).start()
+    try:
+        client = srv.client()
+
+        def ask(text, sid=None):
+            headers = dict(CLAUDE, **({"X-Claude-Session-ID": sid} if sid else {}))
+            raw = client.chat.completions.with_raw_response.create(
+                model="sonnet", messages=[{"role": "user", "content": text}],
+                extra_headers=headers)
+            login = fake.messages_records()[-1]["credential"]
+            return raw.headers, raw.parse().choices[0].message.content, login
+
+        h1, _, login1 = ask("conversation one, turn 1")
+        h2, _, login2 = ask("conversation two, turn 1")
+        sid = h1.get("x-claude-session-id")
+        check((login1, login2) == (tokens["a"][-6:], tokens["b"][-6:]),
+              f"new sessions went to {login1} and {login2}")
+        for n in (2, 3, 4):
+            _, _, login = ask(f"conversation one, turn {n}", sid)
+            check(login == tokens["a"][-6:], f"turn {n} left its account: {login}")
+        try:
+            ask("conversation one, turn 5", sid)
+            raise AssertionError("a spent account answered")
+        except openai.RateLimitError as e:
+            check(e.code == "usage_limit_reached", f"code {e.code!r}")
+            check(e.response.headers.get("retry-after") == "1", dict(e.response.headers))
+        headers, text, login = ask("conversation one, turn 5 again", sid)
+        check(login == tokens["b"][-6:], f"the moved turn asked with {login}")
+        check(headers.get("x-claude-session-id") == sid, dict(headers))
+        check(headers.get("x-claude-warm") == "false", dict(headers))
+        check("turns=" in text and int(text.split("turns=")[1].split()[0]) >= 5,
+              f"the history did not come along: {text}")
+        accounts_now = {a["name"]: a for a in _usage_all(srv)}
+        check(accounts_now["a"]["status"] == "rejected", accounts_now)
+        print(f"      moved: {text[:60]}", flush=True)
+    finally:
+        check(srv.stop() == 0, "server did not exit 0")
+        fake.close()
+
+
+def _usage_all(srv):
+    rq = urllib.request.Request(srv.url("/v1/usage"),
+                                headers={"Authorization": f"Bearer {API_KEY}"})
+    with urllib.request.urlopen(rq, timeout=30) as r:
+        return json.load(r)["accounts"]
+
+
+CLIENT_TESTS = [test_allowance_counts_down_refuses_and_comes_back,
+                test_two_accounts_a_conversation_moves]

@@ -429,7 +429,8 @@ class FakeAnthropic(RecordingFake):
     def __init__(self, port=0, marker=DEFAULT_MARKER, bad_prefix=DEFAULT_BAD_PREFIX,
                  slow_delay=0.25, slow_chunks=60, quiet=False, dump_dir=None, allowance=None):
         self.marker = marker
-        # A fake_allowance.Allowance to count down (None: no allowance headers).
+        # A fake_allowance.Allowance to count down (None: no allowance
+        # headers), or a dict of them by credential (one login each).
         self.allowance = allowance
         self.dump_dir = dump_dir
         self.bad_prefix = bad_prefix
@@ -579,8 +580,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(401, {"type": "error", "error": {
                 "type": "authentication_error", "message": "invalid x-api-key"}})
             return
-        if self.owner.allowance is not None:
-            refused, self.allowance_headers = self.owner.allowance.spend()
+        allowance = self.owner.allowance
+        if isinstance(allowance, dict):
+            allowance = allowance.get(key)
+        rec["credential"] = key[-6:]
+        if allowance is not None:
+            refused, self.allowance_headers = allowance.spend()
             rec["allowance"] = self.allowance_headers.get(
                 "anthropic-ratelimit-unified-status")
             if refused:

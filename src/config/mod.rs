@@ -97,6 +97,9 @@ pub struct Config {
     pub claude_work_dir: PathBuf,
     /// The logins sessions are spread over (one, unnamed, by default).
     pub accounts: Vec<Account>,
+    /// Keys whose sessions may run only on some accounts (`API_KEYS`
+    /// entries `key=account+account`).
+    pub key_accounts: Vec<(Secret, Vec<String>)>,
     pub claude_max_retries: u32,
     pub claude_skip_permissions: bool,
     /// Time between SIGTERM and SIGKILL for a child that must stop.
@@ -147,6 +150,15 @@ fn child_env_forbidden(name: &str) -> bool {
 }
 
 impl Config {
+    /// The accounts `key`'s sessions may run on (`None`: any).
+    pub fn accounts_for(&self, key: Option<&Secret>) -> Option<&[String]> {
+        let key = key?;
+        self.key_accounts
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, names)| names.as_slice())
+    }
+
     pub fn from_env() -> Result<Config, Vec<ConfigError>> {
         Self::from_vars(std::env::vars())
     }
@@ -192,14 +204,29 @@ impl Config {
             }
         };
 
+        let accounts = read_accounts(&mut r);
         let mut api_keys: Vec<Secret> = Vec::new();
-        for key in r
+        let mut key_accounts: Vec<(Secret, Vec<String>)> = Vec::new();
+        for entry in r
             .raw("API_KEY")
             .map(|k| vec![k.to_string()])
             .unwrap_or_default()
             .into_iter()
             .chain(r.list("API_KEYS"))
         {
+            // `sk-cca-…=work+personal`: the key's sessions go only there.
+            let (key, limited) = match entry.split_once('=') {
+                Some((key, names)) => (
+                    key.to_string(),
+                    Some(
+                        names
+                            .split('+')
+                            .map(|n| n.trim().to_string())
+                            .collect::<Vec<_>>(),
+                    ),
+                ),
+                None => (entry, None),
+            };
             if !key.starts_with("sk-cca-") || key.len() < 16 {
                 let masked = mask_key(&key);
                 r.fail(
@@ -212,6 +239,21 @@ impl Config {
                 continue;
             }
             let key = Secret::new(key);
+            if let Some(names) = limited {
+                let unknown = names
+                    .iter()
+                    .find(|n| !accounts.iter().any(|a| &a.name == *n));
+                if let Some(unknown) = unknown {
+                    r.fail(
+                        "API_KEYS",
+                        format!(
+                            "key {} names account {unknown:?}, which CLAUDE_ACCOUNTS does not",
+                            mask_key(key.expose())
+                        ),
+                    );
+                }
+                key_accounts.push((key.clone(), names));
+            }
             if !api_keys.contains(&key) {
                 api_keys.push(key);
             }
@@ -331,7 +373,8 @@ impl Config {
             max_session_age: r.millis("MAX_SESSION_AGE_MS", 86_400_000, 1_000),
             session_cleanup_interval: r.millis("SESSION_CLEANUP_INTERVAL_MS", 60_000, 100),
             claude_work_dir,
-            accounts: read_accounts(&mut r),
+            accounts: accounts.clone(),
+            key_accounts,
             claude_max_retries: r.number("CLAUDE_MAX_RETRIES", 2, 0, 20) as u32,
             claude_skip_permissions: r.bool("CLAUDE_SKIP_PERMISSIONS", false),
             kill_grace: r.millis("CLAUDE_KILL_GRACE_MS", 5_000, 0),

@@ -132,3 +132,49 @@ fn waiting_turns_leave_each_key_a_slot() {
         (3, 3)
     );
 }
+
+#[test]
+fn accounts_and_keys_limited_to_them() {
+    let c = parse(&[]).unwrap();
+    assert_eq!(c.accounts.len(), 1);
+    assert_eq!(
+        (c.accounts[0].name.as_str(), &c.accounts[0].config_dir),
+        (DEFAULT_ACCOUNT, &None)
+    );
+    let c = parse(&[
+        (
+            "CLAUDE_ACCOUNTS",
+            "work=/srv/claude/work, personal=/srv/claude/me",
+        ),
+        (
+            "API_KEYS",
+            "sk-cca-team-0123456789=work,sk-cca-me-01234567890=work+personal",
+        ),
+    ])
+    .unwrap();
+    let names: Vec<&str> = c.accounts.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["work", "personal"]);
+    assert_eq!(
+        c.accounts[1].config_dir.as_deref(),
+        Some(std::path::Path::new("/srv/claude/me"))
+    );
+    assert_eq!(c.api_keys.len(), 2, "the limits are not part of the keys");
+    let team = Secret::new("sk-cca-team-0123456789".to_string());
+    assert_eq!(c.accounts_for(Some(&team)), Some(&["work".to_string()][..]));
+    assert_eq!(c.accounts_for(None), None);
+    for (var, value) in [
+        ("CLAUDE_ACCOUNTS", "work"),
+        ("CLAUDE_ACCOUNTS", "work=relative/dir"),
+        ("CLAUDE_ACCOUNTS", "a b=/x"),
+        ("CLAUDE_ACCOUNTS", "w=/x,w=/y"),
+    ] {
+        let errors = parse(&[(var, value)]).unwrap_err();
+        assert!(errors.iter().any(|e| e.var == var), "{value}: {errors:?}");
+    }
+    let errors = parse(&[
+        ("CLAUDE_ACCOUNTS", "work=/srv/w"),
+        ("API_KEYS", "sk-cca-team-0123456789=play"),
+    ])
+    .unwrap_err();
+    assert!(errors.iter().any(|e| e.var == "API_KEYS"), "{errors:?}");
+}

@@ -40,11 +40,16 @@ impl Accounts {
     }
 
     fn start(&self, records: PathBuf) -> Warm {
-        let settings = [
+        self.start_with(records, &[])
+    }
+
+    fn start_with(&self, records: PathBuf, extra: &[(&str, &str)]) -> Warm {
+        let mut settings = vec![
             ("CLAUDE_ACCOUNTS", self.list.as_str()),
             ("STATE_DIR", self.state.as_str()),
             ("CLAUDE_WORK_DIR", self.work.as_str()),
         ];
+        settings.extend_from_slice(extra);
         Warm::start_on(records, &settings, |_| {})
     }
 
@@ -117,6 +122,20 @@ fn sessions_spread_over_accounts_and_stay_on_theirs() {
         .collect();
     assert_eq!(names, ["a", "b"]);
     assert_eq!(usage["accounts"][0]["status"], "allowed_warning");
+    // Turns counted by account (the turn is counted once its answer is out).
+    let counted = |scrape: &str| {
+        ["a", "b"].map(|a| {
+            let series = format!("claude_cli_api_account_turns_total{{account=\"{a}\"}} 2");
+            scrape.contains(&series)
+        })
+    };
+    assert!(
+        wait_until(std::time::Duration::from_secs(5), || counted(
+            &get(w.addr(), "/metrics").text()
+        ) == [true, true]),
+        "{}",
+        get(w.addr(), "/metrics").text()
+    );
     w.finish();
 
     // A restart: each session still runs on its own account.
@@ -174,5 +193,41 @@ fn a_session_moves_with_its_transcript_when_its_account_runs_out() {
         (250..=305).contains(&wait),
         "Retry-After {wait}: the earliest reset is b's"
     );
+    w.finish();
+}
+
+#[test]
+fn a_key_limited_to_an_account_stays_there() {
+    const ALICE: &str = "sk-cca-alice-1234567890";
+    const BOB: &str = "sk-cca-bob-0987654321";
+    let accounts = Accounts::new("accounts-keys");
+    let keys = format!("{ALICE}=b,{BOB}");
+    let w = accounts.start_with(
+        temp_dir("accounts-keys-records"),
+        &[("API_KEYS", keys.as_str())],
+    );
+    let alice = format!("Bearer {ALICE}");
+    let bob = format!("Bearer {BOB}");
+    let ask = |auth: &str, text: &str| {
+        let headers = [CLAUDE, ("Authorization", auth)];
+        let body = json!({"model": "sonnet", "messages": [{"role": "user", "content": text}]});
+        chat(w.addr(), &headers, &body.to_string())
+    };
+    for n in 1..=2 {
+        let text = format!("alice {n}");
+        assert_eq!(ask(&alice, &text).status, 200);
+        assert_eq!(ran_on(&w, &text, &accounts), "b", "alice's session {n}");
+    }
+    // Bob goes where the fewest sessions are.
+    assert_eq!(ask(&bob, "bob 1").status, 200);
+    assert_eq!(ran_on(&w, "bob 1", &accounts), "a");
+    // b spent: Alice is refused, though a has room; Bob is not.
+    accounts.limit("b", "rejected", 600);
+    assert_eq!(ask(&alice, "alice 3").status, 429);
+    let r = ask(&alice, "alice 4");
+    assert_eq!(r.status, 429, "{}", r.text());
+    assert!(r.header("Retry-After").unwrap().parse::<u64>().unwrap() > 500);
+    assert_eq!(ask(&bob, "bob 2").status, 200);
+    assert_eq!(ran_on(&w, "bob 2", &accounts), "a");
     w.finish();
 }

@@ -230,3 +230,41 @@ fn version_help_and_unknown_flags() {
         "{err}"
     );
 }
+
+#[test]
+fn each_account_gets_a_row() {
+    let root = temp_dir("check-accounts");
+    let (work, personal, missing) = (root.join("work"), root.join("personal"), root.join("gone"));
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::create_dir_all(&personal).unwrap();
+    let token = "sk-ant-oat01-check0account0token123";
+    let settings = format!(r#"{{"env": {{"CLAUDE_CODE_OAUTH_TOKEN": "{token}"}}}}"#);
+    std::fs::write(work.join("settings.json"), settings).unwrap();
+    std::fs::write(root.join("gone"), "a file, not a directory").unwrap();
+    let accounts = format!(
+        "work={},personal={},gone={}",
+        work.display(),
+        personal.display(),
+        missing.join("x").display()
+    );
+    let (_, out, err) = run(
+        &["--check"],
+        &[("CLAUDE_PATH", FAKE_CLI), ("CLAUDE_ACCOUNTS", &accounts)],
+    );
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("account ")).collect();
+    assert_eq!(rows.len(), 3, "{out}{err}");
+    assert!(
+        rows[0].contains(" ok ") && rows[0].contains("work="),
+        "{out}"
+    );
+    assert!(rows[0].contains("sk-ant-****"), "{out}");
+    assert!(
+        rows[1].contains(" warn ") && rows[1].contains("no login of its own"),
+        "{out}"
+    );
+    assert!(
+        rows[2].contains(" FAIL ") && rows[2].contains("gone="),
+        "{out}"
+    );
+    assert!(!out.contains(token), "{out}");
+}

@@ -23,15 +23,17 @@ pub(in crate::claude) fn refused(refusal: Refusal) -> ApiError {
     }
 }
 
-/// The account a new session goes to.
+/// The account a new session goes to, of those `allowed` (the key's; all
+/// when `None`).
 pub(in crate::claude) fn place(
     backend: &ClaudeBackend,
+    allowed: Option<&[String]>,
     live: impl Fn(&str, bool) -> usize,
 ) -> Result<String, ApiError> {
     let first = first_name(backend);
     backend
         .allowances
-        .place(None, |name| live(name, name == first))
+        .place(allowed, |name| live(name, name == first))
         .map_err(|refusal| {
             count(backend, &refusal);
             refused(refusal)
@@ -44,6 +46,7 @@ pub(in crate::claude) fn place(
 pub(in crate::claude) fn keep_or_move(
     backend: &ClaudeBackend,
     lease: &SessionLease,
+    allowed: Option<&[String]>,
     live: impl Fn(&str, bool) -> usize,
 ) -> Result<(String, bool), ApiError> {
     let first = first_name(backend);
@@ -51,7 +54,7 @@ pub(in crate::claude) fn keep_or_move(
     let Some(refusal) = backend.allowances.of(&own).refusal() else {
         return Ok((own, false));
     };
-    let other = match backend.allowances.place(None, |n| live(n, n == first)) {
+    let other = match backend.allowances.place(allowed, |n| live(n, n == first)) {
         Ok(other) if other != own => other,
         _ => {
             count(backend, &refusal);

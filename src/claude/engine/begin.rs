@@ -28,7 +28,10 @@ pub(in crate::claude) fn begin(
     }
     let store = backend.sessions()?;
     let live = |name: &str, first: bool| store.live_on(name, first);
-    let place = || accounts::place(backend, live);
+    let allowed = backend
+        .config
+        .accounts_for(request.incoming.api_key.as_ref());
+    let place = || accounts::place(backend, allowed, live);
     let first_account = backend
         .config
         .accounts
@@ -64,7 +67,7 @@ pub(in crate::claude) fn begin(
     let (account, moved) = if lease.created() {
         (lease.account().unwrap_or_default(), false)
     } else {
-        accounts::keep_or_move(backend, &lease, live)?
+        accounts::keep_or_move(backend, &lease, allowed, live)?
     };
     let candidate = match spare {
         Some(spare) => Some(spare),

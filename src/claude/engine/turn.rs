@@ -50,6 +50,8 @@ pub(in crate::claude) struct Turn {
     allowance: Arc<Allowance>,
     /// Every login's, to tell whether another one could take the session.
     allowances: Arc<Allowances>,
+    /// The accounts this request's key may use (`None`: any).
+    allowed_accounts: Option<Vec<String>>,
     /// The `--model` value: what the turn's cost is counted under.
     cli_model: &'static str,
     /// Whether the client still waits for the answer (see `watching`).
@@ -168,6 +170,10 @@ impl Turn {
             metrics: backend.metrics.clone(),
             allowance: backend.allowances.of(account),
             allowances: backend.allowances.clone(),
+            allowed_accounts: backend
+                .config
+                .accounts_for(incoming.api_key.as_ref())
+                .map(<[String]>::to_vec),
             cli_model: chat.cli_model,
             client,
             client_seen: Instant::now(),
@@ -222,6 +228,8 @@ impl Turn {
     pub(in crate::claude) fn conclude(mut self) -> Concluded {
         self.note_allowance();
         let cost = self.note_answer();
+        let usd = cost.as_ref().map_or(0.0, |c| c.usd);
+        self.metrics.account_turn(&self.facts.account, usd);
         if self.run.adapter.paused() {
             self.wait_for_results();
             return Concluded {
@@ -285,10 +293,6 @@ impl Turn {
         })
     }
 
-    /// A failed turn: its child is kept warm if it ended the turn cleanly
-    /// (an interrupted turn does), else closed; and no registry entry is
-    /// left for a session the client never learnt about, nor for one the
-    /// CLI says does not exist.
     /// What the CLI reported of the login's allowance, told to it.
     pub(in crate::claude) fn note_allowance(&mut self) {
         if let Some(info) = self.run.adapter.take_rate_limit() {
@@ -303,7 +307,8 @@ impl Turn {
         match error {
             ApiError::UsageLimitReached { .. } => {
                 let refusal = self.allowance.refused();
-                let placed = self.allowances.place(None, |_| 0);
+                let allowed = self.allowed_accounts.as_deref();
+                let placed = self.allowances.place(allowed, |_| 0);
                 ApiError::UsageLimitReached {
                     window: refusal.window,
                     resets_at: refusal.resets_at,
@@ -314,6 +319,10 @@ impl Turn {
         }
     }
 
+    /// A failed turn: its child is kept warm if it ended the turn cleanly
+    /// (an interrupted turn does), else closed; and no registry entry is
+    /// left for a session the client never learnt about, nor for one the
+    /// CLI says does not exist.
     pub(in crate::claude) fn settle_error(mut self, error: ApiError) -> ApiError {
         let error = self.with_allowance(error);
         self.record_cost();
