@@ -42,6 +42,19 @@ def _five_hour(srv):
     return windows.get("five_hour") or {}
 
 
+def _refused(client, text, sid):
+    """A turn of session `sid` that must be refused for the allowance: its
+    Retry-After."""
+    try:
+        client.chat.completions.create(
+            model="sonnet", messages=[{"role": "user", "content": text}],
+            extra_headers=dict(CLAUDE, **{"X-Claude-Session-ID": sid}))
+    except openai.RateLimitError as e:
+        check(e.code == "usage_limit_reached", f"code {e.code!r}")
+        return int(e.response.headers.get("retry-after", "0"))
+    raise AssertionError(f"{text!r}: a spent allowance was not refused")
+
+
 def test_allowance_counts_down_refuses_and_comes_back(ctx):
     Server = type(ctx.main)  # run_e2e's, which runs this
     allowance = fake_allowance.Allowance(per_request=0.4, warn_at=0.75, window_secs=8)
@@ -66,25 +79,12 @@ def test_allowance_counts_down_refuses_and_comes_back(ctx):
         check([u for _, u in seen] == [0.4, 0.8, 1.0], f"utilization per turn: {seen}")
 
         before = len(fake.messages_records())
-        try:
-            client.chat.completions.create(
-                model="sonnet", messages=[{"role": "user", "content": "spend 4"}],
-                extra_headers=dict(CLAUDE, **{"X-Claude-Session-ID": sid}))
-            raise AssertionError("a spent allowance was not refused")
-        except openai.RateLimitError as e:
-            check(e.code == "usage_limit_reached", f"code {e.code!r}")
-            wait = int(e.response.headers.get("retry-after", "0"))
-            check(1 <= wait <= 11, f"Retry-After {wait}")
-            refused_at = time.monotonic()
+        wait = _refused(client, "spend 4", sid)
+        check(1 <= wait <= 11, f"Retry-After {wait}")
+        refused_at = time.monotonic()
         check(_five_hour(srv).get("status") == "rejected", _usage(srv))
         asked = len(fake.messages_records())
-        try:
-            client.chat.completions.create(
-                model="sonnet", messages=[{"role": "user", "content": "spend 5"}],
-                extra_headers=dict(CLAUDE, **{"X-Claude-Session-ID": sid}))
-            raise AssertionError("a refused allowance admitted a turn")
-        except openai.RateLimitError as e:
-            check(e.code == "usage_limit_reached", f"code {e.code!r}")
+        _refused(client, "spend 5", sid)
         check(len(fake.messages_records()) == asked,
               "a turn refused at once still reached the API")
         print(f"      the refused turn asked the API {asked - before} time(s); "

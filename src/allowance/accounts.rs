@@ -58,15 +58,15 @@ impl Allowances {
 
     /// The account a new session goes to, of those `allowed` (all when
     /// `None`), given each one's live sessions; or, when every one is
-    /// refusing, the refusal that ends first.
+    /// refusing, the refusal that ends first, and whose it is.
     pub fn place(
         &self,
         allowed: Option<&[String]>,
         live: impl Fn(&str) -> usize,
-    ) -> Result<String, Refusal> {
+    ) -> Result<String, (String, Refusal)> {
         let now = now_secs();
         let mut best: Option<(f64, usize, &str)> = None;
-        let mut earliest: Option<Refusal> = None;
+        let mut earliest: Option<(String, Refusal)> = None;
         for (name, allowance) in &self.accounts {
             if allowed.is_some_and(|names| !names.contains(name)) {
                 continue;
@@ -75,9 +75,9 @@ impl Allowances {
             if let Some(refusal) = refusal_at(&known, now) {
                 if earliest
                     .as_ref()
-                    .is_none_or(|e| refusal.resets_at < e.resets_at)
+                    .is_none_or(|(_, e)| refusal.resets_at < e.resets_at)
                 {
-                    earliest = Some(refusal);
+                    earliest = Some((name.clone(), refusal));
                 }
                 continue;
             }
@@ -100,11 +100,14 @@ impl Allowances {
         }
         match (best, earliest) {
             (Some((_, _, name)), _) => Ok(name.to_string()),
-            (None, Some(refusal)) => Err(refusal),
-            (None, None) => Err(Refusal {
-                window: "none".into(),
-                resets_at: now,
-            }),
+            (None, Some(refused)) => Err(refused),
+            (None, None) => Err((
+                String::new(),
+                Refusal {
+                    window: "none".into(),
+                    resets_at: now,
+                },
+            )),
         }
     }
 

@@ -177,7 +177,8 @@ fn a_new_session_goes_where_most_allowance_is_left_never_where_none_is() {
     all.of("c").note(&report("rejected", 1.0, 300));
     assert_eq!(all.place(None, |_| 0).unwrap(), "a");
     all.of("a").note(&report("rejected", 1.0, 600));
-    let refusal = all.place(None, |_| 0).unwrap_err();
+    let (account, refusal) = all.place(None, |_| 0).unwrap_err();
+    assert_eq!(account, "c");
     assert!(refusal.resets_at <= now_secs() + 300);
     // Each account keeps its own file.
     assert!(dir.join("allowance-b.json").is_file());

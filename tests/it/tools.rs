@@ -305,9 +305,14 @@ fn results_that_come_too_late_still_continue_their_conversation() {
     let call = message["tool_calls"][0].clone();
     let pid = w.runs()[0].pid;
     // The call is answered with an error once the wait is over.
-    assert!(wait_until(Duration::from_secs(10), || {
-        mcp_record(&w, pid)["calls"][0]["answer"]["result"]["isError"] == true
-    }));
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            mcp_record(&w, pid)["calls"][0]["answer"]["result"]["isError"] == true
+        }),
+        "{} {}",
+        mcp_record(&w, pid),
+        get(w.addr(), "/health").text()
+    );
     let text = mcp_record(&w, pid)["calls"][0]["answer"]["result"]["content"][0]["text"].clone();
     assert!(text.as_str().unwrap().contains("in time"), "{text}");
     // The session is free again, and its process was kept.

@@ -34,8 +34,8 @@ pub(in crate::claude) fn place(
     backend
         .allowances
         .place(allowed, |name| live(name, name == first))
-        .map_err(|refusal| {
-            count(backend, &refusal);
+        .map_err(|(account, refusal)| {
+            backend.allowances.of(&account).count_refusal(&refusal);
             refused(refusal)
         })
 }
@@ -54,10 +54,17 @@ pub(in crate::claude) fn keep_or_move(
     let Some(refusal) = backend.allowances.of(&own).refusal() else {
         return Ok((own, false));
     };
+    let own_allowance = backend.allowances.of(&own);
     let other = match backend.allowances.place(allowed, |n| live(n, n == first)) {
         Ok(other) if other != own => other,
+        // Every account refusing: the turn may come back when the first of
+        // them resets (it moves there then).
+        Err((_, sooner)) if sooner.resets_at < refusal.resets_at => {
+            own_allowance.count_refusal(&refusal);
+            return Err(refused(sooner));
+        }
         _ => {
-            count(backend, &refusal);
+            own_allowance.count_refusal(&refusal);
             return Err(refused(refusal));
         }
     };
@@ -72,7 +79,7 @@ pub(in crate::claude) fn keep_or_move(
             serde_json::json!({"event": "session_not_moved", "session_id": lease.id().as_str(),
                 "from": own, "to": other, "why": e.to_string()})
         );
-        count(backend, &refusal);
+        own_allowance.count_refusal(&refusal);
         return Err(refused(refusal));
     }
     lease.move_to(&other);
@@ -83,13 +90,6 @@ pub(in crate::claude) fn keep_or_move(
             "from": own, "to": other, "window": refusal.window})
     );
     Ok((other, true))
-}
-
-fn count(backend: &ClaudeBackend, refusal: &Refusal) {
-    // Counted on the first account that refused it: the one asked.
-    if let Some(first) = backend.config.accounts.first() {
-        backend.allowances.of(&first.name).count_refusal(refusal);
-    }
 }
 
 fn first_name(backend: &ClaudeBackend) -> String {

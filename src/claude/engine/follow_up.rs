@@ -13,7 +13,7 @@ use std::time::Instant;
 use crate::metrics::TurnEnd;
 
 use crate::claude::engine::cold_start::warm_or_cold;
-use crate::claude::engine::give_up::finish_unheard;
+use crate::claude::engine::give_up::{finish_unheard, Cut};
 use crate::claude::engine::turn::{watch_client, Took, Turn};
 use crate::claude::engine::waiting::Waiting;
 use crate::claude::request::history::HistoryHasher;
@@ -85,7 +85,7 @@ pub(in crate::claude) fn carry_on(
             }
         }
     }
-    let run = finish_unheard(process, deadline, NOT_RUN, false);
+    let run = finish_unheard(process, deadline, NOT_RUN, Cut::Never);
     backend.metrics.turn_ended(TurnEnd::Interrupted);
     // The waiting turn heard the results: the CLI gets the question alone.
     let asked = chat.question_only();

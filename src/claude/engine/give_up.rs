@@ -18,17 +18,33 @@ use crate::claude::reading::adapter::Adapter;
 use crate::metrics::{GiveUp, Metrics, TurnEnd};
 
 const TOO_LATE: &str = "The client did not send this tool's result in time.";
+
+/// How long a turn given up in the background waits for its CLI to take in
+/// the declined calls' errors before it is interrupted.
+const HEARD_WAIT: Duration = Duration::from_secs(2);
+
+/// When the CLI's turn is cut short, once its calls are declined.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(in crate::claude) enum Cut {
+    /// Not at all: its model answers the errors, unheard.
+    Never,
+    /// At once: its process is needed now.
+    Now,
+    /// Once its model starts answering the errors (so the errors, not an
+    /// interrupt, are what its transcript keeps), or after `HEARD_WAIT`.
+    OnceHeard,
+}
 const GIVEN_UP: &str = "The client's result for this tool did not come before the server \
      needed this process for other work.";
 
 /// Answers the waiting calls (and any the model makes meanwhile) with the
 /// error `why`, and reads the CLI's turn to its end with nobody listening,
-/// interrupting it first when `interrupt`.
+/// cut short as `cut` says.
 pub(in crate::claude) fn finish_unheard(
     mut process: CliProcess,
     deadline: Instant,
     why: &str,
-    interrupt: bool,
+    cut: Cut,
 ) -> CliRun {
     if let Some(bridge) = &process.bridge {
         bridge.decline_all(why);
@@ -38,7 +54,19 @@ pub(in crate::claude) fn finish_unheard(
     let adapter = Adapter::new(String::new(), 0, String::new(), false).without_events();
     let mut run = CliRun::new(process, adapter);
     if resumed {
-        if interrupt {
+        if cut == Cut::OnceHeard {
+            // The errors travel through the bridge, the interrupt straight
+            // to stdin: an interrupt first would leave the calls rejected
+            // instead of answered.
+            let until = Instant::now() + HEARD_WAIT;
+            while !run.adapter.started() && !run.adapter.over() {
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() || matches!(run.step_within(left), Some(Progress::Ended)) {
+                    break;
+                }
+            }
+        }
+        if cut != Cut::Never {
             run.client_gone();
         }
         while let Progress::Events(_) = run.step() {}
@@ -75,7 +103,7 @@ pub(in crate::claude) fn give_up_now(waiting: Waiting, grace: Duration, metrics:
     let Waiting { process, lease, .. } = waiting;
     // Its results may come while it ends: they wait for the session.
     lease.answered();
-    let run = finish_unheard(process, Instant::now() + grace, GIVEN_UP, true);
+    let run = finish_unheard(process, Instant::now() + grace, GIVEN_UP, Cut::Now);
     metrics.turn_ended(TurnEnd::Interrupted);
     metrics.gave_up(GiveUp::Pressure);
     run.into_process().close();
@@ -108,7 +136,7 @@ pub(in crate::claude) fn retire(
         .stack_size(256 * 1024)
         .spawn(move || {
             let Waiting { process, lease, .. } = waiting;
-            let run = finish_unheard(process, Instant::now() + grace, why, true);
+            let run = finish_unheard(process, Instant::now() + grace, why, Cut::OnceHeard);
             metrics.turn_ended(TurnEnd::Interrupted);
             put_away(&warm, run);
             drop(lease);
