@@ -15,13 +15,12 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::claude::child::output::{LineRead, StderrHead, StderrReader, StdoutLines};
+use crate::claude::child::output::{LineRead, StderrReader, StdoutLines};
 use crate::claude::child::settings::{answer_of, changes, Setting, Settings};
 pub use crate::claude::child::shape::Shape;
 use crate::claude::child::slots::Slot;
 use crate::claude::child::spawn::{spawn, Process};
 use crate::claude::child::stdin::{interrupter, write_line, Stdin};
-use crate::claude::reading::redact::redact;
 use crate::claude::request::prompt::Invocation;
 use crate::claude::tools::{Bridge, ToolSpec};
 use crate::config::Config;
@@ -381,111 +380,11 @@ impl CliProcess {
             watch.interrupt(reason);
         }
     }
-
-    /// Closes stdin: a warm child exits once it sees that.
-    pub fn send_eof(&mut self) {
-        self.stdin.lock().take();
-    }
-
-    /// EOF on stdin, then whatever the child still writes is read and
-    /// dropped while it exits (stopped if it takes longer than
-    /// [`EXIT_AFTER_EOF`]); then it is reaped.
-    pub fn close(mut self) {
-        self.reap();
-    }
-
-    /// [`CliProcess::close`], keeping what stderr said and why the child
-    /// was stopped, for a run that failed.
-    pub fn reap(&mut self) -> Reaped {
-        if self.reaped {
-            return Reaped::default();
-        }
-        self.stdin.lock().take();
-        if let Some(watch) = &self.watch {
-            watch.deadline_by(Instant::now() + EXIT_AFTER_EOF);
-        }
-        while self.read_on() {}
-        // Stdout closed: a child blocked on a full pipe gets EPIPE instead
-        // of holding us. The stderr thread, which may stop the child, is
-        // done before `wait`, and the watch goes only after it, so the
-        // supervisor never signals a reaped group.
-        self.lines = None;
-        let stderr = self
-            .stderr
-            .take()
-            .map(StderrReader::finish)
-            .unwrap_or_default();
-        let exit_code = self.child.wait().ok().flatten();
-        self.reaped = true;
-        let reason = self.watch.take().and_then(|watch| watch.reason());
-        self.log_exit(exit_code, &stderr.text);
-        Reaped {
-            stderr,
-            exit_code,
-            reason,
-        }
-    }
-
-    /// Reads and drops one more line; false once stdout has ended (or went
-    /// over its limit).
-    fn read_on(&mut self) -> bool {
-        if self.stderr_flooded() {
-            return false;
-        }
-        match self.next_line() {
-            LineRead::Line(_) => true,
-            LineRead::OverLimit => {
-                self.stop(StopReason::OutputLimit);
-                false
-            }
-            LineRead::Eof | LineRead::Error(_) => false,
-        }
-    }
-
-    fn log_exit(&self, exit_code: Option<i32>, stderr: &str) {
-        if !stderr.is_empty() {
-            log::warn!(
-                "{}",
-                serde_json::json!({
-                    "event": "cli_stderr",
-                    "request_id": self.request_id,
-                    "exit_code": exit_code,
-                    "stderr": redact(stderr),
-                })
-            );
-        }
-        log::debug!(
-            "{}",
-            serde_json::json!({"event": "cli_exit", "request_id": self.request_id,
-                "exit_code": exit_code, "turns": self.turns,
-                "ms": self.started.elapsed().as_millis() as u64})
-        );
-    }
 }
 
-impl Drop for CliProcess {
-    /// A child abandoned without `close` (a panic on the way, an error path
-    /// that gives up on it) must not be left behind: kill its group and
-    /// reap it. The stderr thread ends with the pipe.
-    fn drop(&mut self) {
-        if !self.reaped {
-            if let Some(watch) = &self.watch {
-                watch.kill_now();
-            }
-            self.lines = None;
-            self.stdin.lock().take();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// How a child ended.
-#[derive(Default)]
-pub struct Reaped {
-    pub stderr: StderrHead,
-    pub exit_code: Option<i32>,
-    pub reason: Option<StopReason>,
-}
+#[path = "process_end.rs"]
+mod end;
+pub use end::Reaped;
 
 /// Writes `text` to `path`, readable by the server's user only.
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
