@@ -17,6 +17,7 @@ pub mod claude;
 #[cfg(test)]
 mod client_fixtures_tests;
 pub mod client_words;
+pub mod clock;
 pub mod config;
 pub mod dialect;
 pub mod dirs;

@@ -15,7 +15,7 @@ use crate::http::{Incoming, Reply};
 /// `GET /v1/sessions`.
 pub fn list(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
     let sessions = app.claude.list_sessions(rq.api_key.as_ref())?;
-    let first = first_account(app);
+    let first = app.config.first_account();
     let data: Vec<Value> = sessions.iter().map(|s| render(s, first)).collect();
     Ok(Reply::json(200, &json!({"object": "list", "data": data})))
 }
@@ -24,7 +24,10 @@ pub fn list(app: &App, rq: &Incoming) -> Result<Reply, ApiError> {
 pub fn retrieve(app: &App, rq: &Incoming, id: &str) -> Result<Reply, ApiError> {
     let id = SessionId::parse(id)?;
     let session = app.claude.session(&id, rq.api_key.as_ref())?;
-    Ok(Reply::json(200, &render(&session, first_account(app))))
+    Ok(Reply::json(
+        200,
+        &render(&session, app.config.first_account()),
+    ))
 }
 
 /// `DELETE /v1/sessions/{id}`: 409 `session_busy` while a turn is in
@@ -34,11 +37,6 @@ pub fn delete(app: &App, rq: &Incoming, id: &str) -> Result<Reply, ApiError> {
     app.claude.delete_session(&id, rq.api_key.as_ref())?;
     let body = json!({"id": id.as_str(), "object": "session", "deleted": true});
     Ok(Reply::json(200, &body))
-}
-
-/// The account of sessions recorded without one.
-fn first_account(app: &App) -> &str {
-    app.config.accounts.first().map_or("", |a| a.name.as_str())
 }
 
 fn render(session: &SessionStatus, first_account: &str) -> Value {

@@ -19,7 +19,6 @@ mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -85,19 +84,8 @@ pub struct Allowance {
     file: Option<PathBuf>,
 }
 
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+use crate::clock::unix_millis as now_ms;
+pub use crate::clock::unix_secs as now_secs;
 
 impl Allowance {
     /// Nothing known, kept nowhere.

@@ -150,6 +150,14 @@ fn child_env_forbidden(name: &str) -> bool {
 }
 
 impl Config {
+    /// The first account named: the spares' and that of the sessions
+    /// recorded before accounts were.
+    pub fn first_account(&self) -> &str {
+        self.accounts
+            .first()
+            .map_or(DEFAULT_ACCOUNT, |a| a.name.as_str())
+    }
+
     /// The accounts `key`'s sessions may run on (`None`: any).
     pub fn accounts_for(&self, key: Option<&Secret>) -> Option<&[String]> {
         let key = key?;

@@ -17,7 +17,6 @@ mod store;
 mod tools;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
@@ -54,10 +53,7 @@ struct Keep {
 
 impl ResponsesTurn {
     fn new(translated: &Translated, model: String, keep: Option<Keep>) -> ResponsesTurn {
-        let created_at = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let created_at = crate::clock::unix_secs();
         ResponsesTurn {
             meta: ResponseMeta {
                 id: format!("resp_{}", uuid::Uuid::new_v4().simple()),

@@ -10,7 +10,6 @@ use std::fs::{self, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
@@ -21,13 +20,7 @@ const FILE: &str = "responses.jsonl";
 /// its session is not).
 const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Seconds since the epoch, now.
-pub fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub use crate::clock::unix_secs as now_secs;
 
 /// Appends response `id`, kept at `at`, to its session's file.
 pub fn append(root: &Path, id: &str, at: u64, stored: &Stored) {

@@ -30,7 +30,7 @@ pub(in crate::claude) fn place(
     allowed: Option<&[String]>,
     live: impl Fn(&str, bool) -> usize,
 ) -> Result<String, ApiError> {
-    let first = first_name(backend);
+    let first = backend.config.first_account();
     backend
         .allowances
         .place(allowed, |name| live(name, name == first))
@@ -49,8 +49,8 @@ pub(in crate::claude) fn keep_or_move(
     allowed: Option<&[String]>,
     live: impl Fn(&str, bool) -> usize,
 ) -> Result<(String, bool), ApiError> {
-    let first = first_name(backend);
-    let own = lease.account().unwrap_or_else(|| first.clone());
+    let first = backend.config.first_account();
+    let own = of_session(backend, lease);
     let Some(refusal) = backend.allowances.of(&own).refusal() else {
         return Ok((own, false));
     };
@@ -92,13 +92,12 @@ pub(in crate::claude) fn keep_or_move(
     Ok((other, true))
 }
 
-fn first_name(backend: &ClaudeBackend) -> String {
-    backend
-        .config
-        .accounts
-        .first()
-        .map(|a| a.name.clone())
-        .unwrap_or_default()
+/// The account `lease`'s session runs on (one recorded without: the
+/// first).
+pub(in crate::claude) fn of_session(backend: &ClaudeBackend, lease: &SessionLease) -> String {
+    lease
+        .account()
+        .unwrap_or_else(|| backend.config.first_account().to_string())
 }
 
 /// The account named `name`.

@@ -32,11 +32,7 @@ pub(in crate::claude) fn begin(
         .config
         .accounts_for(request.incoming.api_key.as_ref());
     let place = || accounts::place(backend, allowed, live);
-    let first_account = backend
-        .config
-        .accounts
-        .first()
-        .map_or("", |a| a.name.as_str());
+    let first_account = backend.config.first_account();
     let places = Places {
         store: &store,
         waiting: &backend.waiting,
@@ -65,7 +61,7 @@ pub(in crate::claude) fn begin(
     // A session whose account has no allowance left moves to one that has
     // (its process, of the old login, closed), or the turn is refused.
     let (account, moved) = if lease.created() {
-        (lease.account().unwrap_or_default(), false)
+        (accounts::of_session(backend, &lease), false)
     } else {
         accounts::keep_or_move(backend, &lease, allowed, live)?
     };

@@ -12,13 +12,13 @@ use std::time::Instant;
 
 use crate::metrics::TurnEnd;
 
+use crate::claude::engine::accounts::of_session;
 use crate::claude::engine::cold_start::warm_or_cold;
 use crate::claude::engine::give_up::{finish_unheard, Cut};
 use crate::claude::engine::turn::{watch_client, Took, Turn};
 use crate::claude::engine::waiting::Waiting;
 use crate::claude::request::history::HistoryHasher;
 use crate::claude::request::validate::{Message as ChatMessage, ValidChat};
-use crate::claude::sessions::SessionLease;
 use crate::claude::tools::ToolAnswer;
 use crate::claude::ClaudeBackend;
 use crate::error::ApiError;
@@ -64,7 +64,7 @@ pub(in crate::claude) fn carry_on(
                     .into(),
             });
         }
-        let account = account_of(backend, &lease);
+        let account = of_session(backend, &lease);
         return Ok(Turn::assemble(
             backend,
             incoming,
@@ -95,21 +95,11 @@ pub(in crate::claude) fn carry_on(
         run.into_process().close();
         None
     };
-    let account = account_of(backend, &lease);
+    let account = of_session(backend, &lease);
     let taken = warm_or_cold(backend, incoming, &asked, &lease, &account, candidate)?;
     Ok(Turn::assemble(
         backend, incoming, chat, taken, lease, &account, history,
     ))
-}
-
-/// The account a waiting turn's session runs on (it stays there: its
-/// process is of that login).
-fn account_of(backend: &ClaudeBackend, lease: &SessionLease) -> String {
-    let first = backend.config.accounts.first();
-    lease
-        .account()
-        .or_else(|| first.map(|a| a.name.clone()))
-        .unwrap_or_default()
 }
 
 /// The client's result for call `id`, the `n`-th of its answer: by id, or

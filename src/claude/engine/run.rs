@@ -161,19 +161,16 @@ impl CliRun {
     pub fn finish(&mut self) -> Result<Finished, ApiError> {
         let outcome = self.adapter.finish();
         let reason = self.process.reason();
-        // An interrupted turn that still ended with its `result` leaves the
-        // child ready for the next one; so does a turn the API refused for
-        // a limit (the CLI waits for the next turn as after any other).
-        let refused_for_a_limit = matches!(
-            outcome,
-            Outcome::Failed(
-                ApiError::UsageLimitReached { .. } | ApiError::RateLimitExceeded { .. }
-            )
-        );
+        // A turn that ended with its `result` line leaves a child kept open
+        // waiting for its next turn when the CLI only reported what happened:
+        // an answer, an interrupt, or an error of the API (a refused
+        // allowance, an overload). A failure of the CLI itself ends it, and
+        // its stderr says why.
+        let interrupted = matches!(reason, Some(StopReason::Timeout | StopReason::ClientGone));
+        let api_error = matches!(&outcome, Outcome::Failed(e)
+            if !matches!(e, ApiError::InternalError { .. }));
         let ended_cleanly = matches!(outcome, Outcome::Success { .. })
-            || (refused_for_a_limit
-                || matches!(reason, Some(StopReason::Timeout | StopReason::ClientGone)))
-                && self.adapter.has_result();
+            || self.adapter.has_result() && (interrupted || api_error);
         let Reaped {
             stderr,
             exit_code,

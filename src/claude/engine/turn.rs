@@ -5,9 +5,9 @@
 //! turn waiting ([`Turn::wait_for_results`]).
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use crate::allowance::{Allowance, Allowances};
+use crate::allowance::Allowances;
 use crate::claude::child::process::CliProcess;
 use crate::claude::child::warm::WarmProcesses;
 use crate::claude::engine::run::put_away;
@@ -46,9 +46,8 @@ pub(in crate::claude) struct Turn {
     pub(in crate::claude) key_holder: KeyHolder,
     pub(in crate::claude) tool_wait: std::time::Duration,
     metrics: Arc<Metrics>,
-    /// The login's allowance, told what the CLI reports of it.
-    allowance: Arc<Allowance>,
-    /// Every login's, to tell whether another one could take the session.
+    /// Every login's allowance: the turn's own is told what the CLI reports
+    /// of it, and another could take the session when it runs out.
     allowances: Arc<Allowances>,
     /// The accounts this request's key may use (`None`: any).
     allowed_accounts: Option<Vec<String>>,
@@ -120,10 +119,7 @@ impl Turn {
         account: &str,
         history: Option<HistoryHasher>,
     ) -> Turn {
-        let created = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let created = crate::clock::unix_secs();
         let adapter = Adapter::new(
             format!("chatcmpl-{}", uuid::Uuid::new_v4()),
             created,
@@ -168,7 +164,6 @@ impl Turn {
             key_holder: backend.key_holder.clone(),
             tool_wait: backend.config.tool_result_timeout,
             metrics: backend.metrics.clone(),
-            allowance: backend.allowances.of(account),
             allowances: backend.allowances.clone(),
             allowed_accounts: backend
                 .config
@@ -296,7 +291,7 @@ impl Turn {
     /// What the CLI reported of the login's allowance, told to it.
     pub(in crate::claude) fn note_allowance(&mut self) {
         if let Some(info) = self.run.adapter.take_rate_limit() {
-            self.allowance.note(&info);
+            self.allowances.of(&self.facts.account).note(&info);
         }
     }
 
@@ -306,7 +301,7 @@ impl Turn {
         self.note_allowance();
         match error {
             ApiError::UsageLimitReached { .. } => {
-                let refusal = self.allowance.refused();
+                let refusal = self.allowances.of(&self.facts.account).refused();
                 let allowed = self.allowed_accounts.as_deref();
                 let placed = self.allowances.place(allowed, |_| 0);
                 ApiError::UsageLimitReached {

@@ -8,7 +8,6 @@ use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -103,10 +102,7 @@ pub(super) fn load_registry(path: &Path) -> Vec<Record> {
 /// Renames a bad registry to `<name>.corrupt-<unix seconds>`; says where it
 /// went, or why it could not be moved.
 fn move_aside(path: &Path) -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = crate::clock::unix_secs();
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".corrupt-{secs}"));
     let target = PathBuf::from(name);
